@@ -1,0 +1,13 @@
+//! dirsync keeps a target application's users and groups in step with Microsoft Entra ID.
+//!
+//! The pure [`plan`] decides what a run changes; the rest is the shell around it: a
+//! [`source`] that reads Entra, a [`target`] adapter that applies changes, a [`store`] that
+//! mirrors what was applied and keeps reports, and [`sync`], which runs one tenant end to end.
+#![forbid(unsafe_code)]
+
+pub mod domain;
+pub mod plan;
+pub mod source;
+pub mod store;
+pub mod target;
+pub mod tenant;

@@ -1,0 +1,734 @@
+//! The planning algorithm: classify groups, validate users, derive roles, statuses and
+//! memberships, then lay the operations out in an order the target can follow.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use super::fields::{DesiredFields, desired_fields, usable_email};
+use super::model::*;
+use super::MAX_GROUP_MEMBERS;
+use crate::domain::{Email, EntraObjectId, Role, TargetUserId, UserStatus};
+
+/// The emails whose target users the planner needs to know (R4 adoption, R7 collisions): those
+/// of users not synced yet, and the new emails of synced users whose email changed.
+pub fn emails_to_look_up(policy: &TenantPolicy, snapshot: &SourceSnapshot, mirror: &Mirror) -> Vec<Email> {
+    let selected: HashSet<&EntraObjectId> = policy.selected_groups.iter().map(|g| &g.entra_id).collect();
+    let mirrored: HashMap<&EntraObjectId, &MirrorUser> = mirror.users.iter().map(|u| (&u.entra_id, u)).collect();
+    let mut emails = BTreeSet::new();
+    for fetch in snapshot.groups.iter().filter(|f| selected.contains(&f.entra_id)) {
+        let GroupOutcome::Found { members, .. } = &fetch.outcome else { continue };
+        if members.len() > MAX_GROUP_MEMBERS {
+            continue;
+        }
+        for user in members {
+            let Ok(email) = usable_email(user) else { continue };
+            match mirrored.get(&user.id) {
+                Some(synced) if synced.state.fields.email.same_spelling(&email) => {}
+                _ => {
+                    emails.insert(email.normalized());
+                }
+            }
+        }
+    }
+    emails.into_iter().filter_map(|e| Email::parse(&e).ok()).collect()
+}
+
+/// A selected group whose members were read this run.
+struct VisibleGroup<'a> {
+    key: GroupKey,
+    name: String,
+    members: Vec<&'a EntraUser>,
+    existing: Option<&'a MirrorGroup>,
+}
+
+/// A synced user as this run sees them, once validated.
+struct Candidate<'a> {
+    user: &'a EntraUser,
+    desired: DesiredFields,
+}
+
+/// What planning decided about a user seen in a readable group.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Valid, with this status after the run: may join groups when active.
+    Managed(UserStatus),
+    /// An error stops changes to this user; existing memberships stay (R8, R17).
+    Frozen,
+    /// Not in the target and not to be created this run (disabled, or an adoption conflict).
+    Absent,
+}
+
+/// The pure planning function (see the module documentation for its contract).
+pub fn plan(input: PlanInput<'_>) -> Plan {
+    Planner::new(input).run()
+}
+
+struct Planner<'a> {
+    input: PlanInput<'a>,
+    notes: Vec<Note>,
+    groups: Vec<GroupSummary>,
+    mirror_users: HashMap<&'a EntraObjectId, &'a MirrorUser>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(input: PlanInput<'a>) -> Self {
+        Self {
+            input,
+            notes: Vec::new(),
+            groups: Vec::new(),
+            mirror_users: input.mirror.users.iter().map(|u| (&u.entra_id, u)).collect(),
+        }
+    }
+
+    fn user_note(&mut self, label: UserLabel, severity: Severity, message: String) {
+        self.notes.push(Note {
+            subject: Subject::User(label),
+            severity,
+            message,
+        });
+    }
+
+    fn group_note(&mut self, entra_id: &EntraObjectId, name: &str, severity: Severity, message: String) {
+        self.notes.push(Note {
+            subject: Subject::Group {
+                entra_id: entra_id.clone(),
+                name: name.to_owned(),
+            },
+            severity,
+            message,
+        });
+    }
+
+    fn run(mut self) -> Plan {
+        let input = self.input;
+        let (visible, frozen_groups, conversions) = self.classify_groups();
+
+        // Every user seen in a readable group, once, in a stable order.
+        let mut seen: BTreeMap<&EntraObjectId, &EntraUser> = BTreeMap::new();
+        for group in &visible {
+            for user in &group.members {
+                seen.entry(&user.id).or_insert(user);
+            }
+        }
+
+        // Memberships that cannot be read this run stand as the mirror has them (R17).
+        let mut frozen_membership: HashMap<&EntraObjectId, Vec<Role>> = HashMap::new();
+        for group in &frozen_groups {
+            for member in &group.members {
+                frozen_membership.entry(member).or_default().push(group.key.role);
+            }
+        }
+
+        // R14: internal wins over basic, counting memberships that could not be read this run.
+        let mut roles: HashMap<&EntraObjectId, Role> = frozen_membership
+            .iter()
+            .map(|(id, roles)| (*id, strongest(roles.iter().copied())))
+            .collect();
+        for group in &visible {
+            for user in &group.members {
+                let role = roles.entry(&user.id).or_insert(group.key.role);
+                *role = strongest([*role, group.key.role]);
+            }
+        }
+
+        let candidates = self.validate_users(&seen);
+
+        let mut standing: HashMap<&EntraObjectId, Standing> =
+            seen.keys().map(|id| (*id, Standing::Frozen)).collect();
+        let mut user_ops = Vec::new();
+        let mut deactivations = Vec::new();
+        let mirror_email_owner: HashMap<&Email, &EntraObjectId> = input
+            .mirror
+            .users
+            .iter()
+            .map(|u| (&u.state.fields.email, &u.entra_id))
+            .collect();
+        let target_owner: HashMap<&TargetUserId, &EntraObjectId> =
+            input.mirror.users.iter().map(|u| (&u.target_id, &u.entra_id)).collect();
+
+        for (id, candidate) in &candidates {
+            let role = roles[id];
+            let outcome = match self.mirror_users.get(id).copied() {
+                None => self.plan_new_user(candidate, role, &target_owner),
+                Some(synced) => self.plan_synced_user(candidate, synced, role, &mirror_email_owner),
+            };
+            let (new_standing, op) = outcome;
+            standing.insert(*id, new_standing);
+            user_ops.extend(op);
+        }
+
+        // R10/R11: synced users seen in no group, and not held by an unreadable group, leave.
+        for synced in &input.mirror.users {
+            if seen.contains_key(&synced.entra_id) || frozen_membership.contains_key(&synced.entra_id) {
+                continue;
+            }
+            if synced.state.status == UserStatus::Active {
+                deactivations.push(Op::DeactivateUser {
+                    user: mirror_label(synced),
+                    target_id: synced.target_id.clone(),
+                    to: input.policy.deactivation_status.into(),
+                    reason: DeactivationReason::RemovedFromSyncedGroups,
+                });
+            }
+        }
+
+        let label_of = |id: &EntraObjectId| -> UserLabel {
+            match (candidates.get(id), seen.get(id), self.mirror_users.get(id)) {
+                (Some(candidate), _, _) => candidate_label(candidate),
+                (None, Some(user), mirrored) => raw_label(user, mirrored.copied()),
+                (None, None, Some(mirrored)) => mirror_label(mirrored),
+                (None, None, None) => UserLabel {
+                    entra_id: id.clone(),
+                    email: String::new(),
+                    name: String::new(),
+                },
+            }
+        };
+
+        let mut ops = Vec::new();
+
+        // 1. Groups leaving management: members out first, then the conversion (R12, R13).
+        for (group, reason) in &conversions {
+            if !group.members.is_empty() {
+                ops.push(Op::RemoveMembers {
+                    group: group.key.clone(),
+                    group_name: group.name.clone(),
+                    users: sorted_labels(group.members.iter(), &label_of),
+                });
+            }
+            ops.push(Op::ConvertToSystemGroup {
+                group: group.key.clone(),
+                target_id: group.target_id.clone(),
+                old_name: group.name.clone(),
+                new_name: format!("{}_{}", group.name, input.now.timestamp_millis()),
+                reason: *reason,
+            });
+        }
+
+        // 2. Groups created (R2) and renamed (R3).
+        for group in &visible {
+            match group.existing {
+                None => ops.push(Op::CreateGroup {
+                    group: group.key.clone(),
+                    name: group.name.clone(),
+                }),
+                Some(existing) if existing.name != group.name => ops.push(Op::RenameGroup {
+                    group: group.key.clone(),
+                    target_id: existing.target_id.clone(),
+                    old_name: existing.name.clone(),
+                    new_name: group.name.clone(),
+                }),
+                Some(_) => {}
+            }
+        }
+
+        // 3. Users created, adopted, updated, (re)activated: all before they join groups.
+        ops.extend(user_ops);
+
+        // 4 and 5. Memberships of readable groups: additions, then removals (R10, R14).
+        let mut removals = Vec::new();
+        for group in &visible {
+            let current: HashSet<&EntraObjectId> = group
+                .existing
+                .map(|g| g.members.iter().collect())
+                .unwrap_or_default();
+            let mut desired: HashSet<&EntraObjectId> = HashSet::new();
+            for user in &group.members {
+                let keep_if_present = match standing.get(&user.id).copied().unwrap_or(Standing::Frozen) {
+                    Standing::Managed(UserStatus::Active) => roles[&user.id] == group.key.role,
+                    Standing::Managed(_) => {
+                        // A deactivated user keeps the memberships it has but joins no group:
+                        // the target refuses to add an archived user.
+                        roles[&user.id] == group.key.role && current.contains(&user.id)
+                    }
+                    Standing::Frozen | Standing::Absent => current.contains(&user.id),
+                };
+                if keep_if_present {
+                    desired.insert(&user.id);
+                }
+            }
+            // A user whose data could not be read keeps the membership it had (R8, R17).
+            for member in &current {
+                if standing.get(member) == Some(&Standing::Frozen) {
+                    desired.insert(member);
+                }
+            }
+            let added: Vec<&EntraObjectId> = desired.difference(&current).copied().collect();
+            let removed: Vec<&EntraObjectId> = current.difference(&desired).copied().collect();
+            if !added.is_empty() {
+                ops.push(Op::AddMembers {
+                    group: group.key.clone(),
+                    group_name: group.name.clone(),
+                    users: sorted_labels(added.into_iter(), &label_of),
+                });
+            }
+            if !removed.is_empty() {
+                removals.push(Op::RemoveMembers {
+                    group: group.key.clone(),
+                    group_name: group.name.clone(),
+                    users: sorted_labels(removed.into_iter(), &label_of),
+                });
+            }
+        }
+        ops.extend(removals);
+
+        // 6. Deactivations last, once the users are out of every group they left.
+        ops.extend(deactivations);
+
+        let deactivating = ops.iter().filter(|op| op.deactivates()).count();
+        let threshold = input.policy.deletion_threshold;
+        let hold = (threshold > 0 && deactivating > threshold as usize && !input.guard_lifted).then_some(Hold {
+            deactivations: deactivating,
+            threshold,
+        });
+
+        Plan {
+            ops,
+            notes: self.notes,
+            groups: self.groups,
+            hold,
+        }
+    }
+
+    /// Sorts the selected and formerly synced groups into readable ones, unreadable ones whose
+    /// mirror must stand, and synced groups to convert to system groups.
+    #[allow(clippy::type_complexity)]
+    fn classify_groups(
+        &mut self,
+    ) -> (
+        Vec<VisibleGroup<'a>>,
+        Vec<&'a MirrorGroup>,
+        Vec<(&'a MirrorGroup, ConversionReason)>,
+    ) {
+        let input = self.input;
+        let fetches: HashMap<&EntraObjectId, &GroupOutcome> =
+            input.snapshot.groups.iter().map(|f| (&f.entra_id, &f.outcome)).collect();
+        let mut mirror_groups: HashMap<&EntraObjectId, &MirrorGroup> = HashMap::new();
+        for group in &input.mirror.groups {
+            mirror_groups.entry(&group.key.entra_id).or_insert(group);
+        }
+
+        let mut visible = Vec::new();
+        let mut frozen = Vec::new();
+        let mut conversions = Vec::new();
+        let mut selected_ids = HashSet::new();
+
+        for selected in &input.policy.selected_groups {
+            if !selected_ids.insert(&selected.entra_id) {
+                continue;
+            }
+            let existing = mirror_groups.get(&selected.entra_id).copied();
+            let known_name = existing.map(|g| g.name.clone()).unwrap_or_default();
+            let failed = ShallowOutcome::Failed;
+            let outcome = match fetches.get(&selected.entra_id) {
+                Some(GroupOutcome::Found { members, .. }) if members.len() > MAX_GROUP_MEMBERS => failed(format!(
+                    "the group has {} direct user members, more than the limit of {MAX_GROUP_MEMBERS}; \
+                     nothing in it was changed",
+                    members.len()
+                )),
+                Some(outcome) => (*outcome).clone_shallow(),
+                None => failed("the group was not read from Entra in this run".to_owned()),
+            };
+            match outcome {
+                ShallowOutcome::Found { display_name, members } => {
+                    let mut name = display_name.trim().to_owned();
+                    if name.is_empty() {
+                        name = selected.entra_id.to_string();
+                        self.group_note(
+                            &selected.entra_id,
+                            &name,
+                            Severity::Warning,
+                            "the group has no display name in Entra; its ID is used as its name".to_owned(),
+                        );
+                    }
+                    let mut unique = HashSet::new();
+                    let members: Vec<&EntraUser> = members.iter().filter(|u| unique.insert(&u.id)).collect();
+                    let mut message = None;
+                    let reuse = match existing {
+                        Some(old) if old.key.role != selected.role => {
+                            message = Some(format!(
+                                "role changed from {} to {}: the old synced group becomes a system group",
+                                old.key.role, selected.role
+                            ));
+                            conversions.push((old, ConversionReason::RoleChanged));
+                            None
+                        }
+                        other => other,
+                    };
+                    self.groups.push(GroupSummary {
+                        entra_id: selected.entra_id.clone(),
+                        name: name.clone(),
+                        role: selected.role,
+                        members_seen: Some(members.len()),
+                        status: GroupStatus::Found,
+                        message,
+                    });
+                    visible.push(VisibleGroup {
+                        key: GroupKey {
+                            entra_id: selected.entra_id.clone(),
+                            role: selected.role,
+                        },
+                        name,
+                        members,
+                        existing: reuse,
+                    });
+                }
+                ShallowOutcome::Deleted => {
+                    let message = match existing {
+                        Some(old) => {
+                            conversions.push((old, ConversionReason::DeletedInEntra));
+                            "deleted in Entra: the synced group becomes a system group".to_owned()
+                        }
+                        None => {
+                            let message = "the group does not exist in Entra: check the group ID in the \
+                                           tenant's configuration"
+                                .to_owned();
+                            self.group_note(&selected.entra_id, &known_name, Severity::Error, message.clone());
+                            message
+                        }
+                    };
+                    self.groups.push(GroupSummary {
+                        entra_id: selected.entra_id.clone(),
+                        name: known_name,
+                        role: selected.role,
+                        members_seen: None,
+                        status: GroupStatus::Deleted,
+                        message: Some(message),
+                    });
+                }
+                ShallowOutcome::Failed(reason) => {
+                    let mut message = format!("could not be read: {reason}; nothing in it was changed");
+                    if let Some(old) = existing {
+                        frozen.push(old);
+                        if old.key.role != selected.role {
+                            message.push_str(&format!(
+                                " (its role change from {} to {} waits for a run that can read it)",
+                                old.key.role, selected.role
+                            ));
+                        }
+                    }
+                    self.group_note(&selected.entra_id, &known_name, Severity::Error, message.clone());
+                    self.groups.push(GroupSummary {
+                        entra_id: selected.entra_id.clone(),
+                        name: known_name,
+                        role: selected.role,
+                        members_seen: None,
+                        status: GroupStatus::Failed,
+                        message: Some(message),
+                    });
+                }
+            }
+        }
+
+        for group in &input.mirror.groups {
+            if !selected_ids.contains(&group.key.entra_id) {
+                conversions.push((group, ConversionReason::Deselected));
+                self.groups.push(GroupSummary {
+                    entra_id: group.key.entra_id.clone(),
+                    name: group.name.clone(),
+                    role: group.key.role,
+                    members_seen: None,
+                    status: GroupStatus::Deselected,
+                    message: Some("no longer selected: the synced group becomes a system group".to_owned()),
+                });
+            }
+        }
+        (visible, frozen, conversions)
+    }
+
+    /// R5 and R8: the users whose data can be synced, with errors noted for the others.
+    fn validate_users(&mut self, seen: &BTreeMap<&'a EntraObjectId, &'a EntraUser>) -> BTreeMap<&'a EntraObjectId, Candidate<'a>> {
+        let mut candidates = BTreeMap::new();
+        let mut by_email: HashMap<Email, Vec<&EntraObjectId>> = HashMap::new();
+        for (id, user) in seen {
+            match desired_fields(user) {
+                Ok(desired) => {
+                    by_email.entry(desired.fields.email.clone()).or_default().push(id);
+                    candidates.insert(*id, Candidate { user, desired });
+                }
+                Err(message) => {
+                    let mirrored = self.mirror_users.get(id).copied();
+                    let suffix = if mirrored.is_some() { "; the synced user is left as it is" } else { "; the user is not created" };
+                    self.user_note(raw_label(user, mirrored), Severity::Error, format!("{message}{suffix}"));
+                }
+            }
+        }
+        let mut duplicates: Vec<(&Email, &Vec<&EntraObjectId>)> =
+            by_email.iter().filter(|(_, ids)| ids.len() > 1).collect();
+        duplicates.sort_by_key(|(email, _)| email.normalized());
+        for (email, ids) in duplicates {
+            for id in ids {
+                let candidate = candidates.remove(*id).expect("every id in by_email is a candidate");
+                let others: Vec<String> = ids.iter().filter(|o| *o != id).map(|o| o.to_string()).collect();
+                self.user_note(
+                    candidate_label(&candidate),
+                    Severity::Error,
+                    format!(
+                        "duplicate email {email}: also used by Entra user {}; neither is created or \
+                         adopted and synced users keep their current state",
+                        others.join(", ")
+                    ),
+                );
+            }
+        }
+        candidates
+    }
+
+    /// R4: a user not synced yet is adopted by email or created.
+    fn plan_new_user(
+        &mut self,
+        candidate: &Candidate<'a>,
+        role: Role,
+        target_owner: &HashMap<&TargetUserId, &EntraObjectId>,
+    ) -> (Standing, Option<Op>) {
+        let label = candidate_label(candidate);
+        for warning in &candidate.desired.warnings {
+            self.user_note(label.clone(), Severity::Warning, warning.clone());
+        }
+        if candidate.user.account_enabled == Some(false) {
+            self.user_note(label, Severity::Info, "not created: the account is disabled in Entra".to_owned());
+            return (Standing::Absent, None);
+        }
+        let state = UserState {
+            fields: candidate.desired.fields.clone(),
+            role,
+            status: UserStatus::Active,
+        };
+        match self.input.target.users_by_email.get(&state.fields.email) {
+            Some(existing) => {
+                if let Some(owner) = target_owner.get(&existing.id) {
+                    let message = format!(
+                        "the target user with email {} is already linked to Entra user {owner}; \
+                         it is not adopted a second time",
+                        existing.fields.email
+                    );
+                    self.user_note(label, Severity::Error, message);
+                    return (Standing::Absent, None);
+                }
+                let mut changes = field_changes(&existing.fields, &state.fields);
+                if existing.status != UserStatus::Active {
+                    changes.push(status_change(existing.status, UserStatus::Active));
+                }
+                let op = Op::AdoptUser {
+                    user: label,
+                    target_id: existing.id.clone(),
+                    changes,
+                    state,
+                };
+                (Standing::Managed(UserStatus::Active), Some(op))
+            }
+            None => (Standing::Managed(UserStatus::Active), Some(Op::CreateUser { user: label, state })),
+        }
+    }
+
+    /// R5, R7, R9, R14, R15: a synced user's changes since the mirror.
+    fn plan_synced_user(
+        &mut self,
+        candidate: &Candidate<'a>,
+        synced: &'a MirrorUser,
+        role: Role,
+        mirror_email_owner: &HashMap<&Email, &EntraObjectId>,
+    ) -> (Standing, Option<Op>) {
+        let mut fields = candidate.desired.fields.clone();
+        let label = candidate_label(candidate);
+        for warning in &candidate.desired.warnings {
+            self.user_note(label.clone(), Severity::Warning, warning.clone());
+        }
+        let old_email = &synced.state.fields.email;
+        if !old_email.same_spelling(&fields.email) {
+            let new_email = &fields.email;
+            let refusal = if old_email.domain_differs(new_email) {
+                Some(format!(
+                    "email domain change is not supported: Entra has {new_email}, the target keeps \
+                     {old_email}; every other field is still updated"
+                ))
+            } else if old_email != new_email && self.email_taken(new_email, synced, mirror_email_owner) {
+                Some(format!(
+                    "email change to {new_email} would collide with another target user: the target \
+                     keeps {old_email}; every other field is still updated"
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = refusal {
+                self.user_note(label.clone(), Severity::Error, message);
+                fields.email = old_email.clone();
+            }
+        }
+
+        let status = match candidate.user.account_enabled {
+            Some(false) if synced.state.status == UserStatus::Active => self.input.policy.deactivation_status.into(),
+            Some(false) | None => synced.state.status,
+            Some(true) => UserStatus::Active,
+        };
+        let mut changes = field_changes(&synced.state.fields, &fields);
+        if synced.state.role != role {
+            changes.push(FieldChange {
+                field: ManagedField::Role,
+                old: Some(synced.state.role.to_string()),
+                new: Some(role.to_string()),
+            });
+        }
+        let label_for_op = candidate_label(candidate);
+        let op = if !changes.is_empty() {
+            if synced.state.status != status {
+                changes.push(status_change(synced.state.status, status));
+            }
+            Some(Op::UpdateUser {
+                user: label_for_op,
+                target_id: synced.target_id.clone(),
+                changes,
+                state: UserState { fields, role, status },
+            })
+        } else if synced.state.status != status {
+            Some(if status == UserStatus::Active {
+                Op::ActivateUser {
+                    user: label_for_op,
+                    target_id: synced.target_id.clone(),
+                    from: synced.state.status,
+                }
+            } else {
+                Op::DeactivateUser {
+                    user: label_for_op,
+                    target_id: synced.target_id.clone(),
+                    to: status,
+                    reason: DeactivationReason::DisabledInEntra,
+                }
+            })
+        } else {
+            None
+        };
+        (Standing::Managed(status), op)
+    }
+
+    /// R7: whether another target user already has `email`.
+    fn email_taken(
+        &self,
+        email: &Email,
+        synced: &MirrorUser,
+        mirror_email_owner: &HashMap<&Email, &EntraObjectId>,
+    ) -> bool {
+        let other_target_user = self
+            .input
+            .target
+            .users_by_email
+            .get(email)
+            .is_some_and(|found| found.id != synced.target_id);
+        let other_synced_user = mirror_email_owner
+            .get(email)
+            .is_some_and(|owner| **owner != synced.entra_id);
+        other_target_user || other_synced_user
+    }
+}
+
+/// The outcome of a fetch, borrowed: lets `classify_groups` treat an over-limit group as Failed
+/// without copying member lists.
+enum ShallowOutcome<'a> {
+    Found {
+        display_name: &'a str,
+        members: &'a [EntraUser],
+    },
+    Deleted,
+    Failed(String),
+}
+
+impl GroupOutcome {
+    fn clone_shallow(&self) -> ShallowOutcome<'_> {
+        match self {
+            GroupOutcome::Found { display_name, members } => ShallowOutcome::Found {
+                display_name,
+                members,
+            },
+            GroupOutcome::Deleted => ShallowOutcome::Deleted,
+            GroupOutcome::Failed { reason } => ShallowOutcome::Failed(reason.clone()),
+        }
+    }
+}
+
+fn strongest(roles: impl IntoIterator<Item = Role>) -> Role {
+    if roles.into_iter().any(|r| r == Role::Internal) {
+        Role::Internal
+    } else {
+        Role::Basic
+    }
+}
+
+fn status_change(old: UserStatus, new: UserStatus) -> FieldChange {
+    FieldChange {
+        field: ManagedField::Status,
+        old: Some(old.to_string()),
+        new: Some(new.to_string()),
+    }
+}
+
+/// R5: the fields that differ, old → new. Email compares by spelling so a change of case is sent.
+fn field_changes(old: &UserFields, new: &UserFields) -> Vec<FieldChange> {
+    let mut changes = Vec::new();
+    let mut compare = |field, old: Option<&str>, new: Option<&str>| {
+        if old != new {
+            changes.push(FieldChange {
+                field,
+                old: old.map(str::to_owned),
+                new: new.map(str::to_owned),
+            });
+        }
+    };
+    compare(ManagedField::FirstName, Some(&old.first_name), Some(&new.first_name));
+    compare(ManagedField::LastName, Some(&old.last_name), Some(&new.last_name));
+    compare(ManagedField::Email, Some(old.email.as_str()), Some(new.email.as_str()));
+    compare(ManagedField::Phone, old.phone.as_deref(), new.phone.as_deref());
+    compare(ManagedField::JobTitle, old.job_title.as_deref(), new.job_title.as_deref());
+    changes
+}
+
+fn candidate_label(candidate: &Candidate<'_>) -> UserLabel {
+    let fields = &candidate.desired.fields;
+    UserLabel {
+        entra_id: candidate.user.id.clone(),
+        email: fields.email.to_string(),
+        name: full_name(&fields.first_name, &fields.last_name),
+    }
+}
+
+fn mirror_label(user: &MirrorUser) -> UserLabel {
+    let fields = &user.state.fields;
+    UserLabel {
+        entra_id: user.entra_id.clone(),
+        email: fields.email.to_string(),
+        name: full_name(&fields.first_name, &fields.last_name),
+    }
+}
+
+/// A label for a user whose data may be unusable: whatever Entra and the mirror can tell.
+fn raw_label(user: &EntraUser, mirrored: Option<&MirrorUser>) -> UserLabel {
+    let email = user
+        .mail
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .or_else(|| user.user_principal_name.clone())
+        .or_else(|| mirrored.map(|m| m.state.fields.email.to_string()))
+        .unwrap_or_default();
+    let name = user.display_name.clone().filter(|d| !d.trim().is_empty()).unwrap_or_else(|| {
+        full_name(
+            user.given_name.as_deref().unwrap_or_default(),
+            user.surname.as_deref().unwrap_or_default(),
+        )
+    });
+    UserLabel {
+        entra_id: user.id.clone(),
+        email,
+        name,
+    }
+}
+
+fn full_name(first: &str, last: &str) -> String {
+    format!("{first} {last}").trim().to_owned()
+}
+
+fn sorted_labels<'i>(
+    ids: impl Iterator<Item = &'i EntraObjectId>,
+    label_of: &impl Fn(&EntraObjectId) -> UserLabel,
+) -> Vec<UserLabel> {
+    let mut ids: Vec<&EntraObjectId> = ids.collect();
+    ids.sort();
+    ids.into_iter().map(label_of).collect()
+}

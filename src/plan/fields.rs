@@ -1,0 +1,132 @@
+//! R5: turning a Graph user into the target fields, with the fallbacks, limits and messages.
+
+use super::model::{EntraUser, UserFields};
+use crate::domain::{Email, EmailError};
+
+/// R5: first name, last name, phone and job title hold at most this many characters.
+pub const MAX_FIELD_CHARS: usize = 512;
+
+/// Cuts `text` to at most `max` characters, always on a character boundary. Returns whether it cut.
+pub fn truncate_chars(text: &str, max: usize) -> (String, bool) {
+    match text.char_indices().nth(max) {
+        Some((byte_index, _)) => (text[..byte_index].to_owned(), true),
+        None => (text.to_owned(), false),
+    }
+}
+
+/// A user's fields as they should be in the target, with any warnings about how they were derived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DesiredFields {
+    pub fields: UserFields,
+    pub warnings: Vec<String>,
+}
+
+fn non_blank(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// R5: `mail`, or the user principal name when `mail` is empty and the UPN is an email address.
+pub(crate) fn usable_email(user: &EntraUser) -> Result<Email, String> {
+    if let Some(mail) = non_blank(&user.mail) {
+        return Email::parse(mail).map_err(|err| format!("no usable email: mail {err}"));
+    }
+    match non_blank(&user.user_principal_name) {
+        Some(upn) => Email::parse(upn).map_err(|err| match err {
+            EmailError::GuestPrincipalName(_) => format!(
+                "no usable email: mail is empty and the user principal name {upn:?} is a guest \
+                 (#EXT#) name, not a mailbox; set the user's mail attribute in Entra"
+            ),
+            _ => format!(
+                "no usable email: mail is empty and the user principal name {upn:?} is not an \
+                 email address; set the user's mail attribute in Entra"
+            ),
+        }),
+        None => Err("no usable email: both mail and userPrincipalName are empty".to_owned()),
+    }
+}
+
+fn limited(label: &str, value: &str, warnings: &mut Vec<String>) -> String {
+    let (kept, cut) = truncate_chars(value, MAX_FIELD_CHARS);
+    if cut {
+        warnings.push(format!(
+            "{label} is {} characters long; cut to {MAX_FIELD_CHARS}",
+            value.chars().count()
+        ));
+    }
+    kept
+}
+
+/// R5: the target fields for `user`, or the reason the user cannot be synced.
+pub(crate) fn desired_fields(user: &EntraUser) -> Result<DesiredFields, String> {
+    let email = usable_email(user)?;
+    let mut warnings = Vec::new();
+
+    let given = non_blank(&user.given_name);
+    let surname = non_blank(&user.surname);
+    let (first, last) = match (given, surname) {
+        (Some(first), Some(last)) => (first.to_owned(), last.to_owned()),
+        _ => {
+            let Some(display) = non_blank(&user.display_name) else {
+                let missing = if given.is_none() && surname.is_none() {
+                    "givenName and surname are"
+                } else if given.is_none() {
+                    "givenName is"
+                } else {
+                    "surname is"
+                };
+                return Err(format!(
+                    "no usable name: {missing} empty and there is no displayName to fall back on"
+                ));
+            };
+            let (first_word, rest) = match display.split_once(char::is_whitespace) {
+                Some((first_word, rest)) => (first_word, rest.trim()),
+                None => (display, ""),
+            };
+            let first = given.unwrap_or(first_word).to_owned();
+            let last = surname.unwrap_or(rest).to_owned();
+            warnings.push(format!(
+                "{} empty in Entra; taken from displayName {display:?}",
+                match (given, surname) {
+                    (None, None) => "givenName and surname are",
+                    (None, Some(_)) => "givenName is",
+                    _ => "surname is",
+                }
+            ));
+            (first, last)
+        }
+    };
+
+    let phone = user
+        .business_phones
+        .first()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .map(|p| limited("business phone", p, &mut warnings));
+    let job_title = non_blank(&user.job_title).map(|t| limited("job title", t, &mut warnings));
+
+    Ok(DesiredFields {
+        fields: UserFields {
+            email,
+            first_name: limited("first name", &first, &mut warnings),
+            last_name: limited("last name", &last, &mut warnings),
+            phone,
+            job_title,
+        },
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_never_splits_a_character() {
+        let text = "é".repeat(600);
+        let (cut, was_cut) = truncate_chars(&text, MAX_FIELD_CHARS);
+        assert!(was_cut);
+        assert_eq!(cut.chars().count(), 512);
+        assert_eq!(cut.len(), 1024);
+        assert_eq!(truncate_chars("short", 512), ("short".to_owned(), false));
+    }
+}

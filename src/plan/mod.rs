@@ -1,0 +1,17 @@
+//! The pure planner: from what Entra says, what was synced before and what the target already
+//! holds, decide exactly which changes a run makes (SPEC.md R1–R18). No IO, no clock: `now` is an
+//! argument, so every rule is a unit test on plain data.
+
+mod engine;
+mod fields;
+mod model;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::{emails_to_look_up, plan};
+pub use fields::{MAX_FIELD_CHARS, truncate_chars};
+pub use model::*;
+
+/// R16: a group with more direct user members than this is Failed for the run.
+pub const MAX_GROUP_MEMBERS: usize = 50_000;

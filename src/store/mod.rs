@@ -1,0 +1,58 @@
+//! dirsync's own records: tenants, the mirror of what was synced, runs and their reports —
+//! the `Store` trait and its PostgreSQL implementation.
+
+mod model;
+pub mod postgres;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use model::*;
+
+use crate::domain::TenantKey;
+use crate::plan::{GroupSummary, Mirror};
+use crate::tenant::Tenant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("could not apply database migrations: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    NotFound(String),
+    /// A stored row no longer parses (edited by hand, or written by a newer version).
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// Persistence for everything dirsync remembers. Each method is atomic on its own.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates the tenant or replaces its configuration (selected groups included).
+    async fn upsert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
+    async fn tenant(&self, key: &TenantKey) -> Result<Option<Tenant>, StoreError>;
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+
+    /// The synced groups (not system groups) with their members, and the synced users.
+    async fn load_mirror(&self, tenant: &TenantKey) -> Result<Mirror, StoreError>;
+    /// Records what was applied successfully, in one transaction, set-based.
+    async fn apply_mirror_changes(&self, tenant: &TenantKey, changes: &MirrorChanges) -> Result<(), StoreError>;
+
+    /// Starts a run unless one is already running for the tenant (enforced by the database,
+    /// so it holds across replicas).
+    async fn begin_run(&self, tenant: &TenantKey, trigger: &Trigger, options: RunOptions) -> Result<RunStart, StoreError>;
+    async fn record_groups(&self, run: RunId, groups: &[GroupSummary]) -> Result<(), StoreError>;
+    /// Appends report lines; they are readable as soon as this returns.
+    async fn record_entries(&self, run: RunId, entries: &[ReportEntry]) -> Result<(), StoreError>;
+    async fn finish_run(&self, run: RunId, finish: &RunFinish) -> Result<(), StoreError>;
+
+    async fn run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError>;
+    /// The tenant's runs, newest first.
+    async fn runs(&self, tenant: &TenantKey, limit: i64) -> Result<Vec<RunRecord>, StoreError>;
+    async fn run_groups(&self, run: RunId) -> Result<Vec<GroupSummary>, StoreError>;
+    async fn run_entries(&self, run: RunId) -> Result<Vec<ReportEntry>, StoreError>;
+
+    /// R19: deletes the tenant's runs (and their reports) that started before `cutoff`.
+    async fn purge_runs_before(&self, tenant: &TenantKey, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+}

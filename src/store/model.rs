@@ -1,0 +1,190 @@
+//! The records the store keeps about runs and reports, and the mirror changes a run hands it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{EntraObjectId, TargetGroupId, TenantKey};
+use crate::plan::{GroupKey, MirrorUser, PlanCounts, Severity};
+use crate::source::FetchStats;
+
+pub type RunId = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    Automatic,
+    Manual,
+}
+
+impl TriggerKind {
+    /// As the report shows it (R19).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Automatic => "Automatic",
+            Self::Manual => "Manual",
+        }
+    }
+}
+
+/// What started a run, and who, for a forced one (R19, R21).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub kind: TriggerKind,
+    pub by: Option<String>,
+}
+
+impl Trigger {
+    pub fn automatic() -> Self {
+        Self {
+            kind: TriggerKind::Automatic,
+            by: None,
+        }
+    }
+
+    pub fn manual(by: impl Into<String>) -> Self {
+        Self {
+            kind: TriggerKind::Manual,
+            by: Some(by.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    CompletedWithErrors,
+    Failed,
+    Held,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::CompletedWithErrors => "completed with errors",
+            Self::Failed => "failed",
+            Self::Held => "held",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Running, Self::Succeeded, Self::CompletedWithErrors, Self::Failed, Self::Held]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// How a run is to be carried out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// R18: an admin approved the held run `approves`; the deletion guard is lifted for this run.
+    pub approves: Option<RunId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStart {
+    Started(RunId),
+    /// R21: a run is already in progress for the tenant; this is it.
+    AlreadyRunning(RunId),
+}
+
+/// The figures a finished run leaves behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// What the plan intended.
+    pub planned: PlanCounts,
+    pub operations_applied: usize,
+    pub operations_failed: usize,
+    pub source: FetchStats,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFinish {
+    pub status: RunStatus,
+    pub summary: RunSummary,
+    /// One sentence for the run as a whole, e.g. why it failed or was held.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub tenant: TenantKey,
+    pub trigger: Trigger,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub summary: Option<RunSummary>,
+    pub message: Option<String>,
+    pub options: RunOptions,
+}
+
+/// What a report line is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    User,
+    Group,
+    Run,
+}
+
+impl SubjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+            Self::Run => "run",
+        }
+    }
+}
+
+/// One line of a run's report (R19): an action taken with old → new values, a warning or an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportEntry {
+    pub subject: SubjectKind,
+    pub entra_id: Option<EntraObjectId>,
+    /// The user's email or the group's name.
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// "created", "updated", "added to group", "error", …
+    pub action: String,
+    pub field: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub severity: Severity,
+    pub message: Option<String>,
+}
+
+/// What a run applied successfully, for the mirror. Users are recorded whole (their state after
+/// the run); memberships and groups as changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MirrorChanges {
+    pub groups_created: Vec<CreatedGroup>,
+    pub groups_renamed: Vec<(GroupKey, String)>,
+    /// The synced groups converted to system groups, with their new names (R12, R13).
+    pub groups_converted: Vec<(GroupKey, String)>,
+    pub users: Vec<MirrorUser>,
+    pub members_added: Vec<(GroupKey, EntraObjectId)>,
+    pub members_removed: Vec<(GroupKey, EntraObjectId)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedGroup {
+    pub key: GroupKey,
+    pub target_id: TargetGroupId,
+    pub name: String,
+}
+
+impl MirrorChanges {
+    pub fn is_empty(&self) -> bool {
+        self.groups_created.is_empty()
+            && self.groups_renamed.is_empty()
+            && self.groups_converted.is_empty()
+            && self.users.is_empty()
+            && self.members_added.is_empty()
+            && self.members_removed.is_empty()
+    }
+}

@@ -1,0 +1,1 @@
+//! The PostgreSQL `Store`: set-based writes, migrations embedded and applied at start.

@@ -40,7 +40,9 @@ impl TryFrom<u8> for Retention {
             1 => Ok(Self::OneMonth),
             3 => Ok(Self::ThreeMonths),
             6 => Ok(Self::SixMonths),
-            other => Err(format!("report retention must be 1, 3 or 6 months, not {other}")),
+            other => Err(format!(
+                "report retention must be 1, 3 or 6 months, not {other}"
+            )),
         }
     }
 }

@@ -44,7 +44,8 @@ impl Email {
             _ => return Err(EmailError::Malformed(text.to_owned())),
         };
         let (local, domain) = (&text[..at], &text[at + 1..]);
-        let domain_ok = !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains("..");
+        let domain_ok =
+            !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains("..");
         if local.is_empty() || domain.is_empty() || !domain_ok {
             return Err(EmailError::Malformed(text.to_owned()));
         }
@@ -154,10 +155,23 @@ mod tests {
     #[test]
     fn malformed_emails_are_rejected_with_a_reason() {
         assert_eq!(Email::parse(" "), Err(EmailError::Empty));
-        for bad in ["jane", "@contoso.com", "jane@", "a@b@c.com", "jane@.com", "jane@contoso..com"] {
-            assert!(matches!(Email::parse(bad), Err(EmailError::Malformed(_))), "{bad:?}");
+        for bad in [
+            "jane",
+            "@contoso.com",
+            "jane@",
+            "a@b@c.com",
+            "jane@.com",
+            "jane@contoso..com",
+        ] {
+            assert!(
+                matches!(Email::parse(bad), Err(EmailError::Malformed(_))),
+                "{bad:?}"
+            );
         }
-        assert!(matches!(Email::parse("ja ne@contoso.com"), Err(EmailError::BadCharacters(_))));
+        assert!(matches!(
+            Email::parse("ja ne@contoso.com"),
+            Err(EmailError::BadCharacters(_))
+        ));
         assert!(matches!(
             Email::parse("jane_gmail.com#EXT#@contoso.onmicrosoft.com"),
             Err(EmailError::GuestPrincipalName(_))

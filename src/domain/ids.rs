@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    #[error("{0:?} is not an Entra object ID (expected a GUID such as 8f3e2c1a-0b4d-4e5f-9a6b-7c8d9e0f1a2b)")]
+    #[error(
+        "{0:?} is not an Entra object ID (expected a GUID such as 8f3e2c1a-0b4d-4e5f-9a6b-7c8d9e0f1a2b)"
+    )]
     NotAGuid(String),
     #[error(
         "{0:?} is not a tenant key (use 1 to 64 lowercase letters, digits, '-' or '_', starting with a letter or digit)"
@@ -78,7 +80,8 @@ pub struct TenantKey(String);
 
 impl TenantKey {
     pub fn parse(text: &str) -> Result<Self, IdError> {
-        let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        let valid_char =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
         let starts_well = text
             .chars()
             .next()
@@ -180,8 +183,16 @@ mod tests {
 
     #[test]
     fn entra_ids_reject_other_spellings_and_garbage() {
-        for bad in ["", "abc", "8f3e2c1a0b4d4e5f9a6b7c8d9e0f1a2b", "{8f3e2c1a-0b4d-4e5f-9a6b-7c8d9e0f1a2b}"] {
-            assert!(EntraObjectId::parse(bad).is_err(), "{bad:?} should be rejected");
+        for bad in [
+            "",
+            "abc",
+            "8f3e2c1a0b4d4e5f9a6b7c8d9e0f1a2b",
+            "{8f3e2c1a-0b4d-4e5f-9a6b-7c8d9e0f1a2b}",
+        ] {
+            assert!(
+                EntraObjectId::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

@@ -110,7 +110,10 @@ mod tests {
 
     #[test]
     fn r02_group_labels_follow_the_kind() {
-        assert_eq!(GroupKind::synced(Role::Internal).label("Sales"), "Sales [Synced Group]");
+        assert_eq!(
+            GroupKind::synced(Role::Internal).label("Sales"),
+            "Sales [Synced Group]"
+        );
         assert_eq!(
             GroupKind::synced(Role::Basic).label("Sales"),
             "Sales [Synced basic user group]"
@@ -129,6 +132,9 @@ mod tests {
         assert_eq!(" Internal ".parse::<Role>().unwrap(), Role::Internal);
         let err = "external".parse::<Role>().unwrap_err();
         assert!(err.to_string().contains("internal basic"), "{err}");
-        assert_eq!(UserStatus::from(DeactivationStatus::default()), UserStatus::Inactive);
+        assert_eq!(
+            UserStatus::from(DeactivationStatus::default()),
+            UserStatus::Inactive
+        );
     }
 }

@@ -3,24 +3,38 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use super::MAX_GROUP_MEMBERS;
 use super::fields::{DesiredFields, desired_fields, usable_email};
 use super::model::*;
-use super::MAX_GROUP_MEMBERS;
 use crate::domain::{Email, EntraObjectId, Role, TargetUserId, UserStatus};
 
 /// The emails whose target users the planner needs to know (R4 adoption, R7 collisions): those
 /// of users not synced yet, and the new emails of synced users whose email changed.
-pub fn emails_to_look_up(policy: &TenantPolicy, snapshot: &SourceSnapshot, mirror: &Mirror) -> Vec<Email> {
-    let selected: HashSet<&EntraObjectId> = policy.selected_groups.iter().map(|g| &g.entra_id).collect();
-    let mirrored: HashMap<&EntraObjectId, &MirrorUser> = mirror.users.iter().map(|u| (&u.entra_id, u)).collect();
+pub fn emails_to_look_up(
+    policy: &TenantPolicy,
+    snapshot: &SourceSnapshot,
+    mirror: &Mirror,
+) -> Vec<Email> {
+    let selected: HashSet<&EntraObjectId> =
+        policy.selected_groups.iter().map(|g| &g.entra_id).collect();
+    let mirrored: HashMap<&EntraObjectId, &MirrorUser> =
+        mirror.users.iter().map(|u| (&u.entra_id, u)).collect();
     let mut emails = BTreeSet::new();
-    for fetch in snapshot.groups.iter().filter(|f| selected.contains(&f.entra_id)) {
-        let GroupOutcome::Found { members, .. } = &fetch.outcome else { continue };
+    for fetch in snapshot
+        .groups
+        .iter()
+        .filter(|f| selected.contains(&f.entra_id))
+    {
+        let GroupOutcome::Found { members, .. } = &fetch.outcome else {
+            continue;
+        };
         if members.len() > MAX_GROUP_MEMBERS {
             continue;
         }
         for user in members {
-            let Ok(email) = usable_email(user) else { continue };
+            let Ok(email) = usable_email(user) else {
+                continue;
+            };
             match mirrored.get(&user.id) {
                 Some(synced) if synced.state.fields.email.same_spelling(&email) => {}
                 _ => {
@@ -29,7 +43,10 @@ pub fn emails_to_look_up(policy: &TenantPolicy, snapshot: &SourceSnapshot, mirro
             }
         }
     }
-    emails.into_iter().filter_map(|e| Email::parse(&e).ok()).collect()
+    emails
+        .into_iter()
+        .filter_map(|e| Email::parse(&e).ok())
+        .collect()
 }
 
 /// A selected group whose members were read this run.
@@ -75,7 +92,12 @@ impl<'a> Planner<'a> {
             input,
             notes: Vec::new(),
             groups: Vec::new(),
-            mirror_users: input.mirror.users.iter().map(|u| (&u.entra_id, u)).collect(),
+            mirror_users: input
+                .mirror
+                .users
+                .iter()
+                .map(|u| (&u.entra_id, u))
+                .collect(),
         }
     }
 
@@ -87,7 +109,13 @@ impl<'a> Planner<'a> {
         });
     }
 
-    fn group_note(&mut self, entra_id: &EntraObjectId, name: &str, severity: Severity, message: String) {
+    fn group_note(
+        &mut self,
+        entra_id: &EntraObjectId,
+        name: &str,
+        severity: Severity,
+        message: String,
+    ) {
         self.notes.push(Note {
             subject: Subject::Group {
                 entra_id: entra_id.clone(),
@@ -114,7 +142,10 @@ impl<'a> Planner<'a> {
         let mut frozen_membership: HashMap<&EntraObjectId, Vec<Role>> = HashMap::new();
         for group in &frozen_groups {
             for member in &group.members {
-                frozen_membership.entry(member).or_default().push(group.key.role);
+                frozen_membership
+                    .entry(member)
+                    .or_default()
+                    .push(group.key.role);
             }
         }
 
@@ -142,8 +173,12 @@ impl<'a> Planner<'a> {
             .iter()
             .map(|u| (&u.state.fields.email, &u.entra_id))
             .collect();
-        let target_owner: HashMap<&TargetUserId, &EntraObjectId> =
-            input.mirror.users.iter().map(|u| (&u.target_id, &u.entra_id)).collect();
+        let target_owner: HashMap<&TargetUserId, &EntraObjectId> = input
+            .mirror
+            .users
+            .iter()
+            .map(|u| (&u.target_id, &u.entra_id))
+            .collect();
 
         for (id, candidate) in &candidates {
             let role = roles[id];
@@ -158,7 +193,9 @@ impl<'a> Planner<'a> {
 
         // R10/R11: synced users seen in no group, and not held by an unreadable group, leave.
         for synced in &input.mirror.users {
-            if seen.contains_key(&synced.entra_id) || frozen_membership.contains_key(&synced.entra_id) {
+            if seen.contains_key(&synced.entra_id)
+                || frozen_membership.contains_key(&synced.entra_id)
+            {
                 continue;
             }
             if synced.state.status == UserStatus::Active {
@@ -233,15 +270,16 @@ impl<'a> Planner<'a> {
                 .unwrap_or_default();
             let mut desired: HashSet<&EntraObjectId> = HashSet::new();
             for user in &group.members {
-                let keep_if_present = match standing.get(&user.id).copied().unwrap_or(Standing::Frozen) {
-                    Standing::Managed(UserStatus::Active) => roles[&user.id] == group.key.role,
-                    Standing::Managed(_) => {
-                        // A deactivated user keeps the memberships it has but joins no group:
-                        // the target refuses to add an archived user.
-                        roles[&user.id] == group.key.role && current.contains(&user.id)
-                    }
-                    Standing::Frozen | Standing::Absent => current.contains(&user.id),
-                };
+                let keep_if_present =
+                    match standing.get(&user.id).copied().unwrap_or(Standing::Frozen) {
+                        Standing::Managed(UserStatus::Active) => roles[&user.id] == group.key.role,
+                        Standing::Managed(_) => {
+                            // A deactivated user keeps the memberships it has but joins no group:
+                            // the target refuses to add an archived user.
+                            roles[&user.id] == group.key.role && current.contains(&user.id)
+                        }
+                        Standing::Frozen | Standing::Absent => current.contains(&user.id),
+                    };
                 if keep_if_present {
                     desired.insert(&user.id);
                 }
@@ -276,10 +314,11 @@ impl<'a> Planner<'a> {
 
         let deactivating = ops.iter().filter(|op| op.deactivates()).count();
         let threshold = input.policy.deletion_threshold;
-        let hold = (threshold > 0 && deactivating > threshold as usize && !input.guard_lifted).then_some(Hold {
-            deactivations: deactivating,
-            threshold,
-        });
+        let hold = (threshold > 0 && deactivating > threshold as usize && !input.guard_lifted)
+            .then_some(Hold {
+                deactivations: deactivating,
+                threshold,
+            });
 
         Plan {
             ops,
@@ -300,8 +339,12 @@ impl<'a> Planner<'a> {
         Vec<(&'a MirrorGroup, ConversionReason)>,
     ) {
         let input = self.input;
-        let fetches: HashMap<&EntraObjectId, &GroupOutcome> =
-            input.snapshot.groups.iter().map(|f| (&f.entra_id, &f.outcome)).collect();
+        let fetches: HashMap<&EntraObjectId, &GroupOutcome> = input
+            .snapshot
+            .groups
+            .iter()
+            .map(|f| (&f.entra_id, &f.outcome))
+            .collect();
         let mut mirror_groups: HashMap<&EntraObjectId, &MirrorGroup> = HashMap::new();
         for group in &input.mirror.groups {
             mirror_groups.entry(&group.key.entra_id).or_insert(group);
@@ -320,16 +363,21 @@ impl<'a> Planner<'a> {
             let known_name = existing.map(|g| g.name.clone()).unwrap_or_default();
             let failed = ShallowOutcome::Failed;
             let outcome = match fetches.get(&selected.entra_id) {
-                Some(GroupOutcome::Found { members, .. }) if members.len() > MAX_GROUP_MEMBERS => failed(format!(
-                    "the group has {} direct user members, more than the limit of {MAX_GROUP_MEMBERS}; \
+                Some(GroupOutcome::Found { members, .. }) if members.len() > MAX_GROUP_MEMBERS => {
+                    failed(format!(
+                        "the group has {} direct user members, more than the limit of {MAX_GROUP_MEMBERS}; \
                      nothing in it was changed",
-                    members.len()
-                )),
+                        members.len()
+                    ))
+                }
                 Some(outcome) => (*outcome).clone_shallow(),
                 None => failed("the group was not read from Entra in this run".to_owned()),
             };
             match outcome {
-                ShallowOutcome::Found { display_name, members } => {
+                ShallowOutcome::Found {
+                    display_name,
+                    members,
+                } => {
                     let mut name = display_name.trim().to_owned();
                     if name.is_empty() {
                         name = selected.entra_id.to_string();
@@ -337,11 +385,13 @@ impl<'a> Planner<'a> {
                             &selected.entra_id,
                             &name,
                             Severity::Warning,
-                            "the group has no display name in Entra; its ID is used as its name".to_owned(),
+                            "the group has no display name in Entra; its ID is used as its name"
+                                .to_owned(),
                         );
                     }
                     let mut unique = HashSet::new();
-                    let members: Vec<&EntraUser> = members.iter().filter(|u| unique.insert(&u.id)).collect();
+                    let members: Vec<&EntraUser> =
+                        members.iter().filter(|u| unique.insert(&u.id)).collect();
                     let mut message = None;
                     let reuse = match existing {
                         Some(old) if old.key.role != selected.role => {
@@ -379,10 +429,16 @@ impl<'a> Planner<'a> {
                             "deleted in Entra: the synced group becomes a system group".to_owned()
                         }
                         None => {
-                            let message = "the group does not exist in Entra: check the group ID in the \
+                            let message =
+                                "the group does not exist in Entra: check the group ID in the \
                                            tenant's configuration"
-                                .to_owned();
-                            self.group_note(&selected.entra_id, &known_name, Severity::Error, message.clone());
+                                    .to_owned();
+                            self.group_note(
+                                &selected.entra_id,
+                                &known_name,
+                                Severity::Error,
+                                message.clone(),
+                            );
                             message
                         }
                     };
@@ -396,7 +452,8 @@ impl<'a> Planner<'a> {
                     });
                 }
                 ShallowOutcome::Failed(reason) => {
-                    let mut message = format!("could not be read: {reason}; nothing in it was changed");
+                    let mut message =
+                        format!("could not be read: {reason}; nothing in it was changed");
                     if let Some(old) = existing {
                         frozen.push(old);
                         if old.key.role != selected.role {
@@ -406,7 +463,12 @@ impl<'a> Planner<'a> {
                             ));
                         }
                     }
-                    self.group_note(&selected.entra_id, &known_name, Severity::Error, message.clone());
+                    self.group_note(
+                        &selected.entra_id,
+                        &known_name,
+                        Severity::Error,
+                        message.clone(),
+                    );
                     self.groups.push(GroupSummary {
                         entra_id: selected.entra_id.clone(),
                         name: known_name,
@@ -428,7 +490,9 @@ impl<'a> Planner<'a> {
                     role: group.key.role,
                     members_seen: None,
                     status: GroupStatus::Deselected,
-                    message: Some("no longer selected: the synced group becomes a system group".to_owned()),
+                    message: Some(
+                        "no longer selected: the synced group becomes a system group".to_owned(),
+                    ),
                 });
             }
         }
@@ -436,19 +500,33 @@ impl<'a> Planner<'a> {
     }
 
     /// R5 and R8: the users whose data can be synced, with errors noted for the others.
-    fn validate_users(&mut self, seen: &BTreeMap<&'a EntraObjectId, &'a EntraUser>) -> BTreeMap<&'a EntraObjectId, Candidate<'a>> {
+    fn validate_users(
+        &mut self,
+        seen: &BTreeMap<&'a EntraObjectId, &'a EntraUser>,
+    ) -> BTreeMap<&'a EntraObjectId, Candidate<'a>> {
         let mut candidates = BTreeMap::new();
         let mut by_email: HashMap<Email, Vec<&EntraObjectId>> = HashMap::new();
         for (id, user) in seen {
             match desired_fields(user) {
                 Ok(desired) => {
-                    by_email.entry(desired.fields.email.clone()).or_default().push(id);
+                    by_email
+                        .entry(desired.fields.email.clone())
+                        .or_default()
+                        .push(id);
                     candidates.insert(*id, Candidate { user, desired });
                 }
                 Err(message) => {
                     let mirrored = self.mirror_users.get(id).copied();
-                    let suffix = if mirrored.is_some() { "; the synced user is left as it is" } else { "; the user is not created" };
-                    self.user_note(raw_label(user, mirrored), Severity::Error, format!("{message}{suffix}"));
+                    let suffix = if mirrored.is_some() {
+                        "; the synced user is left as it is"
+                    } else {
+                        "; the user is not created"
+                    };
+                    self.user_note(
+                        raw_label(user, mirrored),
+                        Severity::Error,
+                        format!("{message}{suffix}"),
+                    );
                 }
             }
         }
@@ -457,8 +535,14 @@ impl<'a> Planner<'a> {
         duplicates.sort_by_key(|(email, _)| email.normalized());
         for (email, ids) in duplicates {
             for id in ids {
-                let candidate = candidates.remove(*id).expect("every id in by_email is a candidate");
-                let others: Vec<String> = ids.iter().filter(|o| *o != id).map(|o| o.to_string()).collect();
+                let candidate = candidates
+                    .remove(*id)
+                    .expect("every id in by_email is a candidate");
+                let others: Vec<String> = ids
+                    .iter()
+                    .filter(|o| *o != id)
+                    .map(|o| o.to_string())
+                    .collect();
                 self.user_note(
                     candidate_label(&candidate),
                     Severity::Error,
@@ -485,7 +569,11 @@ impl<'a> Planner<'a> {
             self.user_note(label.clone(), Severity::Warning, warning.clone());
         }
         if candidate.user.account_enabled == Some(false) {
-            self.user_note(label, Severity::Info, "not created: the account is disabled in Entra".to_owned());
+            self.user_note(
+                label,
+                Severity::Info,
+                "not created: the account is disabled in Entra".to_owned(),
+            );
             return (Standing::Absent, None);
         }
         let state = UserState {
@@ -516,7 +604,10 @@ impl<'a> Planner<'a> {
                 };
                 (Standing::Managed(UserStatus::Active), Some(op))
             }
-            None => (Standing::Managed(UserStatus::Active), Some(Op::CreateUser { user: label, state })),
+            None => (
+                Standing::Managed(UserStatus::Active),
+                Some(Op::CreateUser { user: label, state }),
+            ),
         }
     }
 
@@ -541,7 +632,9 @@ impl<'a> Planner<'a> {
                     "email domain change is not supported: Entra has {new_email}, the target keeps \
                      {old_email}; every other field is still updated"
                 ))
-            } else if old_email != new_email && self.email_taken(new_email, synced, mirror_email_owner) {
+            } else if old_email != new_email
+                && self.email_taken(new_email, synced, mirror_email_owner)
+            {
                 Some(format!(
                     "email change to {new_email} would collide with another target user: the target \
                      keeps {old_email}; every other field is still updated"
@@ -556,7 +649,9 @@ impl<'a> Planner<'a> {
         }
 
         let status = match candidate.user.account_enabled {
-            Some(false) if synced.state.status == UserStatus::Active => self.input.policy.deactivation_status.into(),
+            Some(false) if synced.state.status == UserStatus::Active => {
+                self.input.policy.deactivation_status.into()
+            }
             Some(false) | None => synced.state.status,
             Some(true) => UserStatus::Active,
         };
@@ -577,7 +672,11 @@ impl<'a> Planner<'a> {
                 user: label_for_op,
                 target_id: synced.target_id.clone(),
                 changes,
-                state: UserState { fields, role, status },
+                state: UserState {
+                    fields,
+                    role,
+                    status,
+                },
             })
         } else if synced.state.status != status {
             Some(if status == UserStatus::Active {
@@ -634,7 +733,10 @@ enum ShallowOutcome<'a> {
 impl GroupOutcome {
     fn clone_shallow(&self) -> ShallowOutcome<'_> {
         match self {
-            GroupOutcome::Found { display_name, members } => ShallowOutcome::Found {
+            GroupOutcome::Found {
+                display_name,
+                members,
+            } => ShallowOutcome::Found {
                 display_name,
                 members,
             },
@@ -672,11 +774,31 @@ fn field_changes(old: &UserFields, new: &UserFields) -> Vec<FieldChange> {
             });
         }
     };
-    compare(ManagedField::FirstName, Some(&old.first_name), Some(&new.first_name));
-    compare(ManagedField::LastName, Some(&old.last_name), Some(&new.last_name));
-    compare(ManagedField::Email, Some(old.email.as_str()), Some(new.email.as_str()));
-    compare(ManagedField::Phone, old.phone.as_deref(), new.phone.as_deref());
-    compare(ManagedField::JobTitle, old.job_title.as_deref(), new.job_title.as_deref());
+    compare(
+        ManagedField::FirstName,
+        Some(&old.first_name),
+        Some(&new.first_name),
+    );
+    compare(
+        ManagedField::LastName,
+        Some(&old.last_name),
+        Some(&new.last_name),
+    );
+    compare(
+        ManagedField::Email,
+        Some(old.email.as_str()),
+        Some(new.email.as_str()),
+    );
+    compare(
+        ManagedField::Phone,
+        old.phone.as_deref(),
+        new.phone.as_deref(),
+    );
+    compare(
+        ManagedField::JobTitle,
+        old.job_title.as_deref(),
+        new.job_title.as_deref(),
+    );
     changes
 }
 
@@ -707,12 +829,16 @@ fn raw_label(user: &EntraUser, mirrored: Option<&MirrorUser>) -> UserLabel {
         .or_else(|| user.user_principal_name.clone())
         .or_else(|| mirrored.map(|m| m.state.fields.email.to_string()))
         .unwrap_or_default();
-    let name = user.display_name.clone().filter(|d| !d.trim().is_empty()).unwrap_or_else(|| {
-        full_name(
-            user.given_name.as_deref().unwrap_or_default(),
-            user.surname.as_deref().unwrap_or_default(),
-        )
-    });
+    let name = user
+        .display_name
+        .clone()
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| {
+            full_name(
+                user.given_name.as_deref().unwrap_or_default(),
+                user.surname.as_deref().unwrap_or_default(),
+            )
+        });
     UserLabel {
         entra_id: user.id.clone(),
         email,

@@ -318,7 +318,9 @@ impl Op {
     pub fn deactivates(&self) -> bool {
         match self {
             Op::DeactivateUser { .. } => true,
-            Op::UpdateUser { changes, .. } => status_change(changes).is_some_and(|to| to != "active"),
+            Op::UpdateUser { changes, .. } => {
+                status_change(changes).is_some_and(|to| to != "active")
+            }
             _ => false,
         }
     }
@@ -365,7 +367,10 @@ impl Severity {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Subject {
     User(UserLabel),
-    Group { entra_id: EntraObjectId, name: String },
+    Group {
+        entra_id: EntraObjectId,
+        name: String,
+    },
 }
 
 /// A warning or error the planner found: it becomes a line in the run's report.

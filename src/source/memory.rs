@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{DirectorySource, FetchStats, GroupCount, GroupCountOutcome, SourceError, SourceFetch, UserPresence};
+use super::{
+    DirectorySource, FetchStats, GroupCount, GroupCountOutcome, SourceError, SourceFetch,
+    UserPresence,
+};
 use crate::domain::EntraObjectId;
 use crate::plan::{EntraUser, GroupFetch, GroupOutcome, SourceSnapshot};
 
@@ -46,11 +49,16 @@ impl DirectorySource for MemorySource {
             .iter()
             .map(|id| {
                 let outcome = if let Some(reason) = directory.failing.get(id) {
-                    GroupOutcome::Failed { reason: reason.clone() }
+                    GroupOutcome::Failed {
+                        reason: reason.clone(),
+                    }
                 } else if let Some((name, members)) = directory.groups.get(id) {
                     GroupOutcome::Found {
                         display_name: name.clone(),
-                        members: members.iter().filter_map(|m| directory.users.get(m).cloned()).collect(),
+                        members: members
+                            .iter()
+                            .filter_map(|m| directory.users.get(m).cloned())
+                            .collect(),
                     }
                 } else {
                     GroupOutcome::Deleted
@@ -70,18 +78,25 @@ impl DirectorySource for MemorySource {
         })
     }
 
-    async fn count_members(&self, groups: &[EntraObjectId]) -> Result<Vec<GroupCount>, SourceError> {
+    async fn count_members(
+        &self,
+        groups: &[EntraObjectId],
+    ) -> Result<Vec<GroupCount>, SourceError> {
         let directory = self.directory.lock().expect("directory lock");
         Ok(groups
             .iter()
             .map(|id| GroupCount {
                 entra_id: id.clone(),
                 outcome: match (directory.failing.get(id), directory.groups.get(id)) {
-                    (Some(reason), _) => GroupCountOutcome::Failed { reason: reason.clone() },
+                    (Some(reason), _) => GroupCountOutcome::Failed {
+                        reason: reason.clone(),
+                    },
                     (None, Some((name, members))) => GroupCountOutcome::Found {
                         display_name: name.clone(),
-                        direct_user_members: members.iter().filter(|m| directory.users.contains_key(m)).count()
-                            as u64,
+                        direct_user_members: members
+                            .iter()
+                            .filter(|m| directory.users.contains_key(m))
+                            .count() as u64,
                     },
                     (None, None) => GroupCountOutcome::Deleted,
                 },

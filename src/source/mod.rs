@@ -47,9 +47,14 @@ pub struct GroupCount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum GroupCountOutcome {
-    Found { display_name: String, direct_user_members: u64 },
+    Found {
+        display_name: String,
+        direct_user_members: u64,
+    },
     Deleted,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 /// R11: what a look-up of a user who left every selected group found.
@@ -68,7 +73,8 @@ pub trait DirectorySource: Send + Sync {
     async fn fetch_groups(&self, groups: &[EntraObjectId]) -> Result<SourceFetch, SourceError>;
 
     /// R22: each group's name and direct user member count, without reading the members.
-    async fn count_members(&self, groups: &[EntraObjectId]) -> Result<Vec<GroupCount>, SourceError>;
+    async fn count_members(&self, groups: &[EntraObjectId])
+    -> Result<Vec<GroupCount>, SourceError>;
 
     /// R11: whether a user still exists and is enabled, so a report can say why they left.
     async fn user_presence(&self, user: &EntraObjectId) -> Result<UserPresence, SourceError>;

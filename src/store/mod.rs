@@ -37,11 +37,20 @@ pub trait Store: Send + Sync {
     /// The synced groups (not system groups) with their members, and the synced users.
     async fn load_mirror(&self, tenant: &TenantKey) -> Result<Mirror, StoreError>;
     /// Records what was applied successfully, in one transaction, set-based.
-    async fn apply_mirror_changes(&self, tenant: &TenantKey, changes: &MirrorChanges) -> Result<(), StoreError>;
+    async fn apply_mirror_changes(
+        &self,
+        tenant: &TenantKey,
+        changes: &MirrorChanges,
+    ) -> Result<(), StoreError>;
 
     /// Starts a run unless one is already running for the tenant (enforced by the database,
     /// so it holds across replicas).
-    async fn begin_run(&self, tenant: &TenantKey, trigger: &Trigger, options: RunOptions) -> Result<RunStart, StoreError>;
+    async fn begin_run(
+        &self,
+        tenant: &TenantKey,
+        trigger: &Trigger,
+        options: RunOptions,
+    ) -> Result<RunStart, StoreError>;
     async fn record_groups(&self, run: RunId, groups: &[GroupSummary]) -> Result<(), StoreError>;
     /// Appends report lines; they are readable as soon as this returns.
     async fn record_entries(&self, run: RunId, entries: &[ReportEntry]) -> Result<(), StoreError>;
@@ -54,5 +63,9 @@ pub trait Store: Send + Sync {
     async fn run_entries(&self, run: RunId) -> Result<Vec<ReportEntry>, StoreError>;
 
     /// R19: deletes the tenant's runs (and their reports) that started before `cutoff`.
-    async fn purge_runs_before(&self, tenant: &TenantKey, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn purge_runs_before(
+        &self,
+        tenant: &TenantKey,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 }

@@ -71,9 +71,15 @@ impl RunStatus {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Running, Self::Succeeded, Self::CompletedWithErrors, Self::Failed, Self::Held]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [
+            Self::Running,
+            Self::Succeeded,
+            Self::CompletedWithErrors,
+            Self::Failed,
+            Self::Held,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{MembershipOutcome, TargetAdapter, TargetError};
-use crate::domain::{Email, EntraObjectId, GroupKind, Role, TargetGroupId, TargetUserId, UserStatus};
+use crate::domain::{
+    Email, EntraObjectId, GroupKind, Role, TargetGroupId, TargetUserId, UserStatus,
+};
 use crate::plan::{FieldChange, GroupKey, TargetUser, UserFields, UserState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,14 +51,21 @@ impl MemoryTargetState {
     }
 
     fn email_owner(&self, email: &Email) -> Option<&TargetUserId> {
-        self.users.iter().find(|(_, u)| &u.fields.email == email).map(|(id, _)| id)
+        self.users
+            .iter()
+            .find(|(_, u)| &u.fields.email == email)
+            .map(|(id, _)| id)
     }
 
-    fn check_email_free(&self, email: &Email, except: Option<&TargetUserId>) -> Result<(), TargetError> {
+    fn check_email_free(
+        &self,
+        email: &Email,
+        except: Option<&TargetUserId>,
+    ) -> Result<(), TargetError> {
         match self.email_owner(email) {
-            Some(owner) if Some(owner) != except => {
-                Err(TargetError::Conflict(format!("a user with email {email} already exists")))
-            }
+            Some(owner) if Some(owner) != except => Err(TargetError::Conflict(format!(
+                "a user with email {email} already exists"
+            ))),
             _ => Ok(()),
         }
     }
@@ -64,7 +73,9 @@ impl MemoryTargetState {
     fn write(&mut self, what: String) -> Result<(), TargetError> {
         self.writes.push(what);
         if self.outage {
-            Err(TargetError::Unavailable("the target is unavailable (simulated outage)".to_owned()))
+            Err(TargetError::Unavailable(
+                "the target is unavailable (simulated outage)".to_owned(),
+            ))
         } else {
             Ok(())
         }
@@ -86,7 +97,11 @@ impl MemoryTargetState {
     }
 
     /// Adds a group made by hand in the target, with these members.
-    pub fn add_manual_group(&mut self, name: &str, members: impl IntoIterator<Item = TargetUserId>) -> TargetGroupId {
+    pub fn add_manual_group(
+        &mut self,
+        name: &str,
+        members: impl IntoIterator<Item = TargetUserId>,
+    ) -> TargetGroupId {
         let id = TargetGroupId::new(self.next_id("g")).expect("non-empty");
         self.groups.insert(
             id.clone(),
@@ -160,11 +175,18 @@ impl TargetAdapter for MemoryTarget {
         }))
     }
 
-    async fn create_user(&self, entra_id: &EntraObjectId, state: &UserState) -> Result<TargetUserId, TargetError> {
+    async fn create_user(
+        &self,
+        entra_id: &EntraObjectId,
+        state: &UserState,
+    ) -> Result<TargetUserId, TargetError> {
         self.with(|s| {
             s.write(format!("create user {}", state.fields.email))?;
             if s.failing_emails.contains(&state.fields.email) {
-                return Err(TargetError::Rejected(format!("user {} was refused (simulated)", state.fields.email)));
+                return Err(TargetError::Rejected(format!(
+                    "user {} was refused (simulated)",
+                    state.fields.email
+                )));
             }
             s.check_email_free(&state.fields.email, None)?;
             let id = TargetUserId::new(s.next_id("u")).expect("non-empty");
@@ -190,7 +212,10 @@ impl TargetAdapter for MemoryTarget {
         self.with(|s| {
             s.write(format!("adopt user {id} as {}", state.fields.email))?;
             if s.failing_emails.contains(&state.fields.email) {
-                return Err(TargetError::Rejected(format!("user {} was refused (simulated)", state.fields.email)));
+                return Err(TargetError::Rejected(format!(
+                    "user {} was refused (simulated)",
+                    state.fields.email
+                )));
             }
             s.check_email_free(&state.fields.email, Some(id))?;
             let user = s.users.get_mut(id).ok_or_else(|| user_not_found(id))?;
@@ -213,7 +238,10 @@ impl TargetAdapter for MemoryTarget {
         self.with(|s| {
             s.write(format!("update user {id}"))?;
             if s.failing_emails.contains(&state.fields.email) {
-                return Err(TargetError::Rejected(format!("user {} was refused (simulated)", state.fields.email)));
+                return Err(TargetError::Rejected(format!(
+                    "user {} was refused (simulated)",
+                    state.fields.email
+                )));
             }
             s.check_email_free(&state.fields.email, Some(id))?;
             let user = s.users.get_mut(id).ok_or_else(|| user_not_found(id))?;
@@ -224,10 +252,17 @@ impl TargetAdapter for MemoryTarget {
         })
     }
 
-    async fn set_user_status(&self, id: &TargetUserId, status: UserStatus) -> Result<(), TargetError> {
+    async fn set_user_status(
+        &self,
+        id: &TargetUserId,
+        status: UserStatus,
+    ) -> Result<(), TargetError> {
         self.with(|s| {
             s.write(format!("set status of {id} to {status}"))?;
-            s.users.get_mut(id).ok_or_else(|| user_not_found(id))?.status = status;
+            s.users
+                .get_mut(id)
+                .ok_or_else(|| user_not_found(id))?
+                .status = status;
             Ok(())
         })
     }
@@ -236,7 +271,9 @@ impl TargetAdapter for MemoryTarget {
         self.with(|s| {
             s.write(format!("create group {name}"))?;
             if s.group_by_name(name).is_some() {
-                return Err(TargetError::Conflict(format!("a group named {name:?} already exists")));
+                return Err(TargetError::Conflict(format!(
+                    "a group named {name:?} already exists"
+                )));
             }
             let id = TargetGroupId::new(s.next_id("g")).expect("non-empty");
             s.groups.insert(
@@ -252,18 +289,35 @@ impl TargetAdapter for MemoryTarget {
         })
     }
 
-    async fn rename_group(&self, id: &TargetGroupId, _key: &GroupKey, name: &str) -> Result<(), TargetError> {
+    async fn rename_group(
+        &self,
+        id: &TargetGroupId,
+        _key: &GroupKey,
+        name: &str,
+    ) -> Result<(), TargetError> {
         self.with(|s| {
             s.write(format!("rename group {id} to {name}"))?;
-            if s.groups.iter().any(|(other, g)| other != id && g.name == name) {
-                return Err(TargetError::Conflict(format!("a group named {name:?} already exists")));
+            if s.groups
+                .iter()
+                .any(|(other, g)| other != id && g.name == name)
+            {
+                return Err(TargetError::Conflict(format!(
+                    "a group named {name:?} already exists"
+                )));
             }
-            s.groups.get_mut(id).ok_or_else(|| group_not_found(id))?.name = name.to_owned();
+            s.groups
+                .get_mut(id)
+                .ok_or_else(|| group_not_found(id))?
+                .name = name.to_owned();
             Ok(())
         })
     }
 
-    async fn convert_to_system_group(&self, id: &TargetGroupId, new_name: &str) -> Result<(), TargetError> {
+    async fn convert_to_system_group(
+        &self,
+        id: &TargetGroupId,
+        new_name: &str,
+    ) -> Result<(), TargetError> {
         self.with(|s| {
             s.write(format!("convert group {id} to system group {new_name}"))?;
             let group = s.groups.get_mut(id).ok_or_else(|| group_not_found(id))?;
@@ -274,7 +328,11 @@ impl TargetAdapter for MemoryTarget {
         })
     }
 
-    async fn add_members(&self, group: &TargetGroupId, users: &[TargetUserId]) -> MembershipOutcome {
+    async fn add_members(
+        &self,
+        group: &TargetGroupId,
+        users: &[TargetUserId],
+    ) -> MembershipOutcome {
         self.with(|s| {
             if let Err(err) = s.write(format!("add {} members to {group}", users.len())) {
                 return MembershipOutcome {
@@ -287,7 +345,9 @@ impl TargetAdapter for MemoryTarget {
                     None => failed.push((user.clone(), user_not_found(user))),
                     Some(UserStatus::Archived) => failed.push((
                         user.clone(),
-                        TargetError::Rejected(format!("archived user {user} cannot be added to a group")),
+                        TargetError::Rejected(format!(
+                            "archived user {user} cannot be added to a group"
+                        )),
                     )),
                     Some(_) => match s.groups.get_mut(group) {
                         Some(g) => {
@@ -301,7 +361,11 @@ impl TargetAdapter for MemoryTarget {
         })
     }
 
-    async fn remove_members(&self, group: &TargetGroupId, users: &[TargetUserId]) -> MembershipOutcome {
+    async fn remove_members(
+        &self,
+        group: &TargetGroupId,
+        users: &[TargetUserId],
+    ) -> MembershipOutcome {
         self.with(|s| {
             if let Err(err) = s.write(format!("remove {} members from {group}", users.len())) {
                 return MembershipOutcome {
@@ -316,7 +380,10 @@ impl TargetAdapter for MemoryTarget {
                     MembershipOutcome::default()
                 }
                 None => MembershipOutcome {
-                    failed: users.iter().map(|u| (u.clone(), group_not_found(group))).collect(),
+                    failed: users
+                        .iter()
+                        .map(|u| (u.clone(), group_not_found(group)))
+                        .collect(),
                 },
             }
         })

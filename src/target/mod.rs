@@ -56,29 +56,59 @@ pub trait TargetAdapter: Send + Sync {
     async fn find_users_by_email(&self, emails: &[Email]) -> Result<Vec<TargetUser>, TargetError>;
 
     /// R4: a new user with the whole managed state, linked to `entra_id`.
-    async fn create_user(&self, entra_id: &EntraObjectId, state: &UserState) -> Result<TargetUserId, TargetError>;
+    async fn create_user(
+        &self,
+        entra_id: &EntraObjectId,
+        state: &UserState,
+    ) -> Result<TargetUserId, TargetError>;
 
     /// R4: links an existing user to `entra_id` and sends the whole managed state.
-    async fn adopt_user(&self, id: &TargetUserId, entra_id: &EntraObjectId, state: &UserState)
-    -> Result<(), TargetError>;
+    async fn adopt_user(
+        &self,
+        id: &TargetUserId,
+        entra_id: &EntraObjectId,
+        state: &UserState,
+    ) -> Result<(), TargetError>;
 
     /// R5/R15: sends the changed fields together with the role and status in `state`.
-    async fn update_user(&self, id: &TargetUserId, changes: &[FieldChange], state: &UserState)
-    -> Result<(), TargetError>;
+    async fn update_user(
+        &self,
+        id: &TargetUserId,
+        changes: &[FieldChange],
+        state: &UserState,
+    ) -> Result<(), TargetError>;
 
     /// R9: activates or deactivates a user.
-    async fn set_user_status(&self, id: &TargetUserId, status: UserStatus) -> Result<(), TargetError>;
+    async fn set_user_status(
+        &self,
+        id: &TargetUserId,
+        status: UserStatus,
+    ) -> Result<(), TargetError>;
 
     /// R2: a synced group named `name` with the role in `key`.
     async fn create_group(&self, key: &GroupKey, name: &str) -> Result<TargetGroupId, TargetError>;
 
     /// R3
-    async fn rename_group(&self, id: &TargetGroupId, key: &GroupKey, name: &str) -> Result<(), TargetError>;
+    async fn rename_group(
+        &self,
+        id: &TargetGroupId,
+        key: &GroupKey,
+        name: &str,
+    ) -> Result<(), TargetError>;
 
     /// R12/R13: renames the group and makes it a system group that dirsync no longer manages.
-    async fn convert_to_system_group(&self, id: &TargetGroupId, new_name: &str) -> Result<(), TargetError>;
+    async fn convert_to_system_group(
+        &self,
+        id: &TargetGroupId,
+        new_name: &str,
+    ) -> Result<(), TargetError>;
 
-    async fn add_members(&self, group: &TargetGroupId, users: &[TargetUserId]) -> MembershipOutcome;
+    async fn add_members(&self, group: &TargetGroupId, users: &[TargetUserId])
+    -> MembershipOutcome;
 
-    async fn remove_members(&self, group: &TargetGroupId, users: &[TargetUserId]) -> MembershipOutcome;
+    async fn remove_members(
+        &self,
+        group: &TargetGroupId,
+        users: &[TargetUserId],
+    ) -> MembershipOutcome;
 }

@@ -5,9 +5,13 @@
 //! mirrors what was applied and keeps reports, and [`sync`], which runs one tenant end to end.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod connect;
 pub mod domain;
 pub mod plan;
+pub mod settings;
 pub mod source;
 pub mod store;
+pub mod sync;
 pub mod target;
 pub mod tenant;

@@ -68,3 +68,160 @@ pub struct Tenant {
     /// The target connection (`{"kind": "highq", …}`); interpreted by the target adapter.
     pub target: serde_json::Value,
 }
+
+/// The declarative tenant file `dirsync tenant apply` reads (TOML; see `config/tenants.example.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantFile {
+    #[serde(default, rename = "tenant")]
+    tenants: Vec<TenantEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantEntry {
+    key: String,
+    name: Option<String>,
+    entra_tenant_id: String,
+    time_zone: String,
+    #[serde(default = "default_retention")]
+    report_retention_months: u8,
+    #[serde(default)]
+    deactivation_status: Option<String>,
+    #[serde(default = "default_threshold")]
+    deletion_threshold: u32,
+    #[serde(default)]
+    groups: Vec<GroupEntry>,
+    #[serde(default)]
+    source: Option<toml::Table>,
+    #[serde(default)]
+    target: Option<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupEntry {
+    id: String,
+    role: String,
+}
+
+fn default_retention() -> u8 {
+    Retention::default().months()
+}
+
+fn default_threshold() -> u32 {
+    500
+}
+
+/// What is wrong with a tenant file, naming the tenant and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantFileError {
+    #[error("the tenant file is not valid TOML: {0}")]
+    Syntax(#[from] toml::de::Error),
+    #[error("tenant {tenant:?}: {problem}")]
+    Invalid { tenant: String, problem: String },
+    #[error("the tenant file defines no tenant (add a [[tenant]] table)")]
+    Empty,
+}
+
+/// Parses and validates a tenant file. Every problem is reported with the tenant it belongs to.
+pub fn parse_tenant_file(text: &str) -> Result<Vec<Tenant>, TenantFileError> {
+    let file: TenantFile = toml::from_str(text)?;
+    if file.tenants.is_empty() {
+        return Err(TenantFileError::Empty);
+    }
+    let mut seen = std::collections::HashSet::new();
+    file.tenants
+        .into_iter()
+        .map(|entry| {
+            let invalid = |problem: String| TenantFileError::Invalid {
+                tenant: entry.key.clone(),
+                problem,
+            };
+            let key = TenantKey::parse(&entry.key).map_err(|e| invalid(e.to_string()))?;
+            if !seen.insert(key.clone()) {
+                return Err(invalid("the key is used by more than one tenant".to_owned()));
+            }
+            let entra_tenant_id =
+                EntraTenantId::parse(&entry.entra_tenant_id).map_err(|e| invalid(format!("entra_tenant_id: {e}")))?;
+            let time_zone: chrono_tz::Tz = entry.time_zone.parse().map_err(|_| {
+                invalid(format!(
+                    "time_zone {:?} is not an IANA time zone (for example Europe/London)",
+                    entry.time_zone
+                ))
+            })?;
+            let report_retention = Retention::try_from(entry.report_retention_months).map_err(invalid)?;
+            let deactivation_status = match &entry.deactivation_status {
+                Some(text) => text.parse().map_err(|e: crate::domain::UnknownVariant| invalid(e.to_string()))?,
+                None => Default::default(),
+            };
+            let mut group_ids = std::collections::HashSet::new();
+            let selected_groups = entry
+                .groups
+                .iter()
+                .map(|group| {
+                    let entra_id = EntraObjectId::parse(&group.id).map_err(|e| invalid(format!("group: {e}")))?;
+                    if !group_ids.insert(entra_id.clone()) {
+                        return Err(invalid(format!("group {entra_id} is listed twice")));
+                    }
+                    let role = group.role.parse().map_err(|e: crate::domain::UnknownVariant| {
+                        invalid(format!("group {entra_id}: {e}"))
+                    })?;
+                    Ok(crate::plan::SelectedGroup { entra_id, role })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let to_json = |table: Option<toml::Table>| {
+                serde_json::to_value(table.unwrap_or_default()).map_err(|e| invalid(e.to_string()))
+            };
+            Ok(Tenant {
+                display_name: entry.name.clone().unwrap_or_else(|| entry.key.clone()),
+                key,
+                entra_tenant_id,
+                time_zone,
+                report_retention,
+                policy: TenantPolicy {
+                    selected_groups,
+                    deactivation_status,
+                    deletion_threshold: entry.deletion_threshold,
+                },
+                source: to_json(entry.source)?,
+                target: to_json(entry.target)?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../config/tenants.example.toml");
+
+    #[test]
+    fn the_example_tenant_file_parses() {
+        let tenants = parse_tenant_file(EXAMPLE).unwrap();
+        assert_eq!(tenants.len(), 1);
+        let acme = &tenants[0];
+        assert_eq!(acme.key.as_str(), "acme");
+        assert_eq!(acme.time_zone, chrono_tz::Europe::London);
+        assert_eq!(acme.policy.selected_groups.len(), 3);
+        assert_eq!(acme.target["kind"], "highq");
+    }
+
+    #[test]
+    fn tenant_file_errors_name_the_tenant_and_the_field() {
+        let bad_zone = EXAMPLE.replace("Europe/London", "Mars/Olympus");
+        let err = parse_tenant_file(&bad_zone).unwrap_err().to_string();
+        assert!(err.contains("\"acme\"") && err.contains("Mars/Olympus"), "{err}");
+
+        let bad_role = EXAMPLE.replacen("role = \"basic\"", "role = \"guest\"", 1);
+        let err = parse_tenant_file(&bad_role).unwrap_err().to_string();
+        assert!(err.contains("guest") && err.contains("internal basic"), "{err}");
+
+        let bad_retention = EXAMPLE.replace("report_retention_months = 3", "report_retention_months = 2");
+        assert!(parse_tenant_file(&bad_retention).unwrap_err().to_string().contains("1, 3 or 6"));
+
+        assert!(matches!(parse_tenant_file(""), Err(TenantFileError::Empty)));
+        assert!(matches!(parse_tenant_file("[[tenant]]\nkey = 1"), Err(TenantFileError::Syntax(_))));
+    }
+}

@@ -1,0 +1,126 @@
+//! Service settings: defaults, then a TOML file, then `DIRSYNC__…` environment variables.
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::sync::SyncSettings;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub sync: SyncTuning,
+    pub log: LogSettings,
+}
+
+/// The database connection. The URL may carry a password, so it is a secret.
+#[derive(Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &"[redacted]")
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SyncTuning {
+    pub target_concurrency: usize,
+    pub max_presence_lookups: usize,
+    pub flush_every: usize,
+}
+
+impl From<SyncTuning> for SyncSettings {
+    fn from(t: SyncTuning) -> Self {
+        SyncSettings {
+            target_concurrency: t.target_concurrency,
+            max_presence_lookups: t.max_presence_lookups,
+            flush_every: t.flush_every,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogSettings {
+    /// `text` for people, `json` for log collectors.
+    pub format: String,
+    /// A `tracing` filter such as `info,dirsync=debug`.
+    pub filter: String,
+}
+
+#[derive(Serialize)]
+struct Defaults {
+    database: DefaultDatabase,
+    sync: SyncTuning,
+    log: LogSettings,
+}
+
+#[derive(Serialize)]
+struct DefaultDatabase {
+    url: String,
+    max_connections: u32,
+}
+
+fn defaults() -> Defaults {
+    let sync = SyncSettings::default();
+    Defaults {
+        database: DefaultDatabase {
+            url: std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/dirsync".to_owned()),
+            max_connections: 10,
+        },
+        sync: SyncTuning {
+            target_concurrency: sync.target_concurrency,
+            max_presence_lookups: sync.max_presence_lookups,
+            flush_every: sync.flush_every,
+        },
+        log: LogSettings {
+            format: "text".to_owned(),
+            filter: "info".to_owned(),
+        },
+    }
+}
+
+impl Settings {
+    /// Loads settings: built-in defaults (`DATABASE_URL` is honoured), then `file` if given,
+    /// then environment variables such as `DIRSYNC__DATABASE__URL`.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(defaults()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(Env::prefixed("DIRSYNC__").split("__"))
+            .extract()
+            .map_err(Box::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn settings_layer_file_over_defaults_and_hide_the_database_url() {
+        let dir = std::env::temp_dir().join(format!("dirsync-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("dirsync.toml");
+        std::fs::write(&file, "[database]\nurl = \"postgres://u:hunter2@db/x\"\n[sync]\ntarget_concurrency = 3\n").unwrap();
+        let settings = Settings::load(Some(&file)).unwrap();
+        assert_eq!(settings.sync.target_concurrency, 3);
+        assert_eq!(settings.sync.flush_every, SyncSettings::default().flush_every);
+        assert_eq!(settings.database.url.expose_secret(), "postgres://u:hunter2@db/x");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        assert!(Settings::load(Some(&dir.join("missing.toml"))).is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! The applier: carries out a plan through a target adapter, phase by phase, and reports what
+//! happened. Only operations that succeeded reach the mirror, so a failed one is planned again
+//! next run; one failure never stops the others.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+
+use super::entries::{failure_entry, op_entries};
+use crate::domain::{EntraObjectId, TargetGroupId, TargetUserId};
+use crate::plan::{GroupKey, Mirror, MirrorUser, Op, UserLabel, UserState};
+use crate::store::{CreatedGroup, MirrorChanges, ReportEntry};
+use crate::target::{TargetAdapter, TargetError};
+
+/// What applying one phase produced: report lines, mirror changes and tallies.
+#[derive(Debug, Default)]
+pub struct PhaseResult {
+    pub entries: Vec<ReportEntry>,
+    pub mirror: MirrorChanges,
+    pub applied: usize,
+    pub failed: usize,
+}
+
+/// The operations of a plan that may run side by side: consecutive operations of one phase.
+fn phase_of(op: &Op) -> u8 {
+    match op {
+        Op::RemoveMembers { .. } | Op::ConvertToSystemGroup { .. } => 0,
+        Op::CreateGroup { .. } | Op::RenameGroup { .. } => 1,
+        Op::CreateUser { .. } | Op::AdoptUser { .. } | Op::UpdateUser { .. } | Op::ActivateUser { .. } => 2,
+        Op::AddMembers { .. } => 3,
+        Op::DeactivateUser { .. } => 5,
+    }
+}
+
+/// Splits a plan into phases that must run one after the other. Within a phase, operations are
+/// independent. Removals before a conversion belong with it (phase 0 runs in plan order).
+pub fn phases(ops: &[Op]) -> Vec<&[Op]> {
+    let mut result = Vec::new();
+    let mut start = 0;
+    for i in 1..=ops.len() {
+        let boundary = i == ops.len() || phase_of(&ops[i]) != phase_of(&ops[start]);
+        if boundary {
+            result.push(&ops[start..i]);
+            start = i;
+        }
+    }
+    result
+}
+
+/// Whether the operations of a phase must run strictly in order (removals then conversions).
+fn sequential(phase: &[Op]) -> bool {
+    phase.iter().any(|op| matches!(op, Op::ConvertToSystemGroup { .. }))
+}
+
+pub struct Applier {
+    target: Arc<dyn TargetAdapter>,
+    concurrency: usize,
+    group_ids: HashMap<GroupKey, TargetGroupId>,
+    user_ids: HashMap<EntraObjectId, TargetUserId>,
+    users: HashMap<EntraObjectId, MirrorUser>,
+    /// Groups some of whose members could not be removed: they are not converted this run.
+    removal_failed: HashSet<GroupKey>,
+    /// Set once the target refuses our credentials: the rest of the run is skipped.
+    stopped: Option<String>,
+}
+
+/// The result of one operation, before it is folded into the phase.
+struct OpResult {
+    entries: Vec<ReportEntry>,
+    mirror: MirrorChanges,
+    /// Whether the whole operation succeeded (for a membership batch: every user in it).
+    applied: bool,
+    fatal: Option<TargetError>,
+    created_user: Option<(EntraObjectId, TargetUserId)>,
+    created_group: Option<(GroupKey, TargetGroupId)>,
+    removal_failed: Option<GroupKey>,
+}
+
+impl OpResult {
+    fn new() -> Self {
+        Self {
+            entries: Vec::new(),
+            mirror: MirrorChanges::default(),
+            applied: false,
+            fatal: None,
+            created_user: None,
+            created_group: None,
+            removal_failed: None,
+        }
+    }
+}
+
+impl Applier {
+    pub fn new(target: Arc<dyn TargetAdapter>, mirror: &Mirror, concurrency: usize) -> Self {
+        Self {
+            target,
+            concurrency: concurrency.max(1),
+            group_ids: mirror.groups.iter().map(|g| (g.key.clone(), g.target_id.clone())).collect(),
+            user_ids: mirror.users.iter().map(|u| (u.entra_id.clone(), u.target_id.clone())).collect(),
+            users: mirror.users.iter().map(|u| (u.entra_id.clone(), u.clone())).collect(),
+            removal_failed: HashSet::new(),
+            stopped: None,
+        }
+    }
+
+    /// Why the run stopped calling the target, if it did.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+
+    /// Applies one phase (see [`phases`]) and returns what it produced.
+    pub async fn apply_phase(&mut self, phase: &[Op]) -> PhaseResult {
+        let mut result = PhaseResult::default();
+        if let Some(reason) = &self.stopped {
+            for op in phase {
+                result.failed += 1;
+                result.entries.push(failure_entry(op, None, format!("skipped: {reason}")));
+            }
+            return result;
+        }
+        let outcomes: Vec<OpResult> = if sequential(phase) {
+            let mut outcomes = Vec::with_capacity(phase.len());
+            for op in phase {
+                let outcome = self.apply_op(op).await;
+                if let Some(key) = &outcome.removal_failed {
+                    self.removal_failed.insert(key.clone());
+                }
+                outcomes.push(outcome);
+            }
+            outcomes
+        } else {
+            let this = &*self;
+            stream::iter(phase)
+                .map(|op| this.apply_op(op))
+                .buffered(self.concurrency)
+                .collect()
+                .await
+        };
+        for outcome in outcomes {
+            if outcome.applied {
+                result.applied += 1;
+            } else {
+                result.failed += 1;
+            }
+            if let Some((entra_id, target_id)) = outcome.created_user {
+                self.user_ids.insert(entra_id, target_id);
+            }
+            if let Some((key, target_id)) = outcome.created_group {
+                self.group_ids.insert(key, target_id);
+            }
+            for user in &outcome.mirror.users {
+                self.users.insert(user.entra_id.clone(), user.clone());
+            }
+            if let (Some(err), None) = (&outcome.fatal, &self.stopped) {
+                self.stopped = Some(format!("the target refused dirsync's credentials ({err})"));
+            }
+            result.entries.extend(outcome.entries);
+            merge(&mut result.mirror, outcome.mirror);
+        }
+        result
+    }
+
+    fn resolve_users<'u>(&self, users: &'u [UserLabel]) -> (Vec<(&'u UserLabel, TargetUserId)>, Vec<&'u UserLabel>) {
+        let mut resolved = Vec::new();
+        let mut missing = Vec::new();
+        for user in users {
+            match self.user_ids.get(&user.entra_id) {
+                Some(id) => resolved.push((user, id.clone())),
+                None => missing.push(user),
+            }
+        }
+        (resolved, missing)
+    }
+
+    fn user_after(&self, entra_id: &EntraObjectId, target_id: &TargetUserId, state: UserState) -> MirrorUser {
+        MirrorUser {
+            entra_id: entra_id.clone(),
+            target_id: target_id.clone(),
+            state,
+        }
+    }
+
+    fn status_changed(&self, entra_id: &EntraObjectId, status: crate::domain::UserStatus) -> Option<MirrorUser> {
+        self.users.get(entra_id).map(|user| {
+            let mut user = user.clone();
+            user.state.status = status;
+            user
+        })
+    }
+
+    async fn apply_op(&self, op: &Op) -> OpResult {
+        let mut out = OpResult::new();
+        let call: Result<(), TargetError> = match op {
+            Op::ConvertToSystemGroup {
+                group,
+                target_id,
+                new_name,
+                ..
+            } => {
+                if self.removal_failed.contains(group) {
+                    Err(TargetError::Rejected(
+                        "some members could not be removed first; the conversion is retried next run".to_owned(),
+                    ))
+                } else {
+                    self.target.convert_to_system_group(target_id, new_name).await.map(|()| {
+                        out.mirror.groups_converted.push((group.clone(), new_name.clone()));
+                    })
+                }
+            }
+            Op::CreateGroup { group, name } => self.target.create_group(group, name).await.map(|target_id| {
+                out.mirror.groups_created.push(CreatedGroup {
+                    key: group.clone(),
+                    target_id: target_id.clone(),
+                    name: name.clone(),
+                });
+                out.created_group = Some((group.clone(), target_id));
+            }),
+            Op::RenameGroup {
+                group,
+                target_id,
+                new_name,
+                ..
+            } => self.target.rename_group(target_id, group, new_name).await.map(|()| {
+                out.mirror.groups_renamed.push((group.clone(), new_name.clone()));
+            }),
+            Op::CreateUser { user, state } => self.target.create_user(&user.entra_id, state).await.map(|target_id| {
+                out.mirror.users.push(self.user_after(&user.entra_id, &target_id, state.clone()));
+                out.created_user = Some((user.entra_id.clone(), target_id));
+            }),
+            Op::AdoptUser {
+                user, target_id, state, ..
+            } => self.target.adopt_user(target_id, &user.entra_id, state).await.map(|()| {
+                out.mirror.users.push(self.user_after(&user.entra_id, target_id, state.clone()));
+                out.created_user = Some((user.entra_id.clone(), target_id.clone()));
+            }),
+            Op::UpdateUser {
+                user,
+                target_id,
+                changes,
+                state,
+            } => self.target.update_user(target_id, changes, state).await.map(|()| {
+                out.mirror.users.push(self.user_after(&user.entra_id, target_id, state.clone()));
+            }),
+            Op::ActivateUser { user, target_id, .. } => {
+                let status = crate::domain::UserStatus::Active;
+                self.target.set_user_status(target_id, status).await.map(|()| {
+                    out.mirror.users.extend(self.status_changed(&user.entra_id, status));
+                })
+            }
+            Op::DeactivateUser { user, target_id, to, .. } => {
+                self.target.set_user_status(target_id, *to).await.map(|()| {
+                    out.mirror.users.extend(self.status_changed(&user.entra_id, *to));
+                })
+            }
+            Op::AddMembers { group, users, .. } | Op::RemoveMembers { group, users, .. } => {
+                return self.apply_membership(op, group, users).await;
+            }
+        };
+        match call {
+            Ok(()) => {
+                out.applied = true;
+                out.entries = op_entries(op, "");
+            }
+            Err(err) => {
+                if err.stops_the_run() {
+                    out.fatal = Some(err.clone());
+                }
+                out.entries.push(failure_entry(op, None, err.to_string()));
+            }
+        }
+        out
+    }
+
+    async fn apply_membership(&self, op: &Op, group: &GroupKey, users: &[UserLabel]) -> OpResult {
+        let mut out = OpResult::new();
+        let adding = matches!(op, Op::AddMembers { .. });
+        let Some(group_id) = self.group_ids.get(group) else {
+            for user in users {
+                out.entries.push(failure_entry(
+                    op,
+                    Some(user),
+                    "skipped: the synced group does not exist in the target (creating it failed)".to_owned(),
+                ));
+            }
+            return out;
+        };
+        let (resolved, missing) = self.resolve_users(users);
+        for user in &missing {
+            out.entries.push(failure_entry(
+                op,
+                Some(user),
+                "skipped: the user does not exist in the target (creating or adopting it failed)".to_owned(),
+            ));
+        }
+        let ids: Vec<TargetUserId> = resolved.iter().map(|(_, id)| id.clone()).collect();
+        let outcome = if ids.is_empty() {
+            Default::default()
+        } else if adding {
+            self.target.add_members(group_id, &ids).await
+        } else {
+            self.target.remove_members(group_id, &ids).await
+        };
+        let failures: HashMap<&TargetUserId, &TargetError> = outcome.failed.iter().map(|(id, err)| (id, err)).collect();
+        let mut succeeded = Vec::new();
+        for (label, id) in &resolved {
+            match failures.get(id) {
+                Some(err) => {
+                    if err.stops_the_run() {
+                        out.fatal = Some((*err).clone());
+                    }
+                    out.entries.push(failure_entry(op, Some(label), err.to_string()));
+                }
+                None => {
+                    succeeded.push((*label).clone());
+                    let change = (group.clone(), label.entra_id.clone());
+                    if adding {
+                        out.mirror.members_added.push(change);
+                    } else {
+                        out.mirror.members_removed.push(change);
+                    }
+                }
+            }
+        }
+        let failed_count = missing.len() + failures.len();
+        if !adding && failed_count > 0 {
+            out.removal_failed = Some(group.clone());
+        }
+        out.applied = failed_count == 0;
+        let done = match op {
+            Op::AddMembers { group, group_name, .. } => Op::AddMembers {
+                group: group.clone(),
+                group_name: group_name.clone(),
+                users: succeeded,
+            },
+            Op::RemoveMembers { group, group_name, .. } => Op::RemoveMembers {
+                group: group.clone(),
+                group_name: group_name.clone(),
+                users: succeeded,
+            },
+            _ => unreachable!("apply_membership is only called for membership operations"),
+        };
+        let mut entries = op_entries(&done, "");
+        entries.append(&mut out.entries);
+        out.entries = entries;
+        out
+    }
+}
+
+fn merge(into: &mut MirrorChanges, from: MirrorChanges) {
+    into.groups_created.extend(from.groups_created);
+    into.groups_renamed.extend(from.groups_renamed);
+    into.groups_converted.extend(from.groups_converted);
+    into.users.extend(from.users);
+    into.members_added.extend(from.members_added);
+    into.members_removed.extend(from.members_removed);
+}

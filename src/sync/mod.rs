@@ -1,0 +1,351 @@
+//! One tenant's run, end to end: read Entra, plan against the mirror, apply through the target,
+//! record the mirror and the report. The scheduler, the API and the CLI all call [`run_sync`].
+
+mod apply;
+mod entries;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use futures::stream::{self, StreamExt};
+use tracing::{info, instrument, warn};
+
+pub use apply::{Applier, phases};
+pub use entries::{note_entry, op_entries, run_entry};
+
+use crate::domain::TenantKey;
+use crate::plan::{
+    DeactivationReason, GroupStatus, Mirror, Op, Plan, PlanInput, Severity, TargetLookups, emails_to_look_up, plan,
+};
+use crate::source::{DirectorySource, FetchStats, SourceFetch, UserPresence};
+use crate::store::{
+    ReportEntry, RunFinish, RunId, RunOptions, RunStart, RunStatus, RunSummary, Store, StoreError, Trigger,
+};
+use crate::target::TargetAdapter;
+use crate::tenant::Tenant;
+
+/// Builds the source and target connections for a tenant from its configuration.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    async fn source(&self, tenant: &Tenant) -> Result<Arc<dyn DirectorySource>, String>;
+    async fn target(&self, tenant: &Tenant) -> Result<Arc<dyn TargetAdapter>, String>;
+}
+
+/// A connector that hands every tenant the same source and target: for tests and the demo.
+pub struct FixedConnector {
+    pub source: Arc<dyn DirectorySource>,
+    pub target: Arc<dyn TargetAdapter>,
+}
+
+#[async_trait]
+impl Connector for FixedConnector {
+    async fn source(&self, _tenant: &Tenant) -> Result<Arc<dyn DirectorySource>, String> {
+        Ok(self.source.clone())
+    }
+    async fn target(&self, _tenant: &Tenant) -> Result<Arc<dyn TargetAdapter>, String> {
+        Ok(self.target.clone())
+    }
+}
+
+/// Tuning for runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// Target calls in flight at once within a phase.
+    pub target_concurrency: usize,
+    /// R11: at most this many leavers are looked up in Entra to say why they left.
+    pub max_presence_lookups: usize,
+    /// Report lines and mirror changes are written at least every this many operations.
+    pub flush_every: usize,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            target_concurrency: 8,
+            max_presence_lookups: 200,
+            flush_every: 500,
+        }
+    }
+}
+
+/// What a run needs from the service around it.
+#[derive(Clone)]
+pub struct SyncContext {
+    pub store: Arc<dyn Store>,
+    pub connector: Arc<dyn Connector>,
+    pub settings: SyncSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("no tenant with key {0:?}")]
+    UnknownTenant(TenantKey),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Only for dry runs, which have no report to carry the failure.
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub run_id: RunId,
+    pub status: RunStatus,
+    pub summary: RunSummary,
+    pub message: Option<String>,
+    /// R21: the run was already in progress; this call started nothing.
+    pub already_running: bool,
+}
+
+/// Runs one sync for `tenant` now (or returns the run already in progress, R21).
+#[instrument(skip_all, fields(tenant = %tenant, run_id), err)]
+pub async fn run_sync(
+    ctx: &SyncContext,
+    tenant: &TenantKey,
+    trigger: Trigger,
+    options: RunOptions,
+) -> Result<RunOutcome, SyncError> {
+    let config = ctx
+        .store
+        .tenant(tenant)
+        .await?
+        .ok_or_else(|| SyncError::UnknownTenant(tenant.clone()))?;
+    let run_id = match ctx.store.begin_run(tenant, &trigger, options).await? {
+        RunStart::Started(id) => id,
+        RunStart::AlreadyRunning(id) => {
+            let record = ctx.store.run(id).await?;
+            return Ok(RunOutcome {
+                run_id: id,
+                status: record.map_or(RunStatus::Running, |r| r.status),
+                summary: RunSummary::default(),
+                message: Some(format!("run {id} is already in progress for this tenant")),
+                already_running: true,
+            });
+        }
+    };
+    tracing::Span::current().record("run_id", run_id);
+    info!(trigger = trigger.kind.as_str(), "run started");
+
+    let mut run = Run {
+        ctx,
+        tenant: &config,
+        run_id,
+        summary: RunSummary::default(),
+    };
+    let finish = match run.execute(options).await {
+        Ok(finish) => finish,
+        Err(err) => RunFinish {
+            status: RunStatus::Failed,
+            summary: run.summary.clone(),
+            message: Some(format!("the run stopped: {err}")),
+        },
+    };
+    if let Some(message) = &finish.message {
+        let severity = if finish.status == RunStatus::Failed { Severity::Error } else { Severity::Info };
+        ctx.store.record_entries(run_id, &[run_entry(finish.status.as_str(), severity, message.clone())]).await?;
+    }
+    ctx.store.finish_run(run_id, &finish).await?;
+    info!(status = finish.status.as_str(), "run finished");
+    Ok(RunOutcome {
+        run_id,
+        status: finish.status,
+        summary: finish.summary,
+        message: finish.message,
+        already_running: false,
+    })
+}
+
+/// R22 dry run: the plan a run would carry out now, without writing anything anywhere.
+pub async fn dry_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Plan, SyncError> {
+    let config = ctx
+        .store
+        .tenant(tenant)
+        .await?
+        .ok_or_else(|| SyncError::UnknownTenant(tenant.clone()))?;
+    let source = ctx.connector.source(&config).await.map_err(SyncError::Unreadable)?;
+    let target = ctx.connector.target(&config).await.map_err(SyncError::Unreadable)?;
+    let (plan, _, _) = read_and_plan(ctx.store.as_ref(), &config, source.as_ref(), target.as_ref(), false)
+        .await
+        .map_err(|failure| match failure {
+            ReadFailure::Store(err) => SyncError::Store(err),
+            ReadFailure::Unreadable(message) => SyncError::Unreadable(message),
+        })?;
+    Ok(plan)
+}
+
+enum ReadFailure {
+    Store(StoreError),
+    Unreadable(String),
+}
+
+impl From<StoreError> for ReadFailure {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+/// Reads Entra, the mirror and the target users the plan needs, then plans.
+async fn read_and_plan(
+    store: &dyn Store,
+    tenant: &Tenant,
+    source: &dyn DirectorySource,
+    target: &dyn TargetAdapter,
+    guard_lifted: bool,
+) -> Result<(Plan, FetchStats, Mirror), ReadFailure> {
+    let group_ids: Vec<_> = tenant.policy.selected_groups.iter().map(|g| g.entra_id.clone()).collect();
+    let SourceFetch { snapshot, stats } = source
+        .fetch_groups(&group_ids)
+        .await
+        .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
+    let mirror = store.load_mirror(&tenant.key).await?;
+    let wanted = emails_to_look_up(&tenant.policy, &snapshot, &mirror);
+    let found = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        target
+            .find_users_by_email(&wanted)
+            .await
+            .map_err(|err| ReadFailure::Unreadable(format!("could not look up existing {} users: {err}", target.kind())))?
+    };
+    let plan = plan(PlanInput {
+        policy: &tenant.policy,
+        snapshot: &snapshot,
+        mirror: &mirror,
+        target: &TargetLookups::new(found),
+        now: Utc::now(),
+        guard_lifted,
+    });
+    Ok((plan, stats, mirror))
+}
+
+struct Run<'a> {
+    ctx: &'a SyncContext,
+    tenant: &'a Tenant,
+    run_id: RunId,
+    summary: RunSummary,
+}
+
+impl Run<'_> {
+    async fn execute(&mut self, options: RunOptions) -> Result<RunFinish, StoreError> {
+        let store = self.ctx.store.as_ref();
+        let failed = |summary: &RunSummary, message: String| RunFinish {
+            status: RunStatus::Failed,
+            summary: summary.clone(),
+            message: Some(message),
+        };
+        let source = match self.ctx.connector.source(self.tenant).await {
+            Ok(source) => source,
+            Err(message) => return Ok(failed(&self.summary, format!("could not connect to Entra: {message}"))),
+        };
+        let target = match self.ctx.connector.target(self.tenant).await {
+            Ok(target) => target,
+            Err(message) => return Ok(failed(&self.summary, format!("could not connect to the target: {message}"))),
+        };
+        let guard_lifted = options.approves.is_some();
+        let (mut plan, stats, mirror) =
+            match read_and_plan(store, self.tenant, source.as_ref(), target.as_ref(), guard_lifted).await {
+                Ok(read) => read,
+                Err(ReadFailure::Store(err)) => return Err(err),
+                Err(ReadFailure::Unreadable(message)) => return Ok(failed(&self.summary, message)),
+            };
+        self.summary.source = stats;
+        self.summary.planned = plan.counts();
+        store.record_groups(self.run_id, &plan.groups).await?;
+        let notes: Vec<ReportEntry> = plan.notes.iter().map(note_entry).collect();
+        store.record_entries(self.run_id, &notes).await?;
+
+        let readable = plan.groups.iter().any(|g| g.status != GroupStatus::Failed);
+        if !readable && !plan.groups.is_empty() {
+            return Ok(failed(
+                &self.summary,
+                "no selected group could be read from Entra; nothing was changed".to_owned(),
+            ));
+        }
+
+        if let Some(hold) = plan.hold {
+            let planned: Vec<ReportEntry> = plan.ops.iter().flat_map(|op| op_entries(op, "planned: ")).collect();
+            store.record_entries(self.run_id, &planned).await?;
+            warn!(deactivations = hold.deactivations, "run held by the deletion guard");
+            return Ok(RunFinish {
+                status: RunStatus::Held,
+                summary: self.summary.clone(),
+                message: Some(hold.describe()),
+            });
+        }
+
+        explain_departures(&mut plan, source.as_ref(), self.ctx.settings.max_presence_lookups).await;
+
+        let mut applier = Applier::new(target, &mirror, self.ctx.settings.target_concurrency);
+        for phase in phases(&plan.ops) {
+            for chunk in phase.chunks(self.ctx.settings.flush_every.max(1)) {
+                let result = applier.apply_phase(chunk).await;
+                self.summary.operations_applied += result.applied;
+                self.summary.operations_failed += result.failed;
+                if !result.mirror.is_empty() {
+                    store.apply_mirror_changes(&self.tenant.key, &result.mirror).await?;
+                }
+                store.record_entries(self.run_id, &result.entries).await?;
+            }
+        }
+
+        let status = if plan.has_errors() || self.summary.operations_failed > 0 {
+            RunStatus::CompletedWithErrors
+        } else {
+            RunStatus::Succeeded
+        };
+        let message = applier.stopped().map(|reason| format!("stopped applying changes: {reason}"));
+        let status = if message.is_some() && self.summary.operations_applied == 0 {
+            RunStatus::Failed
+        } else {
+            status
+        };
+        Ok(RunFinish {
+            status,
+            summary: self.summary.clone(),
+            message,
+        })
+    }
+}
+
+/// R11: for users leaving every synced group, ask Entra whether they were deleted or disabled,
+/// so the report can say so. Best effort and bounded: a failed look-up keeps the general reason.
+async fn explain_departures(plan: &mut Plan, source: &dyn DirectorySource, limit: usize) {
+    let leavers: Vec<usize> = plan
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| {
+            matches!(
+                op,
+                Op::DeactivateUser {
+                    reason: DeactivationReason::RemovedFromSyncedGroups,
+                    ..
+                }
+            )
+        })
+        .map(|(i, _)| i)
+        .take(limit)
+        .collect();
+    let presences: Vec<(usize, Option<UserPresence>)> = stream::iter(leavers)
+        .map(|i| {
+            let user = match &plan.ops[i] {
+                Op::DeactivateUser { user, .. } => user.entra_id.clone(),
+                _ => unreachable!("filtered above"),
+            };
+            async move { (i, source.user_presence(&user).await.ok()) }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for (i, presence) in presences {
+        if let Op::DeactivateUser { reason, .. } = &mut plan.ops[i] {
+            match presence {
+                Some(UserPresence::Deleted) => *reason = DeactivationReason::DeletedInEntra,
+                Some(UserPresence::Disabled) => *reason = DeactivationReason::DisabledInEntra,
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The engine's multi-day scenario (issue 2): real PostgreSQL store and applier, in-memory Entra
+//! and target. After every day the whole target is compared with what the rules say it must be,
+//! and a second run with no change in Entra must not write to the target at all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use dirsync::domain::{DeactivationStatus, Email, EntraObjectId, GroupKind, Role, UserStatus};
+use dirsync::plan::{EntraUser, SelectedGroup, TenantPolicy, UserFields};
+use dirsync::source::memory::{MemoryDirectory, MemorySource};
+use dirsync::store::postgres::PgStore;
+use dirsync::store::{RunOptions, RunStatus, Store, Trigger};
+use dirsync::sync::{FixedConnector, RunOutcome, SyncContext, SyncSettings, run_sync};
+use dirsync::target::memory::MemoryTarget;
+use dirsync::tenant::{Retention, Tenant};
+use sqlx::PgPool;
+
+const SALES: u128 = 0x5a1e5;
+const LEGAL: u128 = 0x1e9a1;
+const PORTAL: u128 = 0xc11e47;
+
+fn id(n: u128) -> EntraObjectId {
+    uuid::Uuid::from_u128(n).into()
+}
+
+fn person(n: u128, first: &str, last: &str) -> EntraUser {
+    EntraUser {
+        id: id(n),
+        given_name: Some(first.to_owned()),
+        surname: Some(last.to_owned()),
+        display_name: Some(format!("{first} {last}")),
+        mail: Some(format!("{}@contoso.com", first.to_lowercase())),
+        user_principal_name: Some(format!("{}@contoso.com", first.to_lowercase())),
+        business_phones: vec![format!("+44 20 7946 {n:04}")],
+        job_title: Some("Associate".to_owned()),
+        account_enabled: Some(true),
+    }
+}
+
+const ALICE: u128 = 1;
+const BOB: u128 = 2;
+const CAROL: u128 = 3;
+const DAN: u128 = 4;
+const ERIN: u128 = 5;
+const FRANK: u128 = 6;
+const GRACE: u128 = 7;
+const HEIDI: u128 = 8;
+const IVAN: u128 = 9;
+
+fn day_one_directory() -> MemoryDirectory {
+    let people = [
+        person(ALICE, "Alice", "Archer"),
+        person(BOB, "Bob", "Baker"),
+        person(CAROL, "Carol", "Cooper"),
+        person(DAN, "Dan", "Dyer"),
+        person(ERIN, "Erin", "Evans"),
+        person(FRANK, "Frank", "Fisher"),
+        person(GRACE, "Grace", "Gardner"),
+        person(HEIDI, "Heidi", "Hunter"),
+        person(IVAN, "Ivan", "Ivers"),
+    ];
+    let mut directory = MemoryDirectory::default();
+    for p in people {
+        directory.users.insert(p.id.clone(), p);
+    }
+    directory.groups.insert(id(SALES), ("Sales".to_owned(), vec![id(ALICE), id(BOB), id(HEIDI)]));
+    directory.groups.insert(id(LEGAL), ("Legal".to_owned(), vec![id(ALICE), id(CAROL), id(GRACE)]));
+    directory.groups.insert(id(PORTAL), ("Client Portal".to_owned(), vec![id(DAN), id(ERIN), id(FRANK)]));
+    directory
+}
+
+fn tenant(portal_role: Role, threshold: u32) -> Tenant {
+    let selected = |g: u128, role| SelectedGroup { entra_id: id(g), role };
+    Tenant {
+        key: dirsync::domain::TenantKey::parse("acme").unwrap(),
+        display_name: "Acme Legal".to_owned(),
+        entra_tenant_id: id(0xac3e),
+        time_zone: chrono_tz::Europe::London,
+        report_retention: Retention::ThreeMonths,
+        policy: TenantPolicy {
+            selected_groups: vec![
+                selected(SALES, Role::Internal),
+                selected(LEGAL, Role::Internal),
+                selected(PORTAL, portal_role),
+            ],
+            deactivation_status: DeactivationStatus::Inactive,
+            deletion_threshold: threshold,
+        },
+        source: serde_json::json!({}),
+        target: serde_json::json!({"kind": "memory"}),
+    }
+}
+
+/// The target as the rules describe it, free of the target's own IDs: users by email, groups by
+/// name (a system group's timestamp written as `<ms>`) with their members' emails.
+#[derive(Debug, PartialEq, Eq)]
+struct View {
+    users: BTreeMap<String, (String, String, Option<String>, Role, UserStatus, bool)>,
+    groups: BTreeMap<String, (GroupKind, BTreeSet<String>)>,
+}
+
+fn view(target: &MemoryTarget) -> View {
+    target.with(|s| {
+        let email_of = |id| s.users[id].fields.email.normalized();
+        View {
+            users: s
+                .users
+                .values()
+                .map(|u| {
+                    (
+                        u.fields.email.normalized(),
+                        (
+                            u.fields.first_name.clone(),
+                            u.fields.last_name.clone(),
+                            u.fields.job_title.clone(),
+                            u.role,
+                            u.status,
+                            u.external_id.is_some(),
+                        ),
+                    )
+                })
+                .collect(),
+            groups: s
+                .groups
+                .values()
+                .map(|g| (timestamp_free(&g.name), (g.kind, g.members.iter().map(email_of).collect())))
+                .collect(),
+        }
+    })
+}
+
+fn timestamp_free(name: &str) -> String {
+    match name.rsplit_once('_') {
+        Some((base, ms)) if ms.len() == 13 && ms.chars().all(|c| c.is_ascii_digit()) => format!("{base}_<ms>"),
+        _ => name.to_owned(),
+    }
+}
+
+/// Builds the expected view from short descriptions.
+struct Expect {
+    users: Vec<(&'static str, &'static str, &'static str, &'static str, Role, UserStatus)>,
+    groups: Vec<(&'static str, GroupKind, Vec<&'static str>)>,
+}
+
+impl Expect {
+    fn view(self) -> View {
+        let mut users: BTreeMap<_, _> = self
+            .users
+            .into_iter()
+            .map(|(email, first, last, job, role, status)| {
+                (
+                    email.to_owned(),
+                    (first.to_owned(), last.to_owned(), Some(job.to_owned()), role, status, true),
+                )
+            })
+            .collect();
+        // The admin made by hand in the target, never touched.
+        users.insert(
+            "admin@contoso.com".to_owned(),
+            ("Ada".to_owned(), "Admin".to_owned(), None, Role::Internal, UserStatus::Active, false),
+        );
+        View {
+            users,
+            groups: self
+                .groups
+                .into_iter()
+                .map(|(name, kind, members)| {
+                    (name.to_owned(), (kind, members.into_iter().map(|m| m.to_owned()).collect()))
+                })
+                .collect(),
+        }
+    }
+}
+
+use GroupKind::{SyncedBasic, SyncedInternal, System};
+use Role::{Basic, Internal};
+use UserStatus::{Active, Inactive};
+
+struct World {
+    store: Arc<PgStore>,
+    source: MemorySource,
+    target: MemoryTarget,
+    ctx: SyncContext,
+}
+
+impl World {
+    async fn new(pool: PgPool) -> Self {
+        let store = Arc::new(PgStore::new(pool));
+        store.upsert_tenant(&tenant(Basic, 500)).await.unwrap();
+        let source = MemorySource::new(day_one_directory());
+        let target = MemoryTarget::new();
+        target.with(|s| {
+            // Grace already has an account (made by hand, email in another case): she is adopted.
+            let grace = s.add_manual_user(
+                UserFields {
+                    email: Email::parse("Grace@Contoso.com").unwrap(),
+                    first_name: "G.".to_owned(),
+                    last_name: "Gardner".to_owned(),
+                    phone: None,
+                    job_title: Some("Old title".to_owned()),
+                },
+                Inactive,
+            );
+            let admin = s.add_manual_user(
+                UserFields {
+                    email: Email::parse("admin@contoso.com").unwrap(),
+                    first_name: "Ada".to_owned(),
+                    last_name: "Admin".to_owned(),
+                    phone: None,
+                    job_title: None,
+                },
+                Active,
+            );
+            s.add_manual_group("Partners", [grace, admin]);
+        });
+        let ctx = SyncContext {
+            store: store.clone(),
+            connector: Arc::new(FixedConnector {
+                source: Arc::new(source.clone()),
+                target: Arc::new(target.clone()),
+            }),
+            settings: SyncSettings {
+                flush_every: 3,
+                ..SyncSettings::default()
+            },
+        };
+        Self {
+            store,
+            source,
+            target,
+            ctx,
+        }
+    }
+
+    async fn sync(&self) -> RunOutcome {
+        self.sync_with(RunOptions::default()).await
+    }
+
+    async fn sync_with(&self, options: RunOptions) -> RunOutcome {
+        run_sync(&self.ctx, &tenant(Basic, 0).key, Trigger::manual("scenario"), options).await.unwrap()
+    }
+
+    /// A second run with nothing changed in Entra must not write to the target.
+    async fn assert_quiet_rerun(&self) {
+        let before = self.target.write_count();
+        let outcome = self.sync().await;
+        let writes: Vec<String> = self.target.with(|s| s.writes[before..].to_vec());
+        assert!(writes.is_empty(), "a run with no change in Entra wrote: {writes:?}");
+        assert_eq!(outcome.summary.operations_applied, 0);
+    }
+
+    async fn error_messages(&self, run: i64) -> Vec<String> {
+        self.store
+            .run_entries(run)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.severity == dirsync::plan::Severity::Error)
+            .map(|e| format!("{}: {}", e.email.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect()
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn four_days_of_directory_changes_leave_the_target_exactly_as_the_rules_say(pool: PgPool) {
+    let world = World::new(pool).await;
+
+    // Day 1: three groups (one basic) with overlapping members; Grace is adopted by email.
+    let day1 = world.sync().await;
+    assert_eq!(day1.status, RunStatus::Succeeded, "{day1:?}");
+    let day1_expected = Expect {
+        users: vec![
+            ("alice@contoso.com", "Alice", "Archer", "Associate", Internal, Active),
+            ("bob@contoso.com", "Bob", "Baker", "Associate", Internal, Active),
+            ("carol@contoso.com", "Carol", "Cooper", "Associate", Internal, Active),
+            ("dan@contoso.com", "Dan", "Dyer", "Associate", Basic, Active),
+            ("erin@contoso.com", "Erin", "Evans", "Associate", Basic, Active),
+            ("frank@contoso.com", "Frank", "Fisher", "Associate", Basic, Active),
+            ("grace@contoso.com", "Grace", "Gardner", "Associate", Internal, Active),
+            ("heidi@contoso.com", "Heidi", "Hunter", "Associate", Internal, Active),
+        ],
+        groups: vec![
+            ("Sales", SyncedInternal, vec!["alice@contoso.com", "bob@contoso.com", "heidi@contoso.com"]),
+            ("Legal", SyncedInternal, vec!["alice@contoso.com", "carol@contoso.com", "grace@contoso.com"]),
+            ("Client Portal", SyncedBasic, vec!["dan@contoso.com", "erin@contoso.com", "frank@contoso.com"]),
+            ("Partners", System, vec!["admin@contoso.com", "grace@contoso.com"]),
+        ],
+    };
+    assert_eq!(view(&world.target), day1_expected.view());
+    assert_eq!((day1.summary.planned.users_created, day1.summary.planned.users_adopted), (7, 1));
+    world.assert_quiet_rerun().await;
+
+    // Day 2: a rename, a disabled user, an email prefix change, an email domain change, a user
+    // moved between groups, a user added to both a basic and an internal group.
+    world.source.edit(|d| {
+        d.groups.get_mut(&id(LEGAL)).unwrap().0 = "Legal & Compliance".to_owned();
+        d.users.get_mut(&id(FRANK)).unwrap().account_enabled = Some(false);
+        d.users.get_mut(&id(BOB)).unwrap().mail = Some("robert@contoso.com".to_owned());
+        let carol = d.users.get_mut(&id(CAROL)).unwrap();
+        carol.mail = Some("carol@fabrikam.com".to_owned());
+        carol.job_title = Some("Counsel".to_owned());
+        d.groups.get_mut(&id(SALES)).unwrap().1.retain(|m| *m != id(HEIDI));
+        d.groups.get_mut(&id(LEGAL)).unwrap().1.push(id(HEIDI));
+        d.groups.get_mut(&id(SALES)).unwrap().1.push(id(IVAN));
+        d.groups.get_mut(&id(PORTAL)).unwrap().1.push(id(IVAN));
+    });
+    let day2 = world.sync().await;
+    assert_eq!(day2.status, RunStatus::CompletedWithErrors);
+    let errors = world.error_messages(day2.run_id).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("carol@contoso.com: email domain change is not supported"), "{errors:?}");
+    let day2_expected = Expect {
+        users: vec![
+            ("alice@contoso.com", "Alice", "Archer", "Associate", Internal, Active),
+            ("robert@contoso.com", "Bob", "Baker", "Associate", Internal, Active),
+            ("carol@contoso.com", "Carol", "Cooper", "Counsel", Internal, Active),
+            ("dan@contoso.com", "Dan", "Dyer", "Associate", Basic, Active),
+            ("erin@contoso.com", "Erin", "Evans", "Associate", Basic, Active),
+            ("frank@contoso.com", "Frank", "Fisher", "Associate", Basic, Inactive),
+            ("grace@contoso.com", "Grace", "Gardner", "Associate", Internal, Active),
+            ("heidi@contoso.com", "Heidi", "Hunter", "Associate", Internal, Active),
+            ("ivan@contoso.com", "Ivan", "Ivers", "Associate", Internal, Active),
+        ],
+        groups: vec![
+            ("Sales", SyncedInternal, vec!["alice@contoso.com", "robert@contoso.com", "ivan@contoso.com"]),
+            (
+                "Legal & Compliance",
+                SyncedInternal,
+                vec!["alice@contoso.com", "carol@contoso.com", "grace@contoso.com", "heidi@contoso.com"],
+            ),
+            ("Client Portal", SyncedBasic, vec!["dan@contoso.com", "erin@contoso.com", "frank@contoso.com"]),
+            ("Partners", System, vec!["admin@contoso.com", "grace@contoso.com"]),
+        ],
+    };
+    assert_eq!(view(&world.target), day2_expected.view());
+    world.assert_quiet_rerun().await;
+
+    // Day 3: Legal is deleted in Entra; the Client Portal's role changes from basic to internal.
+    world.source.edit(|d| {
+        d.groups.remove(&id(LEGAL));
+    });
+    world.store.upsert_tenant(&tenant(Internal, 500)).await.unwrap();
+    let day3 = world.sync().await;
+    assert_eq!(day3.status, RunStatus::CompletedWithErrors, "Carol's domain change is still refused");
+    let day3_expected = Expect {
+        users: vec![
+            ("alice@contoso.com", "Alice", "Archer", "Associate", Internal, Active),
+            ("robert@contoso.com", "Bob", "Baker", "Associate", Internal, Active),
+            ("carol@contoso.com", "Carol", "Cooper", "Counsel", Internal, Inactive),
+            ("dan@contoso.com", "Dan", "Dyer", "Associate", Internal, Active),
+            ("erin@contoso.com", "Erin", "Evans", "Associate", Internal, Active),
+            ("frank@contoso.com", "Frank", "Fisher", "Associate", Internal, Inactive),
+            ("grace@contoso.com", "Grace", "Gardner", "Associate", Internal, Inactive),
+            ("heidi@contoso.com", "Heidi", "Hunter", "Associate", Internal, Inactive),
+            ("ivan@contoso.com", "Ivan", "Ivers", "Associate", Internal, Active),
+        ],
+        groups: vec![
+            ("Sales", SyncedInternal, vec!["alice@contoso.com", "robert@contoso.com", "ivan@contoso.com"]),
+            ("Legal & Compliance_<ms>", System, vec![]),
+            ("Client Portal_<ms>", System, vec![]),
+            // Ivan joined the portal on day 2 but, internal through Sales, stayed out of the basic
+            // group (R14); now that the portal is internal he is a member. Frank is disabled.
+            (
+                "Client Portal",
+                SyncedInternal,
+                vec!["dan@contoso.com", "erin@contoso.com", "ivan@contoso.com"],
+            ),
+            ("Partners", System, vec!["admin@contoso.com", "grace@contoso.com"]),
+        ],
+    };
+    assert_eq!(view(&world.target), day3_expected.view());
+    world.assert_quiet_rerun().await;
+
+    // Day 4, first run: Sales cannot be read. Nothing in it changes, nobody is deactivated for it.
+    world.source.edit(|d| {
+        d.failing.insert(id(SALES), "Graph answered 503 five times".to_owned());
+        d.groups.get_mut(&id(SALES)).unwrap().1.clear();
+        d.users.get_mut(&id(DAN)).unwrap().job_title = Some("Senior Associate".to_owned());
+    });
+    let failing = world.sync().await;
+    assert_eq!(failing.status, RunStatus::CompletedWithErrors);
+    let day4_expected = |dan_job, portal: Vec<&'static str>, dan_erin_status| Expect {
+        users: vec![
+            ("alice@contoso.com", "Alice", "Archer", "Associate", Internal, Active),
+            ("robert@contoso.com", "Bob", "Baker", "Associate", Internal, Active),
+            ("carol@contoso.com", "Carol", "Cooper", "Counsel", Internal, Inactive),
+            ("dan@contoso.com", "Dan", "Dyer", dan_job, Internal, dan_erin_status),
+            ("erin@contoso.com", "Erin", "Evans", "Associate", Internal, dan_erin_status),
+            ("frank@contoso.com", "Frank", "Fisher", "Associate", Internal, Inactive),
+            ("grace@contoso.com", "Grace", "Gardner", "Associate", Internal, Inactive),
+            ("heidi@contoso.com", "Heidi", "Hunter", "Associate", Internal, Inactive),
+            ("ivan@contoso.com", "Ivan", "Ivers", "Associate", Internal, Active),
+        ],
+        groups: vec![
+            ("Sales", SyncedInternal, vec!["alice@contoso.com", "robert@contoso.com", "ivan@contoso.com"]),
+            ("Legal & Compliance_<ms>", System, vec![]),
+            ("Client Portal_<ms>", System, vec![]),
+            ("Client Portal", SyncedInternal, portal),
+            ("Partners", System, vec!["admin@contoso.com", "grace@contoso.com"]),
+        ],
+    };
+    assert_eq!(
+        view(&world.target),
+        day4_expected(
+            "Senior Associate",
+            vec!["dan@contoso.com", "erin@contoso.com", "ivan@contoso.com"],
+            Active
+        ).view()
+    );
+    let groups = world.store.run_groups(failing.run_id).await.unwrap();
+    assert_eq!(groups.iter().filter(|g| g.status == dirsync::plan::GroupStatus::Failed).count(), 1);
+
+    // Day 4, second run: Sales is back, but the portal is emptied and the guard is set to 1.
+    world.source.edit(|d| {
+        d.failing.clear();
+        d.groups.get_mut(&id(SALES)).unwrap().1 = vec![id(ALICE), id(BOB), id(IVAN)];
+        d.groups.get_mut(&id(PORTAL)).unwrap().1 = vec![id(FRANK), id(IVAN)];
+    });
+    world.store.upsert_tenant(&tenant(Internal, 1)).await.unwrap();
+    let before_held = world.target.write_count();
+    let held = world.sync().await;
+    assert_eq!(held.status, RunStatus::Held);
+    assert_eq!(world.target.write_count(), before_held, "a held run applies nothing");
+    let planned: Vec<String> = world
+        .store
+        .run_entries(held.run_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "planned: deactivated")
+        .map(|e| e.email.unwrap_or_default())
+        .collect();
+    assert_eq!(planned, vec!["dan@contoso.com", "erin@contoso.com"]);
+
+    // An admin approves: the run plans afresh and applies with the guard lifted.
+    let approved = world
+        .sync_with(RunOptions {
+            approves: Some(held.run_id),
+        })
+        .await;
+    assert_eq!(approved.status, RunStatus::CompletedWithErrors, "Carol's refusal still stands");
+    assert_eq!(approved.summary.planned.users_deactivated, 2);
+    assert_eq!(view(&world.target), day4_expected("Senior Associate", vec!["ivan@contoso.com"], Inactive).view());
+    world.assert_quiet_rerun().await;
+}

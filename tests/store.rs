@@ -429,6 +429,41 @@ async fn a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_o
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn each_tenant_has_its_own_mirror_even_for_the_same_entra_ids(pool: PgPool) {
+    let (store, acme) = store_with_tenant(pool, "acme").await;
+    store.upsert_tenant(&tenant("beta", vec![])).await.unwrap();
+    let beta = key("beta");
+    let (group, u1) = (new_id(), new_id());
+    let sales = group_key(&group, Role::Internal);
+    let changes = MirrorChanges {
+        groups_created: vec![created(&sales, "g1", "Sales")],
+        users: vec![user(&u1, 1)],
+        members_added: vec![(sales.clone(), u1.clone())],
+        ..MirrorChanges::default()
+    };
+    store.apply_mirror_changes(&acme, &changes).await.unwrap();
+    store.apply_mirror_changes(&beta, &changes).await.unwrap();
+
+    store
+        .apply_mirror_changes(
+            &beta,
+            &MirrorChanges {
+                groups_converted: vec![(sales.clone(), "Sales_1".into())],
+                ..MirrorChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    let acme_mirror = store.load_mirror(&acme).await.unwrap();
+    assert_eq!(acme_mirror.groups.len(), 1);
+    assert_eq!(acme_mirror.groups[0].members, vec![u1.clone()]);
+    let beta_mirror = store.load_mirror(&beta).await.unwrap();
+    assert!(beta_mirror.groups.is_empty());
+    assert_eq!(beta_mirror.users, acme_mirror.users);
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn the_mirror_of_an_unknown_tenant_is_not_found(pool: PgPool) {
     let store = PgStore::new(pool);
 
@@ -790,13 +825,14 @@ async fn purging_deletes_runs_started_before_the_cutoff_with_their_reports_and_k
         .finish_run(recent, &finish(RunStatus::Succeeded))
         .await
         .unwrap();
+    let still_running_old = started(&store, &acme).await;
     let other_tenant_old = started(&store, &key("beta")).await;
     store
         .finish_run(other_tenant_old, &finish(RunStatus::Succeeded))
         .await
         .unwrap();
     sqlx::query("UPDATE runs SET started_at = now() - interval '100 days' WHERE id = ANY($1)")
-        .bind(vec![old, other_tenant_old])
+        .bind(vec![old, still_running_old, other_tenant_old])
         .execute(&pool)
         .await
         .unwrap();
@@ -812,6 +848,10 @@ async fn purging_deletes_runs_started_before_the_cutoff_with_their_reports_and_k
     assert!(store.run_groups(old).await.unwrap().is_empty());
     assert!(store.run(recent).await.unwrap().is_some());
     assert_eq!(store.run_entries(recent).await.unwrap().len(), 1);
+    assert!(
+        store.run(still_running_old).await.unwrap().is_some(),
+        "a run in progress is kept whatever its age"
+    );
     assert!(
         store.run(other_tenant_old).await.unwrap().is_some(),
         "other tenants keep theirs"

@@ -39,6 +39,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The name of the partial unique index that allows one running run per tenant.
 const ONE_RUNNING_RUN: &str = "runs_one_running_per_tenant";
 
+/// The production store. Cheap to clone (the pool is shared), so every task may hold one.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,

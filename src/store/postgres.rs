@@ -1,1 +1,961 @@
 //! The PostgreSQL `Store`: set-based writes, migrations embedded and applied at start.
+//!
+//! Every write that carries many rows binds whole columns as arrays and expands them with
+//! `UNNEST`, so a run that touches 100,000 users costs a handful of round trips, not 100,000.
+//! Rows read back are parsed into domain types; a row that no longer parses is
+//! [`StoreError::Corrupt`] naming the table and column.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::types::Json;
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::{
+    MirrorChanges, ReportEntry, RunFinish, RunId, RunOptions, RunRecord, RunStart, RunStatus,
+    RunSummary, Store, StoreError, SubjectKind, Trigger, TriggerKind,
+};
+use crate::domain::{
+    DeactivationStatus, Email, EntraObjectId, Role, TargetGroupId, TargetUserId, TenantKey,
+    UserStatus,
+};
+use crate::plan::{
+    GroupKey, GroupStatus, GroupSummary, Mirror, MirrorGroup, MirrorUser, SelectedGroup, Severity,
+    TenantPolicy, UserFields, UserState,
+};
+use crate::tenant::{Retention, Tenant};
+
+/// Rows per statement for bulk writes: large enough that a run is a few statements, small enough
+/// that one statement's arrays stay a few megabytes.
+const CHUNK: usize = 10_000;
+
+/// The migrations in `migrations/`, compiled into the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The name of the partial unique index that allows one running run per tenant.
+const ONE_RUNNING_RUN: &str = "runs_one_running_per_tenant";
+
+/// The production store. Cheap to clone (the pool is shared), so every task may hold one.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects a pool to `url` (`postgres://user@host:5432/db`). Migrations are not run: call
+    /// [`migrate`](Self::migrate).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect(url)
+            .await?;
+        Ok(Self::new(pool))
+    }
+
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the embedded migrations that this database has not seen yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn upsert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let tenant_id: i64 = sqlx::query_scalar(
+            "INSERT INTO tenants (key, display_name, entra_tenant_id, time_zone,
+                                  report_retention_months, deactivation_status, deletion_threshold,
+                                  source, target)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (key) DO UPDATE SET
+                 display_name = EXCLUDED.display_name,
+                 entra_tenant_id = EXCLUDED.entra_tenant_id,
+                 time_zone = EXCLUDED.time_zone,
+                 report_retention_months = EXCLUDED.report_retention_months,
+                 deactivation_status = EXCLUDED.deactivation_status,
+                 deletion_threshold = EXCLUDED.deletion_threshold,
+                 source = EXCLUDED.source,
+                 target = EXCLUDED.target,
+                 updated_at = now()
+             RETURNING id",
+        )
+        .bind(tenant.key.as_str())
+        .bind(&tenant.display_name)
+        .bind(tenant.entra_tenant_id.as_uuid())
+        .bind(tenant.time_zone.name())
+        .bind(i16::from(tenant.report_retention.months()))
+        .bind(tenant.policy.deactivation_status.as_str())
+        .bind(i64::from(tenant.policy.deletion_threshold))
+        .bind(Json(&tenant.source))
+        .bind(Json(&tenant.target))
+        .fetch_one(&mut *tx)
+        .await?;
+
+        sqlx::query("DELETE FROM selected_groups WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        let groups = &tenant.policy.selected_groups;
+        let ids: Vec<Uuid> = groups.iter().map(|g| g.entra_id.as_uuid()).collect();
+        let roles: Vec<&str> = groups.iter().map(|g| g.role.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO selected_groups (tenant_id, entra_group_id, role, position)
+             SELECT $1, c.entra_group_id, c.role, c.position::integer
+             FROM UNNEST($2::uuid[], $3::text[]) WITH ORDINALITY AS c(entra_group_id, role, position)",
+        )
+        .bind(tenant_id)
+        .bind(&ids)
+        .bind(&roles)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn tenant(&self, key: &TenantKey) -> Result<Option<Tenant>, StoreError> {
+        let mut tx = read_snapshot(&self.pool).await?;
+        let row: Option<TenantRow> = sqlx::query_as(&format!("{TENANT_COLUMNS} WHERE key = $1"))
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let groups: Vec<(i64, Uuid, String)> = sqlx::query_as(
+            "SELECT tenant_id, entra_group_id, role FROM selected_groups
+             WHERE tenant_id = $1 ORDER BY position",
+        )
+        .bind(row.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tenant_from_row(row, groups).map(Some)
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let mut tx = read_snapshot(&self.pool).await?;
+        let rows: Vec<TenantRow> = sqlx::query_as(&format!("{TENANT_COLUMNS} ORDER BY key"))
+            .fetch_all(&mut *tx)
+            .await?;
+        let groups: Vec<(i64, Uuid, String)> = sqlx::query_as(
+            "SELECT tenant_id, entra_group_id, role FROM selected_groups
+             ORDER BY tenant_id, position",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut by_tenant: HashMap<i64, Vec<(i64, Uuid, String)>> = HashMap::new();
+        for group in groups {
+            by_tenant.entry(group.0).or_default().push(group);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let groups = by_tenant.remove(&row.0).unwrap_or_default();
+                tenant_from_row(row, groups)
+            })
+            .collect()
+    }
+
+    async fn load_mirror(&self, tenant: &TenantKey) -> Result<Mirror, StoreError> {
+        let mut tx = read_snapshot(&self.pool).await?;
+        let tenant_id = tenant_id(&mut tx, tenant).await?;
+
+        let group_rows: Vec<(i64, Uuid, String, String, String)> = sqlx::query_as(
+            "SELECT id, entra_group_id, role, target_group_id, name FROM synced_groups
+             WHERE tenant_id = $1 AND kind = 'synced'",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let member_rows: Vec<(i64, Uuid)> = sqlx::query_as(
+            "SELECT m.synced_group_id, m.entra_user_id
+             FROM memberships m JOIN synced_groups g ON g.id = m.synced_group_id
+             WHERE g.tenant_id = $1 AND g.kind = 'synced'",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let user_rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT entra_user_id, target_user_id, email, first_name, last_name, phone, job_title,
+                    role, status
+             FROM synced_users WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+
+        let mut index: HashMap<i64, usize> = HashMap::with_capacity(group_rows.len());
+        let mut groups = Vec::with_capacity(group_rows.len());
+        for (id, entra_id, role, target_id, name) in group_rows {
+            index.insert(id, groups.len());
+            groups.push(MirrorGroup {
+                key: GroupKey {
+                    entra_id: entra_id.into(),
+                    role: parse("synced_groups.role", role.parse())?,
+                },
+                target_id: parse(
+                    "synced_groups.target_group_id",
+                    TargetGroupId::new(target_id),
+                )?,
+                name,
+                members: Vec::new(),
+            });
+        }
+        for (group_id, user) in member_rows {
+            // The join guarantees the group was loaded.
+            if let Some(&at) = index.get(&group_id) {
+                groups[at].members.push(user.into());
+            }
+        }
+        for group in &mut groups {
+            group.members.sort_unstable();
+        }
+        groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+
+        let mut users = user_rows
+            .into_iter()
+            .map(mirror_user_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        users.sort_unstable_by(|a, b| a.entra_id.cmp(&b.entra_id));
+        Ok(Mirror { groups, users })
+    }
+
+    async fn apply_mirror_changes(
+        &self,
+        tenant: &TenantKey,
+        changes: &MirrorChanges,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let tenant_id = tenant_id(&mut tx, tenant).await?;
+
+        // Memberships first: the plan removes members before it converts their group.
+        for chunk in changes.members_removed.chunks(CHUNK) {
+            let (groups, roles, users) = membership_columns(chunk);
+            sqlx::query(
+                "DELETE FROM memberships m
+                 USING synced_groups g,
+                       UNNEST($2::uuid[], $3::text[], $4::uuid[]) AS c(entra_group_id, role, entra_user_id)
+                 WHERE g.tenant_id = $1 AND g.kind = 'synced'
+                   AND g.entra_group_id = c.entra_group_id AND g.role = c.role
+                   AND m.synced_group_id = g.id AND m.entra_user_id = c.entra_user_id",
+            )
+            .bind(tenant_id)
+            .bind(&groups)
+            .bind(&roles)
+            .bind(&users)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        // Conversions before creations: R13 converts (group, old role) and creates (group, new
+        // role), and only one synced group per Entra group may exist at a time.
+        for chunk in changes.groups_converted.chunks(CHUNK) {
+            let (groups, roles, names) = renamed_columns(chunk);
+            let converted: Vec<i64> = sqlx::query_scalar(
+                "UPDATE synced_groups g
+                 SET kind = 'system', system_name = c.system_name, converted_at = now()
+                 FROM UNNEST($2::uuid[], $3::text[], $4::text[]) AS c(entra_group_id, role, system_name)
+                 WHERE g.tenant_id = $1 AND g.kind = 'synced'
+                   AND g.entra_group_id = c.entra_group_id AND g.role = c.role
+                 RETURNING g.id",
+            )
+            .bind(tenant_id)
+            .bind(&groups)
+            .bind(&roles)
+            .bind(&names)
+            .fetch_all(&mut *tx)
+            .await?;
+            warn_if_missed(tenant, "converted", chunk.len(), converted.len());
+            // The mirror does not track the members of groups it no longer manages.
+            sqlx::query("DELETE FROM memberships WHERE synced_group_id = ANY($1)")
+                .bind(&converted)
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        for chunk in changes.groups_created.chunks(CHUNK) {
+            let groups: Vec<Uuid> = chunk.iter().map(|g| g.key.entra_id.as_uuid()).collect();
+            let roles: Vec<&str> = chunk.iter().map(|g| g.key.role.as_str()).collect();
+            let target_ids: Vec<&str> = chunk.iter().map(|g| g.target_id.as_str()).collect();
+            let names: Vec<&str> = chunk.iter().map(|g| g.name.as_str()).collect();
+            sqlx::query(
+                "INSERT INTO synced_groups (tenant_id, entra_group_id, role, target_group_id, name)
+                 SELECT $1, c.entra_group_id, c.role, c.target_group_id, c.name
+                 FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[])
+                      AS c(entra_group_id, role, target_group_id, name)",
+            )
+            .bind(tenant_id)
+            .bind(&groups)
+            .bind(&roles)
+            .bind(&target_ids)
+            .bind(&names)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        for chunk in changes.groups_renamed.chunks(CHUNK) {
+            let (groups, roles, names) = renamed_columns(chunk);
+            let renamed = sqlx::query(
+                "UPDATE synced_groups g SET name = c.name
+                 FROM UNNEST($2::uuid[], $3::text[], $4::text[]) AS c(entra_group_id, role, name)
+                 WHERE g.tenant_id = $1 AND g.kind = 'synced'
+                   AND g.entra_group_id = c.entra_group_id AND g.role = c.role",
+            )
+            .bind(tenant_id)
+            .bind(&groups)
+            .bind(&roles)
+            .bind(&names)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            warn_if_missed(
+                tenant,
+                "renamed",
+                chunk.len(),
+                usize::try_from(renamed).unwrap_or(usize::MAX),
+            );
+        }
+
+        let users = last_state_per_user(&changes.users);
+        for chunk in users.chunks(CHUNK) {
+            upsert_users(&mut tx, tenant_id, chunk).await?;
+        }
+
+        for chunk in changes.members_added.chunks(CHUNK) {
+            let (groups, roles, users) = membership_columns(chunk);
+            sqlx::query(
+                "INSERT INTO memberships (synced_group_id, entra_user_id)
+                 SELECT g.id, c.entra_user_id
+                 FROM UNNEST($2::uuid[], $3::text[], $4::uuid[]) AS c(entra_group_id, role, entra_user_id)
+                 JOIN synced_groups g
+                   ON g.tenant_id = $1 AND g.kind = 'synced'
+                  AND g.entra_group_id = c.entra_group_id AND g.role = c.role
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant_id)
+            .bind(&groups)
+            .bind(&roles)
+            .bind(&users)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn begin_run(
+        &self,
+        tenant: &TenantKey,
+        trigger: &Trigger,
+        options: RunOptions,
+    ) -> Result<RunStart, StoreError> {
+        // The partial unique index decides; a lost race is answered with the winner's run. If
+        // that run finished between our insert and our look-up, we simply try again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let inserted = sqlx::query_scalar::<_, i64>(
+                "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves)
+                 SELECT id, $2, $3, $4 FROM tenants WHERE key = $1
+                 RETURNING id",
+            )
+            .bind(tenant.as_str())
+            .bind(trigger_kind_text(trigger.kind))
+            .bind(trigger.by.as_deref())
+            .bind(options.approves)
+            .fetch_optional(&self.pool)
+            .await;
+            match inserted {
+                Ok(Some(id)) => return Ok(RunStart::Started(id)),
+                Ok(None) => return Err(no_tenant(tenant)),
+                Err(sqlx::Error::Database(e))
+                    if e.constraint() == Some(ONE_RUNNING_RUN) && attempts < 3 =>
+                {
+                    let running: Option<i64> = sqlx::query_scalar(
+                        "SELECT r.id FROM runs r JOIN tenants t ON t.id = r.tenant_id
+                         WHERE t.key = $1 AND r.status = 'running'",
+                    )
+                    .bind(tenant.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    if let Some(id) = running {
+                        return Ok(RunStart::AlreadyRunning(id));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn record_groups(&self, run: RunId, groups: &[GroupSummary]) -> Result<(), StoreError> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in groups.chunks(CHUNK) {
+            let ids: Vec<Uuid> = chunk.iter().map(|g| g.entra_id.as_uuid()).collect();
+            let names: Vec<&str> = chunk.iter().map(|g| g.name.as_str()).collect();
+            let roles: Vec<&str> = chunk.iter().map(|g| g.role.as_str()).collect();
+            let seen: Vec<Option<i64>> = chunk
+                .iter()
+                .map(|g| g.members_seen.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+                .collect();
+            let statuses: Vec<&str> = chunk.iter().map(|g| g.status.as_str()).collect();
+            let messages: Vec<Option<&str>> = chunk.iter().map(|g| g.message.as_deref()).collect();
+            sqlx::query(
+                "INSERT INTO run_groups (run_id, seq, entra_group_id, name, role, members_seen, status, message)
+                 SELECT $1, (base.seq + c.ord)::integer, c.entra_group_id, c.name, c.role,
+                        c.members_seen, c.status, c.message
+                 FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM run_groups WHERE run_id = $1) AS base,
+                      UNNEST($2::uuid[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[])
+                      WITH ORDINALITY AS c(entra_group_id, name, role, members_seen, status, message, ord)
+                 ORDER BY c.ord",
+            )
+            .bind(run)
+            .bind(&ids)
+            .bind(&names)
+            .bind(&roles)
+            .bind(&seen)
+            .bind(&statuses)
+            .bind(&messages)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| missing_run(e, run))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_entries(&self, run: RunId, entries: &[ReportEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in entries.chunks(CHUNK) {
+            let subjects: Vec<&str> = chunk.iter().map(|e| e.subject.as_str()).collect();
+            let ids: Vec<Option<Uuid>> = chunk
+                .iter()
+                .map(|e| e.entra_id.as_ref().map(EntraObjectId::as_uuid))
+                .collect();
+            let emails: Vec<Option<&str>> = chunk.iter().map(|e| e.email.as_deref()).collect();
+            let names: Vec<Option<&str>> = chunk.iter().map(|e| e.name.as_deref()).collect();
+            let actions: Vec<&str> = chunk.iter().map(|e| e.action.as_str()).collect();
+            let fields: Vec<Option<&str>> = chunk.iter().map(|e| e.field.as_deref()).collect();
+            let olds: Vec<Option<&str>> = chunk.iter().map(|e| e.old_value.as_deref()).collect();
+            let news: Vec<Option<&str>> = chunk.iter().map(|e| e.new_value.as_deref()).collect();
+            let severities: Vec<&str> = chunk.iter().map(|e| e.severity.as_str()).collect();
+            let messages: Vec<Option<&str>> = chunk.iter().map(|e| e.message.as_deref()).collect();
+            // Ids are drawn in ordinality order, so reading by id returns the lines as written.
+            sqlx::query(
+                "INSERT INTO report_entries (run_id, subject, entra_id, email, name, action, field,
+                                             old_value, new_value, severity, message)
+                 SELECT $1, c.subject, c.entra_id, c.email, c.name, c.action, c.field,
+                        c.old_value, c.new_value, c.severity, c.message
+                 FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+                             $8::text[], $9::text[], $10::text[], $11::text[])
+                      WITH ORDINALITY AS c(subject, entra_id, email, name, action, field,
+                                           old_value, new_value, severity, message, ord)
+                 ORDER BY c.ord",
+            )
+            .bind(run)
+            .bind(&subjects)
+            .bind(&ids)
+            .bind(&emails)
+            .bind(&names)
+            .bind(&actions)
+            .bind(&fields)
+            .bind(&olds)
+            .bind(&news)
+            .bind(&severities)
+            .bind(&messages)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| missing_run(e, run))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_run(&self, run: RunId, finish: &RunFinish) -> Result<(), StoreError> {
+        let updated = sqlx::query(
+            "UPDATE runs
+             SET status = $2,
+                 finished_at = CASE WHEN $2 = 'running' THEN NULL ELSE now() END,
+                 summary = $3,
+                 message = $4
+             WHERE id = $1",
+        )
+        .bind(run)
+        .bind(finish.status.as_str())
+        .bind(Json(&finish.summary))
+        .bind(finish.message.as_deref())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound(format!("run {run} does not exist")));
+        }
+        Ok(())
+    }
+
+    async fn run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError> {
+        let row: Option<RunRow> = sqlx::query_as(&format!("{RUN_COLUMNS} WHERE r.id = $1"))
+            .bind(run)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(run_from_row).transpose()
+    }
+
+    async fn runs(&self, tenant: &TenantKey, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "{RUN_COLUMNS} WHERE t.key = $1 ORDER BY r.started_at DESC, r.id DESC LIMIT $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(run_from_row).collect()
+    }
+
+    async fn run_groups(&self, run: RunId) -> Result<Vec<GroupSummary>, StoreError> {
+        let rows: Vec<(Uuid, String, String, Option<i64>, String, Option<String>)> =
+            sqlx::query_as(
+                "SELECT entra_group_id, name, role, members_seen, status, message
+             FROM run_groups WHERE run_id = $1 ORDER BY seq",
+            )
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(entra_id, name, role, members_seen, status, message)| {
+                Ok(GroupSummary {
+                    entra_id: entra_id.into(),
+                    name,
+                    role: parse("run_groups.role", role.parse())?,
+                    members_seen: members_seen
+                        .map(|n| parse("run_groups.members_seen", usize::try_from(n)))
+                        .transpose()?,
+                    status: parse("run_groups.status", group_status(&status))?,
+                    message,
+                })
+            })
+            .collect()
+    }
+
+    async fn run_entries(&self, run: RunId) -> Result<Vec<ReportEntry>, StoreError> {
+        let rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT subject, entra_id, email, name, action, field, old_value, new_value, severity, message
+             FROM report_entries WHERE run_id = $1 ORDER BY id",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(
+                |(
+                    subject,
+                    entra_id,
+                    email,
+                    name,
+                    action,
+                    field,
+                    old_value,
+                    new_value,
+                    severity,
+                    message,
+                )| {
+                    Ok(ReportEntry {
+                        subject: parse("report_entries.subject", subject_kind(&subject))?,
+                        entra_id: entra_id.map(EntraObjectId::from),
+                        email,
+                        name,
+                        action,
+                        field,
+                        old_value,
+                        new_value,
+                        severity: parse("report_entries.severity", severity_level(&severity))?,
+                        message,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn purge_runs_before(
+        &self,
+        tenant: &TenantKey,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        // A run still in progress keeps its report whatever its age: its writer still needs it.
+        let purged = sqlx::query(
+            "DELETE FROM runs r USING tenants t
+             WHERE r.tenant_id = t.id AND t.key = $1 AND r.started_at < $2 AND r.status <> 'running'",
+        )
+        .bind(tenant.as_str())
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(purged)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows and their parsing
+// ---------------------------------------------------------------------------------------------
+
+const TENANT_COLUMNS: &str = "SELECT id, key, display_name, entra_tenant_id, time_zone, \
+     report_retention_months, deactivation_status, deletion_threshold, source, target FROM tenants";
+
+type TenantRow = (
+    i64,
+    String,
+    String,
+    Uuid,
+    String,
+    i16,
+    String,
+    i64,
+    serde_json::Value,
+    serde_json::Value,
+);
+
+type UserRow = (
+    Uuid,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
+
+const RUN_COLUMNS: &str = "SELECT r.id, t.key, r.trigger_kind, r.triggered_by, r.status, r.started_at, \
+     r.finished_at, r.summary, r.message, r.approves FROM runs r JOIN tenants t ON t.id = r.tenant_id";
+
+type RunRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<serde_json::Value>,
+    Option<String>,
+    Option<i64>,
+);
+
+type EntryRow = (
+    String,
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+/// Maps a value that did not parse to [`StoreError::Corrupt`], naming where it was stored.
+fn parse<T, E: Display>(column: &str, parsed: Result<T, E>) -> Result<T, StoreError> {
+    parsed.map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn tenant_from_row(row: TenantRow, groups: Vec<(i64, Uuid, String)>) -> Result<Tenant, StoreError> {
+    let (
+        _,
+        key,
+        display_name,
+        entra_tenant_id,
+        time_zone,
+        retention,
+        deactivation,
+        threshold,
+        source,
+        target,
+    ) = row;
+    let selected_groups = groups
+        .into_iter()
+        .map(|(_, entra_id, role)| {
+            Ok(SelectedGroup {
+                entra_id: entra_id.into(),
+                role: parse("selected_groups.role", role.parse::<Role>())?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Tenant {
+        key: parse("tenants.key", TenantKey::parse(&key))?,
+        display_name,
+        entra_tenant_id: entra_tenant_id.into(),
+        time_zone: parse("tenants.time_zone", time_zone.parse::<chrono_tz::Tz>())?,
+        report_retention: parse(
+            "tenants.report_retention_months",
+            u8::try_from(retention)
+                .map_err(|e| e.to_string())
+                .and_then(Retention::try_from),
+        )?,
+        policy: TenantPolicy {
+            selected_groups,
+            deactivation_status: parse(
+                "tenants.deactivation_status",
+                deactivation.parse::<DeactivationStatus>(),
+            )?,
+            deletion_threshold: parse("tenants.deletion_threshold", u32::try_from(threshold))?,
+        },
+        source,
+        target,
+    })
+}
+
+fn mirror_user_from_row(row: UserRow) -> Result<MirrorUser, StoreError> {
+    let (entra_id, target_id, email, first_name, last_name, phone, job_title, role, status) = row;
+    Ok(MirrorUser {
+        entra_id: entra_id.into(),
+        target_id: parse("synced_users.target_user_id", TargetUserId::new(target_id))?,
+        state: UserState {
+            fields: UserFields {
+                email: parse("synced_users.email", Email::parse(&email))?,
+                first_name,
+                last_name,
+                phone,
+                job_title,
+            },
+            role: parse("synced_users.role", role.parse::<Role>())?,
+            status: parse("synced_users.status", status.parse::<UserStatus>())?,
+        },
+    })
+}
+
+fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
+    let (id, key, kind, by, status, started_at, finished_at, summary, message, approves) = row;
+    let kind = match kind.as_str() {
+        "automatic" => TriggerKind::Automatic,
+        "manual" => TriggerKind::Manual,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "runs.trigger_kind: {other:?} is neither \"automatic\" nor \"manual\""
+            )));
+        }
+    };
+    Ok(RunRecord {
+        id,
+        tenant: parse("tenants.key", TenantKey::parse(&key))?,
+        trigger: Trigger { kind, by },
+        status: RunStatus::parse(&status).ok_or_else(|| {
+            StoreError::Corrupt(format!("runs.status: {status:?} is not a run status"))
+        })?,
+        started_at,
+        finished_at,
+        summary: summary
+            .map(|value| parse("runs.summary", serde_json::from_value::<RunSummary>(value)))
+            .transpose()?,
+        message,
+        options: RunOptions { approves },
+    })
+}
+
+fn trigger_kind_text(kind: TriggerKind) -> &'static str {
+    match kind {
+        TriggerKind::Automatic => "automatic",
+        TriggerKind::Manual => "manual",
+    }
+}
+
+fn group_status(text: &str) -> Result<GroupStatus, String> {
+    [
+        GroupStatus::Found,
+        GroupStatus::Deleted,
+        GroupStatus::Failed,
+        GroupStatus::Deselected,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == text)
+    .ok_or_else(|| format!("{text:?} is not a group status"))
+}
+
+fn subject_kind(text: &str) -> Result<SubjectKind, String> {
+    [SubjectKind::User, SubjectKind::Group, SubjectKind::Run]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| format!("{text:?} is not a report subject"))
+}
+
+fn severity_level(text: &str) -> Result<Severity, String> {
+    [Severity::Info, Severity::Warning, Severity::Error]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| format!("{text:?} is not a severity"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A read-only transaction that sees one snapshot, so the queries that assemble one answer agree.
+async fn read_snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+async fn tenant_id(conn: &mut PgConnection, tenant: &TenantKey) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT id FROM tenants WHERE key = $1")
+        .bind(tenant.as_str())
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| no_tenant(tenant))
+}
+
+fn no_tenant(tenant: &TenantKey) -> StoreError {
+    StoreError::NotFound(format!(
+        "tenant {tenant:?} does not exist",
+        tenant = tenant.as_str()
+    ))
+}
+
+/// A report row for a run that is not there violates the foreign key; say so plainly.
+fn missing_run(error: sqlx::Error, run: RunId) -> StoreError {
+    match &error {
+        sqlx::Error::Database(e) if e.is_foreign_key_violation() => {
+            StoreError::NotFound(format!("run {run} does not exist"))
+        }
+        _ => error.into(),
+    }
+}
+
+fn membership_columns(
+    chunk: &[(GroupKey, EntraObjectId)],
+) -> (Vec<Uuid>, Vec<&'static str>, Vec<Uuid>) {
+    let groups = chunk.iter().map(|(g, _)| g.entra_id.as_uuid()).collect();
+    let roles = chunk.iter().map(|(g, _)| g.role.as_str()).collect();
+    let users = chunk.iter().map(|(_, u)| u.as_uuid()).collect();
+    (groups, roles, users)
+}
+
+fn renamed_columns(chunk: &[(GroupKey, String)]) -> (Vec<Uuid>, Vec<&'static str>, Vec<&str>) {
+    let groups = chunk.iter().map(|(g, _)| g.entra_id.as_uuid()).collect();
+    let roles = chunk.iter().map(|(g, _)| g.role.as_str()).collect();
+    let names = chunk.iter().map(|(_, name)| name.as_str()).collect();
+    (groups, roles, names)
+}
+
+/// One state per user, the last one given: an upsert may not touch the same row twice.
+fn last_state_per_user(users: &[MirrorUser]) -> Vec<&MirrorUser> {
+    let mut at: HashMap<&EntraObjectId, usize> = HashMap::with_capacity(users.len());
+    let mut unique: Vec<&MirrorUser> = Vec::with_capacity(users.len());
+    for user in users {
+        match at.get(&user.entra_id) {
+            Some(&i) => unique[i] = user,
+            None => {
+                at.insert(&user.entra_id, unique.len());
+                unique.push(user);
+            }
+        }
+    }
+    unique
+}
+
+async fn upsert_users(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    users: &[&MirrorUser],
+) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = users.iter().map(|u| u.entra_id.as_uuid()).collect();
+    let target_ids: Vec<&str> = users.iter().map(|u| u.target_id.as_str()).collect();
+    let emails: Vec<&str> = users
+        .iter()
+        .map(|u| u.state.fields.email.as_str())
+        .collect();
+    let first: Vec<&str> = users
+        .iter()
+        .map(|u| u.state.fields.first_name.as_str())
+        .collect();
+    let last: Vec<&str> = users
+        .iter()
+        .map(|u| u.state.fields.last_name.as_str())
+        .collect();
+    let phones: Vec<Option<&str>> = users
+        .iter()
+        .map(|u| u.state.fields.phone.as_deref())
+        .collect();
+    let titles: Vec<Option<&str>> = users
+        .iter()
+        .map(|u| u.state.fields.job_title.as_deref())
+        .collect();
+    let roles: Vec<&str> = users.iter().map(|u| u.state.role.as_str()).collect();
+    let statuses: Vec<&str> = users.iter().map(|u| u.state.status.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO synced_users (tenant_id, entra_user_id, target_user_id, email, first_name,
+                                   last_name, phone, job_title, role, status)
+         SELECT $1, c.entra_user_id, c.target_user_id, c.email, c.first_name, c.last_name,
+                c.phone, c.job_title, c.role, c.status
+         FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::text[], $9::text[], $10::text[])
+              AS c(entra_user_id, target_user_id, email, first_name, last_name, phone, job_title,
+                   role, status)
+         ON CONFLICT (tenant_id, entra_user_id) DO UPDATE SET
+             target_user_id = EXCLUDED.target_user_id,
+             email = EXCLUDED.email,
+             first_name = EXCLUDED.first_name,
+             last_name = EXCLUDED.last_name,
+             phone = EXCLUDED.phone,
+             job_title = EXCLUDED.job_title,
+             role = EXCLUDED.role,
+             status = EXCLUDED.status,
+             updated_at = now()
+         WHERE (synced_users.target_user_id, synced_users.email, synced_users.first_name,
+                synced_users.last_name, synced_users.phone, synced_users.job_title,
+                synced_users.role, synced_users.status)
+               IS DISTINCT FROM
+               (EXCLUDED.target_user_id, EXCLUDED.email, EXCLUDED.first_name, EXCLUDED.last_name,
+                EXCLUDED.phone, EXCLUDED.job_title, EXCLUDED.role, EXCLUDED.status)",
+    )
+    .bind(tenant_id)
+    .bind(&ids)
+    .bind(&target_ids)
+    .bind(&emails)
+    .bind(&first)
+    .bind(&last)
+    .bind(&phones)
+    .bind(&titles)
+    .bind(&roles)
+    .bind(&statuses)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A rename or conversion of a group the mirror does not hold means the caller's plan and the
+/// mirror disagree; the rest of the run's changes are still worth keeping, so it is logged.
+fn warn_if_missed(tenant: &TenantKey, what: &str, expected: usize, done: usize) {
+    if done < expected {
+        tracing::warn!(
+            tenant = tenant.as_str(),
+            expected,
+            done,
+            "some groups to be {what} are not synced groups in the mirror"
+        );
+    }
+}

@@ -18,7 +18,11 @@ use crate::sync::{RunOutcome, SyncContext, dry_run, run_sync};
 use crate::tenant::parse_tenant_file;
 
 #[derive(Debug, Parser)]
-#[command(name = "dirsync", version, about = "Keeps a target application's users and groups in step with Microsoft Entra ID")]
+#[command(
+    name = "dirsync",
+    version,
+    about = "Keeps a target application's users and groups in step with Microsoft Entra ID"
+)]
 pub struct Cli {
     /// Settings file (TOML); environment variables DIRSYNC__SECTION__KEY override it.
     #[arg(long, global = true, env = "DIRSYNC_CONFIG")]
@@ -74,7 +78,9 @@ pub fn exit_code(status: RunStatus, already_running: bool) -> ExitCode {
 fn init_tracing(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if settings.log.format == "json" {
         builder.json().init();
     } else {
@@ -87,9 +93,14 @@ async fn open_store(settings: &Settings) -> anyhow::Result<PgStore> {
         .max_connections(settings.database.max_connections)
         .connect(settings.database.url.expose_secret())
         .await
-        .context("could not connect to the database (set DIRSYNC__DATABASE__URL or DATABASE_URL)")?;
+        .context(
+            "could not connect to the database (set DIRSYNC__DATABASE__URL or DATABASE_URL)",
+        )?;
     let store = PgStore::new(pool);
-    store.migrate().await.context("could not apply the database migrations")?;
+    store
+        .migrate()
+        .await
+        .context("could not apply the database migrations")?;
     Ok(store)
 }
 
@@ -105,7 +116,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenant {
             command: TenantCommand::Apply { file },
         } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("could not read {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("could not read {}", file.display()))?;
             let tenants = parse_tenant_file(&text)?;
             let store = open_store(&settings).await?;
             for tenant in &tenants {
@@ -134,7 +146,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sync { tenant, dry_run: dry, by } => {
+        Command::Sync {
+            tenant,
+            dry_run: dry,
+            by,
+        } => {
             let key = TenantKey::parse(&tenant)?;
             let store = open_store(&settings).await?;
             let ctx = SyncContext {
@@ -186,7 +202,10 @@ pub fn describe_plan(plan: &Plan) -> String {
             group.name,
             group.role,
             group.status.as_str(),
-            group.members_seen.map(|n| format!(", {n} direct user members")).unwrap_or_default()
+            group
+                .members_seen
+                .map(|n| format!(", {n} direct user members"))
+                .unwrap_or_default()
         ));
     }
     out
@@ -194,7 +213,10 @@ pub fn describe_plan(plan: &Plan) -> String {
 
 pub fn describe_outcome(outcome: &RunOutcome) -> String {
     if outcome.already_running {
-        return format!("run {} is already in progress; no new run was started\n", outcome.run_id);
+        return format!(
+            "run {} is already in progress; no new run was started\n",
+            outcome.run_id
+        );
     }
     let s = &outcome.summary;
     let p = &s.planned;

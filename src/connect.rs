@@ -26,7 +26,11 @@ impl Connector for ConfiguredConnector {
     }
 
     async fn target(&self, tenant: &Tenant) -> Result<Arc<dyn TargetAdapter>, String> {
-        let kind = tenant.target.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+        let kind = tenant
+            .target
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or("");
         Err(format!(
             "tenant {}: target kind {kind:?} is not supported by this build (supported: {})",
             tenant.key,

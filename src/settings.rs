@@ -74,7 +74,8 @@ fn defaults() -> Defaults {
     let sync = SyncSettings::default();
     Defaults {
         database: DefaultDatabase {
-            url: std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/dirsync".to_owned()),
+            url: std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/dirsync".to_owned()),
             max_connections: 10,
         },
         sync: SyncTuning {
@@ -115,11 +116,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dirsync-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("dirsync.toml");
-        std::fs::write(&file, "[database]\nurl = \"postgres://u:hunter2@db/x\"\n[sync]\ntarget_concurrency = 3\n").unwrap();
+        std::fs::write(
+            &file,
+            "[database]\nurl = \"postgres://u:hunter2@db/x\"\n[sync]\ntarget_concurrency = 3\n",
+        )
+        .unwrap();
         let settings = Settings::load(Some(&file)).unwrap();
         assert_eq!(settings.sync.target_concurrency, 3);
-        assert_eq!(settings.sync.flush_every, SyncSettings::default().flush_every);
-        assert_eq!(settings.database.url.expose_secret(), "postgres://u:hunter2@db/x");
+        assert_eq!(
+            settings.sync.flush_every,
+            SyncSettings::default().flush_every
+        );
+        assert_eq!(
+            settings.database.url.expose_secret(),
+            "postgres://u:hunter2@db/x"
+        );
         assert!(!format!("{settings:?}").contains("hunter2"));
         assert!(Settings::load(Some(&dir.join("missing.toml"))).is_err());
     }

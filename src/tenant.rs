@@ -9,10 +9,11 @@ use crate::plan::TenantPolicy;
 pub type EntraTenantId = EntraObjectId;
 
 /// R19: how long a tenant's reports are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "u8", into = "u8")]
 pub enum Retention {
     OneMonth,
+    #[default]
     ThreeMonths,
     SixMonths,
 }
@@ -24,12 +25,6 @@ impl Retention {
             Self::ThreeMonths => 3,
             Self::SixMonths => 6,
         }
-    }
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Self::ThreeMonths
     }
 }
 
@@ -140,19 +135,24 @@ pub fn parse_tenant_file(text: &str) -> Result<Vec<Tenant>, TenantFileError> {
             };
             let key = TenantKey::parse(&entry.key).map_err(|e| invalid(e.to_string()))?;
             if !seen.insert(key.clone()) {
-                return Err(invalid("the key is used by more than one tenant".to_owned()));
+                return Err(invalid(
+                    "the key is used by more than one tenant".to_owned(),
+                ));
             }
-            let entra_tenant_id =
-                EntraTenantId::parse(&entry.entra_tenant_id).map_err(|e| invalid(format!("entra_tenant_id: {e}")))?;
+            let entra_tenant_id = EntraTenantId::parse(&entry.entra_tenant_id)
+                .map_err(|e| invalid(format!("entra_tenant_id: {e}")))?;
             let time_zone: chrono_tz::Tz = entry.time_zone.parse().map_err(|_| {
                 invalid(format!(
                     "time_zone {:?} is not an IANA time zone (for example Europe/London)",
                     entry.time_zone
                 ))
             })?;
-            let report_retention = Retention::try_from(entry.report_retention_months).map_err(invalid)?;
+            let report_retention =
+                Retention::try_from(entry.report_retention_months).map_err(invalid)?;
             let deactivation_status = match &entry.deactivation_status {
-                Some(text) => text.parse().map_err(|e: crate::domain::UnknownVariant| invalid(e.to_string()))?,
+                Some(text) => text
+                    .parse()
+                    .map_err(|e: crate::domain::UnknownVariant| invalid(e.to_string()))?,
                 None => Default::default(),
             };
             let mut group_ids = std::collections::HashSet::new();
@@ -160,13 +160,17 @@ pub fn parse_tenant_file(text: &str) -> Result<Vec<Tenant>, TenantFileError> {
                 .groups
                 .iter()
                 .map(|group| {
-                    let entra_id = EntraObjectId::parse(&group.id).map_err(|e| invalid(format!("group: {e}")))?;
+                    let entra_id = EntraObjectId::parse(&group.id)
+                        .map_err(|e| invalid(format!("group: {e}")))?;
                     if !group_ids.insert(entra_id.clone()) {
                         return Err(invalid(format!("group {entra_id} is listed twice")));
                     }
-                    let role = group.role.parse().map_err(|e: crate::domain::UnknownVariant| {
-                        invalid(format!("group {entra_id}: {e}"))
-                    })?;
+                    let role = group
+                        .role
+                        .parse()
+                        .map_err(|e: crate::domain::UnknownVariant| {
+                            invalid(format!("group {entra_id}: {e}"))
+                        })?;
                     Ok(crate::plan::SelectedGroup { entra_id, role })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -212,16 +216,31 @@ mod tests {
     fn tenant_file_errors_name_the_tenant_and_the_field() {
         let bad_zone = EXAMPLE.replace("Europe/London", "Mars/Olympus");
         let err = parse_tenant_file(&bad_zone).unwrap_err().to_string();
-        assert!(err.contains("\"acme\"") && err.contains("Mars/Olympus"), "{err}");
+        assert!(
+            err.contains("\"acme\"") && err.contains("Mars/Olympus"),
+            "{err}"
+        );
 
         let bad_role = EXAMPLE.replacen("role = \"basic\"", "role = \"guest\"", 1);
         let err = parse_tenant_file(&bad_role).unwrap_err().to_string();
-        assert!(err.contains("guest") && err.contains("internal basic"), "{err}");
+        assert!(
+            err.contains("guest") && err.contains("internal basic"),
+            "{err}"
+        );
 
-        let bad_retention = EXAMPLE.replace("report_retention_months = 3", "report_retention_months = 2");
-        assert!(parse_tenant_file(&bad_retention).unwrap_err().to_string().contains("1, 3 or 6"));
+        let bad_retention =
+            EXAMPLE.replace("report_retention_months = 3", "report_retention_months = 2");
+        assert!(
+            parse_tenant_file(&bad_retention)
+                .unwrap_err()
+                .to_string()
+                .contains("1, 3 or 6")
+        );
 
         assert!(matches!(parse_tenant_file(""), Err(TenantFileError::Empty)));
-        assert!(matches!(parse_tenant_file("[[tenant]]\nkey = 1"), Err(TenantFileError::Syntax(_))));
+        assert!(matches!(
+            parse_tenant_file("[[tenant]]\nkey = 1"),
+            Err(TenantFileError::Syntax(_))
+        ));
     }
 }

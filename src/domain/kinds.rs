@@ -14,11 +14,11 @@ pub struct UnknownVariant {
 }
 
 macro_rules! string_enum {
-    ($(#[$doc:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vattr:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vattr])* $variant),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -62,7 +62,8 @@ string_enum!(
 
 string_enum!(
     /// The status a tenant wants deactivated users to get (R9): `inactive` unless configured.
-    DeactivationStatus, "deactivation status" { Inactive => "inactive", Archived => "archived" }
+    #[derive(Default)]
+    DeactivationStatus, "deactivation status" { #[default] Inactive => "inactive", Archived => "archived" }
 );
 
 string_enum!(
@@ -70,12 +71,6 @@ string_enum!(
     /// former synced group it converted and no longer touches.
     GroupKind, "group kind" { SyncedInternal => "synced_internal", SyncedBasic => "synced_basic", System => "system" }
 );
-
-impl Default for DeactivationStatus {
-    fn default() -> Self {
-        Self::Inactive
-    }
-}
 
 impl From<DeactivationStatus> for UserStatus {
     fn from(value: DeactivationStatus) -> Self {

@@ -430,8 +430,8 @@ impl<'a> Planner<'a> {
                         }
                         None => {
                             let message =
-                                "the group does not exist in Entra: check the group ID in the \
-                                           tenant's configuration"
+                                "the group does not exist in Entra (deleted, or a wrong ID): \
+                                           remove it from the tenant's configuration or correct the ID"
                                     .to_owned();
                             self.group_note(
                                 &selected.entra_id,
@@ -620,14 +620,11 @@ impl<'a> Planner<'a> {
         mirror_email_owner: &HashMap<&Email, &EntraObjectId>,
     ) -> (Standing, Option<Op>) {
         let mut fields = candidate.desired.fields.clone();
-        let label = candidate_label(candidate);
-        for warning in &candidate.desired.warnings {
-            self.user_note(label.clone(), Severity::Warning, warning.clone());
-        }
         let old_email = &synced.state.fields.email;
+        let mut refusal = None;
         if !old_email.same_spelling(&fields.email) {
             let new_email = &fields.email;
-            let refusal = if old_email.domain_differs(new_email) {
+            refusal = if old_email.domain_differs(new_email) {
                 Some(format!(
                     "email domain change is not supported: Entra has {new_email}, the target keeps \
                      {old_email}; every other field is still updated"
@@ -642,10 +639,20 @@ impl<'a> Planner<'a> {
             } else {
                 None
             };
-            if let Some(message) = refusal {
-                self.user_note(label.clone(), Severity::Error, message);
+            if refusal.is_some() {
                 fields.email = old_email.clone();
             }
+        }
+        // The user as the target will know them after this run.
+        let label = UserLabel {
+            email: fields.email.to_string(),
+            ..candidate_label(candidate)
+        };
+        for warning in &candidate.desired.warnings {
+            self.user_note(label.clone(), Severity::Warning, warning.clone());
+        }
+        if let Some(message) = refusal {
+            self.user_note(label.clone(), Severity::Error, message);
         }
 
         let status = match candidate.user.account_enabled {
@@ -663,7 +670,7 @@ impl<'a> Planner<'a> {
                 new: Some(role.to_string()),
             });
         }
-        let label_for_op = candidate_label(candidate);
+        let label_for_op = label;
         let op = if !changes.is_empty() {
             if synced.state.status != status {
                 changes.push(status_change(synced.state.status, status));

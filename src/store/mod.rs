@@ -4,6 +4,8 @@
 mod model;
 pub mod postgres;
 
+pub use postgres::PgStore;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 

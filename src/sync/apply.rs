@@ -27,7 +27,10 @@ fn phase_of(op: &Op) -> u8 {
     match op {
         Op::RemoveMembers { .. } | Op::ConvertToSystemGroup { .. } => 0,
         Op::CreateGroup { .. } | Op::RenameGroup { .. } => 1,
-        Op::CreateUser { .. } | Op::AdoptUser { .. } | Op::UpdateUser { .. } | Op::ActivateUser { .. } => 2,
+        Op::CreateUser { .. }
+        | Op::AdoptUser { .. }
+        | Op::UpdateUser { .. }
+        | Op::ActivateUser { .. } => 2,
         Op::AddMembers { .. } => 3,
         Op::DeactivateUser { .. } => 5,
     }
@@ -50,7 +53,9 @@ pub fn phases(ops: &[Op]) -> Vec<&[Op]> {
 
 /// Whether the operations of a phase must run strictly in order (removals then conversions).
 fn sequential(phase: &[Op]) -> bool {
-    phase.iter().any(|op| matches!(op, Op::ConvertToSystemGroup { .. }))
+    phase
+        .iter()
+        .any(|op| matches!(op, Op::ConvertToSystemGroup { .. }))
 }
 
 pub struct Applier {
@@ -96,9 +101,21 @@ impl Applier {
         Self {
             target,
             concurrency: concurrency.max(1),
-            group_ids: mirror.groups.iter().map(|g| (g.key.clone(), g.target_id.clone())).collect(),
-            user_ids: mirror.users.iter().map(|u| (u.entra_id.clone(), u.target_id.clone())).collect(),
-            users: mirror.users.iter().map(|u| (u.entra_id.clone(), u.clone())).collect(),
+            group_ids: mirror
+                .groups
+                .iter()
+                .map(|g| (g.key.clone(), g.target_id.clone()))
+                .collect(),
+            user_ids: mirror
+                .users
+                .iter()
+                .map(|u| (u.entra_id.clone(), u.target_id.clone()))
+                .collect(),
+            users: mirror
+                .users
+                .iter()
+                .map(|u| (u.entra_id.clone(), u.clone()))
+                .collect(),
             removal_failed: HashSet::new(),
             stopped: None,
         }
@@ -115,7 +132,9 @@ impl Applier {
         if let Some(reason) = &self.stopped {
             for op in phase {
                 result.failed += 1;
-                result.entries.push(failure_entry(op, None, format!("skipped: {reason}")));
+                result
+                    .entries
+                    .push(failure_entry(op, None, format!("skipped: {reason}")));
             }
             return result;
         }
@@ -161,7 +180,10 @@ impl Applier {
         result
     }
 
-    fn resolve_users<'u>(&self, users: &'u [UserLabel]) -> (Vec<(&'u UserLabel, TargetUserId)>, Vec<&'u UserLabel>) {
+    fn resolve_users<'u>(
+        &self,
+        users: &'u [UserLabel],
+    ) -> (Vec<(&'u UserLabel, TargetUserId)>, Vec<&'u UserLabel>) {
         let mut resolved = Vec::new();
         let mut missing = Vec::new();
         for user in users {
@@ -173,7 +195,12 @@ impl Applier {
         (resolved, missing)
     }
 
-    fn user_after(&self, entra_id: &EntraObjectId, target_id: &TargetUserId, state: UserState) -> MirrorUser {
+    fn user_after(
+        &self,
+        entra_id: &EntraObjectId,
+        target_id: &TargetUserId,
+        state: UserState,
+    ) -> MirrorUser {
         MirrorUser {
             entra_id: entra_id.clone(),
             target_id: target_id.clone(),
@@ -181,7 +208,11 @@ impl Applier {
         }
     }
 
-    fn status_changed(&self, entra_id: &EntraObjectId, status: crate::domain::UserStatus) -> Option<MirrorUser> {
+    fn status_changed(
+        &self,
+        entra_id: &EntraObjectId,
+        status: crate::domain::UserStatus,
+    ) -> Option<MirrorUser> {
         self.users.get(entra_id).map(|user| {
             let mut user = user.clone();
             user.state.status = status;
@@ -203,56 +234,111 @@ impl Applier {
                         "some members could not be removed first; the conversion is retried next run".to_owned(),
                     ))
                 } else {
-                    self.target.convert_to_system_group(target_id, new_name).await.map(|()| {
-                        out.mirror.groups_converted.push((group.clone(), new_name.clone()));
-                    })
+                    self.target
+                        .convert_to_system_group(target_id, new_name)
+                        .await
+                        .map(|()| {
+                            out.mirror
+                                .groups_converted
+                                .push((group.clone(), new_name.clone()));
+                        })
                 }
             }
-            Op::CreateGroup { group, name } => self.target.create_group(group, name).await.map(|target_id| {
-                out.mirror.groups_created.push(CreatedGroup {
-                    key: group.clone(),
-                    target_id: target_id.clone(),
-                    name: name.clone(),
-                });
-                out.created_group = Some((group.clone(), target_id));
-            }),
+            Op::CreateGroup { group, name } => {
+                self.target
+                    .create_group(group, name)
+                    .await
+                    .map(|target_id| {
+                        out.mirror.groups_created.push(CreatedGroup {
+                            key: group.clone(),
+                            target_id: target_id.clone(),
+                            name: name.clone(),
+                        });
+                        out.created_group = Some((group.clone(), target_id));
+                    })
+            }
             Op::RenameGroup {
                 group,
                 target_id,
                 new_name,
                 ..
-            } => self.target.rename_group(target_id, group, new_name).await.map(|()| {
-                out.mirror.groups_renamed.push((group.clone(), new_name.clone()));
-            }),
-            Op::CreateUser { user, state } => self.target.create_user(&user.entra_id, state).await.map(|target_id| {
-                out.mirror.users.push(self.user_after(&user.entra_id, &target_id, state.clone()));
-                out.created_user = Some((user.entra_id.clone(), target_id));
-            }),
+            } => self
+                .target
+                .rename_group(target_id, group, new_name)
+                .await
+                .map(|()| {
+                    out.mirror
+                        .groups_renamed
+                        .push((group.clone(), new_name.clone()));
+                }),
+            Op::CreateUser { user, state } => self
+                .target
+                .create_user(&user.entra_id, state)
+                .await
+                .map(|target_id| {
+                    out.mirror.users.push(self.user_after(
+                        &user.entra_id,
+                        &target_id,
+                        state.clone(),
+                    ));
+                    out.created_user = Some((user.entra_id.clone(), target_id));
+                }),
             Op::AdoptUser {
-                user, target_id, state, ..
-            } => self.target.adopt_user(target_id, &user.entra_id, state).await.map(|()| {
-                out.mirror.users.push(self.user_after(&user.entra_id, target_id, state.clone()));
-                out.created_user = Some((user.entra_id.clone(), target_id.clone()));
-            }),
+                user,
+                target_id,
+                state,
+                ..
+            } => self
+                .target
+                .adopt_user(target_id, &user.entra_id, state)
+                .await
+                .map(|()| {
+                    out.mirror.users.push(self.user_after(
+                        &user.entra_id,
+                        target_id,
+                        state.clone(),
+                    ));
+                    out.created_user = Some((user.entra_id.clone(), target_id.clone()));
+                }),
             Op::UpdateUser {
                 user,
                 target_id,
                 changes,
                 state,
-            } => self.target.update_user(target_id, changes, state).await.map(|()| {
-                out.mirror.users.push(self.user_after(&user.entra_id, target_id, state.clone()));
-            }),
-            Op::ActivateUser { user, target_id, .. } => {
+            } => self
+                .target
+                .update_user(target_id, changes, state)
+                .await
+                .map(|()| {
+                    out.mirror.users.push(self.user_after(
+                        &user.entra_id,
+                        target_id,
+                        state.clone(),
+                    ));
+                }),
+            Op::ActivateUser {
+                user, target_id, ..
+            } => {
                 let status = crate::domain::UserStatus::Active;
-                self.target.set_user_status(target_id, status).await.map(|()| {
-                    out.mirror.users.extend(self.status_changed(&user.entra_id, status));
-                })
+                self.target
+                    .set_user_status(target_id, status)
+                    .await
+                    .map(|()| {
+                        out.mirror
+                            .users
+                            .extend(self.status_changed(&user.entra_id, status));
+                    })
             }
-            Op::DeactivateUser { user, target_id, to, .. } => {
-                self.target.set_user_status(target_id, *to).await.map(|()| {
-                    out.mirror.users.extend(self.status_changed(&user.entra_id, *to));
-                })
-            }
+            Op::DeactivateUser {
+                user,
+                target_id,
+                to,
+                ..
+            } => self.target.set_user_status(target_id, *to).await.map(|()| {
+                out.mirror
+                    .users
+                    .extend(self.status_changed(&user.entra_id, *to));
+            }),
             Op::AddMembers { group, users, .. } | Op::RemoveMembers { group, users, .. } => {
                 return self.apply_membership(op, group, users).await;
             }
@@ -280,7 +366,8 @@ impl Applier {
                 out.entries.push(failure_entry(
                     op,
                     Some(user),
-                    "skipped: the synced group does not exist in the target (creating it failed)".to_owned(),
+                    "skipped: the synced group does not exist in the target (creating it failed)"
+                        .to_owned(),
                 ));
             }
             return out;
@@ -290,7 +377,8 @@ impl Applier {
             out.entries.push(failure_entry(
                 op,
                 Some(user),
-                "skipped: the user does not exist in the target (creating or adopting it failed)".to_owned(),
+                "skipped: the user does not exist in the target (creating or adopting it failed)"
+                    .to_owned(),
             ));
         }
         let ids: Vec<TargetUserId> = resolved.iter().map(|(_, id)| id.clone()).collect();
@@ -301,7 +389,8 @@ impl Applier {
         } else {
             self.target.remove_members(group_id, &ids).await
         };
-        let failures: HashMap<&TargetUserId, &TargetError> = outcome.failed.iter().map(|(id, err)| (id, err)).collect();
+        let failures: HashMap<&TargetUserId, &TargetError> =
+            outcome.failed.iter().map(|(id, err)| (id, err)).collect();
         let mut succeeded = Vec::new();
         for (label, id) in &resolved {
             match failures.get(id) {
@@ -309,7 +398,8 @@ impl Applier {
                     if err.stops_the_run() {
                         out.fatal = Some((*err).clone());
                     }
-                    out.entries.push(failure_entry(op, Some(label), err.to_string()));
+                    out.entries
+                        .push(failure_entry(op, Some(label), err.to_string()));
                 }
                 None => {
                     succeeded.push((*label).clone());
@@ -328,12 +418,16 @@ impl Applier {
         }
         out.applied = failed_count == 0;
         let done = match op {
-            Op::AddMembers { group, group_name, .. } => Op::AddMembers {
+            Op::AddMembers {
+                group, group_name, ..
+            } => Op::AddMembers {
                 group: group.clone(),
                 group_name: group_name.clone(),
                 users: succeeded,
             },
-            Op::RemoveMembers { group, group_name, .. } => Op::RemoveMembers {
+            Op::RemoveMembers {
+                group, group_name, ..
+            } => Op::RemoveMembers {
                 group: group.clone(),
                 group_name: group_name.clone(),
                 users: succeeded,

@@ -19,7 +19,12 @@ fn user_entry(user: &UserLabel, action: &str, severity: Severity) -> ReportEntry
     }
 }
 
-fn group_entry(entra_id: &EntraObjectId, name: &str, action: &str, severity: Severity) -> ReportEntry {
+fn group_entry(
+    entra_id: &EntraObjectId,
+    name: &str,
+    action: &str,
+    severity: Severity,
+) -> ReportEntry {
     ReportEntry {
         subject: SubjectKind::Group,
         entra_id: Some(entra_id.clone()),
@@ -53,7 +58,9 @@ pub fn run_entry(action: &str, severity: Severity, message: String) -> ReportEnt
 pub fn note_entry(note: &Note) -> ReportEntry {
     let mut entry = match &note.subject {
         Subject::User(user) => user_entry(user, note.severity.as_str(), note.severity),
-        Subject::Group { entra_id, name } => group_entry(entra_id, name, note.severity.as_str(), note.severity),
+        Subject::Group { entra_id, name } => {
+            group_entry(entra_id, name, note.severity.as_str(), note.severity)
+        }
     };
     entry.message = Some(note.message.clone());
     entry
@@ -71,7 +78,11 @@ fn change_entries(user: &UserLabel, changes: &[FieldChange], prefix: &str) -> Ve
     changes
         .iter()
         .map(|change| {
-            let mut entry = user_entry(user, &format!("{prefix}{}", change_action(change)), Severity::Info);
+            let mut entry = user_entry(
+                user,
+                &format!("{prefix}{}", change_action(change)),
+                Severity::Info,
+            );
             entry.field = Some(change.field.as_str().to_owned());
             entry.old_value = change.old.clone();
             entry.new_value = change.new.clone();
@@ -92,7 +103,12 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
             reason,
             ..
         } => {
-            let mut entry = group_entry(&group.entra_id, old_name, &action("converted to system group"), Severity::Info);
+            let mut entry = group_entry(
+                &group.entra_id,
+                old_name,
+                &action("converted to system group"),
+                Severity::Info,
+            );
             entry.field = Some("name".to_owned());
             entry.old_value = Some(old_name.clone());
             entry.new_value = Some(new_name.clone());
@@ -100,7 +116,12 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
             vec![entry]
         }
         Op::CreateGroup { group, name } => {
-            let mut entry = group_entry(&group.entra_id, name, &action("group created"), Severity::Info);
+            let mut entry = group_entry(
+                &group.entra_id,
+                name,
+                &action("group created"),
+                Severity::Info,
+            );
             entry.field = Some("role".to_owned());
             entry.new_value = Some(group.role.to_string());
             vec![entry]
@@ -111,7 +132,12 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
             new_name,
             ..
         } => {
-            let mut entry = group_entry(&group.entra_id, new_name, &action("group renamed"), Severity::Info);
+            let mut entry = group_entry(
+                &group.entra_id,
+                new_name,
+                &action("group renamed"),
+                Severity::Info,
+            );
             entry.field = Some("name".to_owned());
             entry.old_value = Some(old_name.clone());
             entry.new_value = Some(new_name.clone());
@@ -125,7 +151,9 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
         }
         Op::AdoptUser { user, changes, .. } => {
             let mut entries = vec![user_entry(user, &action("adopted"), Severity::Info)];
-            entries[0].message = Some("an existing target user with this email is now managed by dirsync".to_owned());
+            entries[0].message = Some(
+                "an existing target user with this email is now managed by dirsync".to_owned(),
+            );
             entries.extend(change_entries(user, changes, prefix));
             entries
         }
@@ -137,7 +165,9 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
             entry.new_value = Some("active".to_owned());
             vec![entry]
         }
-        Op::DeactivateUser { user, to, reason, .. } => {
+        Op::DeactivateUser {
+            user, to, reason, ..
+        } => {
             let mut entry = user_entry(user, &action("deactivated"), Severity::Info);
             entry.field = Some("status".to_owned());
             entry.old_value = Some("active".to_owned());
@@ -145,7 +175,9 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
             entry.message = Some(reason.describe().to_owned());
             vec![entry]
         }
-        Op::AddMembers { group_name, users, .. } => users
+        Op::AddMembers {
+            group_name, users, ..
+        } => users
             .iter()
             .map(|user| {
                 let mut entry = user_entry(user, &action("added to group"), Severity::Info);
@@ -153,7 +185,9 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
                 entry
             })
             .collect(),
-        Op::RemoveMembers { group_name, users, .. } => users
+        Op::RemoveMembers {
+            group_name, users, ..
+        } => users
             .iter()
             .map(|user| {
                 let mut entry = user_entry(user, &action("removed from group"), Severity::Info);
@@ -167,22 +201,52 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
 /// The error line for an operation (or one user of a membership batch) the target refused.
 pub fn failure_entry(op: &Op, user: Option<&UserLabel>, message: String) -> ReportEntry {
     let (mut entry, what) = match (op, user) {
-        (Op::ConvertToSystemGroup { group, old_name, .. }, _) => {
-            (group_entry(&group.entra_id, old_name, "", Severity::Error), "converting to a system group")
+        (
+            Op::ConvertToSystemGroup {
+                group, old_name, ..
+            },
+            _,
+        ) => (
+            group_entry(&group.entra_id, old_name, "", Severity::Error),
+            "converting to a system group",
+        ),
+        (Op::CreateGroup { group, name }, _) => (
+            group_entry(&group.entra_id, name, "", Severity::Error),
+            "creating the group",
+        ),
+        (
+            Op::RenameGroup {
+                group, new_name, ..
+            },
+            _,
+        ) => (
+            group_entry(&group.entra_id, new_name, "", Severity::Error),
+            "renaming the group",
+        ),
+        (Op::CreateUser { user, .. }, _) => {
+            (user_entry(user, "", Severity::Error), "creating the user")
         }
-        (Op::CreateGroup { group, name }, _) => (group_entry(&group.entra_id, name, "", Severity::Error), "creating the group"),
-        (Op::RenameGroup { group, new_name, .. }, _) => {
-            (group_entry(&group.entra_id, new_name, "", Severity::Error), "renaming the group")
+        (Op::AdoptUser { user, .. }, _) => {
+            (user_entry(user, "", Severity::Error), "adopting the user")
         }
-        (Op::CreateUser { user, .. }, _) => (user_entry(user, "", Severity::Error), "creating the user"),
-        (Op::AdoptUser { user, .. }, _) => (user_entry(user, "", Severity::Error), "adopting the user"),
-        (Op::UpdateUser { user, .. }, _) => (user_entry(user, "", Severity::Error), "updating the user"),
-        (Op::ActivateUser { user, .. }, _) => (user_entry(user, "", Severity::Error), "activating the user"),
-        (Op::DeactivateUser { user, .. }, _) => (user_entry(user, "", Severity::Error), "deactivating the user"),
-        (Op::AddMembers { users, .. }, one) => (user_entry(one.unwrap_or(&users[0]), "", Severity::Error), "adding to group"),
-        (Op::RemoveMembers { users, .. }, one) => {
-            (user_entry(one.unwrap_or(&users[0]), "", Severity::Error), "removing from group")
+        (Op::UpdateUser { user, .. }, _) => {
+            (user_entry(user, "", Severity::Error), "updating the user")
         }
+        (Op::ActivateUser { user, .. }, _) => {
+            (user_entry(user, "", Severity::Error), "activating the user")
+        }
+        (Op::DeactivateUser { user, .. }, _) => (
+            user_entry(user, "", Severity::Error),
+            "deactivating the user",
+        ),
+        (Op::AddMembers { users, .. }, one) => (
+            user_entry(one.unwrap_or(&users[0]), "", Severity::Error),
+            "adding to group",
+        ),
+        (Op::RemoveMembers { users, .. }, one) => (
+            user_entry(one.unwrap_or(&users[0]), "", Severity::Error),
+            "removing from group",
+        ),
     };
     entry.action = "error".to_owned();
     entry.message = Some(match op {

@@ -16,11 +16,13 @@ pub use entries::{note_entry, op_entries, run_entry};
 
 use crate::domain::TenantKey;
 use crate::plan::{
-    DeactivationReason, GroupStatus, Mirror, Op, Plan, PlanInput, Severity, TargetLookups, emails_to_look_up, plan,
+    DeactivationReason, GroupStatus, Mirror, Op, Plan, PlanInput, Severity, TargetLookups,
+    emails_to_look_up, plan,
 };
 use crate::source::{DirectorySource, FetchStats, SourceFetch, UserPresence};
 use crate::store::{
-    ReportEntry, RunFinish, RunId, RunOptions, RunStart, RunStatus, RunSummary, Store, StoreError, Trigger,
+    ReportEntry, RunFinish, RunId, RunOptions, RunStart, RunStatus, RunSummary, Store, StoreError,
+    Trigger,
 };
 use crate::target::TargetAdapter;
 use crate::tenant::Tenant;
@@ -143,8 +145,17 @@ pub async fn run_sync(
         },
     };
     if let Some(message) = &finish.message {
-        let severity = if finish.status == RunStatus::Failed { Severity::Error } else { Severity::Info };
-        ctx.store.record_entries(run_id, &[run_entry(finish.status.as_str(), severity, message.clone())]).await?;
+        let severity = if finish.status == RunStatus::Failed {
+            Severity::Error
+        } else {
+            Severity::Info
+        };
+        ctx.store
+            .record_entries(
+                run_id,
+                &[run_entry(finish.status.as_str(), severity, message.clone())],
+            )
+            .await?;
     }
     ctx.store.finish_run(run_id, &finish).await?;
     info!(status = finish.status.as_str(), "run finished");
@@ -164,14 +175,28 @@ pub async fn dry_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Plan, Sync
         .tenant(tenant)
         .await?
         .ok_or_else(|| SyncError::UnknownTenant(tenant.clone()))?;
-    let source = ctx.connector.source(&config).await.map_err(SyncError::Unreadable)?;
-    let target = ctx.connector.target(&config).await.map_err(SyncError::Unreadable)?;
-    let (plan, _, _) = read_and_plan(ctx.store.as_ref(), &config, source.as_ref(), target.as_ref(), false)
+    let source = ctx
+        .connector
+        .source(&config)
         .await
-        .map_err(|failure| match failure {
-            ReadFailure::Store(err) => SyncError::Store(err),
-            ReadFailure::Unreadable(message) => SyncError::Unreadable(message),
-        })?;
+        .map_err(SyncError::Unreadable)?;
+    let target = ctx
+        .connector
+        .target(&config)
+        .await
+        .map_err(SyncError::Unreadable)?;
+    let (plan, _, _) = read_and_plan(
+        ctx.store.as_ref(),
+        &config,
+        source.as_ref(),
+        target.as_ref(),
+        false,
+    )
+    .await
+    .map_err(|failure| match failure {
+        ReadFailure::Store(err) => SyncError::Store(err),
+        ReadFailure::Unreadable(message) => SyncError::Unreadable(message),
+    })?;
     Ok(plan)
 }
 
@@ -194,7 +219,12 @@ async fn read_and_plan(
     target: &dyn TargetAdapter,
     guard_lifted: bool,
 ) -> Result<(Plan, FetchStats, Mirror), ReadFailure> {
-    let group_ids: Vec<_> = tenant.policy.selected_groups.iter().map(|g| g.entra_id.clone()).collect();
+    let group_ids: Vec<_> = tenant
+        .policy
+        .selected_groups
+        .iter()
+        .map(|g| g.entra_id.clone())
+        .collect();
     let SourceFetch { snapshot, stats } = source
         .fetch_groups(&group_ids)
         .await
@@ -204,10 +234,12 @@ async fn read_and_plan(
     let found = if wanted.is_empty() {
         Vec::new()
     } else {
-        target
-            .find_users_by_email(&wanted)
-            .await
-            .map_err(|err| ReadFailure::Unreadable(format!("could not look up existing {} users: {err}", target.kind())))?
+        target.find_users_by_email(&wanted).await.map_err(|err| {
+            ReadFailure::Unreadable(format!(
+                "could not look up existing {} users: {err}",
+                target.kind()
+            ))
+        })?
     };
     let plan = plan(PlanInput {
         policy: &tenant.policy,
@@ -237,19 +269,36 @@ impl Run<'_> {
         };
         let source = match self.ctx.connector.source(self.tenant).await {
             Ok(source) => source,
-            Err(message) => return Ok(failed(&self.summary, format!("could not connect to Entra: {message}"))),
+            Err(message) => {
+                return Ok(failed(
+                    &self.summary,
+                    format!("could not connect to Entra: {message}"),
+                ));
+            }
         };
         let target = match self.ctx.connector.target(self.tenant).await {
             Ok(target) => target,
-            Err(message) => return Ok(failed(&self.summary, format!("could not connect to the target: {message}"))),
+            Err(message) => {
+                return Ok(failed(
+                    &self.summary,
+                    format!("could not connect to the target: {message}"),
+                ));
+            }
         };
         let guard_lifted = options.approves.is_some();
-        let (mut plan, stats, mirror) =
-            match read_and_plan(store, self.tenant, source.as_ref(), target.as_ref(), guard_lifted).await {
-                Ok(read) => read,
-                Err(ReadFailure::Store(err)) => return Err(err),
-                Err(ReadFailure::Unreadable(message)) => return Ok(failed(&self.summary, message)),
-            };
+        let (mut plan, stats, mirror) = match read_and_plan(
+            store,
+            self.tenant,
+            source.as_ref(),
+            target.as_ref(),
+            guard_lifted,
+        )
+        .await
+        {
+            Ok(read) => read,
+            Err(ReadFailure::Store(err)) => return Err(err),
+            Err(ReadFailure::Unreadable(message)) => return Ok(failed(&self.summary, message)),
+        };
         self.summary.source = stats;
         self.summary.planned = plan.counts();
         store.record_groups(self.run_id, &plan.groups).await?;
@@ -265,9 +314,16 @@ impl Run<'_> {
         }
 
         if let Some(hold) = plan.hold {
-            let planned: Vec<ReportEntry> = plan.ops.iter().flat_map(|op| op_entries(op, "planned: ")).collect();
+            let planned: Vec<ReportEntry> = plan
+                .ops
+                .iter()
+                .flat_map(|op| op_entries(op, "planned: "))
+                .collect();
             store.record_entries(self.run_id, &planned).await?;
-            warn!(deactivations = hold.deactivations, "run held by the deletion guard");
+            warn!(
+                deactivations = hold.deactivations,
+                "run held by the deletion guard"
+            );
             return Ok(RunFinish {
                 status: RunStatus::Held,
                 summary: self.summary.clone(),
@@ -275,7 +331,12 @@ impl Run<'_> {
             });
         }
 
-        explain_departures(&mut plan, source.as_ref(), self.ctx.settings.max_presence_lookups).await;
+        explain_departures(
+            &mut plan,
+            source.as_ref(),
+            self.ctx.settings.max_presence_lookups,
+        )
+        .await;
 
         let mut applier = Applier::new(target, &mirror, self.ctx.settings.target_concurrency);
         for phase in phases(&plan.ops) {
@@ -284,7 +345,9 @@ impl Run<'_> {
                 self.summary.operations_applied += result.applied;
                 self.summary.operations_failed += result.failed;
                 if !result.mirror.is_empty() {
-                    store.apply_mirror_changes(&self.tenant.key, &result.mirror).await?;
+                    store
+                        .apply_mirror_changes(&self.tenant.key, &result.mirror)
+                        .await?;
                 }
                 store.record_entries(self.run_id, &result.entries).await?;
             }
@@ -295,7 +358,9 @@ impl Run<'_> {
         } else {
             RunStatus::Succeeded
         };
-        let message = applier.stopped().map(|reason| format!("stopped applying changes: {reason}"));
+        let message = applier
+            .stopped()
+            .map(|reason| format!("stopped applying changes: {reason}"));
         let status = if message.is_some() && self.summary.operations_applied == 0 {
             RunStatus::Failed
         } else {

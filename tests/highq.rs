@@ -6,7 +6,7 @@ use std::time::Duration;
 use dirsync::domain::{
     Email, EntraObjectId, GroupKind, Role, TargetGroupId, TargetUserId, UserStatus,
 };
-use dirsync::emulator::highq::{Fault, FaultAction, HighQEmulator, HighQSeed};
+use dirsync::emulator::highq::{Fault, FaultAction, HighQEmulator, HighQSeed, RateLimit};
 use dirsync::plan::{FieldChange, GroupKey, ManagedField, UserFields, UserState};
 use dirsync::target::highq::{HighQAdapter, HighQConfig, MemoryTokenStore, TokenStore};
 use dirsync::target::{TargetAdapter, TargetError};
@@ -337,9 +337,15 @@ async fn members_are_removed_and_a_missing_group_is_reported_per_user() {
             .is_empty()
     );
 
-    let outcome = h.adapter.remove_members(&group, &[a.clone()]).await;
+    let outcome = h
+        .adapter
+        .remove_members(&group, std::slice::from_ref(&a))
+        .await;
     assert!(outcome.failed.is_empty());
-    assert_eq!(h.adapter.group_members(&group).await.unwrap(), [b.clone()]);
+    assert_eq!(
+        h.adapter.group_members(&group).await.unwrap(),
+        std::slice::from_ref(&b)
+    );
 
     let missing = TargetGroupId::new("999999").unwrap();
     let outcome = h.adapter.remove_members(&missing, &[a, b]).await;
@@ -684,4 +690,50 @@ async fn an_authorization_code_connects_a_tenant_and_stores_its_refresh_token() 
             .await
             .is_ok()
     );
+}
+
+#[tokio::test]
+async fn the_emulators_request_limit_is_respected_by_waiting_for_the_next_window() {
+    let h = harness().await;
+    h.emulator.set_rate_limit(Some(RateLimit {
+        max_requests: 2,
+        window_secs: 1,
+    }));
+    let emails: Vec<Email> = (0..4)
+        .map(|i| Email::parse(&format!("u{i}@contoso.com")).unwrap())
+        .collect();
+
+    for email in &emails {
+        h.adapter
+            .find_users_by_email(std::slice::from_ref(email))
+            .await
+            .unwrap();
+    }
+
+    assert!(h.adapter.stats().rate_limit_waits >= 1);
+    assert_eq!(
+        h.emulator.with(|s| s.rate_limited),
+        u64::from(h.adapter.stats().rate_limit_waits)
+    );
+}
+
+#[tokio::test]
+async fn a_call_that_times_out_is_retried_when_it_is_safe_to() {
+    let h = harness_with(
+        HighQSeed::default(),
+        json!({"request_timeout_secs": 1, "retry_base_ms": 1}),
+    )
+    .await;
+    h.emulator.inject(Fault::on_request(
+        1,
+        FaultAction::Latency(Duration::from_secs(5)),
+    ));
+
+    let found = h
+        .adapter
+        .find_users_by_email(&[Email::parse("x@contoso.com").unwrap()])
+        .await;
+
+    assert!(found.is_ok(), "{found:?}");
+    assert_eq!(h.adapter.stats().retries, 1);
 }

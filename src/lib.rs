@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod connect;
 pub mod domain;
+pub mod emulator;
 pub mod plan;
 pub mod settings;
 pub mod source;

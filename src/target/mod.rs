@@ -1,6 +1,7 @@
 //! Where changes are applied: the `TargetAdapter` trait (HighQ Collaborate, SCIM 2.0) and the
 //! error every adapter maps its own failures into.
 
+pub mod highq;
 pub mod memory;
 
 use async_trait::async_trait;

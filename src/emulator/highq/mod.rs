@@ -1,0 +1,498 @@
+//! A HighQ Collaborate emulator: the REST endpoints dirsync uses, with HighQ's validation,
+//! error refs and JSON quirks, OAuth2 with rotating refresh tokens, rate limiting and fault
+//! injection. Runs in-process for tests ([`HighQEmulator::start`]) or as a server ([`serve`]).
+
+mod faults;
+mod state;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use self::faults::{Fault, FaultAction, FaultTrigger, RateLimit};
+pub use self::state::{ApiFailure, EmuGroup, EmuUser, HighQState, MAX_FIELD_CHARS, check_phone};
+use crate::domain::UserStatus;
+
+/// The emulator's shared state.
+pub type SharedHighQ = Arc<Mutex<HighQState>>;
+
+/// How an emulator starts: its OAuth2 client, instance path and the users and groups an admin
+/// made by hand before dirsync came along.
+#[derive(Debug, Clone)]
+pub struct HighQSeed {
+    /// The path after the host: the base URL is `http://127.0.0.1:{port}/{instance}`.
+    pub instance: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The refresh token the tenant was connected with; random when `None`.
+    pub refresh_token: Option<String>,
+    pub access_token_ttl: Duration,
+    /// `(email, first name, last name, status)`, made by hand in HighQ.
+    pub manual_users: Vec<(String, String, String, UserStatus)>,
+    /// `(name, member emails)`, made by hand in HighQ.
+    pub manual_groups: Vec<(String, Vec<String>)>,
+    pub max_page_size: usize,
+}
+
+impl Default for HighQSeed {
+    fn default() -> Self {
+        Self {
+            instance: "highq".to_owned(),
+            client_id: "dirsync".to_owned(),
+            client_secret: "emulator-secret".to_owned(),
+            refresh_token: None,
+            access_token_ttl: Duration::from_secs(3600),
+            manual_users: Vec::new(),
+            manual_groups: Vec::new(),
+            max_page_size: 100,
+        }
+    }
+}
+
+impl HighQSeed {
+    pub fn into_state(self) -> HighQState {
+        let mut state = HighQState::new(
+            &self.client_id,
+            &self.client_secret,
+            self.refresh_token,
+            self.access_token_ttl,
+        );
+        state.max_page_size = self.max_page_size.max(1);
+        for (email, first, last, status) in &self.manual_users {
+            state.add_manual_user(email, first, last, *status);
+        }
+        for (name, emails) in &self.manual_groups {
+            let members: Vec<u64> = emails
+                .iter()
+                .filter_map(|e| state.user_by_email(e).map(|u| u.id))
+                .collect();
+            state.add_manual_group(name, members);
+        }
+        state
+    }
+}
+
+/// A running in-process emulator. Dropping it stops the server.
+pub struct HighQEmulator {
+    base_url: String,
+    addr: SocketAddr,
+    state: SharedHighQ,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl HighQEmulator {
+    /// Starts an emulator on `127.0.0.1:0`.
+    pub async fn start(seed: HighQSeed) -> std::io::Result<Self> {
+        let instance = seed.instance.trim_matches('/').to_owned();
+        let state: SharedHighQ = Arc::new(Mutex::new(seed.into_state()));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel();
+        let served = state.clone();
+        let base_url = format!("http://{addr}/{instance}")
+            .trim_end_matches('/')
+            .to_owned();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            if let Err(err) = serve(listener, &instance, served, shutdown).await {
+                tracing::error!(%err, "the HighQ emulator stopped");
+            }
+        });
+        Ok(Self {
+            base_url,
+            addr,
+            state,
+            shutdown: Some(tx),
+        })
+    }
+
+    /// Everything before `/api/…`, as a tenant's `base_url`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Reads or changes the emulator's state directly, as a HighQ admin (or a test) would.
+    pub fn with<R>(&self, f: impl FnOnce(&mut HighQState) -> R) -> R {
+        f(&mut self.state.lock().expect("emulator lock"))
+    }
+
+    pub fn client_id(&self) -> String {
+        self.with(|s| s.oauth.client_id.clone())
+    }
+
+    pub fn client_secret(&self) -> String {
+        self.with(|s| s.oauth.client_secret.clone())
+    }
+
+    /// The one refresh token that works now.
+    pub fn refresh_token(&self) -> String {
+        self.with(|s| s.oauth.refresh_token.clone())
+    }
+
+    pub fn users(&self) -> Vec<EmuUser> {
+        self.with(|s| s.users.values().cloned().collect())
+    }
+
+    pub fn groups(&self) -> Vec<EmuGroup> {
+        self.with(|s| s.groups.values().cloned().collect())
+    }
+
+    pub fn user_by_email(&self, email: &str) -> Option<EmuUser> {
+        self.with(|s| s.user_by_email(email).cloned())
+    }
+
+    pub fn group_by_name(&self, name: &str) -> Option<EmuGroup> {
+        self.with(|s| s.group_by_name(name).cloned())
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.with(|s| s.faults.push(fault));
+    }
+
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        self.with(|s| s.rate_limit = limit);
+    }
+
+    /// Every successful change, in order.
+    pub fn writes(&self) -> Vec<String> {
+        self.with(|s| s.writes.clone())
+    }
+}
+
+impl Drop for HighQEmulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Serves the emulator on `listener` under `/{instance}` until `shutdown` completes; for
+/// `dirsync emulate highq`.
+pub async fn serve(
+    listener: TcpListener,
+    instance: &str,
+    state: SharedHighQ,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(instance, state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The emulator's routes under `/{instance}`.
+pub fn app(instance: &str, state: SharedHighQ) -> Router {
+    let api = Router::new()
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/{key}", get(get_user).put(update_user))
+        .route("/groups", get(list_groups).post(create_group))
+        .route("/groups/{id}", put(update_group))
+        .route("/groups/{id}/users", get(list_members).post(add_members))
+        .route("/groups/{id}/users/{userid}", delete(remove_member))
+        .route_layer(middleware::from_fn_with_state(state.clone(), gate))
+        .with_state(state.clone());
+    let inner = Router::new()
+        .route("/api/oauth2/token", post(token))
+        .with_state(state)
+        .nest("/api/{version}", api);
+    let instance = instance.trim_matches('/');
+    if instance.is_empty() {
+        inner
+    } else {
+        Router::new().nest(&format!("/{instance}"), inner)
+    }
+}
+
+fn failure(err: ApiFailure) -> Response {
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut error = json!({ "summary": err.summary });
+    if let Some(code) = err.code {
+        // HighQ sends refs as strings.
+        error["ref"] = json!(code.to_string());
+        error["link"] = json!(format!("https://developer.highq.example/errors/{code}"));
+    }
+    (status, Json(json!({ "error": error }))).into_response()
+}
+
+fn answer(result: Result<Value, ApiFailure>, success: StatusCode) -> Response {
+    match result {
+        Ok(Value::Null) => StatusCode::NO_CONTENT.into_response(),
+        Ok(body) => (success, Json(body)).into_response(),
+        Err(err) => failure(err),
+    }
+}
+
+fn epoch_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+fn too_many_requests(state: &mut HighQState, reset: u64) -> Response {
+    state.rate_limited += 1;
+    let mut response = failure(ApiFailure {
+        status: 429,
+        code: None,
+        summary: "Too many requests".to_owned(),
+    });
+    response
+        .headers_mut()
+        .insert("x-ratelimit-reset", HeaderValue::from(reset));
+    response
+}
+
+/// Everything in front of the API handlers: request counting, injected faults, rate limits,
+/// `Accept: application/json` and the bearer token.
+async fn gate(State(state): State<SharedHighQ>, request: Request, next: Next) -> Response {
+    let mut latency = Duration::ZERO;
+    {
+        let mut s = state.lock().expect("emulator lock");
+        s.api_requests += 1;
+        let n = s.api_requests;
+        let now = epoch_secs();
+        if let Some(until) = s.limited_until {
+            if now < until as f64 {
+                return too_many_requests(&mut s, until);
+            }
+            s.limited_until = None;
+        }
+        let mut fired = Vec::new();
+        for fault in &mut s.faults {
+            if fault.fires(n) {
+                fired.push(fault.action);
+            }
+        }
+        for action in fired {
+            match action {
+                FaultAction::Latency(delay) => latency += delay,
+                FaultAction::Status(code) => {
+                    return failure(ApiFailure {
+                        status: code,
+                        code: None,
+                        summary: "Injected failure".to_owned(),
+                    });
+                }
+                FaultAction::RateLimit { reset_after } => {
+                    let reset = (now + reset_after.as_secs_f64()).ceil() as u64;
+                    s.limited_until = Some(reset);
+                    return too_many_requests(&mut s, reset);
+                }
+            }
+        }
+        if let Some(limit) = s.rate_limit {
+            let window = limit.window_secs.max(1);
+            let current = now as u64 / window;
+            if s.window.0 != current {
+                s.window = (current, 0);
+            }
+            s.window.1 += 1;
+            if s.window.1 > limit.max_requests {
+                return too_many_requests(&mut s, (current + 1) * window);
+            }
+        }
+        let accepts_json =
+            header_text(request.headers(), header::ACCEPT).contains("application/json");
+        if !accepts_json {
+            return (
+                StatusCode::NOT_ACCEPTABLE,
+                [(header::CONTENT_TYPE, "application/xml")],
+                "<error><summary>Send Accept: application/json for JSON</summary></error>",
+            )
+                .into_response();
+        }
+        let bearer = header_text(request.headers(), header::AUTHORIZATION);
+        let token = bearer.strip_prefix("Bearer ").unwrap_or_default();
+        if !s.access_token_valid(token) {
+            return failure(ApiFailure {
+                status: 401,
+                code: None,
+                summary: "The access token is missing, invalid or expired".to_owned(),
+            });
+        }
+    }
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    next.run(request).await
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn token(
+    State(state): State<SharedHighQ>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    match state.lock().expect("emulator lock").token(&form) {
+        Ok(body) => Json(body).into_response(),
+        Err((status, body)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            Json(body),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct UserQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+async fn get_user(
+    State(state): State<SharedHighQ>,
+    Path((_version, key)): Path<(String, String)>,
+    Query(query): Query<UserQuery>,
+) -> Response {
+    let by_email = query.kind.is_some_and(|k| k.eq_ignore_ascii_case("email"));
+    answer(
+        state
+            .lock()
+            .expect("emulator lock")
+            .get_user(&key, by_email),
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+struct ListUsersQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+async fn list_users(
+    State(state): State<SharedHighQ>,
+    Query(query): Query<ListUsersQuery>,
+) -> Response {
+    let s = state.lock().expect("emulator lock");
+    answer(
+        s.list_users(
+            query.status.as_deref(),
+            query.limit,
+            query.offset.unwrap_or(0),
+        ),
+        StatusCode::OK,
+    )
+}
+
+async fn create_user(State(state): State<SharedHighQ>, Json(body): Json<Value>) -> Response {
+    answer(
+        state.lock().expect("emulator lock").create_user(&body),
+        StatusCode::CREATED,
+    )
+}
+
+async fn update_user(
+    State(state): State<SharedHighQ>,
+    Path((_version, key)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    answer(
+        state
+            .lock()
+            .expect("emulator lock")
+            .update_user(&key, &body),
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+struct GroupQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+async fn list_groups(
+    State(state): State<SharedHighQ>,
+    Query(query): Query<GroupQuery>,
+) -> Response {
+    answer(
+        state
+            .lock()
+            .expect("emulator lock")
+            .list_groups(query.kind.as_deref()),
+        StatusCode::OK,
+    )
+}
+
+async fn create_group(State(state): State<SharedHighQ>, Json(body): Json<Value>) -> Response {
+    answer(
+        state.lock().expect("emulator lock").create_group(&body),
+        StatusCode::CREATED,
+    )
+}
+
+fn group_id(raw: &str) -> Result<u64, ApiFailure> {
+    raw.parse().map_err(|_| ApiFailure {
+        status: 404,
+        code: Some(120),
+        summary: format!("Group {raw} not found"),
+    })
+}
+
+async fn update_group(
+    State(state): State<SharedHighQ>,
+    Path((_version, id)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let result =
+        group_id(&id).and_then(|id| state.lock().expect("emulator lock").update_group(id, &body));
+    answer(result, StatusCode::OK)
+}
+
+async fn add_members(
+    State(state): State<SharedHighQ>,
+    Path((_version, id)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let result =
+        group_id(&id).and_then(|id| state.lock().expect("emulator lock").add_members(id, &body));
+    answer(result, StatusCode::OK)
+}
+
+async fn list_members(
+    State(state): State<SharedHighQ>,
+    Path((_version, id)): Path<(String, String)>,
+) -> Response {
+    let result = group_id(&id).and_then(|id| state.lock().expect("emulator lock").list_members(id));
+    answer(result, StatusCode::OK)
+}
+
+async fn remove_member(
+    State(state): State<SharedHighQ>,
+    Path((_version, id, user)): Path<(String, String, String)>,
+) -> Response {
+    let result = group_id(&id).and_then(|id| {
+        state
+            .lock()
+            .expect("emulator lock")
+            .remove_member(id, &user)
+    });
+    answer(result, StatusCode::OK)
+}

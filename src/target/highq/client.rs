@@ -1,0 +1,443 @@
+//! The HTTP side of the HighQ adapter: versioned URLs, JSON headers, OAuth2 with rotating
+//! refresh tokens, waiting out 429s, retrying transient failures, and turning error bodies into
+//! [`HighQError`]s.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reqwest::{Method, StatusCode, header};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tokio::sync::Mutex;
+use url::Url;
+
+use super::error::HighQError;
+use super::token::TokenStore;
+use super::wire::{ApiErrorBody, field, flex_string, flex_u64};
+
+/// Access tokens this close to expiry are refreshed before use.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+/// How long a 429 without a usable reset time makes us wait.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
+
+/// The knobs of the HTTP layer.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientSettings {
+    pub base_url: Url,
+    pub api_version: u32,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub max_rate_limit_wait: Duration,
+    pub max_retries: u32,
+    pub retry_base: Duration,
+    pub request_timeout: Duration,
+}
+
+/// Counters worth showing in a run's report and asserting in tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HighQStats {
+    /// Times a 429 was waited out.
+    pub rate_limit_waits: u32,
+    /// Requests sent again after a transient failure.
+    pub retries: u32,
+    /// Access tokens obtained with the refresh token.
+    pub token_refreshes: u32,
+}
+
+#[derive(Default)]
+struct Counters {
+    rate_limit_waits: AtomicU32,
+    retries: AtomicU32,
+    token_refreshes: AtomicU32,
+}
+
+#[derive(Default)]
+struct AuthState {
+    access: Option<(SecretString, Instant)>,
+    /// A rotated refresh token whose save failed: the old one no longer works, so this one is
+    /// saved first on the next attempt.
+    unsaved: Option<SecretString>,
+}
+
+/// One request to the versioned API.
+pub(crate) struct Call {
+    pub method: Method,
+    pub path: Vec<String>,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<Value>,
+    /// Whether a 5xx may be retried: false for calls that create something, where a retry after
+    /// a lost answer could create it twice.
+    pub retry_server_errors: bool,
+}
+
+impl Call {
+    pub fn new(method: Method, path: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let retry_server_errors = method != Method::POST;
+        Self {
+            method,
+            path: path.into_iter().map(Into::into).collect(),
+            query: Vec::new(),
+            body: None,
+            retry_server_errors,
+        }
+    }
+
+    pub fn query(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.query.push((name, value.to_string()));
+        self
+    }
+
+    pub fn body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// Marks a POST that is safe to repeat (adding members).
+    pub fn idempotent(mut self) -> Self {
+        self.retry_server_errors = true;
+        self
+    }
+}
+
+pub(crate) struct Client {
+    http: reqwest::Client,
+    settings: ClientSettings,
+    store: Arc<dyn TokenStore>,
+    auth: Mutex<AuthState>,
+    counters: Counters,
+}
+
+impl Client {
+    pub fn new(settings: ClientSettings, store: Arc<dyn TokenStore>) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10).min(settings.request_timeout))
+            .timeout(settings.request_timeout)
+            .user_agent(concat!("dirsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| format!("the HTTP client could not be built: {err}"))?;
+        Ok(Self {
+            http,
+            settings,
+            store,
+            auth: Mutex::default(),
+            counters: Counters::default(),
+        })
+    }
+
+    pub fn stats(&self) -> HighQStats {
+        HighQStats {
+            rate_limit_waits: self.counters.rate_limit_waits.load(Ordering::Relaxed),
+            retries: self.counters.retries.load(Ordering::Relaxed),
+            token_refreshes: self.counters.token_refreshes.load(Ordering::Relaxed),
+        }
+    }
+
+    fn url(&self, segments: &[String], query: &[(&'static str, String)]) -> Url {
+        let mut url = self.settings.base_url.clone();
+        {
+            // `base_url` was checked to be a base (http/https) URL when the adapter was built.
+            let mut path = url.path_segments_mut().expect("base URL can have a path");
+            path.pop_if_empty()
+                .push("api")
+                .push(&self.settings.api_version.to_string());
+            path.extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        url
+    }
+
+    fn token_url(&self) -> Url {
+        let mut url = self.settings.base_url.clone();
+        url.path_segments_mut()
+            .expect("base URL can have a path")
+            .pop_if_empty()
+            .extend(["api", "oauth2", "token"]);
+        url
+    }
+
+    /// Sends `call`, waiting out 429s, refreshing the access token once on 401 and retrying
+    /// transient failures; returns the JSON body (`Null` when empty).
+    pub async fn send(&self, call: Call) -> Result<Value, HighQError> {
+        let url = self.url(&call.path, &call.query);
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0u32;
+        let mut reauthenticated = false;
+        loop {
+            let token = self.access_token().await?;
+            let mut request = self
+                .http
+                .request(call.method.clone(), url.clone())
+                .bearer_auth(token.expose_secret())
+                .header(header::ACCEPT, "application/json");
+            if let Some(body) = &call.body {
+                request = request.json(body);
+            }
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(err) => {
+                    let failure = HighQError::Unavailable(describe_transport(&err));
+                    // A refused connection never reached HighQ, so even a create can be resent.
+                    if (call.retry_server_errors || err.is_connect())
+                        && attempt < self.settings.max_retries
+                    {
+                        attempt += 1;
+                        self.back_off(attempt).await;
+                        continue;
+                    }
+                    return Err(failure);
+                }
+            };
+            let status = response.status();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let wait = rate_limit_wait(response.headers());
+                if waited + wait > self.settings.max_rate_limit_wait {
+                    return Err(HighQError::RateLimited {
+                        asked: waited + wait,
+                        cap: self.settings.max_rate_limit_wait,
+                    });
+                }
+                tracing::info!(
+                    wait_ms = wait.as_millis() as u64,
+                    "HighQ rate limit reached, waiting"
+                );
+                self.counters
+                    .rate_limit_waits
+                    .fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(wait).await;
+                waited += wait;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED && !reauthenticated {
+                reauthenticated = true;
+                self.auth.lock().await.access = None;
+                continue;
+            }
+            let text = response
+                .text()
+                .await
+                .map_err(|err| HighQError::Unavailable(describe_transport(&err)))?;
+            if status.is_success() {
+                return parse_body(&text);
+            }
+            let failure = api_error(status, &text);
+            if failure.is_transient()
+                && call.retry_server_errors
+                && attempt < self.settings.max_retries
+            {
+                attempt += 1;
+                self.back_off(attempt).await;
+                continue;
+            }
+            return Err(failure);
+        }
+    }
+
+    async fn back_off(&self, attempt: u32) {
+        self.counters.retries.fetch_add(1, Ordering::Relaxed);
+        let base = self.settings.retry_base.saturating_mul(1 << attempt.min(6));
+        let jitter = rand::random_range(0.5..1.0);
+        tokio::time::sleep(base.mul_f64(jitter)).await;
+    }
+
+    /// Forgets the cached access token and gets a new one with the stored refresh token.
+    pub async fn refresh_now(&self) -> Result<(), HighQError> {
+        self.auth.lock().await.access = None;
+        self.access_token().await.map(drop)
+    }
+
+    /// A valid access token: the cached one, or a new one from the refresh token. The rotated
+    /// refresh token is saved before the new access token is used or even cached.
+    async fn access_token(&self) -> Result<SecretString, HighQError> {
+        let mut auth = self.auth.lock().await;
+        if let Some((token, expires)) = &auth.access {
+            if Instant::now() + EXPIRY_MARGIN < *expires {
+                return Ok(token.clone());
+            }
+        }
+        let refresh_token = match auth.unsaved.take() {
+            Some(unsaved) => {
+                if let Err(err) = self.store.save(&unsaved).await {
+                    auth.unsaved = Some(unsaved);
+                    return Err(HighQError::TokenStore {
+                        action: "saved",
+                        detail: err.to_string(),
+                    });
+                }
+                unsaved
+            }
+            None => self
+                .store
+                .load()
+                .await
+                .map_err(|err| HighQError::TokenStore {
+                    action: "loaded",
+                    detail: err.to_string(),
+                })?
+                .ok_or(HighQError::NotConnected)?,
+        };
+        let grant = self
+            .request_token(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.expose_secret()),
+            ])
+            .await?;
+        if let Some(rotated) = grant.refresh_token {
+            if let Err(err) = self.store.save(&rotated).await {
+                auth.unsaved = Some(rotated);
+                return Err(HighQError::TokenStore {
+                    action: "saved",
+                    detail: err.to_string(),
+                });
+            }
+        }
+        self.counters
+            .token_refreshes
+            .fetch_add(1, Ordering::Relaxed);
+        auth.access = Some((
+            grant.access_token.clone(),
+            Instant::now() + grant.expires_in,
+        ));
+        Ok(grant.access_token)
+    }
+
+    /// Exchanges an authorization code (the first grant, after an admin consents) and saves the
+    /// refresh token it yields.
+    pub async fn exchange_code(
+        &self,
+        code: &SecretString,
+        redirect_uri: &str,
+    ) -> Result<(), HighQError> {
+        let grant = self
+            .request_token(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.expose_secret()),
+                ("redirect_uri", redirect_uri),
+            ])
+            .await?;
+        let refresh = grant.refresh_token.ok_or_else(|| {
+            HighQError::Protocol("the token response has no refresh_token".to_owned())
+        })?;
+        self.store
+            .save(&refresh)
+            .await
+            .map_err(|err| HighQError::TokenStore {
+                action: "saved",
+                detail: err.to_string(),
+            })?;
+        self.auth.lock().await.access =
+            Some((grant.access_token, Instant::now() + grant.expires_in));
+        Ok(())
+    }
+
+    async fn request_token(&self, grant: &[(&str, &str)]) -> Result<Grant, HighQError> {
+        let mut form: Vec<(&str, &str)> = grant.to_vec();
+        form.push(("client_id", &self.settings.client_id));
+        form.push(("client_secret", self.settings.client_secret.expose_secret()));
+        let response = self
+            .http
+            .post(self.token_url())
+            .header(header::ACCEPT, "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|err| {
+                HighQError::Unavailable(format!("token endpoint: {}", describe_transport(&err)))
+            })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|err| {
+            HighQError::Unavailable(format!("token endpoint: {}", describe_transport(&err)))
+        })?;
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(HighQError::Unavailable(format!(
+                "the token endpoint answered HTTP {status}"
+            )));
+        }
+        let body: Value = serde_json::from_str(&text).map_err(|_| {
+            HighQError::Protocol(format!(
+                "the token endpoint answered HTTP {status} without JSON"
+            ))
+        })?;
+        if !status.is_success() {
+            let code =
+                flex_string(field(&body, "error")).unwrap_or_else(|| format!("HTTP {status}"));
+            let description = flex_string(field(&body, "error_description")).unwrap_or_default();
+            return Err(HighQError::TokenRejected(
+                format!("{code}: {description}")
+                    .trim_end_matches(": ")
+                    .to_owned(),
+            ));
+        }
+        let access_token = flex_string(field(&body, "access_token")).ok_or_else(|| {
+            HighQError::Protocol("the token response has no access_token".to_owned())
+        })?;
+        Ok(Grant {
+            access_token: SecretString::from(access_token),
+            expires_in: Duration::from_secs(flex_u64(field(&body, "expires_in")).unwrap_or(300)),
+            refresh_token: flex_string(field(&body, "refresh_token")).map(SecretString::from),
+        })
+    }
+}
+
+struct Grant {
+    access_token: SecretString,
+    expires_in: Duration,
+    refresh_token: Option<SecretString>,
+}
+
+fn describe_transport(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "the request timed out".to_owned()
+    } else if err.is_connect() {
+        format!("could not connect ({err})")
+    } else {
+        err.to_string()
+    }
+}
+
+/// How long a 429 asks us to wait: until `X-Ratelimit-Reset` (epoch seconds), else `Retry-After`.
+fn rate_limit_wait(headers: &header::HeaderMap) -> Duration {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    if let Some(reset) = number("x-ratelimit-reset") {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        // At least a moment, so a reset already past (clock skew) does not become a busy loop.
+        return Duration::from_secs_f64((reset - now).max(0.1));
+    }
+    number("retry-after")
+        .map(Duration::from_secs_f64)
+        .unwrap_or(DEFAULT_RATE_LIMIT_WAIT)
+}
+
+fn parse_body(text: &str) -> Result<Value, HighQError> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(text).map_err(|_| {
+        let start: String = text.chars().take(80).collect();
+        HighQError::Protocol(format!("expected JSON, got {start:?}"))
+    })
+}
+
+fn api_error(status: StatusCode, text: &str) -> HighQError {
+    let body = ApiErrorBody::parse(text).unwrap_or_default();
+    HighQError::Api {
+        status: status.as_u16(),
+        code: body.code,
+        summary: body
+            .summary
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
+        link: body.link,
+    }
+}

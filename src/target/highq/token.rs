@@ -1,0 +1,143 @@
+//! Where a tenant's HighQ refresh token lives between runs. HighQ rotates refresh tokens: each
+//! refresh returns a new one and the old one stops working, so the adapter saves the new token
+//! through a [`TokenStore`] *before* it uses the access token that came with it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Any failure of a token store's backend (a file, a database).
+pub type TokenStoreError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Durable storage for one tenant's HighQ refresh token. `save` must only return once the token
+/// would survive a crash of the process.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn load(&self) -> Result<Option<SecretString>, TokenStoreError>;
+    async fn save(&self, token: &SecretString) -> Result<(), TokenStoreError>;
+}
+
+/// A token store in memory, for tests and the demo: clones share the token, so a test can drop
+/// an adapter and build a new one from the same store, as a restarted process would.
+#[derive(Clone, Default)]
+pub struct MemoryTokenStore {
+    token: Arc<Mutex<Option<SecretString>>>,
+    saves: Arc<Mutex<u32>>,
+}
+
+impl MemoryTokenStore {
+    pub fn new(initial: Option<SecretString>) -> Self {
+        Self {
+            token: Arc::new(Mutex::new(initial)),
+            saves: Arc::default(),
+        }
+    }
+
+    /// How many times a token was saved (each one a rotation).
+    pub fn save_count(&self) -> u32 {
+        *self.saves.lock().expect("token store lock")
+    }
+
+    /// The token now stored, for tests.
+    pub fn current(&self) -> Option<SecretString> {
+        self.token.lock().expect("token store lock").clone()
+    }
+}
+
+impl std::fmt::Debug for MemoryTokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryTokenStore")
+            .field("token", &"[REDACTED]")
+            .finish()
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryTokenStore {
+    async fn load(&self) -> Result<Option<SecretString>, TokenStoreError> {
+        Ok(self.current())
+    }
+
+    async fn save(&self, token: &SecretString) -> Result<(), TokenStoreError> {
+        *self.token.lock().expect("token store lock") = Some(token.clone());
+        *self.saves.lock().expect("token store lock") += 1;
+        Ok(())
+    }
+}
+
+/// A token store in one file per tenant. Saving writes a temporary file, flushes it to disk and
+/// renames it over the old one, so a crash leaves either the old token or the new one.
+#[derive(Debug, Clone)]
+pub struct FileTokenStore {
+    path: PathBuf,
+}
+
+impl FileTokenStore {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+}
+
+#[async_trait]
+impl TokenStore for FileTokenStore {
+    async fn load(&self) -> Result<Option<SecretString>, TokenStoreError> {
+        match tokio::fs::read_to_string(&self.path).await {
+            Ok(text) if text.trim().is_empty() => Ok(None),
+            Ok(text) => Ok(Some(SecretString::from(text.trim().to_owned()))),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(format!("reading {}: {err}", self.path.display()).into()),
+        }
+    }
+
+    async fn save(&self, token: &SecretString) -> Result<(), TokenStoreError> {
+        let path = self.path.clone();
+        let text = token.expose_secret().to_owned();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let tmp = path.with_extension("tmp");
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|err| format!("saving the token was interrupted: {err}"))?
+        .map_err(|err| format!("writing {}: {err}", self.path.display()).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_store_keeps_the_last_saved_token_across_instances() {
+        let dir = std::env::temp_dir().join(format!("dirsync-token-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tenant.token");
+        assert!(FileTokenStore::new(&path).load().await.unwrap().is_none());
+        FileTokenStore::new(&path)
+            .save(&SecretString::from("rt-1"))
+            .await
+            .unwrap();
+        FileTokenStore::new(&path)
+            .save(&SecretString::from("rt-2"))
+            .await
+            .unwrap();
+        let loaded = FileTokenStore::new(&path).load().await.unwrap().unwrap();
+        assert_eq!(loaded.expose_secret(), "rt-2");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_memory_store_does_not_show_its_token_in_debug_output() {
+        let store = MemoryTokenStore::new(Some(SecretString::from("very-secret")));
+        assert!(!format!("{store:?}").contains("very-secret"));
+    }
+}

@@ -154,8 +154,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let key = TenantKey::parse(&tenant)?;
             let store = open_store(&settings).await?;
             let ctx = SyncContext {
+                connector: Arc::new(ConfiguredConnector::new(store.pool().clone())),
                 store: Arc::new(store),
-                connector: Arc::new(ConfiguredConnector::default()),
                 settings: settings.sync.into(),
             };
             if dry {

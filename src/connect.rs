@@ -3,18 +3,29 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sqlx::PgPool;
 
 use crate::source::DirectorySource;
+use crate::store::PgTokenStore;
 use crate::sync::Connector;
 use crate::target::TargetAdapter;
+use crate::target::highq::HighQAdapter;
 use crate::tenant::Tenant;
 
 /// The production connector: Microsoft Graph for the source, the adapter named by the tenant's
-/// `target.kind` for the target.
-#[derive(Debug, Default)]
-pub struct ConfiguredConnector {}
+/// `target.kind` for the target. Target credentials that rotate are kept in the database.
+#[derive(Debug, Clone)]
+pub struct ConfiguredConnector {
+    pool: PgPool,
+}
 
-const SUPPORTED_TARGETS: &[&str] = &[];
+impl ConfiguredConnector {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+const SUPPORTED_TARGETS: &[&str] = &["highq"];
 
 #[async_trait]
 impl Connector for ConfiguredConnector {
@@ -31,10 +42,17 @@ impl Connector for ConfiguredConnector {
             .get("kind")
             .and_then(|k| k.as_str())
             .unwrap_or("");
-        Err(format!(
-            "tenant {}: target kind {kind:?} is not supported by this build (supported: {})",
-            tenant.key,
-            SUPPORTED_TARGETS.join(", ")
-        ))
+        match kind {
+            "highq" => {
+                let tokens = PgTokenStore::new(self.pool.clone(), tenant.key.clone(), "highq");
+                let adapter = HighQAdapter::from_tenant_target(&tenant.target, Arc::new(tokens))
+                    .map_err(|err| err.to_string())?;
+                Ok(Arc::new(adapter))
+            }
+            other => Err(format!(
+                "target kind {other:?} is not supported (supported: {}); set [tenant.target] kind",
+                SUPPORTED_TARGETS.join(", ")
+            )),
+        }
     }
 }

@@ -876,3 +876,33 @@ async fn migrations_apply_through_the_store_and_are_idempotent(pool: PgPool) {
 
     assert!(store.tenants().await.unwrap().is_empty());
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_saved_refresh_token_replaces_the_last_one_and_is_kept_per_tenant(pool: PgPool) {
+    use dirsync::store::PgTokenStore;
+    use dirsync::target::highq::TokenStore;
+    use secrecy::{ExposeSecret, SecretString};
+
+    let (store, acme) = store_with_tenant(pool.clone(), "acme").await;
+    store
+        .upsert_tenant(&tenant("globex", vec![]))
+        .await
+        .unwrap();
+    let tokens = PgTokenStore::new(pool.clone(), acme.clone(), "highq");
+    assert!(tokens.load().await.unwrap().is_none());
+
+    tokens.save(&SecretString::from("first")).await.unwrap();
+    tokens.save(&SecretString::from("second")).await.unwrap();
+    // A new store object, as after a restart, reads what the last save committed.
+    let reopened = PgTokenStore::new(pool.clone(), acme, "highq");
+    assert_eq!(
+        reopened.load().await.unwrap().unwrap().expose_secret(),
+        "second"
+    );
+    let other = PgTokenStore::new(pool.clone(), key("globex"), "highq");
+    assert!(other.load().await.unwrap().is_none());
+
+    let unknown = PgTokenStore::new(pool, key("nobody"), "highq");
+    let err = unknown.save(&SecretString::from("x")).await.unwrap_err();
+    assert!(err.to_string().contains("no tenant nobody"), "{err}");
+}

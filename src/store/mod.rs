@@ -3,8 +3,10 @@
 
 mod model;
 pub mod postgres;
+mod target_tokens;
 
 pub use postgres::PgStore;
+pub use target_tokens::PgTokenStore;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

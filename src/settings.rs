@@ -37,6 +37,8 @@ pub struct SyncTuning {
     pub target_concurrency: usize,
     pub max_presence_lookups: usize,
     pub flush_every: usize,
+    pub heartbeat_every_secs: u64,
+    pub stale_after_secs: u64,
 }
 
 impl From<SyncTuning> for SyncSettings {
@@ -45,6 +47,10 @@ impl From<SyncTuning> for SyncSettings {
             target_concurrency: t.target_concurrency,
             max_presence_lookups: t.max_presence_lookups,
             flush_every: t.flush_every,
+            heartbeat_every: std::time::Duration::from_secs(t.heartbeat_every_secs.max(1)),
+            stale_after: chrono::Duration::seconds(
+                t.stale_after_secs.max(t.heartbeat_every_secs * 2) as i64,
+            ),
         }
     }
 }
@@ -82,6 +88,8 @@ fn defaults() -> Defaults {
             target_concurrency: sync.target_concurrency,
             max_presence_lookups: sync.max_presence_lookups,
             flush_every: sync.flush_every,
+            heartbeat_every_secs: sync.heartbeat_every.as_secs(),
+            stale_after_secs: sync.stale_after.num_seconds() as u64,
         },
         log: LogSettings {
             format: "text".to_owned(),

@@ -59,10 +59,42 @@ pub trait Store: Send + Sync {
     /// Appends report lines; they are readable as soon as this returns.
     async fn record_entries(&self, run: RunId, entries: &[ReportEntry]) -> Result<(), StoreError>;
     async fn finish_run(&self, run: RunId, finish: &RunFinish) -> Result<(), StoreError>;
+    /// The running process is alive and this far along (R21).
+    async fn heartbeat(&self, run: RunId, progress: &RunProgress) -> Result<(), StoreError>;
+    /// Closes the tenant's running run as `failed` with `message` when its process has not been
+    /// heard from for `silent_for`, so it does not block the next run. Returns the runs closed.
+    async fn interrupt_stale_runs(
+        &self,
+        tenant: &TenantKey,
+        silent_for: chrono::Duration,
+        message: &str,
+    ) -> Result<Vec<RunId>, StoreError>;
+
+    /// R20: claims the tenant's `midnight` for this replica. Only the first claim succeeds.
+    async fn claim_midnight(
+        &self,
+        tenant: &TenantKey,
+        midnight: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Gives a claimed midnight back (the run could not start), so it is tried again.
+    async fn release_midnight(
+        &self,
+        tenant: &TenantKey,
+        midnight: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The instant after which the tenant's next midnight is due: its latest claimed midnight,
+    /// or when the tenant was created (a new tenant does not run for midnights before it existed).
+    async fn schedule_baseline(&self, tenant: &TenantKey) -> Result<DateTime<Utc>, StoreError>;
 
     async fn run(&self, run: RunId) -> Result<Option<RunRecord>, StoreError>;
     /// The tenant's runs, newest first.
     async fn runs(&self, tenant: &TenantKey, limit: i64) -> Result<Vec<RunRecord>, StoreError>;
+    /// The tenant's runs matching `filter`, newest first.
+    async fn find_runs(
+        &self,
+        tenant: &TenantKey,
+        filter: &RunFilter,
+    ) -> Result<Vec<RunRecord>, StoreError>;
     async fn run_groups(&self, run: RunId) -> Result<Vec<GroupSummary>, StoreError>;
     async fn run_entries(&self, run: RunId) -> Result<Vec<ReportEntry>, StoreError>;
 

@@ -115,6 +115,27 @@ pub struct RunFinish {
     pub message: Option<String>,
 }
 
+/// R21: how far a run in progress has come.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunProgress {
+    /// "reading Entra", "planning", "applying", …
+    pub stage: String,
+    pub done: i64,
+    pub total: i64,
+}
+
+/// Which of a tenant's runs to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFilter {
+    pub trigger: Option<TriggerKind>,
+    pub status: Option<RunStatus>,
+    /// Runs that started at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Runs that started before this instant.
+    pub to: Option<DateTime<Utc>>,
+    pub limit: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub id: RunId,
@@ -126,6 +147,9 @@ pub struct RunRecord {
     pub summary: Option<RunSummary>,
     pub message: Option<String>,
     pub options: RunOptions,
+    pub progress: Option<RunProgress>,
+    /// When the process running it last said it was alive.
+    pub heartbeat_at: Option<DateTime<Utc>>,
 }
 
 /// What a report line is about.

@@ -16,8 +16,8 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{
-    MirrorChanges, ReportEntry, RunFinish, RunId, RunOptions, RunRecord, RunStart, RunStatus,
-    RunSummary, Store, StoreError, SubjectKind, Trigger, TriggerKind,
+    MirrorChanges, ReportEntry, RunFilter, RunFinish, RunId, RunOptions, RunProgress, RunRecord,
+    RunStart, RunStatus, RunSummary, Store, StoreError, SubjectKind, Trigger, TriggerKind,
 };
 use crate::domain::{
     DeactivationStatus, Email, EntraObjectId, Role, TargetGroupId, TargetUserId, TenantKey,
@@ -532,6 +532,122 @@ impl Store for PgStore {
         rows.into_iter().map(run_from_row).collect()
     }
 
+    async fn find_runs(
+        &self,
+        tenant: &TenantKey,
+        filter: &RunFilter,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "{RUN_COLUMNS} WHERE t.key = $1
+               AND ($2::text IS NULL OR r.trigger_kind = $2)
+               AND ($3::text IS NULL OR r.status = $3)
+               AND ($4::timestamptz IS NULL OR r.started_at >= $4)
+               AND ($5::timestamptz IS NULL OR r.started_at < $5)
+             ORDER BY r.started_at DESC, r.id DESC LIMIT $6"
+        ))
+        .bind(tenant.as_str())
+        .bind(filter.trigger.map(trigger_kind_text))
+        .bind(filter.status.map(RunStatus::as_str))
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(run_from_row).collect()
+    }
+
+    async fn heartbeat(&self, run: RunId, progress: &RunProgress) -> Result<(), StoreError> {
+        let clamp = |n: i64| i32::try_from(n.max(0)).unwrap_or(i32::MAX);
+        sqlx::query(
+            "UPDATE runs SET heartbeat_at = now(), progress_stage = $2, progress_done = $3, progress_total = $4
+             WHERE id = $1 AND status = 'running'",
+        )
+        .bind(run)
+        .bind(&progress.stage)
+        .bind(clamp(progress.done))
+        .bind(clamp(progress.total))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn interrupt_stale_runs(
+        &self,
+        tenant: &TenantKey,
+        silent_for: chrono::Duration,
+        message: &str,
+    ) -> Result<Vec<RunId>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let closed: Vec<RunId> = sqlx::query_scalar(
+            "UPDATE runs r SET status = 'failed', finished_at = now(), message = $3
+             FROM tenants t
+             WHERE t.id = r.tenant_id AND t.key = $1 AND r.status = 'running'
+               AND COALESCE(r.heartbeat_at, r.started_at) <= now() - make_interval(secs => $2)
+             RETURNING r.id",
+        )
+        .bind(tenant.as_str())
+        .bind(silent_for.num_milliseconds() as f64 / 1000.0)
+        .bind(message)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !closed.is_empty() {
+            sqlx::query(
+                "INSERT INTO report_entries (run_id, subject, action, severity, message)
+                 SELECT id, 'run', 'failed', 'error', $2 FROM UNNEST($1::bigint[]) AS id",
+            )
+            .bind(&closed)
+            .bind(message)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(closed)
+    }
+
+    async fn claim_midnight(
+        &self,
+        tenant: &TenantKey,
+        midnight: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let claimed = sqlx::query(
+            "INSERT INTO scheduled_midnights (tenant_id, midnight)
+             SELECT id, $2 FROM tenants WHERE key = $1
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant.as_str())
+        .bind(midnight)
+        .execute(&self.pool)
+        .await?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    async fn release_midnight(
+        &self,
+        tenant: &TenantKey,
+        midnight: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM scheduled_midnights m USING tenants t
+             WHERE t.id = m.tenant_id AND t.key = $1 AND m.midnight = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(midnight)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn schedule_baseline(&self, tenant: &TenantKey) -> Result<DateTime<Utc>, StoreError> {
+        let baseline: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT GREATEST(t.created_at, (SELECT max(midnight) FROM scheduled_midnights m WHERE m.tenant_id = t.id))
+             FROM tenants t WHERE t.key = $1",
+        )
+        .bind(tenant.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        baseline.ok_or_else(|| no_tenant(tenant))
+    }
+
     async fn run_groups(&self, run: RunId) -> Result<Vec<GroupSummary>, StoreError> {
         let rows: Vec<(Uuid, String, String, Option<i64>, String, Option<String>)> =
             sqlx::query_as(
@@ -648,7 +764,8 @@ type UserRow = (
 );
 
 const RUN_COLUMNS: &str = "SELECT r.id, t.key, r.trigger_kind, r.triggered_by, r.status, r.started_at, \
-     r.finished_at, r.summary, r.message, r.approves FROM runs r JOIN tenants t ON t.id = r.tenant_id";
+     r.finished_at, r.summary, r.message, r.approves, r.progress_stage, r.progress_done, \
+     r.progress_total, r.heartbeat_at FROM runs r JOIN tenants t ON t.id = r.tenant_id";
 
 type RunRow = (
     i64,
@@ -661,6 +778,10 @@ type RunRow = (
     Option<serde_json::Value>,
     Option<String>,
     Option<i64>,
+    Option<String>,
+    Option<i32>,
+    Option<i32>,
+    Option<DateTime<Utc>>,
 );
 
 type EntryRow = (
@@ -747,7 +868,22 @@ fn mirror_user_from_row(row: UserRow) -> Result<MirrorUser, StoreError> {
 }
 
 fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
-    let (id, key, kind, by, status, started_at, finished_at, summary, message, approves) = row;
+    let (
+        id,
+        key,
+        kind,
+        by,
+        status,
+        started_at,
+        finished_at,
+        summary,
+        message,
+        approves,
+        stage,
+        done,
+        total,
+        heartbeat_at,
+    ) = row;
     let kind = match kind.as_str() {
         "automatic" => TriggerKind::Automatic,
         "manual" => TriggerKind::Manual,
@@ -771,6 +907,12 @@ fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
             .transpose()?,
         message,
         options: RunOptions { approves },
+        progress: stage.map(|stage| RunProgress {
+            stage,
+            done: done.unwrap_or(0).into(),
+            total: total.unwrap_or(0).into(),
+        }),
+        heartbeat_at,
     })
 }
 

@@ -21,8 +21,8 @@ use crate::plan::{
 };
 use crate::source::{DirectorySource, FetchStats, SourceFetch, UserPresence};
 use crate::store::{
-    ReportEntry, RunFinish, RunId, RunOptions, RunStart, RunStatus, RunSummary, Store, StoreError,
-    Trigger,
+    ReportEntry, RunFinish, RunId, RunOptions, RunProgress, RunStart, RunStatus, RunSummary, Store,
+    StoreError, Trigger,
 };
 use crate::target::TargetAdapter;
 use crate::tenant::Tenant;
@@ -59,6 +59,10 @@ pub struct SyncSettings {
     pub max_presence_lookups: usize,
     /// Report lines and mirror changes are written at least every this many operations.
     pub flush_every: usize,
+    /// How often a running run says it is alive.
+    pub heartbeat_every: std::time::Duration,
+    /// A running run not heard from for this long is taken to be dead (its process stopped).
+    pub stale_after: chrono::Duration,
 }
 
 impl Default for SyncSettings {
@@ -67,6 +71,8 @@ impl Default for SyncSettings {
             target_concurrency: 8,
             max_presence_lookups: 200,
             flush_every: 500,
+            heartbeat_every: std::time::Duration::from_secs(15),
+            stale_after: chrono::Duration::minutes(2),
         }
     }
 }
@@ -101,71 +107,188 @@ pub struct RunOutcome {
     pub already_running: bool,
 }
 
+/// A run that has been recorded as started and is ready to execute.
+pub struct PendingRun {
+    ctx: SyncContext,
+    tenant: Tenant,
+    run_id: RunId,
+    options: RunOptions,
+}
+
+/// What asking for a run got.
+pub enum RunStartOutcome {
+    Started(PendingRun),
+    /// R21: a run is already in progress for the tenant; this is it.
+    AlreadyRunning(RunId),
+}
+
+impl PendingRun {
+    pub fn id(&self) -> RunId {
+        self.run_id
+    }
+}
+
+/// Records a new run for `tenant` unless one is in progress. A running run whose process has
+/// not been heard from for `stale_after` is closed as interrupted first, so it cannot block.
+pub async fn start_run(
+    ctx: &SyncContext,
+    tenant: &TenantKey,
+    trigger: Trigger,
+    options: RunOptions,
+) -> Result<RunStartOutcome, SyncError> {
+    let config = ctx
+        .store
+        .tenant(tenant)
+        .await?
+        .ok_or_else(|| SyncError::UnknownTenant(tenant.clone()))?;
+    let silent = ctx.settings.stale_after;
+    let interrupted = ctx
+        .store
+        .interrupt_stale_runs(
+            tenant,
+            silent,
+            &format!(
+                "interrupted: the process running it stopped (no sign of life for {} s); \
+                 what it recorded before stopping is kept",
+                silent.num_seconds()
+            ),
+        )
+        .await?;
+    for run in interrupted {
+        warn!(tenant = %tenant, run, "closed a run whose process stopped");
+    }
+    Ok(
+        match ctx.store.begin_run(tenant, &trigger, options).await? {
+            RunStart::Started(run_id) => {
+                info!(tenant = %tenant, run_id, trigger = trigger.kind.as_str(), "run started");
+                RunStartOutcome::Started(PendingRun {
+                    ctx: ctx.clone(),
+                    tenant: config,
+                    run_id,
+                    options,
+                })
+            }
+            RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
+        },
+    )
+}
+
 /// Runs one sync for `tenant` now (or returns the run already in progress, R21).
-#[instrument(skip_all, fields(tenant = %tenant, run_id), err)]
 pub async fn run_sync(
     ctx: &SyncContext,
     tenant: &TenantKey,
     trigger: Trigger,
     options: RunOptions,
 ) -> Result<RunOutcome, SyncError> {
-    let config = ctx
-        .store
-        .tenant(tenant)
-        .await?
-        .ok_or_else(|| SyncError::UnknownTenant(tenant.clone()))?;
-    let run_id = match ctx.store.begin_run(tenant, &trigger, options).await? {
-        RunStart::Started(id) => id,
-        RunStart::AlreadyRunning(id) => {
+    match start_run(ctx, tenant, trigger, options).await? {
+        RunStartOutcome::Started(pending) => pending.execute().await,
+        RunStartOutcome::AlreadyRunning(id) => {
             let record = ctx.store.run(id).await?;
-            return Ok(RunOutcome {
+            Ok(RunOutcome {
                 run_id: id,
                 status: record.map_or(RunStatus::Running, |r| r.status),
                 summary: RunSummary::default(),
                 message: Some(format!("run {id} is already in progress for this tenant")),
                 already_running: true,
-            });
+            })
         }
-    };
-    tracing::Span::current().record("run_id", run_id);
-    info!(trigger = trigger.kind.as_str(), "run started");
-
-    let mut run = Run {
-        ctx,
-        tenant: &config,
-        run_id,
-        summary: RunSummary::default(),
-    };
-    let finish = match run.execute(options).await {
-        Ok(finish) => finish,
-        Err(err) => RunFinish {
-            status: RunStatus::Failed,
-            summary: run.summary.clone(),
-            message: Some(format!("the run stopped: {err}")),
-        },
-    };
-    if let Some(message) = &finish.message {
-        let severity = if finish.status == RunStatus::Failed {
-            Severity::Error
-        } else {
-            Severity::Info
-        };
-        ctx.store
-            .record_entries(
-                run_id,
-                &[run_entry(finish.status.as_str(), severity, message.clone())],
-            )
-            .await?;
     }
-    ctx.store.finish_run(run_id, &finish).await?;
-    info!(status = finish.status.as_str(), "run finished");
-    Ok(RunOutcome {
-        run_id,
-        status: finish.status,
-        summary: finish.summary,
-        message: finish.message,
-        already_running: false,
-    })
+}
+
+impl PendingRun {
+    /// Carries the run out and records how it ended. Only a store failure is an `Err`; every
+    /// other problem ends the run as `failed` or `completed with errors` with the reason.
+    #[instrument(skip_all, fields(tenant = %self.tenant.key, run_id = self.run_id), err)]
+    pub async fn execute(self) -> Result<RunOutcome, SyncError> {
+        let ctx = &self.ctx;
+        let run_id = self.run_id;
+        let progress = Progress::new(ctx.store.clone(), run_id);
+        let ticker = progress.keep_alive(ctx.settings.heartbeat_every);
+        let mut run = Run {
+            ctx,
+            tenant: &self.tenant,
+            run_id,
+            summary: RunSummary::default(),
+            progress: &progress,
+        };
+        let finish = match run.execute(self.options).await {
+            Ok(finish) => finish,
+            Err(err) => RunFinish {
+                status: RunStatus::Failed,
+                summary: run.summary.clone(),
+                message: Some(format!("the run stopped: {err}")),
+            },
+        };
+        ticker.abort();
+        if let Some(message) = &finish.message {
+            let severity = if finish.status == RunStatus::Failed {
+                Severity::Error
+            } else {
+                Severity::Info
+            };
+            ctx.store
+                .record_entries(
+                    run_id,
+                    &[run_entry(finish.status.as_str(), severity, message.clone())],
+                )
+                .await?;
+        }
+        ctx.store.finish_run(run_id, &finish).await?;
+        info!(status = finish.status.as_str(), "run finished");
+        Ok(RunOutcome {
+            run_id,
+            status: finish.status,
+            summary: finish.summary,
+            message: finish.message,
+            already_running: false,
+        })
+    }
+}
+
+/// A run's progress, written to the store at each step and by a keep-alive ticker in between,
+/// so that a silent run can be told from a slow one.
+struct Progress {
+    store: Arc<dyn Store>,
+    run_id: RunId,
+    current: Arc<std::sync::Mutex<RunProgress>>,
+}
+
+impl Progress {
+    fn new(store: Arc<dyn Store>, run_id: RunId) -> Self {
+        Self {
+            store,
+            run_id,
+            current: Arc::new(std::sync::Mutex::new(RunProgress {
+                stage: "starting".to_owned(),
+                done: 0,
+                total: 0,
+            })),
+        }
+    }
+
+    async fn set(&self, stage: &str, done: usize, total: usize) -> Result<(), StoreError> {
+        let progress = RunProgress {
+            stage: stage.to_owned(),
+            done: done as i64,
+            total: total as i64,
+        };
+        *self.current.lock().expect("progress lock") = progress.clone();
+        self.store.heartbeat(self.run_id, &progress).await
+    }
+
+    fn keep_alive(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let (store, run_id, current) = (self.store.clone(), self.run_id, self.current.clone());
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            loop {
+                interval.tick().await;
+                let progress = current.lock().expect("progress lock").clone();
+                if let Err(err) = store.heartbeat(run_id, &progress).await {
+                    warn!(run_id, %err, "could not record the run's heartbeat");
+                }
+            }
+        })
+    }
 }
 
 /// R22 dry run: the plan a run would carry out now, without writing anything anywhere.
@@ -257,6 +380,7 @@ struct Run<'a> {
     tenant: &'a Tenant,
     run_id: RunId,
     summary: RunSummary,
+    progress: &'a Progress,
 }
 
 impl Run<'_> {
@@ -286,6 +410,8 @@ impl Run<'_> {
             }
         };
         let guard_lifted = options.approves.is_some();
+        let groups = self.tenant.policy.selected_groups.len();
+        self.progress.set("reading Entra", 0, groups).await?;
         let (mut plan, stats, mirror) = match read_and_plan(
             store,
             self.tenant,
@@ -301,6 +427,9 @@ impl Run<'_> {
         };
         self.summary.source = stats;
         self.summary.planned = plan.counts();
+        self.progress
+            .set("recording the plan", groups, groups)
+            .await?;
         store.record_groups(self.run_id, &plan.groups).await?;
         let notes: Vec<ReportEntry> = plan.notes.iter().map(note_entry).collect();
         store.record_entries(self.run_id, &notes).await?;
@@ -339,9 +468,13 @@ impl Run<'_> {
         .await;
 
         let mut applier = Applier::new(target, &mirror, self.ctx.settings.target_concurrency);
+        let total = plan.ops.len();
+        let mut done = 0;
+        self.progress.set("applying changes", done, total).await?;
         for phase in phases(&plan.ops) {
             for chunk in phase.chunks(self.ctx.settings.flush_every.max(1)) {
                 let result = applier.apply_phase(chunk).await;
+                done += chunk.len();
                 self.summary.operations_applied += result.applied;
                 self.summary.operations_failed += result.failed;
                 if !result.mirror.is_empty() {
@@ -350,6 +483,7 @@ impl Run<'_> {
                         .await?;
                 }
                 store.record_entries(self.run_id, &result.entries).await?;
+                self.progress.set("applying changes", done, total).await?;
             }
         }
 

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod domain;
+pub mod emulator;
 pub mod plan;
 pub mod source;
 pub mod store;

@@ -162,7 +162,6 @@ pub(crate) fn build_credential(
                     password: password
                         .as_ref()
                         .map(|p| Secret::new(p.expose_secret().to_owned())),
-                    ..Default::default()
                 }),
             )
             .map_err(not_built)?
@@ -176,7 +175,6 @@ pub(crate) fn build_credential(
                     client_id: Some(sign_in.client_id.clone()),
                     tenant_id: Some(sign_in.tenant_id.clone()),
                     token_file_path: token_file.clone(),
-                    ..Default::default()
                 },
             ))
             .map_err(not_built)?
@@ -188,7 +186,6 @@ pub(crate) fn build_credential(
                         .clone()
                         .map(azure_identity::UserAssignedId::ClientId),
                     client_options,
-                    ..Default::default()
                 },
             ))
             .map_err(not_built)?

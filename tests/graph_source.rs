@@ -818,3 +818,108 @@ fn documented_groups_errors_tokens_and_counts_parse() {
 
     assert_eq!(wire::parse_count(&fixture("count_body.txt")), Ok(893));
 }
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_retry_budget_fails_the_group_without_waiting_it_out() {
+    let emulator = EntraEmulator::start_with(
+        directory(tenant_with(1, vec![group(1, "Throttled", [user_id(0)])])),
+        FaultPlan::single(FaultRule {
+            when: FaultTrigger::Always,
+            path_contains: Some("/v1.0/groups/".into()),
+            fault: Fault::Throttle {
+                retry_after_secs: 30.0,
+            },
+        }),
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .expect("emulator");
+    let mut settings = settings(&emulator);
+    settings.max_retry_wait = Duration::from_secs(1);
+
+    let started = std::time::Instant::now();
+    let fetch = source_with(settings)
+        .fetch_groups(&[oid(&group_id(1))])
+        .await
+        .expect("a read");
+
+    let GroupOutcome::Failed { reason } = outcome(&fetch.snapshot, &group_id(1)) else {
+        panic!("expected Failed");
+    };
+    assert!(
+        reason.contains("HTTP 429") && reason.contains("retry budget"),
+        "{reason}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(fetch.stats.throttled, 1);
+    assert_eq!(fetch.stats.waited_ms, 0);
+}
+
+#[tokio::test]
+async fn a_workload_identity_signs_in_with_its_federated_token_file() {
+    let subject = "system:serviceaccount:dirsync:dirsync";
+    let mut tenant = tenant_with(2, vec![group(1, "G", [user_id(0), user_id(1)])]);
+    tenant.apps[0].secrets.clear();
+    tenant.apps[0].federated_subjects.push(subject.into());
+    let emulator = EntraEmulator::start(directory(tenant))
+        .await
+        .expect("emulator");
+    let b64 = |v: Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let assertion = format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(json!({"alg": "RS256", "typ": "JWT"})),
+        b64(json!({
+            "iss": "https://oidc.cluster.local",
+            "sub": subject,
+            "aud": "api://AzureADTokenExchange",
+            "exp": chrono::Utc::now().timestamp() + 3600
+        }))
+    );
+    let token_file = std::env::temp_dir().join(format!("dirsync-wi-{}.jwt", uuid::Uuid::new_v4()));
+    std::fs::write(&token_file, assertion).expect("token file");
+    let mut settings = settings(&emulator);
+    settings.credential = CredentialSettings::WorkloadIdentity {
+        token_file: Some(token_file.clone()),
+    };
+
+    let fetch = source_with(settings)
+        .fetch_groups(&[oid(&group_id(1))])
+        .await;
+    let _ = std::fs::remove_file(&token_file);
+
+    let fetch = fetch.expect("a read");
+    assert!(
+        matches!(outcome(&fetch.snapshot, &group_id(1)), GroupOutcome::Found { members, .. } if members.len() == 2)
+    );
+}
+
+#[tokio::test]
+async fn the_demo_fixture_loads_and_serves_its_direct_users() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/entra/demo_directory.json");
+    let directory = Directory::load(&path).expect("the demo fixture");
+    let emulator = EntraEmulator::start(directory).await.expect("emulator");
+    let mut settings = settings(&emulator);
+    settings.credential = CredentialSettings::ClientSecret {
+        client_secret: "demo-secret".to_owned().into(),
+    };
+    let group = "02bd9fd6-8f93-4758-87c3-1fb73740a315";
+
+    let fetch = source_with(settings)
+        .fetch_groups(&[oid(group)])
+        .await
+        .expect("a read");
+
+    let GroupOutcome::Found {
+        display_name,
+        members,
+    } = outcome(&fetch.snapshot, group)
+    else {
+        panic!("expected Found");
+    };
+    assert_eq!(display_name, "HR Taskforce");
+    assert_eq!(members.len(), 2);
+}

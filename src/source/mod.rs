@@ -1,6 +1,7 @@
 //! Where users and groups come from: the `DirectorySource` trait (Microsoft Graph in production)
 //! and what reading a tenant's selected groups yields.
 
+pub mod graph;
 pub mod memory;
 
 use async_trait::async_trait;

@@ -117,7 +117,7 @@ pub struct PendingRun {
 
 /// What asking for a run got.
 pub enum RunStartOutcome {
-    Started(PendingRun),
+    Started(Box<PendingRun>),
     /// R21: a run is already in progress for the tenant; this is it.
     AlreadyRunning(RunId),
 }
@@ -161,12 +161,12 @@ pub async fn start_run(
         match ctx.store.begin_run(tenant, &trigger, options).await? {
             RunStart::Started(run_id) => {
                 info!(tenant = %tenant, run_id, trigger = trigger.kind.as_str(), "run started");
-                RunStartOutcome::Started(PendingRun {
+                RunStartOutcome::Started(Box::new(PendingRun {
                     ctx: ctx.clone(),
                     tenant: config,
                     run_id,
                     options,
-                })
+                }))
             }
             RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
         },

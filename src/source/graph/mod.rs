@@ -1,0 +1,560 @@
+//! The Microsoft Graph `DirectorySource`: reads a tenant's selected groups and their direct user
+//! members with application permissions, exactly as SPEC "Source" lists the requests.
+//!
+//! A [`GraphConnector`] is built once per process from [`GraphSettings`]; it holds the one HTTP
+//! client for Graph and the authority, and one credential (with its token cache) per tenant.
+//! [`GraphConnector::source_for`] gives the `DirectorySource` of one tenant.
+
+mod auth;
+mod check;
+mod http;
+mod settings;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use futures::StreamExt as _;
+use reqwest::StatusCode;
+use tracing::instrument;
+
+pub use auth::REQUIRED_PERMISSIONS;
+pub use check::{CheckReport, GroupCheck, GroupCheckOutcome, TokenCheck, check_connection};
+pub use settings::{CredentialSettings, GraphSettings, SettingsError, TenantSourceOverrides};
+
+use self::auth::SignIn;
+use self::http::{GetError, GetRequest, RetryBudget, RetryPolicy, StatsCounter, get_with_retries};
+use self::wire::{GraphGroup, GraphPage, GraphUser, USER_SELECT};
+use super::{
+    DirectorySource, GroupCount, GroupCountOutcome, SourceError, SourceFetch, UserPresence,
+};
+use crate::domain::EntraObjectId;
+use crate::plan::{EntraUser, GroupFetch, GroupOutcome, MAX_GROUP_MEMBERS, SourceSnapshot};
+use crate::tenant::Tenant;
+
+/// Built once per process: the HTTP client and the per-tenant credentials (each with its own
+/// token cache, refreshed by `azure_identity` five minutes before expiry).
+#[derive(Clone)]
+pub struct GraphConnector {
+    inner: Arc<ConnectorInner>,
+}
+
+struct ConnectorInner {
+    settings: GraphSettings,
+    http: reqwest::Client,
+    credentials: Mutex<HashMap<CredentialKey, Arc<dyn TokenCredential>>>,
+}
+
+/// One credential per tenant and app registration: overriding a tenant's app gives it its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CredentialKey {
+    tenant_id: String,
+    client_id: String,
+    overridden: bool,
+}
+
+impl std::fmt::Debug for GraphConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphConnector")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GraphConnector {
+    pub fn new(settings: GraphSettings) -> Result<Self, SettingsError> {
+        settings.validate()?;
+        let mut builder = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("dirsync/", env!("CARGO_PKG_VERSION")));
+        for pem in &settings.extra_root_certificates_pem {
+            let cert = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| {
+                SettingsError::Invalid {
+                    field: "extra_root_certificates_pem",
+                    problem: e.to_string(),
+                }
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| SettingsError::Invalid {
+            field: "http client",
+            problem: e.to_string(),
+        })?;
+        Ok(Self {
+            inner: Arc::new(ConnectorInner {
+                settings,
+                http,
+                credentials: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &GraphSettings {
+        &self.inner.settings
+    }
+
+    /// The `DirectorySource` of one tenant, with the tenant's overrides from `Tenant.source`.
+    pub fn source_for(&self, tenant: &Tenant) -> Result<GraphSource, SourceError> {
+        let overrides = TenantSourceOverrides::from_json(&tenant.source)
+            .map_err(|e| SourceError::Other(format!("tenant {}: {e}", tenant.key)))?;
+        self.source_for_tenant_id(&tenant.entra_tenant_id.to_string(), &overrides)
+    }
+
+    /// As [`source_for`](Self::source_for), from the bare Entra tenant ID.
+    pub fn source_for_tenant_id(
+        &self,
+        tenant_id: &str,
+        overrides: &TenantSourceOverrides,
+    ) -> Result<GraphSource, SourceError> {
+        let settings = &self.inner.settings;
+        let client_id = overrides
+            .client_id
+            .clone()
+            .unwrap_or_else(|| settings.client_id.clone());
+        let credential_settings = overrides
+            .credential
+            .as_ref()
+            .unwrap_or(&settings.credential);
+        let sign_in = SignIn {
+            tenant_id: tenant_id.to_owned(),
+            client_id: client_id.clone(),
+            authority_host: settings.authority_host.clone(),
+        };
+        let key = CredentialKey {
+            tenant_id: tenant_id.to_owned(),
+            client_id,
+            overridden: overrides.credential.is_some(),
+        };
+        let credential = {
+            let mut cache = self
+                .inner
+                .credentials
+                .lock()
+                .map_err(|_| SourceError::Other("the credential cache is poisoned".into()))?;
+            match cache.get(&key) {
+                Some(existing) => existing.clone(),
+                None => {
+                    let built = auth::build_credential(
+                        settings,
+                        &sign_in,
+                        credential_settings,
+                        self.inner.http.clone(),
+                    )?;
+                    cache.insert(key, built.clone());
+                    built
+                }
+            }
+        };
+        Ok(GraphSource {
+            connector: self.inner.clone(),
+            sign_in,
+            credential,
+            scope: auth::graph_scope(&settings.graph_base_url),
+        })
+    }
+}
+
+/// The Microsoft Graph `DirectorySource` of one tenant.
+#[derive(Clone)]
+pub struct GraphSource {
+    connector: Arc<ConnectorInner>,
+    sign_in: SignIn,
+    credential: Arc<dyn TokenCredential>,
+    scope: String,
+}
+
+impl std::fmt::Debug for GraphSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphSource")
+            .field("tenant_id", &self.sign_in.tenant_id)
+            .field("client_id", &self.sign_in.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one group's read ended before it becomes a `GroupOutcome`: an auth-class failure is kept
+/// apart so that a read where every group was refused becomes `SourceError::Authentication`.
+enum GroupRead {
+    Outcome(GroupOutcome),
+    Refused(String),
+}
+
+impl GraphSource {
+    pub fn tenant_id(&self) -> &str {
+        &self.sign_in.tenant_id
+    }
+
+    /// A token for Graph, from the credential's cache when still fresh.
+    pub async fn token(&self) -> Result<String, SourceError> {
+        let scopes = [self.scope.as_str()];
+        match self.credential.get_token(&scopes, None).await {
+            Ok(token) => Ok(token.token.secret().to_owned()),
+            Err(e) => Err(auth::token_error(&self.sign_in, &e)),
+        }
+    }
+
+    fn policy(&self) -> RetryPolicy {
+        let s = &self.connector.settings;
+        RetryPolicy {
+            max_retries: s.max_retries,
+            max_wait: s.max_retry_wait,
+            backoff_base: s.backoff_base,
+            backoff_max: s.backoff_max,
+        }
+    }
+
+    fn url(&self, path_and_query: &str) -> String {
+        let base = self
+            .connector
+            .settings
+            .graph_base_url
+            .as_str()
+            .trim_end_matches('/');
+        format!("{base}{path_and_query}")
+    }
+
+    async fn get(
+        &self,
+        url: &str,
+        consistency_eventual: bool,
+        budget: &mut RetryBudget,
+        stats: &StatsCounter,
+    ) -> Result<bytes::Bytes, GetError> {
+        let token = self.token().await.map_err(GetError::Token)?;
+        get_with_retries(
+            &self.connector.http,
+            GetRequest {
+                url,
+                token: &token,
+                consistency_eventual,
+            },
+            &self.policy(),
+            budget,
+            stats,
+        )
+        .await
+    }
+
+    /// A failed GET as the group's reason; 401/403 are refusals, worded for the operator.
+    fn refusal_or_failure(&self, what: &str, err: &GetError) -> GroupRead {
+        match err {
+            GetError::Status { status, graph, .. } if *status == StatusCode::FORBIDDEN => {
+                let message = graph
+                    .as_ref()
+                    .map(|g| g.message.as_str())
+                    .unwrap_or("Forbidden");
+                if err.graph_code() == Some("Authorization_RequestDenied") {
+                    GroupRead::Refused(auth::permission_denied(&self.sign_in, message))
+                } else {
+                    GroupRead::Refused(format!("{what}: {}", err.describe()))
+                }
+            }
+            GetError::Status { status, .. } if *status == StatusCode::UNAUTHORIZED => {
+                GroupRead::Refused(format!(
+                    "{what}: Graph refused the access token of app {} for tenant {}: {}",
+                    self.sign_in.client_id,
+                    self.sign_in.tenant_id,
+                    err.describe()
+                ))
+            }
+            GetError::Token(e) => GroupRead::Refused(e.to_string()),
+            _ => GroupRead::Outcome(GroupOutcome::Failed {
+                reason: format!("{what}: {}", err.describe()),
+            }),
+        }
+    }
+
+    /// The group's display name, or how reading it ended (Deleted only on 404
+    /// `Request_ResourceNotFound`).
+    async fn read_group(
+        &self,
+        id: &EntraObjectId,
+        budget: &mut RetryBudget,
+        stats: &StatsCounter,
+    ) -> Result<String, GroupRead> {
+        let url = self.url(&format!("/v1.0/groups/{id}?$select=id,displayName"));
+        let body = match self.get(&url, false, budget, stats).await {
+            Ok(body) => body,
+            Err(err) => {
+                if let GetError::Status { status, .. } = &err {
+                    if *status == StatusCode::NOT_FOUND
+                        && err.graph_code() == Some("Request_ResourceNotFound")
+                    {
+                        return Err(GroupRead::Outcome(GroupOutcome::Deleted));
+                    }
+                }
+                return Err(self.refusal_or_failure("reading the group failed", &err));
+            }
+        };
+        let group: GraphGroup = serde_json::from_slice(&body).map_err(|e| {
+            GroupRead::Outcome(GroupOutcome::Failed {
+                reason: format!("the group's answer is not the JSON Graph sends: {e}"),
+            })
+        })?;
+        if !group.id.eq_ignore_ascii_case(&id.to_string()) {
+            return Err(GroupRead::Outcome(GroupOutcome::Failed {
+                reason: format!("Graph answered with group {} when asked for {id}", group.id),
+            }));
+        }
+        Ok(group.display_name.unwrap_or_default())
+    }
+
+    /// Checks that a `@odata.nextLink` stays on the Graph host before a token is sent there.
+    fn same_origin(&self, link: &str) -> bool {
+        let Ok(link) = url::Url::parse(link) else {
+            return false;
+        };
+        let base = &self.connector.settings.graph_base_url;
+        link.scheme() == base.scheme()
+            && link.host_str() == base.host_str()
+            && link.port_or_known_default() == base.port_or_known_default()
+    }
+
+    async fn read_members(
+        &self,
+        id: &EntraObjectId,
+        budget: &mut RetryBudget,
+        stats: &StatsCounter,
+    ) -> Result<Vec<EntraUser>, GroupRead> {
+        let failed = |reason: String| GroupRead::Outcome(GroupOutcome::Failed { reason });
+        let mut url = self.url(&format!(
+            "/v1.0/groups/{id}/members/microsoft.graph.user?$select={USER_SELECT}&$top=999"
+        ));
+        let mut members = Vec::new();
+        let mut page_number = 0usize;
+        loop {
+            page_number += 1;
+            let body = match self.get(&url, false, budget, stats).await {
+                Ok(body) => body,
+                Err(err) => {
+                    return Err(self.refusal_or_failure(
+                        &format!("reading page {page_number} of the group's members failed"),
+                        &err,
+                    ));
+                }
+            };
+            let page: GraphPage<GraphUser> = serde_json::from_slice(&body).map_err(|e| {
+                failed(format!(
+                    "page {page_number} of the group's members is not the JSON Graph sends ({e}); nothing in the group was changed"
+                ))
+            })?;
+            let Some(users) = page.value else {
+                return Err(failed(format!(
+                    "page {page_number} of the group's members has no \"value\" list; nothing in the group was changed"
+                )));
+            };
+            for user in users {
+                let user = user.into_entra_user().map_err(|e| {
+                    failed(format!(
+                        "page {page_number} of the group's members holds a user with a bad id: {e}"
+                    ))
+                })?;
+                members.push(user);
+            }
+            if members.len() > MAX_GROUP_MEMBERS {
+                return Err(failed(format!(
+                    "the group has more than {MAX_GROUP_MEMBERS} direct user members (R16; reading stopped at {} \
+                     after page {page_number}); nothing in it was changed: split it into smaller groups",
+                    members.len()
+                )));
+            }
+            match page.next_link {
+                Some(next) if self.same_origin(&next) => url = next,
+                Some(next) => {
+                    return Err(failed(format!(
+                        "page {page_number} links to {next:?}, which is not on the Graph host; reading stopped"
+                    )));
+                }
+                None => return Ok(members),
+            }
+        }
+    }
+
+    #[instrument(skip_all, fields(tenant = %self.sign_in.tenant_id, group = %id))]
+    async fn fetch_one(&self, id: &EntraObjectId, stats: &StatsCounter) -> GroupRead {
+        let mut budget = RetryBudget::default();
+        let display_name = match self.read_group(id, &mut budget, stats).await {
+            Ok(name) => name,
+            Err(read) => return read,
+        };
+        match self.read_members(id, &mut budget, stats).await {
+            Ok(members) => GroupRead::Outcome(GroupOutcome::Found {
+                display_name,
+                members,
+            }),
+            Err(read) => read,
+        }
+    }
+
+    async fn count_one(
+        &self,
+        id: &EntraObjectId,
+        stats: &StatsCounter,
+    ) -> Result<GroupCountOutcome, String> {
+        let mut budget = RetryBudget::default();
+        let display_name = match self.read_group(id, &mut budget, stats).await {
+            Ok(name) => name,
+            Err(GroupRead::Outcome(GroupOutcome::Deleted)) => {
+                return Ok(GroupCountOutcome::Deleted);
+            }
+            Err(GroupRead::Outcome(GroupOutcome::Failed { reason })) => {
+                return Ok(GroupCountOutcome::Failed { reason });
+            }
+            Err(GroupRead::Outcome(GroupOutcome::Found { .. })) => {
+                return Ok(GroupCountOutcome::Failed {
+                    reason: "internal: unexpected group outcome".into(),
+                });
+            }
+            Err(GroupRead::Refused(reason)) => return Err(reason),
+        };
+        let url = self.url(&format!(
+            "/v1.0/groups/{id}/members/microsoft.graph.user/$count"
+        ));
+        let body = match self.get(&url, true, &mut budget, stats).await {
+            Ok(body) => body,
+            Err(err) => {
+                return match self.refusal_or_failure("counting the group's members failed", &err) {
+                    GroupRead::Refused(reason) => Err(reason),
+                    GroupRead::Outcome(GroupOutcome::Failed { reason }) => {
+                        Ok(GroupCountOutcome::Failed { reason })
+                    }
+                    GroupRead::Outcome(_) => Ok(GroupCountOutcome::Failed {
+                        reason: err.describe(),
+                    }),
+                };
+            }
+        };
+        match wire::parse_count(&body) {
+            Ok(direct_user_members) => Ok(GroupCountOutcome::Found {
+                display_name,
+                direct_user_members,
+            }),
+            Err(reason) => Ok(GroupCountOutcome::Failed { reason }),
+        }
+    }
+
+    fn concurrency(&self) -> usize {
+        self.connector.settings.concurrency.max(1)
+    }
+}
+
+/// When every group was refused (401/403), the read as a whole failed to authenticate.
+fn all_refused<T>(reads: &[Result<T, String>]) -> Option<SourceError> {
+    let first = reads.first()?.as_ref().err()?.clone();
+    reads
+        .iter()
+        .all(|r| r.is_err())
+        .then_some(SourceError::Authentication(first))
+}
+
+#[async_trait]
+impl DirectorySource for GraphSource {
+    #[instrument(skip_all, fields(tenant = %self.sign_in.tenant_id, groups = groups.len()), err)]
+    async fn fetch_groups(&self, groups: &[EntraObjectId]) -> Result<SourceFetch, SourceError> {
+        // Sign in first: a token failure stops the whole read with one clear sentence.
+        self.token().await?;
+        let stats = StatsCounter::default();
+        let reads = groups.iter().map(|id| {
+            let stats = &stats;
+            async move {
+                match self.fetch_one(id, stats).await {
+                    GroupRead::Outcome(outcome) => Ok(outcome),
+                    GroupRead::Refused(reason) => Err(reason),
+                }
+            }
+        });
+        let reads: Vec<Result<GroupOutcome, String>> =
+            futures::stream::iter(reads.collect::<Vec<_>>())
+                .buffered(self.concurrency())
+                .collect()
+                .await;
+        if let Some(err) = all_refused(&reads) {
+            return Err(err);
+        }
+        let fetches = groups
+            .iter()
+            .zip(reads)
+            .map(|(id, read)| GroupFetch {
+                entra_id: id.clone(),
+                outcome: read.unwrap_or_else(|reason| GroupOutcome::Failed { reason }),
+            })
+            .collect();
+        Ok(SourceFetch {
+            snapshot: SourceSnapshot { groups: fetches },
+            stats: stats.snapshot(),
+        })
+    }
+
+    #[instrument(skip_all, fields(tenant = %self.sign_in.tenant_id, groups = groups.len()), err)]
+    async fn count_members(
+        &self,
+        groups: &[EntraObjectId],
+    ) -> Result<Vec<GroupCount>, SourceError> {
+        self.token().await?;
+        let stats = StatsCounter::default();
+        let reads = groups
+            .iter()
+            .map(|id| self.count_one(id, &stats))
+            .collect::<Vec<_>>();
+        let reads: Vec<Result<GroupCountOutcome, String>> = futures::stream::iter(reads)
+            .buffered(self.concurrency())
+            .collect()
+            .await;
+        if let Some(err) = all_refused(&reads) {
+            return Err(err);
+        }
+        Ok(groups
+            .iter()
+            .zip(reads)
+            .map(|(id, read)| GroupCount {
+                entra_id: id.clone(),
+                outcome: read.unwrap_or_else(|reason| GroupCountOutcome::Failed { reason }),
+            })
+            .collect())
+    }
+
+    #[instrument(skip_all, fields(tenant = %self.sign_in.tenant_id, user = %user), err)]
+    async fn user_presence(&self, user: &EntraObjectId) -> Result<UserPresence, SourceError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Presence {
+            account_enabled: Option<bool>,
+        }
+        let stats = StatsCounter::default();
+        let mut budget = RetryBudget::default();
+        let url = self.url(&format!("/v1.0/users/{user}?$select=id,accountEnabled"));
+        match self.get(&url, false, &mut budget, &stats).await {
+            Ok(body) => {
+                let presence: Presence = serde_json::from_slice(&body).map_err(|e| {
+                    SourceError::Other(format!(
+                        "user {user}: the answer is not the JSON Graph sends: {e}"
+                    ))
+                })?;
+                Ok(match presence.account_enabled {
+                    Some(false) => UserPresence::Disabled,
+                    _ => UserPresence::Enabled,
+                })
+            }
+            Err(err)
+                if matches!(&err, GetError::Status { status, .. } if *status == StatusCode::NOT_FOUND)
+                    && err.graph_code() == Some("Request_ResourceNotFound") =>
+            {
+                Ok(UserPresence::Deleted)
+            }
+            Err(GetError::Token(e)) => Err(e),
+            Err(err) => {
+                match self.refusal_or_failure(&format!("looking up user {user} failed"), &err) {
+                    GroupRead::Refused(reason) => Err(SourceError::Authentication(reason)),
+                    _ => Err(SourceError::Unavailable(format!(
+                        "looking up user {user} failed: {}",
+                        err.describe()
+                    ))),
+                }
+            }
+        }
+    }
+}

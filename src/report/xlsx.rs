@@ -9,8 +9,8 @@
 //! abbreviation and UTC offset beside it (which also tells the two 01:30s of a fall-back night
 //! apart).
 
-use chrono::{DateTime, Utc};
-use chrono_tz::{OffsetComponents, OffsetName, Tz};
+use chrono::{DateTime, Offset, Utc};
+use chrono_tz::{OffsetName, Tz};
 use rust_xlsxwriter::{ColNum, Format, RowNum, Workbook, Worksheet};
 
 use super::ReportError;
@@ -151,6 +151,9 @@ enum Value {
     Blank,
 }
 
+/// Reads one of a finished run's figures.
+type Figure = fn(&RunSummary) -> u64;
+
 fn write_summary(
     sheet: &mut Sheet<'_>,
     tenant: &Tenant,
@@ -184,7 +187,7 @@ fn write_summary(
         ("Message", optional(run.message.as_deref())),
     ];
 
-    let counts: [(&str, fn(&RunSummary) -> u64); 16] = [
+    let counts: [(&str, Figure); 16] = [
         ("Users created", |s| s.planned.users_created as u64),
         ("Users adopted", |s| s.planned.users_adopted as u64),
         ("Users updated", |s| s.planned.users_updated as u64),
@@ -374,15 +377,10 @@ impl<'a> Sheet<'a> {
     }
 }
 
-/// e.g. "BST, UTC+01:00"
+/// e.g. "BST, UTC+01:00"; zones whose abbreviation is only a number get just the offset.
 fn zone_detail(local: &DateTime<Tz>) -> String {
-    let offset = local.offset();
-    let total = offset.base_utc_offset() + offset.dst_offset();
-    let minutes = total.num_minutes();
-    let sign = if minutes < 0 { '-' } else { '+' };
-    let (hours, minutes) = (minutes.abs() / 60, minutes.abs() % 60);
-    let utc = format!("UTC{sign}{hours:02}:{minutes:02}");
-    match offset.abbreviation() {
+    let utc = format!("UTC{}", local.offset().fix());
+    match local.offset().abbreviation() {
         Some(abbreviation) if !abbreviation.starts_with(['+', '-']) => {
             format!("{abbreviation}, {utc}")
         }

@@ -10,6 +10,8 @@ pub mod connect;
 pub mod domain;
 pub mod emulator;
 pub mod plan;
+pub mod report;
+pub mod schedule;
 pub mod settings;
 pub mod source;
 pub mod store;

@@ -79,6 +79,8 @@ fn run() -> RunRecord {
         }),
         message: Some("1 operation failed; 1 group could not be read".to_owned()),
         options: RunOptions::default(),
+        progress: None,
+        heartbeat_at: None,
     }
 }
 

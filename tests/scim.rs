@@ -806,10 +806,53 @@ struct Stub {
     seen: Arc<Mutex<Vec<String>>>,
     /// How many more times the next calls answer 429 (with `Retry-After: 0.2`).
     throttle: Arc<Mutex<u32>>,
+    /// The users' version, their ETag.
+    version: Arc<Mutex<u32>>,
+    /// How many more reads are followed by someone else changing the user.
+    changed_after_read: Arc<Mutex<u32>>,
 }
 
-async fn stub_patch_user(State(stub): State<Stub>, Path(id): Path<String>) -> Response {
-    stub.seen.lock().unwrap().push(format!("PATCH Users/{id}"));
+fn etag(version: u32) -> String {
+    format!("W/\"{version}\"")
+}
+
+async fn stub_get_user(State(stub): State<Stub>, Path(id): Path<String>) -> Response {
+    stub.seen.lock().unwrap().push(format!("GET Users/{id}"));
+    let mut version = stub.version.lock().unwrap();
+    let answer = (
+        StatusCode::OK,
+        [("etag", etag(*version))],
+        json!({"schemas": [wire::USER_SCHEMA], "id": id, "userName": "a@b.com",
+               "phoneNumbers": [{"value": "+9", "type": "mobile"}]})
+        .to_string(),
+    )
+        .into_response();
+    let mut changed = stub.changed_after_read.lock().unwrap();
+    if *changed > 0 {
+        *changed -= 1;
+        *version += 1;
+    }
+    answer
+}
+
+async fn stub_patch_user(
+    State(stub): State<Stub>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let if_match = headers
+        .get("if-match")
+        .map(|v| format!(" If-Match {}", v.to_str().unwrap()))
+        .unwrap_or_default();
+    stub.seen
+        .lock()
+        .unwrap()
+        .push(format!("PATCH Users/{id}{if_match}"));
+    if !if_match.is_empty()
+        && if_match != format!(" If-Match {}", etag(*stub.version.lock().unwrap()))
+    {
+        return (StatusCode::PRECONDITION_FAILED, "").into_response();
+    }
     {
         let mut throttle = stub.throttle.lock().unwrap();
         if *throttle > 0 {
@@ -861,9 +904,11 @@ async fn start_stub(stub: Stub) -> ScimAdapter {
     let app = Router::new()
         .route(
             "/v2/ServiceProviderConfig",
-            get(|| async { axum::Json(json!({"patch": {"supported": true}})) }),
+            get(|| async {
+                axum::Json(json!({"patch": {"supported": true}, "etag": {"supported": true}}))
+            }),
         )
-        .route("/v2/Users/{id}", patch(stub_patch_user))
+        .route("/v2/Users/{id}", patch(stub_patch_user).get(stub_get_user))
         .route("/v2/Groups/g", patch(stub_patch_group))
         .with_state(stub);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -942,6 +987,34 @@ async fn a_refused_member_is_found_by_splitting_the_batch_and_only_that_user_fai
             "PATCH Groups/g with 2",
             "PATCH Groups/g with 1",
             "PATCH Groups/g with 1",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_write_after_a_read_carries_if_match_and_is_redone_when_the_user_changed_meanwhile() {
+    let stub = Stub::default();
+    *stub.changed_after_read.lock().unwrap() = 1;
+    let adapter = start_stub(stub.clone()).await;
+    let mut after = state("a@b.com", "A", "B");
+    after.fields.phone = Some("+1".into());
+
+    adapter
+        .update_user(
+            &TargetUserId::new("u1").unwrap(),
+            &[change(ManagedField::Phone, "+0", "+1")],
+            &after,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        *stub.seen.lock().unwrap(),
+        [
+            "GET Users/u1",
+            "PATCH Users/u1 If-Match W/\"0\"",
+            "GET Users/u1",
+            "PATCH Users/u1 If-Match W/\"1\"",
         ]
     );
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use crate::source::DirectorySource;
 use crate::sync::Connector;
 use crate::target::TargetAdapter;
+use crate::target::scim::ScimAdapter;
 use crate::tenant::Tenant;
 
 /// The production connector: Microsoft Graph for the source, the adapter named by the tenant's
@@ -14,7 +15,7 @@ use crate::tenant::Tenant;
 #[derive(Debug, Default)]
 pub struct ConfiguredConnector {}
 
-const SUPPORTED_TARGETS: &[&str] = &[];
+const SUPPORTED_TARGETS: &[&str] = &["scim"];
 
 #[async_trait]
 impl Connector for ConfiguredConnector {
@@ -31,6 +32,11 @@ impl Connector for ConfiguredConnector {
             .get("kind")
             .and_then(|k| k.as_str())
             .unwrap_or("");
+        if kind == "scim" {
+            let adapter = ScimAdapter::from_tenant_target(&tenant.target)
+                .map_err(|err| format!("tenant {}: {err}", tenant.key))?;
+            return Ok(Arc::new(adapter));
+        }
         Err(format!(
             "tenant {}: target kind {kind:?} is not supported by this build (supported: {})",
             tenant.key,

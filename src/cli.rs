@@ -12,6 +12,7 @@ use crate::connect::ConfiguredConnector;
 use crate::domain::TenantKey;
 use crate::plan::Plan;
 use crate::settings::Settings;
+use crate::source::graph::GraphConnector;
 use crate::store::postgres::PgStore;
 use crate::store::{RunOptions, RunStatus, Store, Trigger};
 use crate::sync::{RunOutcome, SyncContext, dry_run, run_sync};
@@ -88,6 +89,15 @@ fn init_tracing(settings: &Settings) {
     }
 }
 
+fn graph_connector(settings: &Settings) -> anyhow::Result<Option<GraphConnector>> {
+    settings
+        .graph
+        .clone()
+        .map(GraphConnector::new)
+        .transpose()
+        .context("the [graph] settings are not valid")
+}
+
 async fn open_store(settings: &Settings) -> anyhow::Result<PgStore> {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(settings.database.max_connections)
@@ -154,7 +164,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let key = TenantKey::parse(&tenant)?;
             let store = open_store(&settings).await?;
             let ctx = SyncContext {
-                connector: Arc::new(ConfiguredConnector::new(store.pool().clone())),
+                connector: Arc::new(ConfiguredConnector::new(
+                    store.pool().clone(),
+                    graph_connector(&settings)?,
+                )),
                 store: Arc::new(store),
                 settings: settings.sync.into(),
             };

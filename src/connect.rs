@@ -6,34 +6,42 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 
 use crate::source::DirectorySource;
+use crate::source::graph::GraphConnector;
 use crate::store::PgTokenStore;
 use crate::sync::Connector;
 use crate::target::TargetAdapter;
 use crate::target::highq::HighQAdapter;
+use crate::target::scim::ScimAdapter;
 use crate::tenant::Tenant;
 
 /// The production connector: Microsoft Graph for the source, the adapter named by the tenant's
 /// `target.kind` for the target. Target credentials that rotate are kept in the database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConfiguredConnector {
     pool: PgPool,
+    graph: Option<GraphConnector>,
 }
 
 impl ConfiguredConnector {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// `graph` is `None` when the service has no Graph app registration configured; runs then
+    /// fail with a sentence saying so.
+    pub fn new(pool: PgPool, graph: Option<GraphConnector>) -> Self {
+        Self { pool, graph }
     }
 }
 
-const SUPPORTED_TARGETS: &[&str] = &["highq"];
+const SUPPORTED_TARGETS: &[&str] = &["highq", "scim"];
 
 #[async_trait]
 impl Connector for ConfiguredConnector {
     async fn source(&self, tenant: &Tenant) -> Result<Arc<dyn DirectorySource>, String> {
-        Err(format!(
-            "tenant {}: the Microsoft Graph source is not configured in this build",
-            tenant.key
-        ))
+        let graph = self.graph.as_ref().ok_or_else(|| {
+            "Microsoft Graph is not configured: set [graph] client_id and credential in the \
+             service settings (or DIRSYNC__GRAPH__CLIENT_ID …)"
+                .to_owned()
+        })?;
+        let source = graph.source_for(tenant).map_err(|err| err.to_string())?;
+        Ok(Arc::new(source))
     }
 
     async fn target(&self, tenant: &Tenant) -> Result<Arc<dyn TargetAdapter>, String> {
@@ -46,6 +54,11 @@ impl Connector for ConfiguredConnector {
             "highq" => {
                 let tokens = PgTokenStore::new(self.pool.clone(), tenant.key.clone(), "highq");
                 let adapter = HighQAdapter::from_tenant_target(&tenant.target, Arc::new(tokens))
+                    .map_err(|err| err.to_string())?;
+                Ok(Arc::new(adapter))
+            }
+            "scim" => {
+                let adapter = ScimAdapter::from_tenant_target(&tenant.target)
                     .map_err(|err| err.to_string())?;
                 Ok(Arc::new(adapter))
             }

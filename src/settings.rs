@@ -7,11 +7,15 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::source::graph::GraphSettings;
 use crate::sync::SyncSettings;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub database: DatabaseSettings,
+    /// The Microsoft Graph app registration; absent until configured.
+    #[serde(default)]
+    pub graph: Option<GraphSettings>,
     pub sync: SyncTuning,
     pub log: LogSettings,
 }

@@ -3,6 +3,7 @@
 
 pub mod highq;
 pub mod memory;
+pub mod scim;
 
 use async_trait::async_trait;
 

@@ -69,35 +69,37 @@ pub struct Tenant {
 #[serde(deny_unknown_fields)]
 struct TenantFile {
     #[serde(default, rename = "tenant")]
-    tenants: Vec<TenantEntry>,
+    tenants: Vec<TenantSpec>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A tenant as an operator writes it (a `[[tenant]]` table, or the JSON body of
+/// `PUT /api/v1/tenants/{key}`): plain text, validated by [`TenantSpec::validate`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TenantEntry {
-    key: String,
-    name: Option<String>,
-    entra_tenant_id: String,
-    time_zone: String,
+pub struct TenantSpec {
+    pub key: String,
+    pub name: Option<String>,
+    pub entra_tenant_id: String,
+    pub time_zone: String,
     #[serde(default = "default_retention")]
-    report_retention_months: u8,
+    pub report_retention_months: u8,
     #[serde(default)]
-    deactivation_status: Option<String>,
+    pub deactivation_status: Option<String>,
     #[serde(default = "default_threshold")]
-    deletion_threshold: u32,
+    pub deletion_threshold: u32,
     #[serde(default)]
-    groups: Vec<GroupEntry>,
+    pub groups: Vec<GroupSpec>,
     #[serde(default)]
-    source: Option<toml::Table>,
+    pub source: Option<serde_json::Value>,
     #[serde(default)]
-    target: Option<toml::Table>,
+    pub target: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GroupEntry {
-    id: String,
-    role: String,
+pub struct GroupSpec {
+    pub id: String,
+    pub role: String,
 }
 
 fn default_retention() -> u8 {
@@ -119,6 +121,72 @@ pub enum TenantFileError {
     Empty,
 }
 
+impl TenantSpec {
+    /// Checks every field and builds the tenant; a problem names the tenant and the field.
+    pub fn validate(self) -> Result<Tenant, TenantFileError> {
+        let entry = self;
+        let invalid = |problem: String| TenantFileError::Invalid {
+            tenant: entry.key.clone(),
+            problem,
+        };
+        let key = TenantKey::parse(&entry.key).map_err(|e| invalid(e.to_string()))?;
+        let entra_tenant_id = EntraTenantId::parse(&entry.entra_tenant_id)
+            .map_err(|e| invalid(format!("entra_tenant_id: {e}")))?;
+        let time_zone: chrono_tz::Tz = entry.time_zone.parse().map_err(|_| {
+            invalid(format!(
+                "time_zone {:?} is not an IANA time zone (for example Europe/London)",
+                entry.time_zone
+            ))
+        })?;
+        let report_retention =
+            Retention::try_from(entry.report_retention_months).map_err(invalid)?;
+        let deactivation_status = match &entry.deactivation_status {
+            Some(text) => text
+                .parse()
+                .map_err(|e: crate::domain::UnknownVariant| invalid(e.to_string()))?,
+            None => Default::default(),
+        };
+        let mut group_ids = std::collections::HashSet::new();
+        let selected_groups = entry
+            .groups
+            .iter()
+            .map(|group| {
+                let entra_id =
+                    EntraObjectId::parse(&group.id).map_err(|e| invalid(format!("group: {e}")))?;
+                if !group_ids.insert(entra_id.clone()) {
+                    return Err(invalid(format!("group {entra_id} is listed twice")));
+                }
+                let role = group
+                    .role
+                    .parse()
+                    .map_err(|e: crate::domain::UnknownVariant| {
+                        invalid(format!("group {entra_id}: {e}"))
+                    })?;
+                Ok(crate::plan::SelectedGroup { entra_id, role })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let object = |value: Option<serde_json::Value>, what: &str| match value {
+            None => Ok(serde_json::json!({})),
+            Some(value @ serde_json::Value::Object(_)) => Ok(value),
+            Some(_) => Err(invalid(format!("{what} must be a table of settings"))),
+        };
+        Ok(Tenant {
+            display_name: entry.name.clone().unwrap_or_else(|| entry.key.clone()),
+            key,
+            entra_tenant_id,
+            time_zone,
+            report_retention,
+            policy: TenantPolicy {
+                selected_groups,
+                deactivation_status,
+                deletion_threshold: entry.deletion_threshold,
+            },
+            source: object(entry.source.clone(), "source")?,
+            target: object(entry.target.clone(), "target")?,
+        })
+    }
+}
+
 /// Parses and validates a tenant file. Every problem is reported with the tenant it belongs to.
 pub fn parse_tenant_file(text: &str) -> Result<Vec<Tenant>, TenantFileError> {
     let file: TenantFile = toml::from_str(text)?;
@@ -128,69 +196,16 @@ pub fn parse_tenant_file(text: &str) -> Result<Vec<Tenant>, TenantFileError> {
     let mut seen = std::collections::HashSet::new();
     file.tenants
         .into_iter()
-        .map(|entry| {
-            let invalid = |problem: String| TenantFileError::Invalid {
-                tenant: entry.key.clone(),
-                problem,
-            };
-            let key = TenantKey::parse(&entry.key).map_err(|e| invalid(e.to_string()))?;
-            if !seen.insert(key.clone()) {
-                return Err(invalid(
-                    "the key is used by more than one tenant".to_owned(),
-                ));
+        .map(|spec| {
+            let name = spec.key.clone();
+            let tenant = spec.validate()?;
+            if !seen.insert(tenant.key.clone()) {
+                return Err(TenantFileError::Invalid {
+                    tenant: name,
+                    problem: "the key is used by more than one tenant".to_owned(),
+                });
             }
-            let entra_tenant_id = EntraTenantId::parse(&entry.entra_tenant_id)
-                .map_err(|e| invalid(format!("entra_tenant_id: {e}")))?;
-            let time_zone: chrono_tz::Tz = entry.time_zone.parse().map_err(|_| {
-                invalid(format!(
-                    "time_zone {:?} is not an IANA time zone (for example Europe/London)",
-                    entry.time_zone
-                ))
-            })?;
-            let report_retention =
-                Retention::try_from(entry.report_retention_months).map_err(invalid)?;
-            let deactivation_status = match &entry.deactivation_status {
-                Some(text) => text
-                    .parse()
-                    .map_err(|e: crate::domain::UnknownVariant| invalid(e.to_string()))?,
-                None => Default::default(),
-            };
-            let mut group_ids = std::collections::HashSet::new();
-            let selected_groups = entry
-                .groups
-                .iter()
-                .map(|group| {
-                    let entra_id = EntraObjectId::parse(&group.id)
-                        .map_err(|e| invalid(format!("group: {e}")))?;
-                    if !group_ids.insert(entra_id.clone()) {
-                        return Err(invalid(format!("group {entra_id} is listed twice")));
-                    }
-                    let role = group
-                        .role
-                        .parse()
-                        .map_err(|e: crate::domain::UnknownVariant| {
-                            invalid(format!("group {entra_id}: {e}"))
-                        })?;
-                    Ok(crate::plan::SelectedGroup { entra_id, role })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let to_json = |table: Option<toml::Table>| {
-                serde_json::to_value(table.unwrap_or_default()).map_err(|e| invalid(e.to_string()))
-            };
-            Ok(Tenant {
-                display_name: entry.name.clone().unwrap_or_else(|| entry.key.clone()),
-                key,
-                entra_tenant_id,
-                time_zone,
-                report_retention,
-                policy: TenantPolicy {
-                    selected_groups,
-                    deactivation_status,
-                    deletion_threshold: entry.deletion_threshold,
-                },
-                source: to_json(entry.source)?,
-                target: to_json(entry.target)?,
-            })
+            Ok(tenant)
         })
         .collect()
 }

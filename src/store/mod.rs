@@ -33,6 +33,9 @@ pub enum StoreError {
 /// Persistence for everything dirsync remembers. Each method is atomic on its own.
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Ready to serve: the database answers and every migration this build knows is applied.
+    async fn ready(&self) -> Result<(), StoreError>;
+
     /// Creates the tenant or replaces its configuration (selected groups included).
     async fn upsert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
     async fn tenant(&self, key: &TenantKey) -> Result<Option<Tenant>, StoreError>;

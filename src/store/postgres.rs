@@ -532,6 +532,20 @@ impl Store for PgStore {
         rows.into_iter().map(run_from_row).collect()
     }
 
+    async fn ready(&self) -> Result<(), StoreError> {
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        let known = MIGRATOR.iter().count() as i64;
+        if applied < known {
+            return Err(StoreError::NotFound(format!(
+                "{applied} of {known} database migrations are applied; run `dirsync migrate`"
+            )));
+        }
+        Ok(())
+    }
+
     async fn find_runs(
         &self,
         tenant: &TenantKey,

@@ -149,9 +149,11 @@ impl Applier {
             }
             outcomes
         } else {
+            // Futures built first, then buffered: a closure inside the stream would tie its
+            // lifetimes too tightly for the run to be spawned as a task.
             let this = &*self;
-            stream::iter(phase)
-                .map(|op| this.apply_op(op))
+            let pending: Vec<_> = phase.iter().map(|op| this.apply_op(op)).collect();
+            stream::iter(pending)
                 .buffered(self.concurrency)
                 .collect()
                 .await

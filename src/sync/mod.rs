@@ -527,7 +527,8 @@ async fn explain_departures(plan: &mut Plan, source: &dyn DirectorySource, limit
         .map(|(i, _)| i)
         .take(limit)
         .collect();
-    let presences: Vec<(usize, Option<UserPresence>)> = stream::iter(leavers)
+    let lookups: Vec<_> = leavers
+        .into_iter()
         .map(|i| {
             let user = match &plan.ops[i] {
                 Op::DeactivateUser { user, .. } => user.entra_id.clone(),
@@ -535,9 +536,9 @@ async fn explain_departures(plan: &mut Plan, source: &dyn DirectorySource, limit
             };
             async move { (i, source.user_presence(&user).await.ok()) }
         })
-        .buffer_unordered(8)
-        .collect()
-        .await;
+        .collect();
+    let presences: Vec<(usize, Option<UserPresence>)> =
+        stream::iter(lookups).buffer_unordered(8).collect().await;
     for (i, presence) in presences {
         if let Op::DeactivateUser { reason, .. } = &mut plan.ops[i] {
             match presence {

@@ -7,12 +7,17 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
+use crate::schedule::SchedulerSettings;
 use crate::source::graph::GraphSettings;
 use crate::sync::SyncSettings;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub database: DatabaseSettings,
+    pub server: ServerSettings,
+    pub scheduler: SchedulerTuning,
     /// The Microsoft Graph app registration; absent until configured.
     #[serde(default)]
     pub graph: Option<GraphSettings>,
@@ -33,6 +38,32 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("url", &"[redacted]")
             .field("max_connections", &self.max_connections)
             .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerSettings {
+    /// Where `dirsync serve` listens.
+    pub listen: String,
+    /// How long a shutdown waits for runs in progress before recording them as interrupted.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SchedulerTuning {
+    /// Turn off on replicas that should only serve the API.
+    pub enabled: bool,
+    pub poll_interval_secs: u64,
+    pub purge_interval_secs: u64,
+}
+
+impl From<SchedulerTuning> for SchedulerSettings {
+    fn from(t: SchedulerTuning) -> Self {
+        SchedulerSettings {
+            enabled: t.enabled,
+            poll_interval: Duration::from_secs(t.poll_interval_secs.max(1)),
+            purge_interval: Duration::from_secs(t.purge_interval_secs.max(60)),
+        }
     }
 }
 
@@ -70,6 +101,8 @@ pub struct LogSettings {
 #[derive(Serialize)]
 struct Defaults {
     database: DefaultDatabase,
+    server: ServerSettings,
+    scheduler: SchedulerTuning,
     sync: SyncTuning,
     log: LogSettings,
 }
@@ -82,7 +115,17 @@ struct DefaultDatabase {
 
 fn defaults() -> Defaults {
     let sync = SyncSettings::default();
+    let scheduler = SchedulerSettings::default();
     Defaults {
+        server: ServerSettings {
+            listen: "127.0.0.1:8080".to_owned(),
+            shutdown_grace_secs: 30,
+        },
+        scheduler: SchedulerTuning {
+            enabled: scheduler.enabled,
+            poll_interval_secs: scheduler.poll_interval.as_secs(),
+            purge_interval_secs: scheduler.purge_interval.as_secs(),
+        },
         database: DefaultDatabase {
             url: std::env::var("DATABASE_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/dirsync".to_owned()),
@@ -145,5 +188,19 @@ mod tests {
         );
         assert!(!format!("{settings:?}").contains("hunter2"));
         assert!(Settings::load(Some(&dir.join("missing.toml"))).is_err());
+    }
+
+    #[test]
+    fn the_example_settings_file_loads_with_its_sections() {
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dirsync.example.toml");
+        let settings = Settings::load(Some(&example)).unwrap();
+        assert_eq!(settings.server.listen, "127.0.0.1:8080");
+        assert!(settings.scheduler.enabled);
+        assert_eq!(
+            SyncSettings::from(settings.sync).stale_after,
+            chrono::Duration::seconds(120)
+        );
+        assert!(settings.graph.is_none());
     }
 }

@@ -2,6 +2,7 @@
 //! stopped gracefully (runs in progress get a grace period, then are recorded as interrupted).
 
 mod runner;
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 pub use runner::{Finished, Launched, Runner};
+pub use serve::serve;
 
 use crate::http::{AppState, app, metrics_handle};
 use crate::schedule::{Clock, Scheduler, SchedulerSettings};

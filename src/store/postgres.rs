@@ -56,6 +56,17 @@ impl PgStore {
         Ok(Self::new(pool))
     }
 
+    /// Connects with at most `max_connections` and applies the migrations: ready to use.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect(url)
+            .await?;
+        let store = Self::new(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }

@@ -1,0 +1,75 @@
+//! `dirsync serve` wired from the settings: the store, the connectors, the clock and the signals.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+
+use super::{Service, launch};
+use crate::connect::ConfiguredConnector;
+use crate::schedule::SystemClock;
+use crate::settings::Settings;
+use crate::source::graph::GraphConnector;
+use crate::store::PgStore;
+use crate::sync::SyncContext;
+
+/// Serves until SIGTERM or Ctrl-C, then shuts down gracefully.
+pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    let store = PgStore::open(
+        settings.database.url.expose_secret(),
+        settings.database.max_connections,
+    )
+    .await
+    .context("could not open the database (set DIRSYNC__DATABASE__URL or DATABASE_URL)")?;
+    let graph = settings
+        .graph
+        .clone()
+        .map(GraphConnector::new)
+        .transpose()
+        .context("the [graph] settings are not valid")?;
+    if graph.is_none() {
+        tracing::warn!(
+            "no [graph] settings: runs will fail until a Graph app registration is configured"
+        );
+    }
+    let ctx = SyncContext {
+        connector: Arc::new(ConfiguredConnector::new(store.pool().clone(), graph)),
+        store: Arc::new(store),
+        settings: settings.sync.into(),
+    };
+    let listener = tokio::net::TcpListener::bind(&settings.server.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", settings.server.listen))?;
+    let service = Service {
+        ctx,
+        clock: Arc::new(SystemClock),
+        scheduler: settings.scheduler.into(),
+        shutdown_grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+    };
+    launch(service, listener, shutdown_signal())
+        .await
+        .context("the server stopped with an error")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing the runs in progress");
+}

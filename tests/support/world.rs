@@ -395,7 +395,8 @@ impl HighQWorld {
             "api_version": 16,
             "client_id": emulator.client_id(),
             "client_secret": emulator.client_secret(),
-            "tuning": {"retry_base_ms": 1},
+            // Small batches, so three new members already take two calls.
+            "tuning": {"retry_base_ms": 1, "member_batch_size": 2},
         }))
         .expect("HighQ settings");
         let tokens = MemoryTokenStore::new(Some(SecretString::from(emulator.refresh_token())));
@@ -504,7 +505,8 @@ impl ScimWorld {
             "base_url": base,
             "token": TOKEN,
             "group_labels": true,
-            "tuning": {"retry_base_ms": 1},
+            // Small batches, so three new members already take two PATCHes.
+            "tuning": {"retry_base_ms": 1, "member_batch_size": 2},
         }))
         .expect("a SCIM adapter");
         Self {

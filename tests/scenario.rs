@@ -446,6 +446,27 @@ async fn four_days(world: World) {
         ),
         (7, 1)
     );
+    // Only direct user members count (R1): the Entra emulator also nests a group, a device and
+    // a service principal in every group.
+    let seen: BTreeMap<String, Option<usize>> = world
+        .store
+        .run_groups(day1.run_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.name, g.members_seen))
+        .collect();
+    assert_eq!(
+        seen,
+        BTreeMap::from(
+            [
+                ("Sales", Some(3)),
+                ("Legal", Some(3)),
+                ("Client Portal", Some(3))
+            ]
+            .map(|(name, seen)| (name.to_owned(), seen))
+        )
+    );
     world.assert_quiet_rerun().await;
 
     // Day 2: a rename, a disabled user, an email prefix change, an email domain change, a user
@@ -810,13 +831,16 @@ async fn four_days(world: World) {
         .view()
     );
     let groups = world.store.run_groups(failing.run_id).await.unwrap();
-    assert_eq!(
-        groups
-            .iter()
-            .filter(|g| g.status == dirsync::plan::GroupStatus::Failed)
-            .count(),
-        1
-    );
+    let failed: Vec<(&EntraObjectId, Option<usize>)> = groups
+        .iter()
+        .filter(|g| g.status == dirsync::plan::GroupStatus::Failed)
+        .map(|g| (&g.entra_id, g.members_seen))
+        .collect();
+    assert_eq!(failed, vec![(&id(SALES), None)], "{groups:?}");
+    let reason = groups
+        .iter()
+        .find_map(|g| g.message.as_deref().filter(|m| m.contains("503")));
+    assert!(reason.is_some(), "the 503 is in the report: {groups:?}");
 
     // Day 4, second run: Sales is back, but the portal is emptied and the guard is set to 1.
     world.edit(|d| {

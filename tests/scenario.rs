@@ -1,19 +1,27 @@
-//! The engine's multi-day scenario (issue 2): real PostgreSQL store and applier, in-memory Entra
-//! and target. After every day the whole target is compared with what the rules say it must be,
-//! and a second run with no change in Entra must not write to the target at all.
+//! The engine's multi-day scenario (issues 2, 3 and 4): one four-day script through the real
+//! PostgreSQL store and applier, run in several worlds — the in-memory source or the Entra
+//! emulator read by the real Graph client, and the in-memory target, the HighQ emulator through
+//! the HighQ adapter, or scim2-server through the SCIM adapter. After every day the whole target
+//! is compared with what the rules say it must be, and a second run with no change in Entra must
+//! not write to the target at all.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+mod support;
 
-use dirsync::domain::{DeactivationStatus, Email, EntraObjectId, GroupKind, Role, UserStatus};
-use dirsync::plan::{EntraUser, SelectedGroup, TenantPolicy, UserFields};
-use dirsync::source::memory::{MemoryDirectory, MemorySource};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use dirsync::domain::{DeactivationStatus, EntraObjectId, GroupKind, Role, UserStatus};
+use dirsync::plan::{EntraUser, SelectedGroup, TenantPolicy};
+use dirsync::source::memory::MemoryDirectory;
 use dirsync::store::postgres::PgStore;
 use dirsync::store::{RunOptions, RunStatus, Store, Trigger};
 use dirsync::sync::{FixedConnector, RunOutcome, SyncContext, SyncSettings, run_sync};
-use dirsync::target::memory::MemoryTarget;
 use dirsync::tenant::{Retention, Tenant};
 use sqlx::PgPool;
+use support::world::{
+    CountingTarget, DirectoryDriver, EntraDriver, HighQWorld, ManualUser, MemoryDriver,
+    MemoryWorld, ScimWorld, TargetWorld, View,
+};
 
 const SALES: u128 = 0x5a1e5;
 const LEGAL: u128 = 0x1e9a1;
@@ -111,62 +119,6 @@ fn tenant_with(internal_groups: &[u128], portal_role: Role, threshold: u32) -> T
     }
 }
 
-/// First name, last name, job title, role, status, and whether dirsync manages the user.
-type UserView = (String, String, Option<String>, Role, UserStatus, bool);
-
-/// The target as the rules describe it, free of the target's own IDs: users by email, groups by
-/// name (a system group's timestamp written as `<ms>`) with their members' emails.
-#[derive(Debug, PartialEq, Eq)]
-struct View {
-    users: BTreeMap<String, UserView>,
-    groups: BTreeMap<String, (GroupKind, BTreeSet<String>)>,
-}
-
-fn view(target: &MemoryTarget) -> View {
-    target.with(|s| {
-        let email_of = |id| s.users[id].fields.email.normalized();
-        View {
-            users: s
-                .users
-                .values()
-                .map(|u| {
-                    (
-                        u.fields.email.normalized(),
-                        (
-                            u.fields.first_name.clone(),
-                            u.fields.last_name.clone(),
-                            u.fields.job_title.clone(),
-                            u.role,
-                            u.status,
-                            u.external_id.is_some(),
-                        ),
-                    )
-                })
-                .collect(),
-            groups: s
-                .groups
-                .values()
-                .map(|g| {
-                    (
-                        timestamp_free(&g.name),
-                        (g.kind, g.members.iter().map(email_of).collect()),
-                    )
-                })
-                .collect(),
-        }
-    })
-}
-
-fn timestamp_free(name: &str) -> String {
-    match name.rsplit_once('_') {
-        Some((base, ms)) if ms.len() == 13 && ms.chars().all(|c| c.is_ascii_digit()) => {
-            format!("{base}_<ms>")
-        }
-        _ => name.to_owned(),
-    }
-}
-
-/// Builds the expected view from short descriptions.
 struct Expect {
     users: Vec<(
         &'static str,
@@ -230,48 +182,56 @@ use GroupKind::{SyncedBasic, SyncedInternal, System};
 use Role::{Basic, Internal};
 use UserStatus::{Active, Inactive};
 
+/// One world: a directory driver, a target, and the engine between them.
 struct World {
     store: Arc<PgStore>,
-    source: MemorySource,
-    target: MemoryTarget,
+    /// What Entra says today; the driver publishes it after every edit.
+    directory: Mutex<MemoryDirectory>,
+    driver: Box<dyn DirectoryDriver>,
+    target: Box<dyn TargetWorld>,
+    /// Every write call the engine makes to the target.
+    writes: Arc<CountingTarget>,
     ctx: SyncContext,
 }
 
 impl World {
-    async fn new(pool: PgPool) -> Self {
+    async fn new(
+        pool: PgPool,
+        driver: impl DirectoryDriver + 'static,
+        target: impl TargetWorld + 'static,
+    ) -> Self {
         let store = Arc::new(PgStore::new(pool));
         store.upsert_tenant(&tenant(Basic, 500)).await.unwrap();
-        let source = MemorySource::new(day_one_directory());
-        let target = MemoryTarget::new();
-        target.with(|s| {
-            // Grace already has an account (made by hand, email in another case): she is adopted.
-            let grace = s.add_manual_user(
-                UserFields {
-                    email: Email::parse("Grace@Contoso.com").unwrap(),
-                    first_name: "G.".to_owned(),
-                    last_name: "Gardner".to_owned(),
-                    phone: None,
-                    job_title: Some("Old title".to_owned()),
-                },
-                Inactive,
-            );
-            let admin = s.add_manual_user(
-                UserFields {
-                    email: Email::parse("admin@contoso.com").unwrap(),
-                    first_name: "Ada".to_owned(),
-                    last_name: "Admin".to_owned(),
-                    phone: None,
-                    job_title: None,
-                },
-                Active,
-            );
-            s.add_manual_group("Partners", [grace, admin]);
-        });
+        let directory = day_one_directory();
+        driver.publish(&directory);
+        // Grace already has an account (made by hand, email in another case): she is adopted.
+        target
+            .add_manual_user(&ManualUser {
+                email: "Grace@Contoso.com",
+                first_name: "G.",
+                last_name: "Gardner",
+                job_title: Some("Old title"),
+                status: Inactive,
+            })
+            .await;
+        target
+            .add_manual_user(&ManualUser {
+                email: "admin@contoso.com",
+                first_name: "Ada",
+                last_name: "Admin",
+                job_title: None,
+                status: Active,
+            })
+            .await;
+        target
+            .add_manual_group("Partners", &["Grace@Contoso.com", "admin@contoso.com"])
+            .await;
+        let writes = Arc::new(CountingTarget::new(target.adapter()));
         let ctx = SyncContext {
             store: store.clone(),
             connector: Arc::new(FixedConnector {
-                source: Arc::new(source.clone()),
-                target: Arc::new(target.clone()),
+                source: driver.source(),
+                target: writes.clone(),
             }),
             settings: SyncSettings {
                 flush_every: 3,
@@ -280,10 +240,23 @@ impl World {
         };
         Self {
             store,
-            source,
-            target,
+            directory: Mutex::new(directory),
+            driver: Box::new(driver),
+            target: Box::new(target),
+            writes,
             ctx,
         }
+    }
+
+    /// Changes Entra, as an admin would between runs.
+    fn edit(&self, change: impl FnOnce(&mut MemoryDirectory)) {
+        let mut directory = self.directory.lock().unwrap();
+        change(&mut directory);
+        self.driver.publish(&directory);
+    }
+
+    async fn view(&self) -> View {
+        self.target.view().await
     }
 
     async fn sync(&self) -> RunOutcome {
@@ -301,15 +274,26 @@ impl World {
         .unwrap()
     }
 
-    /// A second run with nothing changed in Entra must not write to the target.
+    /// A second run with nothing changed in Entra must not write to the target: no write call
+    /// through the adapter, and no change in the target's own log where it keeps one.
     async fn assert_quiet_rerun(&self) {
-        let before = self.target.write_count();
+        let before = self.writes.count();
+        let own_before = self.target.own_writes().map(|w| w.len());
         let outcome = self.sync().await;
-        let writes: Vec<String> = self.target.with(|s| s.writes[before..].to_vec());
+        let writes = self.writes.writes()[before..].to_vec();
         assert!(
             writes.is_empty(),
-            "a run with no change in Entra wrote: {writes:?}"
+            "{}: a run with no change in Entra wrote: {writes:?}",
+            self.target.name()
         );
+        if let (Some(before), Some(after)) = (own_before, self.target.own_writes()) {
+            assert_eq!(
+                after[before..].to_vec(),
+                Vec::<String>::new(),
+                "{}: the target changed on a quiet run",
+                self.target.name()
+            );
+        }
         assert_eq!(outcome.summary.operations_applied, 0);
     }
 
@@ -333,8 +317,37 @@ impl World {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn four_days_of_directory_changes_leave_the_target_exactly_as_the_rules_say(pool: PgPool) {
-    let world = World::new(pool).await;
+    let world = World::new(pool, MemoryDriver::new(), MemoryWorld::new()).await;
+    four_days(world).await;
+}
 
+#[sqlx::test(migrations = "./migrations")]
+async fn four_days_read_through_graph_from_the_entra_emulator_leave_the_same_target(pool: PgPool) {
+    let driver = EntraDriver::start(&tenant(Basic, 500)).await;
+    let world = World::new(pool, driver, MemoryWorld::new()).await;
+    four_days(world).await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn four_days_from_the_entra_emulator_into_the_highq_emulator_leave_highq_as_the_rules_say(
+    pool: PgPool,
+) {
+    let driver = EntraDriver::start(&tenant(Basic, 500)).await;
+    let world = World::new(pool, driver, HighQWorld::start().await).await;
+    four_days(world).await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn four_days_from_the_entra_emulator_into_scim2_server_leave_it_as_the_rules_say(
+    pool: PgPool,
+) {
+    let driver = EntraDriver::start(&tenant(Basic, 500)).await;
+    let world = World::new(pool, driver, ScimWorld::new("scenario")).await;
+    four_days(world).await;
+}
+
+/// The script: four days of changes in Entra and what the target must look like after each.
+async fn four_days(world: World) {
     // Day 1: three groups (one basic) with overlapping members; Grace is adopted by email.
     let day1 = world.sync().await;
     assert_eq!(day1.status, RunStatus::Succeeded, "{day1:?}");
@@ -425,7 +438,7 @@ async fn four_days_of_directory_changes_leave_the_target_exactly_as_the_rules_sa
             ),
         ],
     };
-    assert_eq!(view(&world.target), day1_expected.view());
+    assert_eq!(world.view().await, day1_expected.view());
     assert_eq!(
         (
             day1.summary.planned.users_created,
@@ -433,11 +446,32 @@ async fn four_days_of_directory_changes_leave_the_target_exactly_as_the_rules_sa
         ),
         (7, 1)
     );
+    // Only direct user members count (R1): the Entra emulator also nests a group, a device and
+    // a service principal in every group.
+    let seen: BTreeMap<String, Option<usize>> = world
+        .store
+        .run_groups(day1.run_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.name, g.members_seen))
+        .collect();
+    assert_eq!(
+        seen,
+        BTreeMap::from(
+            [
+                ("Sales", Some(3)),
+                ("Legal", Some(3)),
+                ("Client Portal", Some(3))
+            ]
+            .map(|(name, seen)| (name.to_owned(), seen))
+        )
+    );
     world.assert_quiet_rerun().await;
 
     // Day 2: a rename, a disabled user, an email prefix change, an email domain change, a user
     // moved between groups, a user added to both a basic and an internal group.
-    world.source.edit(|d| {
+    world.edit(|d| {
         d.groups.get_mut(&id(LEGAL)).unwrap().0 = "Legal & Compliance".to_owned();
         d.users.get_mut(&id(FRANK)).unwrap().account_enabled = Some(false);
         d.users.get_mut(&id(BOB)).unwrap().mail = Some("robert@contoso.com".to_owned());
@@ -561,11 +595,11 @@ async fn four_days_of_directory_changes_leave_the_target_exactly_as_the_rules_sa
             ),
         ],
     };
-    assert_eq!(view(&world.target), day2_expected.view());
+    assert_eq!(world.view().await, day2_expected.view());
     world.assert_quiet_rerun().await;
 
     // Day 3: Legal is deleted in Entra; the Client Portal's role changes from basic to internal.
-    world.source.edit(|d| {
+    world.edit(|d| {
         d.groups.remove(&id(LEGAL));
     });
     world
@@ -680,11 +714,11 @@ async fn four_days_of_directory_changes_leave_the_target_exactly_as_the_rules_sa
             ),
         ],
     };
-    assert_eq!(view(&world.target), day3_expected.view());
+    assert_eq!(world.view().await, day3_expected.view());
     world.assert_quiet_rerun().await;
 
     // Day 4, first run: Sales cannot be read. Nothing in it changes, nobody is deactivated for it.
-    world.source.edit(|d| {
+    world.edit(|d| {
         d.failing
             .insert(id(SALES), "Graph answered 503 five times".to_owned());
         d.groups.get_mut(&id(SALES)).unwrap().1.clear();
@@ -788,7 +822,7 @@ async fn four_days_of_directory_changes_leave_the_target_exactly_as_the_rules_sa
         ],
     };
     assert_eq!(
-        view(&world.target),
+        world.view().await,
         day4_expected(
             "Senior Associate",
             vec!["dan@contoso.com", "erin@contoso.com", "ivan@contoso.com"],
@@ -797,16 +831,19 @@ async fn four_days_of_directory_changes_leave_the_target_exactly_as_the_rules_sa
         .view()
     );
     let groups = world.store.run_groups(failing.run_id).await.unwrap();
-    assert_eq!(
-        groups
-            .iter()
-            .filter(|g| g.status == dirsync::plan::GroupStatus::Failed)
-            .count(),
-        1
-    );
+    let failed: Vec<(&EntraObjectId, Option<usize>)> = groups
+        .iter()
+        .filter(|g| g.status == dirsync::plan::GroupStatus::Failed)
+        .map(|g| (&g.entra_id, g.members_seen))
+        .collect();
+    assert_eq!(failed, vec![(&id(SALES), None)], "{groups:?}");
+    let reason = groups
+        .iter()
+        .find_map(|g| g.message.as_deref().filter(|m| m.contains("503")));
+    assert!(reason.is_some(), "the 503 is in the report: {groups:?}");
 
     // Day 4, second run: Sales is back, but the portal is emptied and the guard is set to 1.
-    world.source.edit(|d| {
+    world.edit(|d| {
         d.failing.clear();
         d.groups.get_mut(&id(SALES)).unwrap().1 = vec![id(ALICE), id(BOB), id(IVAN)];
         d.groups.get_mut(&id(PORTAL)).unwrap().1 = vec![id(FRANK), id(IVAN)];
@@ -817,11 +854,11 @@ async fn four_days_of_directory_changes_leave_the_target_exactly_as_the_rules_sa
         .upsert_tenant(&tenant_with(&[SALES], Internal, 1))
         .await
         .unwrap();
-    let before_held = world.target.write_count();
+    let before_held = world.writes.count();
     let held = world.sync().await;
     assert_eq!(held.status, RunStatus::Held);
     assert_eq!(
-        world.target.write_count(),
+        world.writes.count(),
         before_held,
         "a held run applies nothing"
     );
@@ -850,7 +887,7 @@ async fn four_days_of_directory_changes_leave_the_target_exactly_as_the_rules_sa
     );
     assert_eq!(approved.summary.planned.users_deactivated, 2);
     assert_eq!(
-        view(&world.target),
+        world.view().await,
         day4_expected("Senior Associate", vec!["ivan@contoso.com"], Inactive).view()
     );
     world.assert_quiet_rerun().await;

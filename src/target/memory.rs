@@ -11,7 +11,7 @@ use super::{MembershipOutcome, TargetAdapter, TargetError};
 use crate::domain::{
     Email, EntraObjectId, GroupKind, Role, TargetGroupId, TargetUserId, UserStatus,
 };
-use crate::plan::{FieldChange, GroupKey, TargetUser, UserFields, UserState};
+use crate::plan::{FieldChange, GroupKey, ManagedField, TargetUser, UserFields, UserState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryUser {
@@ -232,7 +232,7 @@ impl TargetAdapter for MemoryTarget {
     async fn update_user(
         &self,
         id: &TargetUserId,
-        _changes: &[FieldChange],
+        changes: &[FieldChange],
         state: &UserState,
     ) -> Result<(), TargetError> {
         self.with(|s| {
@@ -245,7 +245,19 @@ impl TargetAdapter for MemoryTarget {
             }
             s.check_email_free(&state.fields.email, Some(id))?;
             let user = s.users.get_mut(id).ok_or_else(|| user_not_found(id))?;
-            user.fields = state.fields.clone();
+            // Like the real adapters: only the changed fields, with the role and status (R5/R15).
+            let wanted = &state.fields;
+            for change in changes {
+                let fields = &mut user.fields;
+                match change.field {
+                    ManagedField::FirstName => fields.first_name = wanted.first_name.clone(),
+                    ManagedField::LastName => fields.last_name = wanted.last_name.clone(),
+                    ManagedField::Email => fields.email = wanted.email.clone(),
+                    ManagedField::Phone => fields.phone = wanted.phone.clone(),
+                    ManagedField::JobTitle => fields.job_title = wanted.job_title.clone(),
+                    ManagedField::Role | ManagedField::Status => {}
+                }
+            }
             user.role = state.role;
             user.status = state.status;
             Ok(())

@@ -1,3 +1,4 @@
 //! Shared helpers for the integration tests.
 
 pub mod scim_server;
+pub mod world;

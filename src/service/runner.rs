@@ -74,7 +74,10 @@ impl Runner {
                 // Hold the lock while spawning so the task cannot remove itself before it is added.
                 let mut running = self.tasks.lock().expect("runner lock");
                 let handle = tokio::spawn(async move {
+                    let started = std::time::Instant::now();
                     let outcome = pending.execute().await;
+                    metrics::histogram!("dirsync_run_duration_seconds")
+                        .record(started.elapsed().as_secs_f64());
                     if let Err(err) = &outcome {
                         error!(tenant = %tenant, run_id, %err, "run could not be recorded");
                     }
@@ -144,10 +147,6 @@ fn record_metrics(outcome: &Result<RunOutcome, SyncError>) {
     };
     metrics::counter!("dirsync_runs_total", "status" => outcome.status.as_str()).increment(1);
     let s = &outcome.summary;
-    metrics::counter!("dirsync_operations_total", "outcome" => "applied")
-        .increment(s.operations_applied as u64);
-    metrics::counter!("dirsync_operations_total", "outcome" => "failed")
-        .increment(s.operations_failed as u64);
     metrics::counter!("dirsync_graph_requests_total").increment(s.source.requests);
     metrics::counter!("dirsync_graph_throttled_total").increment(s.source.throttled);
     metrics::counter!("dirsync_graph_retry_wait_seconds_total")

@@ -223,6 +223,18 @@ impl Applier {
     }
 
     async fn apply_op(&self, op: &Op) -> OpResult {
+        let started = std::time::Instant::now();
+        let out = self.call_target(op).await;
+        let kind = op_kind(op);
+        let outcome = if out.applied { "applied" } else { "failed" };
+        metrics::counter!("dirsync_operations_total", "kind" => kind, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("dirsync_target_call_seconds", "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        out
+    }
+
+    async fn call_target(&self, op: &Op) -> OpResult {
         let mut out = OpResult::new();
         let call: Result<(), TargetError> = match op {
             Op::ConvertToSystemGroup {
@@ -440,6 +452,22 @@ impl Applier {
         entries.append(&mut out.entries);
         out.entries = entries;
         out
+    }
+}
+
+/// A short, stable name for an operation, for metrics.
+pub fn op_kind(op: &Op) -> &'static str {
+    match op {
+        Op::ConvertToSystemGroup { .. } => "convert_group",
+        Op::CreateGroup { .. } => "create_group",
+        Op::RenameGroup { .. } => "rename_group",
+        Op::CreateUser { .. } => "create_user",
+        Op::AdoptUser { .. } => "adopt_user",
+        Op::UpdateUser { .. } => "update_user",
+        Op::ActivateUser { .. } => "activate_user",
+        Op::DeactivateUser { .. } => "deactivate_user",
+        Op::AddMembers { .. } => "add_members",
+        Op::RemoveMembers { .. } => "remove_members",
     }
 }
 

@@ -1,4 +1,14 @@
-//! The `dirsync` command line: run the service's jobs by hand and manage tenants.
+//! The `dirsync` command line: run the service's jobs by hand, manage tenants, test a tenant's
+//! connection, run the local emulators and the demo.
+//!
+//! This file holds the argument types and the dispatch; each command's work lives in its own
+//! file (`tenant.rs`, `sync.rs`, `emulate.rs`, `demo.rs`), so a new command is one variant, one
+//! match arm and one file.
+
+mod demo;
+mod emulate;
+mod sync;
+mod tenant;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,14 +19,15 @@ use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 
 use crate::connect::ConfiguredConnector;
-use crate::domain::TenantKey;
-use crate::plan::Plan;
 use crate::settings::Settings;
 use crate::source::graph::GraphConnector;
+use crate::store::RunStatus;
 use crate::store::postgres::PgStore;
-use crate::store::{RunOptions, RunStatus, Store, Trigger};
-use crate::sync::{RunOutcome, SyncContext, dry_run, run_sync};
-use crate::tenant::parse_tenant_file;
+use crate::sync::SyncContext;
+
+pub use self::demo::DemoArgs;
+pub use self::emulate::EmulateCommand;
+pub use self::sync::{describe_outcome, describe_plan, describe_plan_counts};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +66,30 @@ enum Command {
         #[arg(long, default_value = "cli")]
         by: String,
     },
+    /// Test a tenant's Entra connection: sign in, then find and count each selected group.
+    ///
+    /// Exit code 0 when the token works and every group is found within the 50,000-member
+    /// limit (R16), 1 otherwise.
+    Check {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Before a sync (R22): each selected group's name and direct user members, and how many
+    /// users a run would create, adopt, update, activate and deactivate. Changes nothing.
+    ///
+    /// Exit code 0 when everything could be read, 1 otherwise.
+    Preview {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Run a local emulator standalone (Entra + Graph, or HighQ) until Ctrl-C.
+    Emulate {
+        #[command(subcommand)]
+        command: EmulateCommand,
+    },
+    /// Start both emulators with a realistic directory, configure a demo tenant in PostgreSQL,
+    /// sync it and print the report summary.
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +98,17 @@ enum TenantCommand {
     Apply { file: PathBuf },
     /// List the configured tenants.
     List,
+    /// Connect a tenant to HighQ: exchange the authorization code an admin's consent produced
+    /// for the first refresh token, and store it.
+    ConnectHighq {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, env = "DIRSYNC_HIGHQ_CODE")]
+        code: String,
+        /// The redirect URI the code was issued for.
+        #[arg(long, default_value = "http://localhost/dirsync/highq/callback")]
+        redirect_uri: String,
+    },
 }
 
 /// Exit codes shared by the commands that run a sync.
@@ -114,6 +160,15 @@ async fn open_store(settings: &Settings) -> anyhow::Result<PgStore> {
     Ok(store)
 }
 
+/// The run context the service's settings describe: the database and the production connector.
+fn sync_context(settings: &Settings, store: PgStore, graph: Option<GraphConnector>) -> SyncContext {
+    SyncContext {
+        connector: Arc::new(ConfiguredConnector::new(store.pool().clone(), graph)),
+        store: Arc::new(store),
+        settings: settings.sync.into(),
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref()).context("could not load the settings")?;
     init_tracing(&settings);
@@ -125,143 +180,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Tenant {
             command: TenantCommand::Apply { file },
-        } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("could not read {}", file.display()))?;
-            let tenants = parse_tenant_file(&text)?;
-            let store = open_store(&settings).await?;
-            for tenant in &tenants {
-                store.upsert_tenant(tenant).await?;
-                println!(
-                    "tenant {}: {} selected groups, time zone {}",
-                    tenant.key,
-                    tenant.policy.selected_groups.len(),
-                    tenant.time_zone
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => tenant::apply(&settings, &file).await,
         Command::Tenant {
             command: TenantCommand::List,
-        } => {
-            let store = open_store(&settings).await?;
-            for tenant in store.tenants().await? {
-                println!(
-                    "{}\t{}\t{}\t{} groups",
-                    tenant.key,
-                    tenant.display_name,
-                    tenant.time_zone,
-                    tenant.policy.selected_groups.len()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => tenant::list(&settings).await,
+        Command::Tenant {
+            command:
+                TenantCommand::ConnectHighq {
+                    tenant,
+                    code,
+                    redirect_uri,
+                },
+        } => tenant::connect_highq(&settings, &tenant, code, &redirect_uri).await,
         Command::Sync {
             tenant,
-            dry_run: dry,
+            dry_run,
             by,
-        } => {
-            let key = TenantKey::parse(&tenant)?;
-            let store = open_store(&settings).await?;
-            let ctx = SyncContext {
-                connector: Arc::new(ConfiguredConnector::new(
-                    store.pool().clone(),
-                    graph_connector(&settings)?,
-                )),
-                store: Arc::new(store),
-                settings: settings.sync.into(),
-            };
-            if dry {
-                let plan = dry_run(&ctx, &key).await?;
-                print!("{}", describe_plan(&plan));
-                return Ok(ExitCode::SUCCESS);
-            }
-            let outcome = run_sync(&ctx, &key, Trigger::manual(by), RunOptions::default()).await?;
-            print!("{}", describe_outcome(&outcome));
-            Ok(exit_code(outcome.status, outcome.already_running))
-        }
+        } => sync::sync(&settings, &tenant, dry_run, by).await,
+        Command::Check { tenant } => sync::check(&settings, &tenant).await,
+        Command::Preview { tenant } => sync::preview(&settings, &tenant).await,
+        Command::Emulate { command } => emulate::run(command).await,
+        Command::Demo(args) => demo::run(&settings, args).await,
     }
-}
-
-/// A dry run's plan as people read it: counts, then each group's outcome and each note.
-pub fn describe_plan(plan: &Plan) -> String {
-    let c = plan.counts();
-    let mut out = format!(
-        "dry run — nothing was changed\n\
-         groups: {} to create, {} to rename, {} to convert to system groups\n\
-         users: {} to create, {} to adopt, {} to update, {} to activate, {} to deactivate\n\
-         memberships: {} to add, {} to remove\n\
-         {} warnings, {} errors\n",
-        c.groups_created,
-        c.groups_renamed,
-        c.groups_converted,
-        c.users_created,
-        c.users_adopted,
-        c.users_updated,
-        c.users_activated,
-        c.users_deactivated,
-        c.memberships_added,
-        c.memberships_removed,
-        c.warnings,
-        c.errors
-    );
-    if let Some(hold) = &plan.hold {
-        out.push_str(&format!("{}\n", hold.describe()));
-    }
-    for group in &plan.groups {
-        out.push_str(&format!(
-            "group {} {:?} ({}): {}{}\n",
-            group.entra_id,
-            group.name,
-            group.role,
-            group.status.as_str(),
-            group
-                .members_seen
-                .map(|n| format!(", {n} direct user members"))
-                .unwrap_or_default()
-        ));
-    }
-    out
-}
-
-pub fn describe_outcome(outcome: &RunOutcome) -> String {
-    if outcome.already_running {
-        return format!(
-            "run {} is already in progress; no new run was started\n",
-            outcome.run_id
-        );
-    }
-    let s = &outcome.summary;
-    let p = &s.planned;
-    let mut out = format!(
-        "run {}: {}\n\
-         users: {} created, {} adopted, {} updated, {} activated, {} deactivated\n\
-         groups: {} created, {} renamed, {} converted; memberships: {} added, {} removed\n\
-         operations: {} applied, {} failed; {} warnings, {} errors\n\
-         Graph: {} requests, {} throttled, {} ms waited\n",
-        outcome.run_id,
-        outcome.status.as_str(),
-        p.users_created,
-        p.users_adopted,
-        p.users_updated,
-        p.users_activated,
-        p.users_deactivated,
-        p.groups_created,
-        p.groups_renamed,
-        p.groups_converted,
-        p.memberships_added,
-        p.memberships_removed,
-        s.operations_applied,
-        s.operations_failed,
-        p.warnings,
-        p.errors,
-        s.source.requests,
-        s.source.throttled,
-        s.source.waited_ms
-    );
-    if let Some(message) = &outcome.message {
-        out.push_str(message);
-        out.push('\n');
-    }
-    out
 }

@@ -77,7 +77,7 @@ pub(super) async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<E
     println!("\nGroups:");
     for group in demo.store.run_groups(outcome.run_id).await? {
         println!(
-            "  {:<52} {:<8} {:>4} members  {}",
+            "  {:<60} {:<8} {:>4} members  {}",
             crate::domain::GroupKind::synced(group.role).label(&group.name),
             group.role.as_str(),
             group.members_seen.map_or("-".into(), |n| n.to_string()),
@@ -116,6 +116,11 @@ pub(super) async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<E
         if lines.len() > SHOWN_NOTES {
             println!("  … and {} more", lines.len() - SHOWN_NOTES);
         }
+    }
+
+    println!("\nWhat to notice:");
+    for line in demo.highlights() {
+        println!("  - {line}");
     }
 
     let users = demo.highq.users();

@@ -122,9 +122,12 @@ pub fn exit_code(status: RunStatus, already_running: bool) -> ExitCode {
     }
 }
 
-fn init_tracing(settings: &Settings) {
+/// `quiet`: only warnings unless `RUST_LOG` says otherwise, for commands whose output is for
+/// people to read (the demo).
+fn init_tracing(settings: &Settings, quiet: bool) {
+    let default = if quiet { "warn" } else { &settings.log.filter };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.filter));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -171,7 +174,7 @@ fn sync_context(settings: &Settings, store: PgStore, graph: Option<GraphConnecto
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref()).context("could not load the settings")?;
-    init_tracing(&settings);
+    init_tracing(&settings, matches!(cli.command, Command::Demo(_)));
     match cli.command {
         Command::Migrate => {
             open_store(&settings).await?;

@@ -205,6 +205,11 @@ fn user(n: usize) -> Value {
     })
 }
 
+/// The people only in the nested trainees group.
+pub fn trainees() -> std::ops::Range<usize> {
+    STAFF + CLIENTS..PEOPLE
+}
+
 /// The direct user members of each selected group, by person number.
 pub fn members(group: &DemoGroup) -> Vec<usize> {
     match group.name {

@@ -151,6 +151,98 @@ impl Demo {
     }
 }
 
+impl Demo {
+    /// What the seeded quirks came to in HighQ, one sentence each, read from the HighQ
+    /// emulator as it is now (so they describe what really happened, not what should have).
+    pub fn highlights(&self) -> Vec<String> {
+        use directory::*;
+        let highq = &self.highq;
+        let in_highq = |n: usize| highq.user_by_email(&email(n));
+        let name = |n: usize| {
+            let user = &self.entra.edit(|d| {
+                d.tenant(TENANT_ID)
+                    .and_then(|t| t.users.get(&user_id(n)).cloned())
+                    .unwrap_or_default()
+            });
+            user.get("displayName")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let mut lines = Vec::new();
+        if let Some(user) = in_highq(NO_MAIL_USER) {
+            lines.push(format!(
+                "{} has no mail in Entra: synced with the UPN as email, {}",
+                name(NO_MAIL_USER),
+                user.email
+            ));
+        }
+        if let Some(user) = in_highq(LONDON_PHONE_USER) {
+            lines.push(format!(
+                "{}'s phone +44 (20) 7946 0958 reached HighQ as {} (R6)",
+                name(LONDON_PHONE_USER),
+                user.phone
+            ));
+        }
+        if let Some(user) = in_highq(LONG_TITLE_USER) {
+            lines.push(format!(
+                "{}'s job title is cut to {} characters, with a warning (R5)",
+                name(LONG_TITLE_USER),
+                user.job_title.chars().count()
+            ));
+        }
+        if let Some(user) = in_highq(NO_NAME_PARTS_USER) {
+            lines.push(format!(
+                "{} has no givenName/surname in Entra: HighQ has first name {:?}, last name {:?}",
+                name(NO_NAME_PARTS_USER),
+                user.first_name,
+                user.last_name
+            ));
+        }
+        lines.push(format!(
+            "{} is disabled in Entra: {}",
+            name(DISABLED_USER),
+            if in_highq(DISABLED_USER).is_some() {
+                "in HighQ"
+            } else {
+                "not created in HighQ (R9)"
+            }
+        ));
+        let synced_trainees = trainees().filter(|n| in_highq(*n).is_some()).count();
+        lines.push(format!(
+            "Associates also holds the nested group \"Trainee Solicitors\" and a laptop: \
+             {synced_trainees} of the {} trainees are in HighQ (R1)",
+            trainees().count()
+        ));
+        let basic = highq.group_by_name(CLIENT_PORTAL.name);
+        let partners_in_basic = (0..3)
+            .filter_map(in_highq)
+            .filter(|u| basic.as_ref().is_some_and(|g| g.members.contains(&u.id)))
+            .count();
+        lines.push(format!(
+            "3 partners are in the basic client group too: {partners_in_basic} of them are in \
+             its HighQ group, since an internal group wins (R14)"
+        ));
+        for (manual, _, _, before) in manual_highq_users() {
+            if let Some(user) = highq.user_by_email(&manual) {
+                let adopted = !user.is_manual();
+                lines.push(if adopted {
+                    format!(
+                        "{} was made by hand in HighQ ({}): adopted by email, now {} and managed \
+                         by dirsync (R4)",
+                        user.email,
+                        before.as_str(),
+                        user.status.as_str()
+                    )
+                } else {
+                    format!("{} was made by hand in HighQ and is not in Entra: left alone", user.email)
+                });
+            }
+        }
+        lines
+    }
+}
+
 /// Graph settings for the Entra emulator at `base_url`, trusting its CA.
 fn graph_settings(entra: &EntraEmulator) -> GraphSettings {
     let mut settings = GraphSettings::new(

@@ -235,7 +235,10 @@ impl Demo {
                         user.status.as_str()
                     )
                 } else {
-                    format!("{} was made by hand in HighQ and is not in Entra: left alone", user.email)
+                    format!(
+                        "{} was made by hand in HighQ and is not in Entra: left alone",
+                        user.email
+                    )
                 });
             }
         }

@@ -461,3 +461,80 @@ async fn demo_syncs_the_seeded_firm_into_highq_prints_the_summary_and_runs_again
         assert!(Path::new(report).is_file(), "{report}");
     }
 }
+
+/// Starts `dirsync ARGS` and reads its stdout up to "Press Ctrl-C to stop.", then stops it.
+fn banner_of(args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary started");
+    let mut banner = String::new();
+    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+        let line = line.expect("a line");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    child.kill().expect("the emulator stopped");
+    child.wait().expect("the emulator exited");
+    banner
+}
+
+#[test]
+fn emulate_entra_prints_its_url_and_writes_the_ca_and_settings_that_trust_it() {
+    let dir = scratch();
+    let ca = dir.join("ca.pem");
+    let settings = dir.join("settings.toml");
+
+    let banner = banner_of(&[
+        "emulate",
+        "entra",
+        "--fixture",
+        "tests/fixtures/entra/demo_directory.json",
+        "--port",
+        "0",
+        "--ca-pem",
+        ca.to_str().unwrap(),
+        "--settings-out",
+        settings.to_str().unwrap(),
+    ]);
+
+    let url = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("Entra emulator listening at "))
+        .unwrap_or_else(|| panic!("{banner}"));
+    assert!(url.starts_with("https://127.0.0.1:"), "{banner}");
+    assert!(banner.contains(&format!("CA certificate (PEM) written to {}", ca.display())));
+    assert!(
+        banner.contains(&format!("tenant {TENANT}: 2 users, 2 groups, 1 apps")),
+        "{banner}"
+    );
+    let pem = std::fs::read_to_string(&ca).expect("the CA");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let written = std::fs::read_to_string(&settings).expect("the settings");
+    assert!(
+        written.contains(&format!("authority_host = \"{url}\"")),
+        "{written}"
+    );
+    assert!(written.contains(pem.trim()), "{written}");
+}
+
+#[test]
+fn emulate_highq_prints_its_base_url_client_and_a_code_to_connect_with() {
+    let banner = banner_of(&["emulate", "highq", "--port", "0", "--instance", "acme"]);
+
+    assert!(
+        banner.lines().any(
+            |l| l.starts_with("HighQ emulator listening at http://127.0.0.1:")
+                && l.ends_with("/acme")
+        ),
+        "{banner}"
+    );
+    assert!(banner.contains("  client_id     dirsync\n"), "{banner}");
+    assert!(banner.contains("authorization code "), "{banner}");
+}

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::PgPool;
 
+use crate::settings::Settings;
 use crate::source::DirectorySource;
 use crate::source::graph::GraphConnector;
-use crate::store::PgTokenStore;
-use crate::sync::Connector;
+use crate::store::{PgStore, PgTokenStore};
+use crate::sync::{Connector, SyncContext};
 use crate::target::TargetAdapter;
 use crate::target::highq::HighQAdapter;
 use crate::target::scim::ScimAdapter;
@@ -27,6 +28,19 @@ impl ConfiguredConnector {
     /// fail with a sentence saying so.
     pub fn new(pool: PgPool, graph: Option<GraphConnector>) -> Self {
         Self { pool, graph }
+    }
+}
+
+/// The run context for production: the PostgreSQL store and this connector, tuned by `settings`.
+pub fn production_context(
+    settings: &Settings,
+    store: PgStore,
+    graph: Option<GraphConnector>,
+) -> SyncContext {
+    SyncContext {
+        connector: Arc::new(ConfiguredConnector::new(store.pool().clone(), graph)),
+        store: Arc::new(store),
+        settings: settings.sync.into(),
     }
 }
 

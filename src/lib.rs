@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod connect;
+pub mod demo;
 pub mod domain;
 pub mod emulator;
 pub mod http;

@@ -10,7 +10,11 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::schedule::SchedulerSettings;
-use crate::source::graph::GraphSettings;
+use anyhow::Context;
+use secrecy::ExposeSecret;
+
+use crate::source::graph::{GraphConnector, GraphSettings};
+use crate::store::PgStore;
 use crate::sync::SyncSettings;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,6 +150,25 @@ fn defaults() -> Defaults {
 }
 
 impl Settings {
+    /// The Graph connector the `[graph]` section describes, if there is one.
+    pub fn graph_connector(&self) -> anyhow::Result<Option<GraphConnector>> {
+        self.graph
+            .clone()
+            .map(GraphConnector::new)
+            .transpose()
+            .context("the [graph] settings are not valid")
+    }
+
+    /// Connects to the database and applies the migrations.
+    pub async fn open_store(&self) -> anyhow::Result<PgStore> {
+        PgStore::open(
+            self.database.url.expose_secret(),
+            self.database.max_connections,
+        )
+        .await
+        .context("could not open the database (set DIRSYNC__DATABASE__URL or DATABASE_URL)")
+    }
+
     /// Loads settings: built-in defaults (`DATABASE_URL` is honoured), then `file` if given,
     /// then environment variables such as `DIRSYNC__DATABASE__URL`.
     pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
@@ -162,8 +185,6 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use secrecy::ExposeSecret;
-
     use super::*;
 
     #[test]

@@ -4,40 +4,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
 
 use super::{Service, launch};
-use crate::connect::ConfiguredConnector;
+use crate::connect::production_context;
 use crate::schedule::SystemClock;
 use crate::settings::Settings;
-use crate::source::graph::GraphConnector;
-use crate::store::PgStore;
-use crate::sync::SyncContext;
 
 /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully.
 pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
-    let store = PgStore::open(
-        settings.database.url.expose_secret(),
-        settings.database.max_connections,
-    )
-    .await
-    .context("could not open the database (set DIRSYNC__DATABASE__URL or DATABASE_URL)")?;
-    let graph = settings
-        .graph
-        .clone()
-        .map(GraphConnector::new)
-        .transpose()
-        .context("the [graph] settings are not valid")?;
+    let store = settings.open_store().await?;
+    let graph = settings.graph_connector()?;
     if graph.is_none() {
         tracing::warn!(
             "no [graph] settings: runs will fail until a Graph app registration is configured"
         );
     }
-    let ctx = SyncContext {
-        connector: Arc::new(ConfiguredConnector::new(store.pool().clone(), graph)),
-        store: Arc::new(store),
-        settings: settings.sync.into(),
-    };
+    let ctx = production_context(settings, store, graph);
     let listener = tokio::net::TcpListener::bind(&settings.server.listen)
         .await
         .with_context(|| format!("could not listen on {}", settings.server.listen))?;

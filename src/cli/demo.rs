@@ -1,0 +1,176 @@
+//! `dirsync demo`: starts the demo (emulators, database, tenant), runs a sync and prints what it
+//! did and where to look next.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use secrecy::ExposeSecret;
+
+use super::sync::describe_outcome;
+use crate::demo::{DEFAULT_DATABASE, Demo, DemoOptions, directory};
+use crate::plan::Severity;
+use crate::settings::Settings;
+use crate::source::graph::check_connection;
+use crate::store::Store;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The demo's own database on the configured PostgreSQL server; dropped and created afresh
+    /// each time. Must start with "dirsync_demo".
+    #[arg(long, default_value = DEFAULT_DATABASE)]
+    database: String,
+    /// Where to write the run's report workbook.
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
+    /// Keep the emulators running after the sync (until Ctrl-C), to try other commands on them.
+    #[arg(long)]
+    keep_running: bool,
+}
+
+/// How many report lines of each severity are printed before "… and N more".
+const SHOWN_NOTES: usize = 8;
+
+pub(super) async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let options = DemoOptions {
+        server_url: settings.database.url.expose_secret().to_owned(),
+        database: args.database,
+    };
+    let demo = Demo::start(&options).await?;
+    let (manual_users, manual_groups) = (
+        directory::manual_highq_users().len(),
+        directory::manual_highq_groups().len(),
+    );
+    println!("dirsync demo");
+    println!(
+        "  Entra emulator  {}  (tenant {}: a law firm's directory)",
+        demo.entra.base_url(),
+        directory::TENANT_ID
+    );
+    println!(
+        "  HighQ emulator  {}  ({manual_users} users and {manual_groups} groups made by hand)",
+        demo.highq.base_url()
+    );
+    println!(
+        "  database        {}  (tenant \"{}\", created afresh)",
+        demo.database_url, demo.tenant.key
+    );
+
+    println!("\n== Connection check (dirsync check --tenant demo) ==");
+    let groups: Vec<_> = demo
+        .tenant
+        .policy
+        .selected_groups
+        .iter()
+        .map(|g| g.entra_id.clone())
+        .collect();
+    let connector = crate::source::graph::GraphConnector::new(demo.graph.clone())?;
+    print!(
+        "{}",
+        check_connection(&connector, &demo.tenant, &groups).await
+    );
+
+    println!("\n== Sync (a Manual run, as \"Force sync now\" starts) ==");
+    let outcome = demo.sync("demo").await?;
+    print!("{}", describe_outcome(&outcome));
+
+    println!("\nGroups:");
+    for group in demo.store.run_groups(outcome.run_id).await? {
+        println!(
+            "  {:<60} {:<8} {:>4} members  {}",
+            crate::domain::GroupKind::synced(group.role).label(&group.name),
+            group.role.as_str(),
+            group.members_seen.map_or("-".into(), |n| n.to_string()),
+            group.status.as_str()
+        );
+    }
+    let entries = demo.store.run_entries(outcome.run_id).await?;
+    for (severity, title) in [
+        (Severity::Error, "Errors"),
+        (Severity::Warning, "Warnings"),
+        (Severity::Info, "Notes"),
+    ] {
+        let lines: Vec<_> = entries
+            .iter()
+            .filter(|e| e.severity == severity && e.message.is_some())
+            .collect();
+        if lines.is_empty() {
+            continue;
+        }
+        println!("\n{title} ({}):", lines.len());
+        for entry in lines.iter().take(SHOWN_NOTES) {
+            let who = entry
+                .email
+                .as_deref()
+                .or(entry.name.as_deref())
+                .unwrap_or("");
+            let message = entry.message.as_deref().unwrap_or_default();
+            let short: String = message.chars().take(110).collect();
+            let ellipsis = if short.len() < message.len() {
+                "…"
+            } else {
+                ""
+            };
+            println!("  {who}: {short}{ellipsis}");
+        }
+        if lines.len() > SHOWN_NOTES {
+            println!("  … and {} more", lines.len() - SHOWN_NOTES);
+        }
+    }
+
+    println!("\nWhat to notice:");
+    for line in demo.highlights() {
+        println!("  - {line}");
+    }
+
+    let users = demo.highq.users();
+    let synced = users.iter().filter(|u| !u.is_manual()).count();
+    let untouched = users.iter().filter(|u| u.is_manual()).count();
+    let highq_groups = demo.highq.groups();
+    println!(
+        "\nHighQ now: {} users ({synced} synced by dirsync, {untouched} made by hand and left \
+         alone), {} groups ({} synced, {} made by hand and left alone)",
+        users.len(),
+        highq_groups.len(),
+        highq_groups.iter().filter(|g| !g.is_manual()).count(),
+        highq_groups.iter().filter(|g| g.is_manual()).count(),
+    );
+
+    let report_dir = args
+        .report_dir
+        .unwrap_or_else(|| std::env::temp_dir().join("dirsync-demo"));
+    let report = demo.write_report(outcome.run_id, &report_dir).await?;
+    println!("\nReport workbook: {}", report.display());
+
+    println!("\nWhere to look next:");
+    println!(
+        "  - the workbook above: sheets Summary, Groups, Users (every action, old -> new) and Errors"
+    );
+    println!(
+        "  - the database: psql {} -c 'select action, count(*) from report_entries group by 1'",
+        demo.database_url
+    );
+    println!("  - README.md, sections \"Demo\" and \"CLI\": check, preview, sync, emulate");
+    println!("  - run `cargo run --release -- demo --keep-running` to keep the emulators up and");
+    println!("    try `dirsync check` and `dirsync preview` against them from another terminal");
+    println!("  - run it again: it starts over with a fresh database");
+
+    if args.keep_running {
+        let settings_path = report_dir.join("dirsync-demo.toml");
+        std::fs::write(&settings_path, demo.settings_toml())?;
+        println!("\nThe emulators keep running. From another terminal:");
+        println!(
+            "  dirsync --config {} preview --tenant demo",
+            settings_path.display()
+        );
+        println!(
+            "  dirsync --config {} sync --tenant demo",
+            settings_path.display()
+        );
+        println!("Press Ctrl-C to stop.");
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+    Ok(super::exit_code(outcome.status, outcome.already_running))
+}

@@ -1,0 +1,189 @@
+//! The `dirsync` command line: run the service's jobs by hand, manage tenants, test a tenant's
+//! connection, run the local emulators and the demo.
+//!
+//! This file holds the argument types and the dispatch; each command's work lives in its own
+//! file (`tenant.rs`, `sync.rs`, `emulate.rs`, `demo.rs`), so a new command is one variant, one
+//! match arm and one file.
+
+mod demo;
+mod emulate;
+mod sync;
+mod tenant;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::settings::Settings;
+use crate::source::graph::GraphConnector;
+use crate::store::RunStatus;
+use crate::store::postgres::PgStore;
+use crate::sync::SyncContext;
+
+pub use self::demo::DemoArgs;
+pub use self::emulate::EmulateCommand;
+pub use self::sync::{describe_outcome, describe_plan, describe_plan_counts};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dirsync",
+    version,
+    about = "Keeps a target application's users and groups in step with Microsoft Entra ID"
+)]
+pub struct Cli {
+    /// Settings file (TOML); environment variables DIRSYNC__SECTION__KEY override it.
+    #[arg(long, global = true, env = "DIRSYNC_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Run one sync for a tenant now (a Manual run), or preview it with --dry-run.
+    ///
+    /// Exit codes: 0 succeeded, 2 completed with errors, 3 held by the deletion guard,
+    /// 4 another run is in progress, 1 failed.
+    Sync {
+        #[arg(long)]
+        tenant: String,
+        /// Print what the run would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Who is forcing the run, for the report.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Test a tenant's Entra connection: sign in, then find and count each selected group.
+    ///
+    /// Exit code 0 when the token works and every group is found within the 50,000-member
+    /// limit (R16), 1 otherwise.
+    Check {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Before a sync (R22): each selected group's name and direct user members, and how many
+    /// users a run would create, adopt, update, activate and deactivate. Changes nothing.
+    ///
+    /// Exit code 0 when everything could be read, 1 otherwise.
+    Preview {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Run a local emulator standalone (Entra + Graph, or HighQ) until Ctrl-C.
+    Emulate {
+        #[command(subcommand)]
+        command: EmulateCommand,
+    },
+    /// Start both emulators with a realistic directory, configure a demo tenant in PostgreSQL,
+    /// sync it and print the report summary.
+    Demo(DemoArgs),
+    /// Run the service: the HTTP API, the midnight scheduler and forced runs, until SIGTERM.
+    Serve,
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create or update the tenants in a TOML file (see config/tenants.example.toml).
+    Apply { file: PathBuf },
+    /// List the configured tenants.
+    List,
+    /// Connect a tenant to HighQ: exchange the authorization code an admin's consent produced
+    /// for the first refresh token, and store it.
+    ConnectHighq {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, env = "DIRSYNC_HIGHQ_CODE")]
+        code: String,
+        /// The redirect URI the code was issued for.
+        #[arg(long, default_value = "http://localhost/dirsync/highq/callback")]
+        redirect_uri: String,
+    },
+}
+
+/// Exit codes shared by the commands that run a sync.
+pub fn exit_code(status: RunStatus, already_running: bool) -> ExitCode {
+    match (status, already_running) {
+        (_, true) => ExitCode::from(4),
+        (RunStatus::Succeeded, _) => ExitCode::SUCCESS,
+        (RunStatus::CompletedWithErrors, _) => ExitCode::from(2),
+        (RunStatus::Held, _) => ExitCode::from(3),
+        (RunStatus::Failed | RunStatus::Running, _) => ExitCode::from(1),
+    }
+}
+
+/// `quiet`: only warnings unless `RUST_LOG` says otherwise, for commands whose output is for
+/// people to read (the demo).
+fn init_tracing(settings: &Settings, quiet: bool) {
+    let default = if quiet { "warn" } else { &settings.log.filter };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if settings.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn graph_connector(settings: &Settings) -> anyhow::Result<Option<GraphConnector>> {
+    settings.graph_connector()
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<PgStore> {
+    settings.open_store().await
+}
+
+/// The run context the service's settings describe: the database and the production connector.
+fn sync_context(settings: &Settings, store: PgStore, graph: Option<GraphConnector>) -> SyncContext {
+    crate::connect::production_context(settings, store, graph)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(cli.config.as_deref()).context("could not load the settings")?;
+    init_tracing(&settings, matches!(cli.command, Command::Demo(_)));
+    match cli.command {
+        Command::Migrate => {
+            open_store(&settings).await?;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenant {
+            command: TenantCommand::Apply { file },
+        } => tenant::apply(&settings, &file).await,
+        Command::Tenant {
+            command: TenantCommand::List,
+        } => tenant::list(&settings).await,
+        Command::Tenant {
+            command:
+                TenantCommand::ConnectHighq {
+                    tenant,
+                    code,
+                    redirect_uri,
+                },
+        } => tenant::connect_highq(&settings, &tenant, code, &redirect_uri).await,
+        Command::Sync {
+            tenant,
+            dry_run,
+            by,
+        } => sync::sync(&settings, &tenant, dry_run, by).await,
+        Command::Check { tenant } => sync::check(&settings, &tenant).await,
+        Command::Preview { tenant } => sync::preview(&settings, &tenant).await,
+        Command::Emulate { command } => emulate::run(command).await,
+        Command::Demo(args) => demo::run(&settings, args).await,
+        Command::Serve => crate::service::serve(&settings)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+    }
+}

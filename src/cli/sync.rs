@@ -1,0 +1,194 @@
+//! `dirsync sync`, `dirsync check` and `dirsync preview`: one tenant's run, connection test and
+//! R22 preview, and how their results print.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{exit_code, graph_connector, open_store, sync_context};
+use crate::domain::TenantKey;
+use crate::plan::Plan;
+use crate::settings::Settings;
+use crate::source::graph::{CheckReport, GraphConnector, TokenCheck, check_connection};
+use crate::store::{RunOptions, Store, Trigger};
+use crate::sync::{RunOutcome, dry_run, run_sync};
+use crate::tenant::Tenant;
+
+pub(super) async fn sync(
+    settings: &Settings,
+    tenant: &str,
+    dry: bool,
+    by: String,
+) -> anyhow::Result<ExitCode> {
+    let key = TenantKey::parse(tenant)?;
+    let store = open_store(settings).await?;
+    let ctx = sync_context(settings, store, graph_connector(settings)?);
+    if dry {
+        let plan = dry_run(&ctx, &key).await?;
+        print!("{}", describe_plan(&plan));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcome = run_sync(&ctx, &key, Trigger::manual(by), RunOptions::default()).await?;
+    print!("{}", describe_outcome(&outcome));
+    Ok(exit_code(outcome.status, outcome.already_running))
+}
+
+/// The tenant and the Graph connector `check` and `preview` both need, or why there are none.
+async fn tenant_and_graph(
+    settings: &Settings,
+    key: &TenantKey,
+) -> anyhow::Result<(crate::store::PgStore, Tenant, GraphConnector)> {
+    let store = open_store(settings).await?;
+    let tenant = store
+        .tenant(key)
+        .await?
+        .with_context(|| format!("no tenant with key {key:?} (see `dirsync tenant list`)"))?;
+    let graph = graph_connector(settings)?.context(
+        "Microsoft Graph is not configured: set [graph] client_id and credential in the service \
+         settings (or DIRSYNC__GRAPH__CLIENT_ID …)",
+    )?;
+    Ok((store, tenant, graph))
+}
+
+async fn check_tenant(graph: &GraphConnector, tenant: &Tenant) -> CheckReport {
+    let groups: Vec<_> = tenant
+        .policy
+        .selected_groups
+        .iter()
+        .map(|g| g.entra_id.clone())
+        .collect();
+    check_connection(graph, tenant, &groups).await
+}
+
+pub(super) async fn check(settings: &Settings, tenant: &str) -> anyhow::Result<ExitCode> {
+    let key = TenantKey::parse(tenant)?;
+    let (_, tenant, graph) = tenant_and_graph(settings, &key).await?;
+    let report = check_tenant(&graph, &tenant).await;
+    print!("{report}");
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// R22: the per-group counts of `check`, then the counts of a dry run.
+pub(super) async fn preview(settings: &Settings, tenant: &str) -> anyhow::Result<ExitCode> {
+    let key = TenantKey::parse(tenant)?;
+    let (store, tenant, graph) = tenant_and_graph(settings, &key).await?;
+    let report = check_tenant(&graph, &tenant).await;
+    print!("{report}");
+    if report.token != TokenCheck::Ok {
+        return Ok(ExitCode::FAILURE);
+    }
+    let ctx = sync_context(settings, store, Some(graph));
+    println!();
+    match dry_run(&ctx, &key).await {
+        Ok(plan) => {
+            print!(
+                "if a sync ran now (dry run, nothing was changed):\n{}",
+                describe_plan_counts(&plan)
+            );
+            Ok(if report.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Err(err) => {
+            println!("the dry run could not be planned: {err}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// A plan's counts as people read them, and the deletion guard's hold if any.
+pub fn describe_plan_counts(plan: &Plan) -> String {
+    let c = plan.counts();
+    let mut out = format!(
+        "groups: {} to create, {} to rename, {} to convert to system groups\n\
+         users: {} to create, {} to adopt, {} to update, {} to activate, {} to deactivate\n\
+         memberships: {} to add, {} to remove\n\
+         {} warnings, {} errors\n",
+        c.groups_created,
+        c.groups_renamed,
+        c.groups_converted,
+        c.users_created,
+        c.users_adopted,
+        c.users_updated,
+        c.users_activated,
+        c.users_deactivated,
+        c.memberships_added,
+        c.memberships_removed,
+        c.warnings,
+        c.errors
+    );
+    if let Some(hold) = &plan.hold {
+        out.push_str(&format!("{}\n", hold.describe()));
+    }
+    out
+}
+
+/// A dry run's plan as people read it: counts, then each group's outcome.
+pub fn describe_plan(plan: &Plan) -> String {
+    let mut out = format!(
+        "dry run — nothing was changed\n{}",
+        describe_plan_counts(plan)
+    );
+    for group in &plan.groups {
+        out.push_str(&format!(
+            "group {} {:?} ({}): {}{}\n",
+            group.entra_id,
+            group.name,
+            group.role,
+            group.status.as_str(),
+            group
+                .members_seen
+                .map(|n| format!(", {n} direct user members"))
+                .unwrap_or_default()
+        ));
+    }
+    out
+}
+
+pub fn describe_outcome(outcome: &RunOutcome) -> String {
+    if outcome.already_running {
+        return format!(
+            "run {} is already in progress; no new run was started\n",
+            outcome.run_id
+        );
+    }
+    let s = &outcome.summary;
+    let p = &s.planned;
+    let mut out = format!(
+        "run {}: {}\n\
+         users: {} created, {} adopted, {} updated, {} activated, {} deactivated\n\
+         groups: {} created, {} renamed, {} converted; memberships: {} added, {} removed\n\
+         operations: {} applied, {} failed; {} warnings, {} errors\n\
+         Graph: {} requests, {} throttled, {} ms waited\n",
+        outcome.run_id,
+        outcome.status.as_str(),
+        p.users_created,
+        p.users_adopted,
+        p.users_updated,
+        p.users_activated,
+        p.users_deactivated,
+        p.groups_created,
+        p.groups_renamed,
+        p.groups_converted,
+        p.memberships_added,
+        p.memberships_removed,
+        s.operations_applied,
+        s.operations_failed,
+        p.warnings,
+        p.errors,
+        s.source.requests,
+        s.source.throttled,
+        s.source.waited_ms
+    );
+    if let Some(message) = &outcome.message {
+        out.push_str(message);
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,540 @@
+//! The `dirsync` binary end to end: `check`, `preview`, `sync`, `tenant apply|connect-highq` and
+//! `demo`, run as a child process against emulators started in the test and a fresh database.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use dirsync::domain::UserStatus;
+use dirsync::emulator::entra::{AppRegistration, Directory, EntraEmulator, Group, TenantDirectory};
+use dirsync::emulator::highq::{HighQEmulator, HighQSeed};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+const TENANT: &str = "6babcaad-604b-40ac-a9d7-9fd97c0b779f";
+const APP: &str = "a1b2c3d4-0000-4000-8000-00000000c11e";
+const SECRET: &str = "cli-test-secret";
+const SALES: &str = "00006900-0000-4000-8000-000000000001";
+const CLIENTS: &str = "00006900-0000-4000-8000-000000000002";
+const EVERYONE: &str = "00006900-0000-4000-8000-000000000003";
+const GONE: &str = "00006900-0000-4000-8000-0000000000ff";
+const NESTED: &str = "00006900-0000-4000-8000-000000000009";
+const DEVICE: &str = "0000de71-0000-4000-8000-000000000001";
+
+fn user_id(n: u32) -> String {
+    format!("00005e50-0000-4000-8000-{n:012x}")
+}
+
+fn email(n: u32) -> String {
+    format!("user{n}@contoso.com")
+}
+
+fn user(n: u32, enabled: bool) -> Value {
+    json!({
+        "id": user_id(n),
+        "displayName": format!("User {n}"),
+        "givenName": "User",
+        "surname": format!("{n}"),
+        "mail": email(n),
+        "userPrincipalName": email(n),
+        "businessPhones": ["+44 20 7946 0000"],
+        "jobTitle": "Analyst",
+        "accountEnabled": enabled,
+    })
+}
+
+fn group(id: &str, name: &str, members: Vec<String>) -> Group {
+    Group {
+        id: id.to_owned(),
+        display_name: name.to_owned(),
+        members,
+    }
+}
+
+/// Sales holds users 1–4 and 6 (disabled), a nested group and a device; Clients holds user 5.
+fn day_one() -> TenantDirectory {
+    let mut tenant = TenantDirectory::new(TENANT);
+    tenant.apps.push(AppRegistration::consented(APP, SECRET));
+    for n in 1..=5 {
+        tenant.put_user(user(n, true));
+    }
+    tenant.put_user(user(6, false));
+    let mut sales: Vec<String> = [1, 2, 3, 4, 6].into_iter().map(user_id).collect();
+    sales.extend([NESTED.to_owned(), DEVICE.to_owned()]);
+    tenant.groups.push(group(SALES, "Sales", sales));
+    tenant
+        .groups
+        .push(group(CLIENTS, "Clients", vec![user_id(5)]));
+    tenant
+        .groups
+        .push(group(NESTED, "Nested", vec![user_id(9)]));
+    tenant.put_user(user(9, true));
+    let mut device = serde_json::Map::new();
+    device.insert("id".into(), json!(DEVICE));
+    device.insert("displayName".into(), json!("LAPTOP-01"));
+    tenant.devices.push(device);
+    tenant
+}
+
+/// A scratch directory for one test's files.
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dirsync-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// The server the tests' databases are on, as `sqlx::test` sees it.
+fn server_url() -> url::Url {
+    let text = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    url::Url::parse(&text).expect("DATABASE_URL is a URL")
+}
+
+/// The URL of the database behind `pool`, for the child process.
+fn database_url(pool: &PgPool) -> String {
+    let mut url = server_url();
+    let name = pool
+        .connect_options()
+        .get_database()
+        .expect("the test database has a name")
+        .to_owned();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// Settings for the child: the Entra emulator's [graph] section.
+fn write_settings(dir: &Path, entra: &EntraEmulator) -> PathBuf {
+    let path = dir.join("dirsync.toml");
+    let text = dirsync::demo::graph_settings_toml(entra.base_url(), entra.ca_pem(), APP, SECRET);
+    std::fs::write(&path, text).expect("settings written");
+    path
+}
+
+/// One tenant "acme" selecting `groups`, with HighQ as its target.
+fn write_tenant_file(
+    dir: &Path,
+    groups: &[(&str, &str)],
+    highq: Option<&HighQEmulator>,
+) -> PathBuf {
+    let mut text = format!(
+        "[[tenant]]\nkey = \"acme\"\nentra_tenant_id = \"{TENANT}\"\ntime_zone = \"Europe/London\"\n"
+    );
+    for (id, role) in groups {
+        text.push_str(&format!(
+            "[[tenant.groups]]\nid = \"{id}\"\nrole = \"{role}\"\n"
+        ));
+    }
+    if let Some(highq) = highq {
+        text.push_str(&format!(
+            "[tenant.target]\nkind = \"highq\"\nbase_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+            highq.base_url(),
+            highq.client_id(),
+            highq.client_secret()
+        ));
+    }
+    let path = dir.join("tenants.toml");
+    std::fs::write(&path, text).expect("tenant file written");
+    path
+}
+
+/// Runs the binary off the async runtime, so emulators in this process keep answering it.
+async fn dirsync(database_url: &str, config: Option<&Path>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dirsync"));
+    command
+        .args(args)
+        .env("DIRSYNC__DATABASE__URL", database_url)
+        .env("RUST_LOG", "warn")
+        .env_remove("DIRSYNC_CONFIG");
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the child ran")
+        .expect("the binary started")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The printed table row of one group, split on whitespace.
+fn row(text: &str, group_id: &str) -> Vec<String> {
+    text.lines()
+        .find(|line| line.starts_with(group_id))
+        .unwrap_or_else(|| panic!("no row for {group_id} in:\n{text}"))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn check_prints_each_groups_name_direct_user_count_and_flags_a_deleted_and_an_over_limit_group(
+    pool: PgPool,
+) {
+    let mut tenant = day_one();
+    let everyone: Vec<String> = (100_000..150_001).map(user_id).collect();
+    for id in &everyone {
+        tenant.put_user(json!({ "id": id }));
+    }
+    tenant.groups.push(group(EVERYONE, "Everyone", everyone));
+    let entra = EntraEmulator::start(Directory {
+        tenants: vec![tenant],
+    })
+    .await
+    .expect("emulator");
+    let dir = scratch();
+    let settings = write_settings(&dir, &entra);
+    let url = database_url(&pool);
+    let tenants = write_tenant_file(
+        &dir,
+        &[
+            (SALES, "internal"),
+            (CLIENTS, "basic"),
+            (EVERYONE, "internal"),
+            (GONE, "internal"),
+        ],
+        None,
+    );
+    let applied = dirsync(&url, None, &["tenant", "apply", tenants.to_str().unwrap()]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+
+    let output = dirsync(&url, Some(&settings), &["check", "--tenant", "acme"]).await;
+
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}{}", stderr(&output));
+    assert!(text.contains("token     ok"), "{text}");
+    assert_eq!(row(&text, SALES), [SALES, "found", "Sales", "5"], "{text}");
+    assert_eq!(
+        row(&text, CLIENTS),
+        [CLIENTS, "found", "Clients", "1"],
+        "{text}"
+    );
+    assert_eq!(
+        row(&text, EVERYONE),
+        [
+            EVERYONE, "OVER", "LIMIT", "Everyone", "50001", "(>", "50000,", "R16)"
+        ],
+        "{text}"
+    );
+    assert_eq!(row(&text, GONE), [GONE, "deleted"], "{text}");
+    let counts: Vec<_> = entra
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_and_query.contains("$count") || r.path_and_query.contains("%24count"))
+        .collect();
+    assert_eq!(counts.len(), 3, "one $count per group found: {counts:?}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn check_names_a_wrong_client_secret_and_exits_with_1(pool: PgPool) {
+    let entra = EntraEmulator::start(Directory {
+        tenants: vec![day_one()],
+    })
+    .await
+    .expect("emulator");
+    let dir = scratch();
+    let settings = dir.join("dirsync.toml");
+    std::fs::write(
+        &settings,
+        dirsync::demo::graph_settings_toml(entra.base_url(), entra.ca_pem(), APP, "wrong"),
+    )
+    .unwrap();
+    let url = database_url(&pool);
+    let tenants = write_tenant_file(&dir, &[(SALES, "internal")], None);
+    dirsync(&url, None, &["tenant", "apply", tenants.to_str().unwrap()]).await;
+
+    let output = dirsync(&url, Some(&settings), &["check", "--tenant", "acme"]).await;
+
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("token     FAILED"), "{text}");
+    assert!(
+        !text.contains(SALES),
+        "no group is read without a token: {text}"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn preview_prints_group_counts_and_how_many_users_a_sync_would_create_adopt_update_activate_and_deactivate(
+    pool: PgPool,
+) {
+    // Arrange: two syncs through the CLI leave users 1–5 synced, user 4 deactivated.
+    let entra = EntraEmulator::start(Directory {
+        tenants: vec![day_one()],
+    })
+    .await
+    .expect("emulator");
+    let highq = HighQEmulator::start(HighQSeed {
+        manual_users: vec![(
+            email(7).to_uppercase(),
+            "User".into(),
+            "7".into(),
+            UserStatus::Active,
+        )],
+        ..HighQSeed::default()
+    })
+    .await
+    .expect("HighQ emulator");
+    let dir = scratch();
+    let settings = write_settings(&dir, &entra);
+    let url = database_url(&pool);
+    let tenants = write_tenant_file(
+        &dir,
+        &[(SALES, "internal"), (CLIENTS, "basic")],
+        Some(&highq),
+    );
+    let applied = dirsync(&url, None, &["tenant", "apply", tenants.to_str().unwrap()]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let code = highq.with(|s| s.issue_authorization_code());
+    let connected = dirsync(
+        &url,
+        None,
+        &[
+            "tenant",
+            "connect-highq",
+            "--tenant",
+            "acme",
+            "--code",
+            &code,
+        ],
+    )
+    .await;
+    assert!(connected.status.success(), "{}", stderr(&connected));
+    let first = dirsync(&url, Some(&settings), &["sync", "--tenant", "acme"]).await;
+    assert!(
+        stdout(&first)
+            .contains("users: 5 created, 0 adopted, 0 updated, 0 activated, 0 deactivated"),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
+    entra.edit(|d| d.tenant_mut(TENANT).unwrap().put_user(user(4, false)));
+    let second = dirsync(&url, Some(&settings), &["sync", "--tenant", "acme"]).await;
+    assert!(
+        stdout(&second)
+            .contains("users: 0 created, 0 adopted, 0 updated, 0 activated, 1 deactivated"),
+        "{}",
+        stdout(&second)
+    );
+    // The next day: 4 and 6 enabled, 1's title changed, 2 disabled, 3 gone from Sales, 7 (known
+    // to HighQ by hand) joins Clients, 8 joins Sales.
+    entra.edit(|d| {
+        let t = d.tenant_mut(TENANT).unwrap();
+        t.put_user(user(4, true));
+        t.put_user(user(6, true));
+        let mut one = user(1, true);
+        one["jobTitle"] = json!("Head of Sales");
+        t.put_user(one);
+        t.put_user(user(2, false));
+        t.put_user(user(7, true));
+        t.put_user(user(8, true));
+        let sales = t.group_mut(SALES).unwrap();
+        sales.members.retain(|m| *m != user_id(3));
+        sales.members.push(user_id(8));
+        t.group_mut(CLIENTS).unwrap().members.push(user_id(7));
+    });
+    let users_before = highq.users();
+
+    // Act
+    let output = dirsync(&url, Some(&settings), &["preview", "--tenant", "acme"]).await;
+
+    // Assert
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert_eq!(row(&text, SALES), [SALES, "found", "Sales", "5"], "{text}");
+    assert_eq!(
+        row(&text, CLIENTS),
+        [CLIENTS, "found", "Clients", "2"],
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "users: 2 to create, 1 to adopt, 1 to update, 1 to activate, 2 to deactivate\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("memberships: 3 to add, 1 to remove\n"),
+        "{text}"
+    );
+    assert_eq!(highq.users(), users_before, "a preview changes nothing");
+}
+
+#[test]
+fn tenant_apply_names_the_tenant_and_the_field_that_is_wrong() {
+    let dir = scratch();
+    let file = dir.join("tenants.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[tenant]]\nkey = \"acme\"\nentra_tenant_id = \"{TENANT}\"\ntime_zone = \"Mars/Olympus\"\n"
+        ),
+    )
+    .unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .args(["tenant", "apply", file.to_str().unwrap()])
+        .env(
+            "DIRSYNC__DATABASE__URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        )
+        .output()
+        .expect("the binary ran");
+
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("tenant \"acme\": time_zone \"Mars/Olympus\" is not an IANA time zone"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &file,
+        format!(
+            "[[tenant]]\nkey = \"acme\"\nentra_tenant_id = \"{TENANT}\"\ntime_zone = \"UTC\"\n\
+             [[tenant.groups]]\nid = \"{SALES}\"\nrole = \"guest\"\n"
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .args(["tenant", "apply", file.to_str().unwrap()])
+        .env(
+            "DIRSYNC__DATABASE__URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        )
+        .output()
+        .expect("the binary ran");
+    let err = stderr(&output);
+    assert!(
+        err.contains("tenant \"acme\": group") && err.contains(SALES) && err.contains("guest"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn demo_syncs_the_seeded_firm_into_highq_prints_the_summary_and_runs_again() {
+    let database = format!("dirsync_demo_test_{}", uuid::Uuid::new_v4().simple());
+    let dir = scratch();
+    let server = server_url().to_string();
+    let args = [
+        "demo",
+        "--database",
+        &database,
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ];
+
+    let first = dirsync(&server, None, &args).await;
+    let second = dirsync(&server, None, &args).await;
+
+    let mut admin = server_url();
+    admin.set_path("/postgres");
+    let pool = PgPool::connect(admin.as_str()).await.expect("the server");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {database}"))
+        .execute(&pool)
+        .await
+        .expect("the demo database dropped");
+    for output in [first, second] {
+        let text = stdout(&output);
+        assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+        for expected in [
+            "run 1: succeeded\n",
+            "users: 297 created, 2 adopted, 0 updated, 0 activated, 0 deactivated\n",
+            "groups: 6 created, 0 renamed, 0 converted; memberships: 415 added, 0 removed\n",
+            "2 warnings, 0 errors\n",
+            "Client Portal - Northwind Traders [Synced basic user group]  basic      43 members  found",
+            "reached HighQ as +44$20$7946$0958 (R6)",
+            "0 of the 10 trainees are in HighQ (R1)",
+            "HighQ now: 301 users (299 synced by dirsync, 2 made by hand and left alone), 8 groups \
+             (6 synced, 2 made by hand and left alone)",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        let report = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Report workbook: "))
+            .expect("the report's path");
+        assert!(Path::new(report).is_file(), "{report}");
+    }
+}
+
+/// Starts `dirsync ARGS` and reads its stdout up to "Press Ctrl-C to stop.", then stops it.
+fn banner_of(args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary started");
+    let mut banner = String::new();
+    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+        let line = line.expect("a line");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    child.kill().expect("the emulator stopped");
+    child.wait().expect("the emulator exited");
+    banner
+}
+
+#[test]
+fn emulate_entra_prints_its_url_and_writes_the_ca_and_settings_that_trust_it() {
+    let dir = scratch();
+    let ca = dir.join("ca.pem");
+    let settings = dir.join("settings.toml");
+
+    let banner = banner_of(&[
+        "emulate",
+        "entra",
+        "--fixture",
+        "tests/fixtures/entra/demo_directory.json",
+        "--port",
+        "0",
+        "--ca-pem",
+        ca.to_str().unwrap(),
+        "--settings-out",
+        settings.to_str().unwrap(),
+    ]);
+
+    let url = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("Entra emulator listening at "))
+        .unwrap_or_else(|| panic!("{banner}"));
+    assert!(url.starts_with("https://127.0.0.1:"), "{banner}");
+    assert!(banner.contains(&format!("CA certificate (PEM) written to {}", ca.display())));
+    assert!(
+        banner.contains(&format!("tenant {TENANT}: 2 users, 2 groups, 1 apps")),
+        "{banner}"
+    );
+    let pem = std::fs::read_to_string(&ca).expect("the CA");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let written = std::fs::read_to_string(&settings).expect("the settings");
+    assert!(
+        written.contains(&format!("authority_host = \"{url}\"")),
+        "{written}"
+    );
+    assert!(written.contains(pem.trim()), "{written}");
+}
+
+#[test]
+fn emulate_highq_prints_its_base_url_client_and_a_code_to_connect_with() {
+    let banner = banner_of(&["emulate", "highq", "--port", "0", "--instance", "acme"]);
+
+    assert!(
+        banner.lines().any(
+            |l| l.starts_with("HighQ emulator listening at http://127.0.0.1:")
+                && l.ends_with("/acme")
+        ),
+        "{banner}"
+    );
+    assert!(banner.contains("  client_id     dirsync\n"), "{banner}");
+    assert!(banner.contains("authorization code "), "{banner}");
+}

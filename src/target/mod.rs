@@ -2,6 +2,7 @@
 //! error every adapter maps its own failures into.
 
 pub mod highq;
+pub mod lenient;
 pub mod memory;
 pub mod scim;
 

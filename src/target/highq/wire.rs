@@ -3,23 +3,7 @@
 
 use serde_json::Value;
 
-/// A value that should be a string but may arrive as a number (IDs, refs) or be absent.
-pub fn flex_string(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// A value that should be a number but may arrive as a string.
-pub fn flex_u64(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
+pub use crate::target::lenient::{field, flex_string, flex_u64};
 
 /// A list that may arrive as a list, a single element, or nothing at all.
 pub fn one_or_many(value: &Value) -> Vec<&Value> {
@@ -53,21 +37,6 @@ pub fn records<'a>(body: &'a Value, singular: &str, id_field: &str) -> Vec<&'a V
         }
         _ => Vec::new(),
     }
-}
-
-/// Case-insensitive field lookup: HighQ's field names vary in case between versions
-/// (`groupID`, `groupid`).
-pub fn field<'a>(record: &'a Value, name: &str) -> &'a Value {
-    record
-        .as_object()
-        .and_then(|map| {
-            map.get(name).or_else(|| {
-                map.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v)
-            })
-        })
-        .unwrap_or(&Value::Null)
 }
 
 /// The error body HighQ sends: `{"error":{"summary","ref","link"}}`, fields possibly missing.

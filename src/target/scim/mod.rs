@@ -398,10 +398,7 @@ impl TargetAdapter for ScimAdapter {
     }
 
     async fn find_users_by_email(&self, emails: &[Email]) -> Result<Vec<TargetUser>, TargetError> {
-        let unique: Vec<Email> = {
-            let mut seen = HashSet::new();
-            emails.iter().filter(|e| seen.insert(*e)).cloned().collect()
-        };
+        let unique = crate::target::lenient::unique_emails(emails);
         if unique.is_empty() {
             return Ok(Vec::new());
         }

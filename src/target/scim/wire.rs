@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
+pub use crate::target::lenient::{field, flex_string, flex_u64};
+
 use super::settings::{RoleAttribute, RoleValues};
 use crate::domain::{Email, EntraObjectId, GroupKind, Role, TargetUserId, UserStatus};
 use crate::plan::{FieldChange, ManagedField, TargetUser, UserFields, UserState};
@@ -540,24 +542,6 @@ impl Capabilities {
     }
 }
 
-/// A value that should be a string but may arrive as a number or be absent.
-pub fn flex_string(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// A value that should be a number but may arrive as a string.
-pub fn flex_u64(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 /// A value that should be a boolean but may arrive as `"true"` / `"False"`.
 pub fn flex_bool(value: &Value) -> Option<bool> {
     match value {
@@ -578,20 +562,6 @@ pub fn one_or_many(value: &Value) -> Vec<&Value> {
         Value::Null => Vec::new(),
         other => vec![other],
     }
-}
-
-/// Attribute lookup, case-insensitive as RFC 7643 §2.1 makes attribute names.
-pub fn field<'a>(record: &'a Value, name: &str) -> &'a Value {
-    record
-        .as_object()
-        .and_then(|map| {
-            map.get(name).or_else(|| {
-                map.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v)
-            })
-        })
-        .unwrap_or(&Value::Null)
 }
 
 /// The resources of a `ListResponse` and its `totalResults` (when given).

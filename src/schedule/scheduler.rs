@@ -1,6 +1,12 @@
 //! The scheduler loop: fires each tenant's automatic run at its midnight (R20) and purges old
 //! reports (R19). It only *triggers* runs; claims in the database make every midnight run once
 //! however many replicas tick at the same time.
+//!
+//! A plain loop rather than `tokio-cron-scheduler`: a cron expression cannot say "the first
+//! instant of the local day" where DST removes 00:00, jobs would have to be rebuilt whenever a
+//! tenant is added or changes zone, and catching up a midnight missed while down needs the
+//! last fired midnight from the database anyway. The loop asks, per tenant, "is a midnight due
+//! that nobody has claimed?" — pure arithmetic (`due_midnight`) plus one insert.
 
 use std::sync::Arc;
 use std::time::Duration;

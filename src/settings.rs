@@ -78,6 +78,7 @@ pub struct SyncTuning {
     pub flush_every: usize,
     pub heartbeat_every_secs: u64,
     pub stale_after_secs: u64,
+    pub max_unavailable_in_a_row: usize,
 }
 
 impl From<SyncTuning> for SyncSettings {
@@ -90,6 +91,7 @@ impl From<SyncTuning> for SyncSettings {
             stale_after: chrono::Duration::seconds(
                 t.stale_after_secs.max(t.heartbeat_every_secs * 2) as i64,
             ),
+            max_unavailable_in_a_row: t.max_unavailable_in_a_row,
         }
     }
 }
@@ -141,6 +143,7 @@ fn defaults() -> Defaults {
             flush_every: sync.flush_every,
             heartbeat_every_secs: sync.heartbeat_every.as_secs(),
             stale_after_secs: sync.stale_after.num_seconds() as u64,
+            max_unavailable_in_a_row: sync.max_unavailable_in_a_row,
         },
         log: LogSettings {
             format: "text".to_owned(),

@@ -66,8 +66,12 @@ pub struct Applier {
     users: HashMap<EntraObjectId, MirrorUser>,
     /// Groups some of whose members could not be removed: they are not converted this run.
     removal_failed: HashSet<GroupKey>,
-    /// Set once the target refuses our credentials: the rest of the run is skipped.
+    /// Set once the target refuses our credentials, or stops answering: the rest of the run is
+    /// skipped (and planned again next run).
     stopped: Option<String>,
+    /// Target calls that failed as unavailable in a row; reset by any success.
+    unavailable_in_a_row: usize,
+    max_unavailable_in_a_row: usize,
 }
 
 /// The result of one operation, before it is folded into the phase.
@@ -77,6 +81,8 @@ struct OpResult {
     /// Whether the whole operation succeeded (for a membership batch: every user in it).
     applied: bool,
     fatal: Option<TargetError>,
+    /// The call failed because the target could not be reached (or kept failing).
+    unavailable: Option<TargetError>,
     created_user: Option<(EntraObjectId, TargetUserId)>,
     created_group: Option<(GroupKey, TargetGroupId)>,
     removal_failed: Option<GroupKey>,
@@ -89,6 +95,7 @@ impl OpResult {
             mirror: MirrorChanges::default(),
             applied: false,
             fatal: None,
+            unavailable: None,
             created_user: None,
             created_group: None,
             removal_failed: None,
@@ -97,7 +104,14 @@ impl OpResult {
 }
 
 impl Applier {
-    pub fn new(target: Arc<dyn TargetAdapter>, mirror: &Mirror, concurrency: usize) -> Self {
+    /// `max_unavailable_in_a_row` failed calls in a row with the target unavailable stop the run's
+    /// calls: an outage then costs a few timeouts, not one per remaining operation.
+    pub fn new(
+        target: Arc<dyn TargetAdapter>,
+        mirror: &Mirror,
+        concurrency: usize,
+        max_unavailable_in_a_row: usize,
+    ) -> Self {
         Self {
             target,
             concurrency: concurrency.max(1),
@@ -118,6 +132,8 @@ impl Applier {
                 .collect(),
             removal_failed: HashSet::new(),
             stopped: None,
+            unavailable_in_a_row: 0,
+            max_unavailable_in_a_row: max_unavailable_in_a_row.max(1),
         }
     }
 
@@ -129,15 +145,27 @@ impl Applier {
     /// Applies one phase (see [`phases`]) and returns what it produced.
     pub async fn apply_phase(&mut self, phase: &[Op]) -> PhaseResult {
         let mut result = PhaseResult::default();
-        if let Some(reason) = &self.stopped {
-            for op in phase {
-                result.failed += 1;
-                result
-                    .entries
-                    .push(failure_entry(op, None, format!("skipped: {reason}")));
+        // Small waves, so that an outage or a refused credential stops the calls within a wave.
+        let wave = if sequential(phase) {
+            phase.len().max(1)
+        } else {
+            self.concurrency * 4
+        };
+        for ops in phase.chunks(wave) {
+            match &self.stopped {
+                Some(reason) => {
+                    for op in ops {
+                        result.failed += 1;
+                        result.entries.extend(skipped_entries(op, reason));
+                    }
+                }
+                None => self.apply_wave(ops, &mut result).await,
             }
-            return result;
         }
+        result
+    }
+
+    async fn apply_wave(&mut self, phase: &[Op], result: &mut PhaseResult) {
         let outcomes: Vec<OpResult> = if sequential(phase) {
             let mut outcomes = Vec::with_capacity(phase.len());
             for op in phase {
@@ -176,10 +204,24 @@ impl Applier {
             if let (Some(err), None) = (&outcome.fatal, &self.stopped) {
                 self.stopped = Some(format!("the target refused dirsync's credentials ({err})"));
             }
+            match &outcome.unavailable {
+                Some(err) => {
+                    self.unavailable_in_a_row += 1;
+                    if self.unavailable_in_a_row >= self.max_unavailable_in_a_row
+                        && self.stopped.is_none()
+                    {
+                        self.stopped = Some(format!(
+                            "the target stopped answering ({} calls in a row failed; the last: {err})",
+                            self.unavailable_in_a_row
+                        ));
+                    }
+                }
+                None if outcome.applied => self.unavailable_in_a_row = 0,
+                None => {}
+            }
             result.entries.extend(outcome.entries);
             merge(&mut result.mirror, outcome.mirror);
         }
-        result
     }
 
     fn resolve_users<'u>(
@@ -366,6 +408,9 @@ impl Applier {
                 if err.stops_the_run() {
                     out.fatal = Some(err.clone());
                 }
+                if matches!(err, TargetError::Unavailable(_)) {
+                    out.unavailable = Some(err.clone());
+                }
                 out.entries.push(failure_entry(op, None, err.to_string()));
             }
         }
@@ -412,6 +457,9 @@ impl Applier {
                     if err.stops_the_run() {
                         out.fatal = Some((*err).clone());
                     }
+                    if matches!(err, TargetError::Unavailable(_)) {
+                        out.unavailable = Some((*err).clone());
+                    }
                     out.entries
                         .push(failure_entry(op, Some(label), err.to_string()));
                 }
@@ -452,6 +500,18 @@ impl Applier {
         entries.append(&mut out.entries);
         out.entries = entries;
         out
+    }
+}
+
+/// The report lines for an operation that was not attempted: one per user for a membership batch.
+fn skipped_entries(op: &Op, reason: &str) -> Vec<ReportEntry> {
+    let message = format!("skipped: {reason}");
+    match op {
+        Op::AddMembers { users, .. } | Op::RemoveMembers { users, .. } => users
+            .iter()
+            .map(|user| failure_entry(op, Some(user), message.clone()))
+            .collect(),
+        _ => vec![failure_entry(op, None, message)],
     }
 }
 

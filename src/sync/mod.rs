@@ -63,6 +63,8 @@ pub struct SyncSettings {
     pub heartbeat_every: std::time::Duration,
     /// A running run not heard from for this long is taken to be dead (its process stopped).
     pub stale_after: chrono::Duration,
+    /// This many target calls failing in a row as unavailable stop the run's calls (an outage).
+    pub max_unavailable_in_a_row: usize,
 }
 
 impl Default for SyncSettings {
@@ -73,6 +75,7 @@ impl Default for SyncSettings {
             flush_every: 500,
             heartbeat_every: std::time::Duration::from_secs(15),
             stale_after: chrono::Duration::minutes(2),
+            max_unavailable_in_a_row: 20,
         }
     }
 }
@@ -467,7 +470,12 @@ impl Run<'_> {
         )
         .await;
 
-        let mut applier = Applier::new(target, &mirror, self.ctx.settings.target_concurrency);
+        let mut applier = Applier::new(
+            target,
+            &mirror,
+            self.ctx.settings.target_concurrency,
+            self.ctx.settings.max_unavailable_in_a_row,
+        );
         let total = plan.ops.len();
         let mut done = 0;
         self.progress.set("applying changes", done, total).await?;

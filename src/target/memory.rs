@@ -41,6 +41,8 @@ pub struct MemoryTargetState {
     pub failing_emails: HashSet<Email>,
     /// When set, every write fails as if the target were down.
     pub outage: bool,
+    /// When set, every write after this many fails: an outage that starts halfway.
+    pub outage_after: Option<usize>,
     next_id: u64,
 }
 
@@ -72,7 +74,7 @@ impl MemoryTargetState {
 
     fn write(&mut self, what: String) -> Result<(), TargetError> {
         self.writes.push(what);
-        if self.outage {
+        if self.outage || self.outage_after.is_some_and(|n| self.writes.len() > n) {
             Err(TargetError::Unavailable(
                 "the target is unavailable (simulated outage)".to_owned(),
             ))

@@ -906,3 +906,37 @@ async fn a_saved_refresh_token_replaces_the_last_one_and_is_kept_per_tenant(pool
     let err = unknown.save(&SecretString::from("x")).await.unwrap_err();
     assert!(err.to_string().contains("no tenant nobody"), "{err}");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn purging_drops_old_claimed_midnights_but_keeps_the_latest_the_schedule_reads(pool: PgPool) {
+    use chrono::{Duration, TimeZone, Utc};
+
+    let (store, acme) = store_with_tenant(pool.clone(), "acme").await;
+    let first = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap();
+    for day in 0..3 {
+        assert!(
+            store
+                .claim_midnight(&acme, first + Duration::days(day))
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        !store.claim_midnight(&acme, first).await.unwrap(),
+        "a midnight is claimed once"
+    );
+    let latest = first + Duration::days(2);
+    let baseline = store.schedule_baseline(&acme).await.unwrap();
+
+    store
+        .purge_runs_before(&acme, latest + Duration::days(30))
+        .await
+        .unwrap();
+    let left: Vec<chrono::DateTime<Utc>> =
+        sqlx::query_scalar("SELECT midnight FROM scheduled_midnights")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(left, vec![latest]);
+    assert_eq!(store.schedule_baseline(&acme).await.unwrap(), baseline);
+}

@@ -752,6 +752,16 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?
         .rows_affected();
+        // Claimed midnights older than the cutoff go too, except the latest: the schedule reads it.
+        sqlx::query(
+            "DELETE FROM scheduled_midnights m USING tenants t
+             WHERE m.tenant_id = t.id AND t.key = $1 AND m.midnight < $2
+               AND m.midnight < (SELECT max(midnight) FROM scheduled_midnights l WHERE l.tenant_id = t.id)",
+        )
+        .bind(tenant.as_str())
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await?;
         Ok(purged)
     }
 }

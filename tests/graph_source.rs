@@ -923,3 +923,41 @@ async fn the_demo_fixture_loads_and_serves_its_direct_users() {
     assert_eq!(display_name, "HR Taskforce");
     assert_eq!(members.len(), 2);
 }
+
+#[tokio::test]
+async fn progress_is_reported_as_each_group_is_read_not_only_at_the_end() {
+    let emulator = EntraEmulator::start(directory(tenant_with(
+        2500,
+        vec![
+            group(1, "First", (0..2500).map(user_id)),
+            group(2, "Second", (0..2500).map(user_id)),
+        ],
+    )))
+    .await
+    .expect("emulator");
+    let mut settings = settings(&emulator);
+    settings.concurrency = 1;
+    let source = source_with(settings);
+    let second_group_path = format!("/groups/{}/members", group_id(2));
+    // At each report: (groups reported so far, member requests made for the second group).
+    let reports = std::sync::Mutex::new(Vec::new());
+    let fetch = source
+        .fetch_groups_with_progress(&[oid(&group_id(1)), oid(&group_id(2))], &|| {
+            let second_reads = emulator
+                .requests()
+                .iter()
+                .filter(|r| r.path_and_query.contains(&second_group_path))
+                .count();
+            let mut reports = reports.lock().unwrap();
+            let n = reports.len() + 1;
+            reports.push((n, second_reads));
+        })
+        .await
+        .expect("a read");
+    assert_eq!(fetch.snapshot.groups.len(), 2);
+    assert_eq!(
+        reports.into_inner().unwrap(),
+        vec![(1, 0), (2, 3)],
+        "the first group is reported before the second is read"
+    );
+}

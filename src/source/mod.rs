@@ -73,6 +73,18 @@ pub trait DirectorySource: Send + Sync {
     /// Only a failure that makes every group unreadable is an `Err`.
     async fn fetch_groups(&self, groups: &[EntraObjectId]) -> Result<SourceFetch, SourceError>;
 
+    /// [`fetch_groups`](Self::fetch_groups), calling `group_read` as each group is read, so a
+    /// long read shows progress (R21). Sources that read all at once report at the end.
+    async fn fetch_groups_with_progress(
+        &self,
+        groups: &[EntraObjectId],
+        group_read: &(dyn Fn() + Send + Sync),
+    ) -> Result<SourceFetch, SourceError> {
+        let fetched = self.fetch_groups(groups).await;
+        groups.iter().for_each(|_| group_read());
+        fetched
+    }
+
     /// R22: each group's name and direct user member count, without reading the members.
     async fn count_members(&self, groups: &[EntraObjectId])
     -> Result<Vec<GroupCount>, SourceError>;

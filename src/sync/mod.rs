@@ -269,6 +269,11 @@ impl Progress {
         }
     }
 
+    /// One more group read from Entra; the keep-alive ticker records it.
+    fn group_read(&self) {
+        self.current.lock().expect("progress lock").done += 1;
+    }
+
     async fn set(&self, stage: &str, done: usize, total: usize) -> Result<(), StoreError> {
         let progress = RunProgress {
             stage: stage.to_owned(),
@@ -317,6 +322,7 @@ pub async fn dry_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Plan, Sync
         source.as_ref(),
         target.as_ref(),
         false,
+        &|| {},
     )
     .await
     .map_err(|failure| match failure {
@@ -344,6 +350,7 @@ async fn read_and_plan(
     source: &dyn DirectorySource,
     target: &dyn TargetAdapter,
     guard_lifted: bool,
+    group_read: &(dyn Fn() + Send + Sync),
 ) -> Result<(Plan, FetchStats, Mirror), ReadFailure> {
     let group_ids: Vec<_> = tenant
         .policy
@@ -352,7 +359,7 @@ async fn read_and_plan(
         .map(|g| g.entra_id.clone())
         .collect();
     let SourceFetch { snapshot, stats } = source
-        .fetch_groups(&group_ids)
+        .fetch_groups_with_progress(&group_ids, group_read)
         .await
         .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
     let mirror = store.load_mirror(&tenant.key).await?;
@@ -421,6 +428,7 @@ impl Run<'_> {
             source.as_ref(),
             target.as_ref(),
             guard_lifted,
+            &|| self.progress.group_read(),
         )
         .await
         {

@@ -455,16 +455,26 @@ fn all_refused<T>(reads: &[Result<T, String>]) -> Option<SourceError> {
 impl DirectorySource for GraphSource {
     #[instrument(skip_all, fields(tenant = %self.sign_in.tenant_id, groups = groups.len()), err)]
     async fn fetch_groups(&self, groups: &[EntraObjectId]) -> Result<SourceFetch, SourceError> {
+        self.fetch_groups_with_progress(groups, &|| {}).await
+    }
+
+    async fn fetch_groups_with_progress(
+        &self,
+        groups: &[EntraObjectId],
+        group_read: &(dyn Fn() + Send + Sync),
+    ) -> Result<SourceFetch, SourceError> {
         // Sign in first: a token failure stops the whole read with one clear sentence.
         self.token().await?;
         let stats = StatsCounter::default();
         let reads = groups.iter().map(|id| {
             let stats = &stats;
             async move {
-                match self.fetch_one(id, stats).await {
+                let read = match self.fetch_one(id, stats).await {
                     GroupRead::Outcome(outcome) => Ok(outcome),
                     GroupRead::Refused(reason) => Err(reason),
-                }
+                };
+                group_read();
+                read
             }
         });
         let reads: Vec<Result<GroupOutcome, String>> =

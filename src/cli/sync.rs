@@ -43,6 +43,9 @@ async fn tenant_and_graph(
         .tenant(key)
         .await?
         .with_context(|| format!("no tenant with key {key:?} (see `dirsync tenant list`)"))?;
+    // The check reads the tenant's own source settings: `env:` references resolved, as in a run.
+    let tenant = crate::connect::resolved(&tenant)
+        .map_err(|problem| anyhow::anyhow!("tenant {key}: {problem}"))?;
     let graph = graph_connector(settings)?.context(
         "Microsoft Graph is not configured: set [graph] client_id and credential in the service \
          settings (or DIRSYNC__GRAPH__CLIENT_ID …)",

@@ -59,6 +59,8 @@ pub(super) async fn connect_highq(
         .await?
         .with_context(|| format!("no tenant with key {key:?} (see `dirsync tenant list`)"))?;
     let tokens = PgTokenStore::new(store.pool().clone(), key.clone(), "highq");
+    let tenant = crate::connect::resolved(&tenant)
+        .map_err(|problem| anyhow::anyhow!("tenant {key}: {problem}"))?;
     let adapter = HighQAdapter::from_tenant_target(&tenant.target, Arc::new(tokens))
         .with_context(|| format!("tenant {key}: [tenant.target]"))?;
     adapter

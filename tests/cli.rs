@@ -221,6 +221,10 @@ async fn check_prints_each_groups_name_direct_user_count_and_flags_a_deleted_and
         "{text}"
     );
     assert_eq!(row(&text, GONE), [GONE, "deleted"], "{text}");
+    assert!(
+        text.contains("target    FAILED: target kind \"\" is not supported"),
+        "the tenant has no target configured: {text}"
+    );
     let counts: Vec<_> = entra
         .requests()
         .into_iter()
@@ -304,6 +308,18 @@ async fn preview_prints_group_counts_and_how_many_users_a_sync_would_create_adop
     )
     .await;
     assert!(connected.status.success(), "{}", stderr(&connected));
+    let checked = dirsync(&url, Some(&settings), &["check", "--tenant", "acme"]).await;
+    assert!(
+        stdout(&checked).contains("target    highq ok"),
+        "{}{}",
+        stdout(&checked),
+        stderr(&checked)
+    );
+    assert_eq!(
+        checked.status.code(),
+        Some(0),
+        "Entra and HighQ both answer"
+    );
     let first = dirsync(&url, Some(&settings), &["sync", "--tenant", "acme"]).await;
     assert!(
         stdout(&first)

@@ -65,14 +65,41 @@ async fn check_tenant(graph: &GraphConnector, tenant: &Tenant) -> CheckReport {
 
 pub(super) async fn check(settings: &Settings, tenant: &str) -> anyhow::Result<ExitCode> {
     let key = TenantKey::parse(tenant)?;
-    let (_, tenant, graph) = tenant_and_graph(settings, &key).await?;
+    let (store, tenant, graph) = tenant_and_graph(settings, &key).await?;
     let report = check_tenant(&graph, &tenant).await;
     print!("{report}");
-    Ok(if report.is_ok() {
+    let ctx = sync_context(settings, store, Some(graph));
+    let target_ok = check_target(&ctx, &tenant).await;
+    Ok(if report.is_ok() && target_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Connects to the tenant's target and looks up one address that cannot exist: the sign-in and
+/// the API answer, or the sentence saying why not. Changes nothing.
+async fn check_target(ctx: &crate::sync::SyncContext, tenant: &Tenant) -> bool {
+    let probe = crate::domain::Email::parse("dirsync-connection-check@invalid.example")
+        .expect("a valid address");
+    let outcome = match ctx.connector.target(tenant).await {
+        Ok(target) => target
+            .find_users_by_email(std::slice::from_ref(&probe))
+            .await
+            .map(|_| target.kind())
+            .map_err(|err| format!("{} answered: {err}", target.kind())),
+        Err(problem) => Err(problem),
+    };
+    match outcome {
+        Ok(kind) => {
+            println!("target    {kind} ok");
+            true
+        }
+        Err(problem) => {
+            println!("target    FAILED: {problem}");
+            false
+        }
+    }
 }
 
 /// R22: the per-group counts of `check`, then the counts of a dry run.

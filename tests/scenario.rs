@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::counting::CountingTarget;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -19,8 +21,8 @@ use dirsync::sync::{FixedConnector, RunOutcome, SyncContext, SyncSettings, run_s
 use dirsync::tenant::{Retention, Tenant};
 use sqlx::PgPool;
 use support::world::{
-    CountingTarget, DirectoryDriver, EntraDriver, HighQWorld, ManualUser, MemoryDriver,
-    MemoryWorld, ScimWorld, TargetWorld, View,
+    DirectoryDriver, EntraDriver, HighQWorld, ManualUser, MemoryDriver, MemoryWorld, ScimWorld,
+    TargetWorld, View,
 };
 
 const SALES: u128 = 0x5a1e5;

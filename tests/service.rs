@@ -1,6 +1,8 @@
 //! `dirsync serve` as a whole: the HTTP API against the Entra and HighQ emulators, two replicas
 //! at a simulated midnight, a killed run, and a graceful shutdown.
 
+mod support;
+
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +30,7 @@ use dirsync::tenant::{Retention, Tenant};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::counting::CountingTarget;
 use tokio::sync::{broadcast, watch};
 
 const ENTRA_TENANT: &str = "6babcaad-604b-40ac-a9d7-9fd97c0b779f";
@@ -565,119 +568,6 @@ async fn r20_two_replicas_at_a_simulated_midnight_run_each_of_20_tenants_exactly
     }
 }
 
-/// A target whose writes block after the first `allowed`, until the test lets them through.
-struct StallingTarget {
-    inner: MemoryTarget,
-    allowed: Mutex<usize>,
-    stalled: tokio::sync::Notify,
-}
-
-impl StallingTarget {
-    async fn gate(&self) {
-        let stall = {
-            let mut allowed = self.allowed.lock().unwrap();
-            if *allowed == 0 {
-                true
-            } else {
-                *allowed -= 1;
-                false
-            }
-        };
-        if stall {
-            self.stalled.notify_one();
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-#[async_trait]
-impl TargetAdapter for StallingTarget {
-    fn kind(&self) -> &'static str {
-        "stalling"
-    }
-    async fn find_users_by_email(
-        &self,
-        emails: &[dirsync::domain::Email],
-    ) -> Result<Vec<dirsync::plan::TargetUser>, dirsync::target::TargetError> {
-        self.inner.find_users_by_email(emails).await
-    }
-    async fn create_user(
-        &self,
-        id: &EntraObjectId,
-        state: &dirsync::plan::UserState,
-    ) -> Result<dirsync::domain::TargetUserId, dirsync::target::TargetError> {
-        self.gate().await;
-        self.inner.create_user(id, state).await
-    }
-    async fn adopt_user(
-        &self,
-        id: &dirsync::domain::TargetUserId,
-        e: &EntraObjectId,
-        state: &dirsync::plan::UserState,
-    ) -> Result<(), dirsync::target::TargetError> {
-        self.gate().await;
-        self.inner.adopt_user(id, e, state).await
-    }
-    async fn update_user(
-        &self,
-        id: &dirsync::domain::TargetUserId,
-        c: &[dirsync::plan::FieldChange],
-        state: &dirsync::plan::UserState,
-    ) -> Result<(), dirsync::target::TargetError> {
-        self.gate().await;
-        self.inner.update_user(id, c, state).await
-    }
-    async fn set_user_status(
-        &self,
-        id: &dirsync::domain::TargetUserId,
-        status: dirsync::domain::UserStatus,
-    ) -> Result<(), dirsync::target::TargetError> {
-        self.gate().await;
-        self.inner.set_user_status(id, status).await
-    }
-    async fn create_group(
-        &self,
-        key: &dirsync::plan::GroupKey,
-        name: &str,
-    ) -> Result<dirsync::domain::TargetGroupId, dirsync::target::TargetError> {
-        self.gate().await;
-        self.inner.create_group(key, name).await
-    }
-    async fn rename_group(
-        &self,
-        id: &dirsync::domain::TargetGroupId,
-        key: &dirsync::plan::GroupKey,
-        name: &str,
-    ) -> Result<(), dirsync::target::TargetError> {
-        self.gate().await;
-        self.inner.rename_group(id, key, name).await
-    }
-    async fn convert_to_system_group(
-        &self,
-        id: &dirsync::domain::TargetGroupId,
-        name: &str,
-    ) -> Result<(), dirsync::target::TargetError> {
-        self.gate().await;
-        self.inner.convert_to_system_group(id, name).await
-    }
-    async fn add_members(
-        &self,
-        g: &dirsync::domain::TargetGroupId,
-        u: &[dirsync::domain::TargetUserId],
-    ) -> dirsync::target::MembershipOutcome {
-        self.gate().await;
-        self.inner.add_members(g, u).await
-    }
-    async fn remove_members(
-        &self,
-        g: &dirsync::domain::TargetGroupId,
-        u: &[dirsync::domain::TargetUserId],
-    ) -> dirsync::target::MembershipOutcome {
-        self.gate().await;
-        self.inner.remove_members(g, u).await
-    }
-}
-
 #[sqlx::test(migrations = "./migrations")]
 async fn a_run_killed_midway_does_not_block_the_next_and_its_partial_report_stays_readable(
     pool: PgPool,
@@ -686,11 +576,7 @@ async fn a_run_killed_midway_does_not_block_the_next_and_its_partial_report_stay
     let store = Arc::new(PgStore::new(pool));
     store.upsert_tenant(&tenants[0]).await.unwrap();
     let key = tenants[0].key.clone();
-    let stalling = Arc::new(StallingTarget {
-        inner: MemoryTarget::new(),
-        allowed: Mutex::new(2),
-        stalled: tokio::sync::Notify::new(),
-    });
+    let stalling = Arc::new(CountingTarget::new(Arc::new(MemoryTarget::new())).stalling_after(2));
     let settings = SyncSettings {
         flush_every: 1,
         target_concurrency: 1,
@@ -717,7 +603,7 @@ async fn a_run_killed_midway_does_not_block_the_next_and_its_partial_report_stay
         panic!("a run should start");
     };
     let killed = pending.id();
-    let stalled = stalling.stalled.notified();
+    let stalled = stalling.stalled();
     let task = tokio::spawn(pending.execute());
     stalled.await;
     task.abort();
@@ -728,7 +614,7 @@ async fn a_run_killed_midway_does_not_block_the_next_and_its_partial_report_stay
     );
 
     // The next run is not blocked: the dead one is closed as interrupted first.
-    *stalling.allowed.lock().unwrap() = usize::MAX;
+    stalling.release();
     let next = run_sync(&ctx, &key, Trigger::manual("test"), RunOptions::default())
         .await
         .unwrap();

@@ -1,4 +1,5 @@
 //! Shared helpers for the integration tests.
 
+pub mod counting;
 pub mod scim_server;
 pub mod world;

@@ -11,26 +11,24 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dirsync::domain::{
-    Email, EntraObjectId, GroupKind, Role, TargetGroupId, TargetUserId, UserStatus,
-};
+use dirsync::domain::{Email, EntraObjectId, GroupKind, Role, TargetUserId, UserStatus};
 use dirsync::emulator::entra::{
     AppRegistration, Directory, EntraEmulator, Fault, FaultPlan, FaultRule, FaultTrigger, Group,
     TenantDirectory,
 };
 use dirsync::emulator::highq::{HighQEmulator, HighQSeed};
-use dirsync::plan::{EntraUser, FieldChange, GroupKey, TargetUser, UserFields, UserState};
+use dirsync::plan::{EntraUser, UserFields};
 use dirsync::source::DirectorySource;
 use dirsync::source::graph::{CredentialSettings, GraphConnector, GraphSettings};
 use dirsync::source::memory::{MemoryDirectory, MemorySource};
+use dirsync::target::TargetAdapter;
 use dirsync::target::highq::{HighQAdapter, HighQConfig, MemoryTokenStore};
 use dirsync::target::memory::MemoryTarget;
 use dirsync::target::scim::{ScimAdapter, wire};
-use dirsync::target::{MembershipOutcome, TargetAdapter, TargetError};
 use dirsync::tenant::Tenant;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -708,129 +706,5 @@ impl TargetWorld for ScimWorld {
 
     fn has_archived(&self) -> bool {
         false
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Counting writes
-// ---------------------------------------------------------------------------------------------
-
-/// A `TargetAdapter` decorator that records every write call the engine makes (whether or not
-/// it succeeds), so "no change in Entra means zero target writes" holds for every target, also
-/// those that keep no change log of their own.
-pub struct CountingTarget {
-    inner: Arc<dyn TargetAdapter>,
-    writes: Mutex<Vec<String>>,
-}
-
-impl CountingTarget {
-    pub fn new(inner: Arc<dyn TargetAdapter>) -> Self {
-        Self {
-            inner,
-            writes: Mutex::new(Vec::new()),
-        }
-    }
-
-    pub fn writes(&self) -> Vec<String> {
-        self.writes.lock().unwrap().clone()
-    }
-
-    pub fn count(&self) -> usize {
-        self.writes.lock().unwrap().len()
-    }
-
-    fn record(&self, call: String) {
-        self.writes.lock().unwrap().push(call);
-    }
-}
-
-#[async_trait]
-impl TargetAdapter for CountingTarget {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
-    async fn find_users_by_email(&self, emails: &[Email]) -> Result<Vec<TargetUser>, TargetError> {
-        self.inner.find_users_by_email(emails).await
-    }
-
-    async fn create_user(
-        &self,
-        entra_id: &EntraObjectId,
-        state: &UserState,
-    ) -> Result<TargetUserId, TargetError> {
-        self.record(format!("create user {}", state.fields.email));
-        self.inner.create_user(entra_id, state).await
-    }
-
-    async fn adopt_user(
-        &self,
-        id: &TargetUserId,
-        entra_id: &EntraObjectId,
-        state: &UserState,
-    ) -> Result<(), TargetError> {
-        self.record(format!("adopt user {id} as {}", state.fields.email));
-        self.inner.adopt_user(id, entra_id, state).await
-    }
-
-    async fn update_user(
-        &self,
-        id: &TargetUserId,
-        changes: &[FieldChange],
-        state: &UserState,
-    ) -> Result<(), TargetError> {
-        self.record(format!("update user {id}: {changes:?}"));
-        self.inner.update_user(id, changes, state).await
-    }
-
-    async fn set_user_status(
-        &self,
-        id: &TargetUserId,
-        status: UserStatus,
-    ) -> Result<(), TargetError> {
-        self.record(format!("set status of {id} to {status}"));
-        self.inner.set_user_status(id, status).await
-    }
-
-    async fn create_group(&self, key: &GroupKey, name: &str) -> Result<TargetGroupId, TargetError> {
-        self.record(format!("create group {name}"));
-        self.inner.create_group(key, name).await
-    }
-
-    async fn rename_group(
-        &self,
-        id: &TargetGroupId,
-        key: &GroupKey,
-        name: &str,
-    ) -> Result<(), TargetError> {
-        self.record(format!("rename group {id} to {name}"));
-        self.inner.rename_group(id, key, name).await
-    }
-
-    async fn convert_to_system_group(
-        &self,
-        id: &TargetGroupId,
-        new_name: &str,
-    ) -> Result<(), TargetError> {
-        self.record(format!("convert group {id} to {new_name}"));
-        self.inner.convert_to_system_group(id, new_name).await
-    }
-
-    async fn add_members(
-        &self,
-        group: &TargetGroupId,
-        users: &[TargetUserId],
-    ) -> MembershipOutcome {
-        self.record(format!("add {} members to {group}", users.len()));
-        self.inner.add_members(group, users).await
-    }
-
-    async fn remove_members(
-        &self,
-        group: &TargetGroupId,
-        users: &[TargetUserId],
-    ) -> MembershipOutcome {
-        self.record(format!("remove {} members from {group}", users.len()));
-        self.inner.remove_members(group, users).await
     }
 }

@@ -1,0 +1,171 @@
+//! A recording (and optionally stalling) decorator around any `TargetAdapter`, for tests.
+// Each test binary uses part of the shared support.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use dirsync::domain::{Email, EntraObjectId, TargetGroupId, TargetUserId, UserStatus};
+use dirsync::plan::{FieldChange, GroupKey, TargetUser, UserState};
+use dirsync::target::{MembershipOutcome, TargetAdapter, TargetError};
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+
+/// A `TargetAdapter` decorator that records every write call the engine makes (whether or not
+/// it succeeds), so "no change in Entra means zero target writes" holds for every target, also
+/// those that keep no change log of their own. It can also stall every write after a quota,
+/// to hold a run in the middle of applying for as long as a test needs.
+pub struct CountingTarget {
+    inner: Arc<dyn TargetAdapter>,
+    writes: Mutex<Vec<String>>,
+    /// Writes still allowed before the next one stalls; `None` for no limit.
+    allowed: Mutex<Option<usize>>,
+    stalled: Notify,
+}
+
+impl CountingTarget {
+    pub fn new(inner: Arc<dyn TargetAdapter>) -> Self {
+        Self {
+            inner,
+            writes: Mutex::new(Vec::new()),
+            allowed: Mutex::new(None),
+            stalled: Notify::new(),
+        }
+    }
+
+    /// Lets `writes` more writes through, then stalls every later one (never completes).
+    pub fn stalling_after(self, writes: usize) -> Self {
+        *self.allowed.lock().unwrap() = Some(writes);
+        self
+    }
+
+    /// Lifts the stall for writes made from now on.
+    pub fn release(&self) {
+        *self.allowed.lock().unwrap() = None;
+    }
+
+    /// Resolves once a write has stalled (register before the write happens).
+    pub fn stalled(&self) -> Notified<'_> {
+        self.stalled.notified()
+    }
+
+    pub fn writes(&self) -> Vec<String> {
+        self.writes.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.writes.lock().unwrap().len()
+    }
+
+    async fn record(&self, call: String) {
+        self.writes.lock().unwrap().push(call);
+        let stall = match &mut *self.allowed.lock().unwrap() {
+            Some(0) => true,
+            Some(left) => {
+                *left -= 1;
+                false
+            }
+            None => false,
+        };
+        if stall {
+            self.stalled.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[async_trait]
+impl TargetAdapter for CountingTarget {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    async fn find_users_by_email(&self, emails: &[Email]) -> Result<Vec<TargetUser>, TargetError> {
+        self.inner.find_users_by_email(emails).await
+    }
+
+    async fn create_user(
+        &self,
+        entra_id: &EntraObjectId,
+        state: &UserState,
+    ) -> Result<TargetUserId, TargetError> {
+        self.record(format!("create user {}", state.fields.email))
+            .await;
+        self.inner.create_user(entra_id, state).await
+    }
+
+    async fn adopt_user(
+        &self,
+        id: &TargetUserId,
+        entra_id: &EntraObjectId,
+        state: &UserState,
+    ) -> Result<(), TargetError> {
+        self.record(format!("adopt user {id} as {}", state.fields.email))
+            .await;
+        self.inner.adopt_user(id, entra_id, state).await
+    }
+
+    async fn update_user(
+        &self,
+        id: &TargetUserId,
+        changes: &[FieldChange],
+        state: &UserState,
+    ) -> Result<(), TargetError> {
+        self.record(format!("update user {id}: {changes:?}")).await;
+        self.inner.update_user(id, changes, state).await
+    }
+
+    async fn set_user_status(
+        &self,
+        id: &TargetUserId,
+        status: UserStatus,
+    ) -> Result<(), TargetError> {
+        self.record(format!("set status of {id} to {status}")).await;
+        self.inner.set_user_status(id, status).await
+    }
+
+    async fn create_group(&self, key: &GroupKey, name: &str) -> Result<TargetGroupId, TargetError> {
+        self.record(format!("create group {name}")).await;
+        self.inner.create_group(key, name).await
+    }
+
+    async fn rename_group(
+        &self,
+        id: &TargetGroupId,
+        key: &GroupKey,
+        name: &str,
+    ) -> Result<(), TargetError> {
+        self.record(format!("rename group {id} to {name}")).await;
+        self.inner.rename_group(id, key, name).await
+    }
+
+    async fn convert_to_system_group(
+        &self,
+        id: &TargetGroupId,
+        new_name: &str,
+    ) -> Result<(), TargetError> {
+        self.record(format!("convert group {id} to {new_name}"))
+            .await;
+        self.inner.convert_to_system_group(id, new_name).await
+    }
+
+    async fn add_members(
+        &self,
+        group: &TargetGroupId,
+        users: &[TargetUserId],
+    ) -> MembershipOutcome {
+        self.record(format!("add {} members to {group}", users.len()))
+            .await;
+        self.inner.add_members(group, users).await
+    }
+
+    async fn remove_members(
+        &self,
+        group: &TargetGroupId,
+        users: &[TargetUserId],
+    ) -> MembershipOutcome {
+        self.record(format!("remove {} members from {group}", users.len()))
+            .await;
+        self.inner.remove_members(group, users).await
+    }
+}

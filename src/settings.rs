@@ -22,6 +22,7 @@ use crate::source::graph::{GraphConnector, GraphSettings};
 use crate::store::PgStore;
 use crate::sync::SyncSettings;
 
+pub(crate) use strict::closest as closest_name;
 pub use strict::{LoadedSettings, Origin, SettingProblem, SettingsError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

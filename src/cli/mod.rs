@@ -109,7 +109,15 @@ enum ConfigCommand {
 #[derive(Debug, Subcommand)]
 enum TenantCommand {
     /// Create or update the tenants in a TOML file (see config/tenants.example.toml).
-    Apply { file: PathBuf },
+    ///
+    /// Exit code 0 when every tenant is valid and stored (and, with --check-connection, every
+    /// check passed), 1 otherwise; an invalid file stores nothing.
+    Apply {
+        file: PathBuf,
+        /// Then test each tenant's connections at once, as `dirsync check` does.
+        #[arg(long)]
+        check_connection: bool,
+    },
     /// List the configured tenants.
     List,
     /// Connect a tenant to HighQ: exchange the authorization code an admin's consent produced
@@ -181,8 +189,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tenant {
-            command: TenantCommand::Apply { file },
-        } => tenant::apply(&settings, &file).await,
+            command:
+                TenantCommand::Apply {
+                    file,
+                    check_connection,
+                },
+        } => tenant::apply(&settings, &file, check_connection).await,
         Command::Tenant {
             command: TenantCommand::List,
         } => tenant::list(&settings).await,

@@ -128,6 +128,16 @@ impl<'a> Planner<'a> {
 
     fn run(mut self) -> Plan {
         let input = self.input;
+        if input.policy.selected_groups.is_empty() {
+            self.notes.push(Note {
+                subject: Subject::Run,
+                severity: Severity::Warning,
+                message:
+                    "no group is selected for this tenant (its configuration confirms it), so \
+                          this run syncs nobody; groups synced before become system groups"
+                        .to_owned(),
+            });
+        }
         let (visible, frozen_groups, conversions) = self.classify_groups();
 
         // Every user seen in a readable group, once, in a stable order.

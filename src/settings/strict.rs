@@ -211,7 +211,7 @@ fn leaf_keys(value: Option<&Value>, key: String, out: &mut Vec<String>) {
 }
 
 /// The known name closest to `unknown`, when one is close enough to be a typo of it.
-fn closest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))

@@ -21,8 +21,17 @@ pub(crate) struct DesiredFields {
     pub warnings: Vec<String>,
 }
 
+/// The value, trimmed, unless nothing of it would show: empty, white space, or only invisible
+/// characters (a name of zero-width spaces is no name).
 fn non_blank(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    let shows = |c: char| {
+        !(c.is_whitespace() || c.is_control() || c.general_category() == GeneralCategory::Format)
+    };
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| v.chars().any(shows))
 }
 
 /// R5: `mail`, or the user principal name when `mail` is empty and the UPN is an email address.
@@ -119,6 +128,29 @@ pub(crate) fn desired_fields(user: &EntraUser) -> Result<DesiredFields, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn r05_names_of_invisible_characters_fall_back_to_the_display_name() {
+        let user = EntraUser {
+            given_name: Some("\u{200b}\u{200b}".to_owned()),
+            surname: Some("\u{feff} ".to_owned()),
+            display_name: Some("Jane Doe".to_owned()),
+            mail: Some("jane@contoso.com".to_owned()),
+            ..EntraUser::default()
+        };
+        let desired = desired_fields(&user).unwrap();
+        assert_eq!(
+            (
+                desired.fields.first_name.as_str(),
+                desired.fields.last_name.as_str()
+            ),
+            ("Jane", "Doe")
+        );
+        assert_eq!(
+            desired.warnings,
+            ["givenName and surname are empty in Entra; taken from displayName \"Jane Doe\""]
+        );
+    }
 
     #[test]
     fn truncation_never_splits_a_character() {

@@ -349,18 +349,18 @@ impl GraphSource {
             let page: GraphPage<serde_json::Value> =
                 serde_json::from_slice(&body).map_err(|e| {
                     failed(format!(
-                        "page {page_number} of the group's members is not the JSON Graph sends ({e}); nothing in the group was changed"
+                        "page {page_number} of the group's members is not the JSON Graph sends ({e})"
                     ))
                 })?;
             let Some(entries) = page.value else {
                 return Err(failed(format!(
-                    "page {page_number} of the group's members has no \"value\" list; nothing in the group was changed"
+                    "page {page_number} of the group's members has no \"value\" list"
                 )));
             };
             for entry in entries {
                 let entry = wire::member_entry(entry).map_err(|problem| {
                     failed(format!(
-                        "page {page_number} of the group's members: {problem}; nothing in the group was changed"
+                        "page {page_number} of the group's members: {problem}"
                     ))
                 })?;
                 let (user, cleaned) = match entry {
@@ -376,9 +376,13 @@ impl GraphSource {
                 match listed.get_mut(&user.id) {
                     Some((first_page, index, count)) => {
                         if members[*index] != user {
+                            let pages = if *first_page == page_number {
+                                format!("on page {page_number}")
+                            } else {
+                                format!("on pages {first_page} and {page_number}")
+                            };
                             return Err(failed(format!(
-                                "user {} is listed twice with different data (pages {first_page} and \
-                                 {page_number}); nothing in the group was changed",
+                                "user {} is listed twice with different data ({pages})",
                                 user.id
                             )));
                         }
@@ -404,8 +408,14 @@ impl GraphSource {
                 Some(next) if self.same_origin(&next) => url = next,
                 Some(next) => {
                     return Err(failed(format!(
-                        "page {page_number} links to {:?}, which is not on the Graph host; reading stopped",
-                        wire::truncate(&next, 200)
+                        "page {page_number} links to {:?}, outside Graph's {}; reading stopped and \
+                         nothing was sent there",
+                        wire::truncate(&next, 200),
+                        self.connector
+                            .settings
+                            .graph_base_url
+                            .origin()
+                            .ascii_serialization()
                     )));
                 }
                 None => break,

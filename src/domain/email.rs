@@ -17,10 +17,8 @@ pub enum EmailError {
         "{text:?} contains the invisible character U+{code:04X}, which would make it look like another address"
     )]
     InvisibleCharacter { text: String, code: u32 },
-    #[error(
-        "the email address is {0} bytes long; at most {MAX_EMAIL_BYTES} are allowed (RFC 5321)"
-    )]
-    TooLong(usize),
+    #[error("{start:?}… is {bytes} bytes long; at most {MAX_EMAIL_BYTES} are allowed (RFC 5321)")]
+    TooLong { start: String, bytes: usize },
     #[error(
         "{text:?} has a local part (before '@') of {bytes} bytes; at most {MAX_LOCAL_PART_BYTES} are allowed (RFC 5321)"
     )]
@@ -65,7 +63,10 @@ impl Email {
             return Err(EmailError::Empty);
         }
         if text.len() > MAX_EMAIL_BYTES {
-            return Err(EmailError::TooLong(text.len()));
+            return Err(EmailError::TooLong {
+                start: text.chars().take(32).collect(),
+                bytes: text.len(),
+            });
         }
         if let Some(c) = text.chars().find(|c| unusable(*c)) {
             return Err(if c.is_whitespace() || c.is_control() {
@@ -239,7 +240,14 @@ mod tests {
             Err(EmailError::LocalPartTooLong { bytes: 65, .. })
         ));
         let long = format!("jane@{}.com", "d".repeat(300));
-        assert_eq!(Email::parse(&long), Err(EmailError::TooLong(long.len())));
+        assert_eq!(
+            Email::parse(&long).unwrap_err().to_string(),
+            format!(
+                "\"jane@{}\"… is {} bytes long; at most 254 are allowed (RFC 5321)",
+                "d".repeat(27),
+                long.len()
+            )
+        );
         assert!(Email::parse(&format!("{}@contoso.com", "a".repeat(64))).is_ok());
     }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::MAX_GROUP_MEMBERS;
-use super::fields::{DesiredFields, desired_fields, usable_email};
+use super::fields::{DesiredFields, desired_fields, non_blank, usable_email, visible};
 use super::model::*;
 use crate::domain::{Email, EntraObjectId, Role, TargetUserId, UserStatus};
 
@@ -388,17 +388,33 @@ impl<'a> Planner<'a> {
                     display_name,
                     members,
                 } => {
-                    let mut name = display_name.trim().to_owned();
-                    if name.is_empty() {
-                        name = selected.entra_id.to_string();
-                        self.group_note(
-                            &selected.entra_id,
-                            &name,
-                            Severity::Warning,
-                            "the group has no display name in Entra; its ID is used as its name"
-                                .to_owned(),
-                        );
-                    }
+                    let name = match (non_blank(&Some(display_name.to_owned())), existing) {
+                        (Some(name), _) => name.to_owned(),
+                        // A name Entra lost is not a rename (R3): the synced group keeps its own.
+                        (None, Some(old)) => {
+                            self.group_note(
+                                &selected.entra_id,
+                                &old.name,
+                                Severity::Warning,
+                                format!(
+                                    "the group has no display name in Entra; it keeps its name {:?}",
+                                    old.name
+                                ),
+                            );
+                            old.name.clone()
+                        }
+                        (None, None) => {
+                            let name = selected.entra_id.to_string();
+                            self.group_note(
+                                &selected.entra_id,
+                                &name,
+                                Severity::Warning,
+                                "the group has no display name in Entra; its ID is used as its name"
+                                    .to_owned(),
+                            );
+                            name
+                        }
+                    };
                     let mut unique = HashSet::new();
                     let members: Vec<&EntraUser> =
                         members.iter().filter(|u| unique.insert(&u.id)).collect();
@@ -858,8 +874,8 @@ fn raw_label(user: &EntraUser, mirrored: Option<&MirrorUser>) -> UserLabel {
         });
     UserLabel {
         entra_id: user.id.clone(),
-        email,
-        name,
+        email: visible(&email),
+        name: visible(&name),
     }
 }
 

@@ -21,13 +21,43 @@ pub(crate) struct DesiredFields {
     pub warnings: Vec<String>,
 }
 
+/// How many characters of an Entra value a message quotes.
+const QUOTED_CHARS: usize = 80;
+
+/// `text` quoted for a message; a long one is cut and its length said, so a report line does
+/// not repeat a 10,000-character value.
+pub(crate) fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((at, _)) => format!("{:?}… ({} characters)", &text[..at], text.chars().count()),
+        None => format!("{text:?}"),
+    }
+}
+
+/// Whether a character would show: not white space, a control or an invisible format
+/// character (a zero-width space, a bidirectional override, the BOM).
+pub(crate) fn shows(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    !(c.is_whitespace() || c.is_control() || c.general_category() == GeneralCategory::Format)
+}
+
+/// `text` with every character that would not show (but a space) written as its `\u{…}`
+/// escape, so a report shows what Entra holds: an address with a zero-width space or a
+/// right-to-left override cannot pass for another. At most [`MAX_FIELD_CHARS`] are kept.
+pub(crate) fn visible(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(MAX_FIELD_CHARS) {
+        if shows(c) || c == ' ' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_unicode());
+        }
+    }
+    out
+}
+
 /// The value, trimmed, unless nothing of it would show: empty, white space, or only invisible
 /// characters (a name of zero-width spaces is no name).
-fn non_blank(value: &Option<String>) -> Option<&str> {
-    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
-    let shows = |c: char| {
-        !(c.is_whitespace() || c.is_control() || c.general_category() == GeneralCategory::Format)
-    };
+pub(crate) fn non_blank(value: &Option<String>) -> Option<&str> {
     value
         .as_deref()
         .map(str::trim)
@@ -94,12 +124,13 @@ pub(crate) fn desired_fields(user: &EntraUser) -> Result<DesiredFields, String> 
             let first = given.unwrap_or(first_word).to_owned();
             let last = surname.unwrap_or(rest).to_owned();
             warnings.push(format!(
-                "{} empty in Entra; taken from displayName {display:?}",
+                "{} empty in Entra; taken from displayName {}",
                 match (given, surname) {
                     (None, None) => "givenName and surname are",
                     (None, Some(_)) => "givenName is",
                     _ => "surname is",
-                }
+                },
+                quoted(display)
             ));
             (first, last)
         }
@@ -149,6 +180,20 @@ mod tests {
         assert_eq!(
             desired.warnings,
             ["givenName and surname are empty in Entra; taken from displayName \"Jane Doe\""]
+        );
+    }
+
+    #[test]
+    fn report_labels_show_invisible_characters_and_quote_long_values_briefly() {
+        assert_eq!(
+            visible("ali\u{200b}ce@x.com\u{202e} ok"),
+            "ali\\u{200b}ce@x.com\\u{202e} ok"
+        );
+        assert_eq!(visible(&"x".repeat(600)).len(), MAX_FIELD_CHARS);
+        assert_eq!(quoted("Jane Doe"), "\"Jane Doe\"");
+        assert_eq!(
+            quoted(&"D".repeat(10_000)),
+            format!("\"{}\"… (10000 characters)", "D".repeat(80))
         );
     }
 

@@ -1,7 +1,7 @@
 //! The planning algorithm: classify groups, validate users, derive roles, statuses and
 //! memberships, then lay the operations out in an order the target can follow.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::MAX_GROUP_MEMBERS;
 use super::fields::{DesiredFields, desired_fields, non_blank, usable_email, visible};
@@ -19,7 +19,9 @@ pub fn emails_to_look_up(
         policy.selected_groups.iter().map(|g| &g.entra_id).collect();
     let mirrored: HashMap<&EntraObjectId, &MirrorUser> =
         mirror.users.iter().map(|u| (&u.entra_id, u)).collect();
-    let mut emails = BTreeSet::new();
+    // One look-up per identity, in Entra's spelling: a target that folds only ASCII case
+    // still finds `Émile@` when asked for `Émile@`.
+    let mut emails: BTreeMap<String, Email> = BTreeMap::new();
     for fetch in snapshot
         .groups
         .iter()
@@ -38,15 +40,12 @@ pub fn emails_to_look_up(
             match mirrored.get(&user.id) {
                 Some(synced) if synced.state.fields.email.same_spelling(&email) => {}
                 _ => {
-                    emails.insert(email.normalized());
+                    emails.entry(email.normalized()).or_insert(email);
                 }
             }
         }
     }
-    emails
-        .into_iter()
-        .filter_map(|e| Email::parse(&e).ok())
-        .collect()
+    emails.into_values().collect()
 }
 
 /// A selected group whose members were read this run.

@@ -433,6 +433,17 @@ const CASES: &[Case] = &[
         effect: "the hand-made group is untouched; nothing else changes",
     },
     Case {
+        test: "in_highq_a_user_made_by_hand_with_an_accented_email_is_adopted",
+        input: "A user made by hand in HighQ as `Émile.Zola@contoso.com`, the same address in Entra",
+        status: "succeeded",
+        lines: &[
+            "adopted Émile.Zola@contoso.com (Émile Zola) — an existing target user with this email is now managed by dirsync",
+            "updated Émile.Zola@contoso.com (Émile Zola) first name Emile → Émile",
+            "added to group Émile.Zola@contoso.com (Émile Zola) ∅ → Staff",
+        ],
+        effect: "adopted (looked up as Entra spells it), not created a second time",
+    },
+    Case {
         test: "in_highq_a_phone_with_letters_is_refused_for_that_user_only",
         input: "A phone with letters, into HighQ (ref 360)",
         status: "completed with errors",
@@ -1590,5 +1601,41 @@ async fn in_highq_a_new_group_named_like_a_group_made_by_hand_is_not_created(poo
         view.groups["Partners"].0,
         GroupKind::System,
         "still the hand-made one"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn in_highq_a_user_made_by_hand_with_an_accented_email_is_adopted(pool: PgPool) {
+    let corpus = highq(pool).await;
+    corpus
+        .world
+        .add_manual_user(&support::world::ManualUser {
+            email: "Émile.Zola@contoso.com",
+            first_name: "Emile",
+            last_name: "Zola",
+            job_title: None,
+            status: UserStatus::Active,
+        })
+        .await;
+    let day_one = corpus.view().await;
+    corpus.join(&[with(
+        person(10, "Émile", "Zola"),
+        json!({"mail": "Émile.Zola@contoso.com"}),
+    )]);
+
+    corpus
+        .day_two("in_highq_a_user_made_by_hand_with_an_accented_email_is_adopted")
+        .await;
+
+    // The HighQ view keys users by their email in ASCII lower case.
+    let expected = with_members(
+        &day_one,
+        &[("Émile.zola@contoso.com", synced("Émile", "Zola"))],
+    );
+    assert_eq!(corpus.view().await, expected);
+    assert_eq!(
+        corpus.world.emulator.with(|s| s.users.len()),
+        day_one.users.len(),
+        "adopted, not created a second time"
     );
 }

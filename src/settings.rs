@@ -201,72 +201,6 @@ fn defaults() -> Defaults {
     }
 }
 
-/// Where each number may range, checked at start: below the minimum a pool, a concurrency or a
-/// batch would be empty (a panic or a run that never ends); above the maximum the value is a
-/// typo that would exhaust the database or the target.
-const RANGES: &[(&str, u64, u64, &str)] = &[
-    (
-        "database.max_connections",
-        1,
-        1_000,
-        "the pool needs at least one connection",
-    ),
-    (
-        "server.shutdown_grace_secs",
-        1,
-        3_600,
-        "runs in progress need time to stop",
-    ),
-    (
-        "scheduler.poll_interval_secs",
-        1,
-        86_400,
-        "seconds between looks at the tenants",
-    ),
-    (
-        "scheduler.purge_interval_secs",
-        60,
-        604_800,
-        "seconds between purges of old reports",
-    ),
-    (
-        "sync.target_concurrency",
-        1,
-        256,
-        "target calls in flight at once; 0 would never send one",
-    ),
-    (
-        "sync.max_presence_lookups",
-        0,
-        100_000,
-        "leavers looked up in Entra per run; 0 turns the look-ups off",
-    ),
-    (
-        "sync.flush_every",
-        1,
-        100_000,
-        "operations per batch of report lines and mirror changes",
-    ),
-    (
-        "sync.heartbeat_every_secs",
-        1,
-        3_600,
-        "seconds between a running run's signs of life",
-    ),
-    (
-        "sync.stale_after_secs",
-        2,
-        86_400,
-        "seconds of silence after which a run is taken to be dead",
-    ),
-    (
-        "sync.max_unavailable_in_a_row",
-        1,
-        10_000,
-        "target calls failing in a row before a run stops calling",
-    ),
-];
-
 impl Settings {
     /// The Graph connector the `[graph]` section describes, if there is one.
     pub fn graph_connector(&self) -> anyhow::Result<Option<GraphConnector>> {
@@ -310,45 +244,86 @@ impl Settings {
     /// Every number outside its range, and every value that parses but cannot work, as
     /// `(key, problem)`.
     fn range_problems(&self) -> Vec<(String, String)> {
-        let numbers: [(&str, u64); 10] = [
+        // Where each number may range: below the minimum a pool, a concurrency or a batch would
+        // be empty (a panic, or a run that never ends); above the maximum the value is a typo
+        // that would exhaust the database or the target.
+        let (db, server, scheduler, sync) =
+            (&self.database, &self.server, self.scheduler, self.sync);
+        let numbers: [(&str, u64, u64, u64, &str); 10] = [
             (
                 "database.max_connections",
-                self.database.max_connections.into(),
+                db.max_connections.into(),
+                1,
+                1_000,
+                "the pool needs at least one connection",
             ),
             (
                 "server.shutdown_grace_secs",
-                self.server.shutdown_grace_secs,
+                server.shutdown_grace_secs,
+                1,
+                3_600,
+                "runs in progress need time to stop",
             ),
             (
                 "scheduler.poll_interval_secs",
-                self.scheduler.poll_interval_secs,
+                scheduler.poll_interval_secs,
+                1,
+                86_400,
+                "seconds between looks at the tenants",
             ),
             (
                 "scheduler.purge_interval_secs",
-                self.scheduler.purge_interval_secs,
+                scheduler.purge_interval_secs,
+                60,
+                604_800,
+                "seconds between purges of old reports",
             ),
             (
                 "sync.target_concurrency",
-                self.sync.target_concurrency as u64,
+                sync.target_concurrency as u64,
+                1,
+                256,
+                "target calls in flight at once; 0 would never send one",
             ),
             (
                 "sync.max_presence_lookups",
-                self.sync.max_presence_lookups as u64,
+                sync.max_presence_lookups as u64,
+                0,
+                100_000,
+                "leavers looked up in Entra per run; 0 turns the look-ups off",
             ),
-            ("sync.flush_every", self.sync.flush_every as u64),
-            ("sync.heartbeat_every_secs", self.sync.heartbeat_every_secs),
-            ("sync.stale_after_secs", self.sync.stale_after_secs),
+            (
+                "sync.flush_every",
+                sync.flush_every as u64,
+                1,
+                100_000,
+                "operations per batch of report lines and mirror changes",
+            ),
+            (
+                "sync.heartbeat_every_secs",
+                sync.heartbeat_every_secs,
+                1,
+                3_600,
+                "seconds between a running run's signs of life",
+            ),
+            (
+                "sync.stale_after_secs",
+                sync.stale_after_secs,
+                2,
+                86_400,
+                "seconds of silence after which a run is taken to be dead",
+            ),
             (
                 "sync.max_unavailable_in_a_row",
-                self.sync.max_unavailable_in_a_row as u64,
+                sync.max_unavailable_in_a_row as u64,
+                1,
+                10_000,
+                "target calls failing in a row before a run stops calling",
             ),
         ];
         let mut problems = Vec::new();
-        for (key, value) in numbers {
-            let Some((_, min, max, meaning)) = RANGES.iter().find(|(k, ..)| *k == key) else {
-                continue;
-            };
-            if value < *min || value > *max {
+        for (key, value, min, max, meaning) in numbers {
+            if !(min..=max).contains(&value) {
                 problems.push((
                     key.to_owned(),
                     format!("{key} = {value} is out of range: it must be from {min} to {max} ({meaning})"),

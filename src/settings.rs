@@ -1,4 +1,9 @@
-//! Service settings: defaults, then a TOML file, then `DIRSYNC__…` environment variables.
+//! Service settings: defaults, then a TOML file, then `DIRSYNC__…` environment variables — read
+//! strictly (unknown sections and keys, numbers out of range and unknown enum values are refused
+//! at start, each named with where it came from) and shown back by `dirsync config check` with
+//! every value's origin and the secrets redacted.
+
+mod strict;
 
 use std::path::Path;
 
@@ -17,21 +22,28 @@ use crate::source::graph::{GraphConnector, GraphSettings};
 use crate::store::PgStore;
 use crate::sync::SyncSettings;
 
-#[derive(Debug, Clone, Deserialize)]
+pub(crate) use strict::closest as closest_name;
+pub use strict::{LoadedSettings, Origin, SettingProblem, SettingsError};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub database: DatabaseSettings,
     pub server: ServerSettings,
     pub scheduler: SchedulerTuning,
     /// The Microsoft Graph app registration; absent until configured.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph: Option<GraphSettings>,
     pub sync: SyncTuning,
     pub log: LogSettings,
 }
 
-/// The database connection. The URL may carry a password, so it is a secret.
-#[derive(Clone, Deserialize)]
+/// The database connection. The URL may carry a password, so it is a secret; `config check`
+/// shows it with the password and query replaced.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
+    #[serde(serialize_with = "redacted_database_url")]
     pub url: SecretString,
     pub max_connections: u32,
 }
@@ -45,7 +57,35 @@ impl std::fmt::Debug for DatabaseSettings {
     }
 }
 
+/// `postgres://user:[redacted]@host/db`: what an operator needs to recognise the database,
+/// without its password (or any query, which may carry one).
+fn redacted_database_url<S: serde::Serializer>(
+    url: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let shown = match url::Url::parse(url.expose_secret()) {
+        Ok(mut parsed) => {
+            let had_password = parsed.password().is_some();
+            let had_query = parsed.query().is_some();
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            let mut shown = parsed.to_string();
+            if had_password {
+                let user = format!("{}@", parsed.username());
+                shown = shown.replacen(&user, &format!("{}:[redacted]@", parsed.username()), 1);
+            }
+            if had_query {
+                shown.push_str("?[redacted]");
+            }
+            shown
+        }
+        Err(_) => "[redacted: not a URL]".to_owned(),
+    };
+    serializer.serialize_str(&shown)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Where `dirsync serve` listens.
     pub listen: String,
@@ -54,6 +94,7 @@ pub struct ServerSettings {
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SchedulerTuning {
     /// Turn off on replicas that should only serve the API.
     pub enabled: bool,
@@ -65,13 +106,14 @@ impl From<SchedulerTuning> for SchedulerSettings {
     fn from(t: SchedulerTuning) -> Self {
         SchedulerSettings {
             enabled: t.enabled,
-            poll_interval: Duration::from_secs(t.poll_interval_secs.max(1)),
-            purge_interval: Duration::from_secs(t.purge_interval_secs.max(60)),
+            poll_interval: Duration::from_secs(t.poll_interval_secs),
+            purge_interval: Duration::from_secs(t.purge_interval_secs),
         }
     }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SyncTuning {
     pub target_concurrency: usize,
     pub max_presence_lookups: usize,
@@ -87,19 +129,27 @@ impl From<SyncTuning> for SyncSettings {
             target_concurrency: t.target_concurrency,
             max_presence_lookups: t.max_presence_lookups,
             flush_every: t.flush_every,
-            heartbeat_every: std::time::Duration::from_secs(t.heartbeat_every_secs.max(1)),
-            stale_after: chrono::Duration::seconds(
-                t.stale_after_secs.max(t.heartbeat_every_secs * 2) as i64,
-            ),
+            heartbeat_every: std::time::Duration::from_secs(t.heartbeat_every_secs),
+            stale_after: chrono::Duration::seconds(t.stale_after_secs as i64),
             max_unavailable_in_a_row: t.max_unavailable_in_a_row,
         }
     }
 }
 
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// For log collectors.
+    Json,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
-    /// `text` for people, `json` for log collectors.
-    pub format: String,
+    pub format: LogFormat,
     /// A `tracing` filter such as `info,dirsync=debug`.
     pub filter: String,
 }
@@ -133,8 +183,7 @@ fn defaults() -> Defaults {
             purge_interval_secs: scheduler.purge_interval.as_secs(),
         },
         database: DefaultDatabase {
-            url: std::env::var("DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/dirsync".to_owned()),
+            url: "postgres://postgres@127.0.0.1:5432/dirsync".to_owned(),
             max_connections: 10,
         },
         sync: SyncTuning {
@@ -146,7 +195,7 @@ fn defaults() -> Defaults {
             max_unavailable_in_a_row: sync.max_unavailable_in_a_row,
         },
         log: LogSettings {
-            format: "text".to_owned(),
+            format: LogFormat::Text,
             filter: "info".to_owned(),
         },
     }
@@ -173,16 +222,159 @@ impl Settings {
     }
 
     /// Loads settings: built-in defaults (`DATABASE_URL` is honoured), then `file` if given,
-    /// then environment variables such as `DIRSYNC__DATABASE__URL`.
-    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+    /// then environment variables such as `DIRSYNC__DATABASE__URL`. Every problem is refused
+    /// here, before anything connects, and all of them are named at once.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_with_origins(file).map(|loaded| loaded.settings)
+    }
+
+    /// [`load`](Self::load), keeping where each value came from (for `dirsync config check`).
+    pub fn load_with_origins(file: Option<&Path>) -> Result<LoadedSettings, SettingsError> {
         let mut figment = Figment::from(Serialized::defaults(defaults()));
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            figment = figment.merge(strict::DatabaseUrlVariable(url));
+        }
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment
-            .merge(Env::prefixed("DIRSYNC__").split("__"))
-            .extract()
-            .map_err(Box::new)
+        let figment = figment.merge(Env::prefixed(strict::ENV_PREFIX).split("__"));
+        LoadedSettings::extract(figment)
+    }
+
+    /// Every number outside its range, and every value that parses but cannot work, as
+    /// `(key, problem)`.
+    fn range_problems(&self) -> Vec<(String, String)> {
+        // Where each number may range: below the minimum a pool, a concurrency or a batch would
+        // be empty (a panic, or a run that never ends); above the maximum the value is a typo
+        // that would exhaust the database or the target.
+        let (db, server, scheduler, sync) =
+            (&self.database, &self.server, self.scheduler, self.sync);
+        let numbers: [(&str, u64, u64, u64, &str); 10] = [
+            (
+                "database.max_connections",
+                db.max_connections.into(),
+                1,
+                1_000,
+                "the pool needs at least one connection",
+            ),
+            (
+                "server.shutdown_grace_secs",
+                server.shutdown_grace_secs,
+                1,
+                3_600,
+                "runs in progress need time to stop",
+            ),
+            (
+                "scheduler.poll_interval_secs",
+                scheduler.poll_interval_secs,
+                1,
+                86_400,
+                "seconds between looks at the tenants",
+            ),
+            (
+                "scheduler.purge_interval_secs",
+                scheduler.purge_interval_secs,
+                60,
+                604_800,
+                "seconds between purges of old reports",
+            ),
+            (
+                "sync.target_concurrency",
+                sync.target_concurrency as u64,
+                1,
+                256,
+                "target calls in flight at once; 0 would never send one",
+            ),
+            (
+                "sync.max_presence_lookups",
+                sync.max_presence_lookups as u64,
+                0,
+                100_000,
+                "leavers looked up in Entra per run; 0 turns the look-ups off",
+            ),
+            (
+                "sync.flush_every",
+                sync.flush_every as u64,
+                1,
+                100_000,
+                "operations per batch of report lines and mirror changes",
+            ),
+            (
+                "sync.heartbeat_every_secs",
+                sync.heartbeat_every_secs,
+                1,
+                3_600,
+                "seconds between a running run's signs of life",
+            ),
+            (
+                "sync.stale_after_secs",
+                sync.stale_after_secs,
+                2,
+                86_400,
+                "seconds of silence after which a run is taken to be dead",
+            ),
+            (
+                "sync.max_unavailable_in_a_row",
+                sync.max_unavailable_in_a_row as u64,
+                1,
+                10_000,
+                "target calls failing in a row before a run stops calling",
+            ),
+        ];
+        let mut problems = Vec::new();
+        for (key, value, min, max, meaning) in numbers {
+            if !(min..=max).contains(&value) {
+                problems.push((
+                    key.to_owned(),
+                    format!("{key} = {value} is out of range: it must be from {min} to {max} ({meaning})"),
+                ));
+            }
+        }
+        let (heartbeat, stale) = (self.sync.heartbeat_every_secs, self.sync.stale_after_secs);
+        if stale < heartbeat.saturating_mul(2) {
+            problems.push((
+                "sync.stale_after_secs".to_owned(),
+                format!(
+                    "sync.stale_after_secs = {stale} must be at least twice sync.heartbeat_every_secs \
+                     ({heartbeat}), or live runs would be closed as dead"
+                ),
+            ));
+        }
+        if let Err(problem) = listen_address(&self.server.listen) {
+            problems.push(("server.listen".to_owned(), problem));
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            problems.push((
+                "log.filter".to_owned(),
+                format!(
+                    "log.filter = {:?} is not a tracing filter (such as \"info,dirsync=debug\"): {err}",
+                    self.log.filter
+                ),
+            ));
+        }
+        if let Some(graph) = &self.graph {
+            for problem in graph.problems() {
+                let crate::source::graph::SettingsError::Invalid { field, problem } = problem
+                else {
+                    continue;
+                };
+                problems.push((format!("graph.{field}"), format!("graph.{field} {problem}")));
+            }
+        }
+        problems
+    }
+}
+
+/// `host:port` with a port number, as `dirsync serve` binds it.
+fn listen_address(text: &str) -> Result<(), String> {
+    let port = text
+        .rsplit_once(':')
+        .map(|(host, port)| (host, port.parse::<u16>()));
+    match port {
+        Some((host, Ok(_))) if !host.is_empty() => Ok(()),
+        _ => Err(format!(
+            "server.listen = {text:?} is not an address to listen on (such as \"127.0.0.1:8080\" or \"0.0.0.0:8080\")"
+        )),
     }
 }
 
@@ -190,16 +382,26 @@ impl Settings {
 mod tests {
     use super::*;
 
-    #[test]
-    fn settings_layer_file_over_defaults_and_hide_the_database_url() {
-        let dir = std::env::temp_dir().join(format!("dirsync-settings-{}", std::process::id()));
+    /// A settings file with `text`, in a directory of its own.
+    fn settings_file(text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("dirsync-settings-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("dirsync.toml");
-        std::fs::write(
-            &file,
+        std::fs::write(&file, text).unwrap();
+        file
+    }
+
+    fn problems(text: &str) -> String {
+        Settings::load(Some(&settings_file(text)))
+            .expect_err("the settings should be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn settings_layer_file_over_defaults_and_hide_the_database_url() {
+        let file = settings_file(
             "[database]\nurl = \"postgres://u:hunter2@db/x\"\n[sync]\ntarget_concurrency = 3\n",
-        )
-        .unwrap();
+        );
         let settings = Settings::load(Some(&file)).unwrap();
         assert_eq!(settings.sync.target_concurrency, 3);
         assert_eq!(
@@ -211,7 +413,7 @@ mod tests {
             "postgres://u:hunter2@db/x"
         );
         assert!(!format!("{settings:?}").contains("hunter2"));
-        assert!(Settings::load(Some(&dir.join("missing.toml"))).is_err());
+        assert!(Settings::load(Some(&file.with_file_name("missing.toml"))).is_err());
     }
 
     #[test]
@@ -226,5 +428,112 @@ mod tests {
             chrono::Duration::seconds(120)
         );
         assert!(settings.graph.is_none());
+    }
+
+    #[test]
+    fn a_misspelt_section_is_refused_naming_it_and_the_closest_section() {
+        let err = problems("[databse]\nurl = \"postgres://db/prod\"\n");
+        assert!(
+            err.contains("unknown section `databse`; did you mean `database`?"),
+            "{err}"
+        );
+        assert!(err.contains("dirsync.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_naming_it_and_the_closest_key() {
+        let err = problems("[database]\nmax_conections = 5\n");
+        assert!(
+            err.contains(
+                "unknown key `max_conections` in section `database`; did you mean `max_connections`?"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_unknown_key_is_named_at_once() {
+        let err =
+            problems("[databse]\nurl = \"x\"\n[sync]\nflush_evry = 3\nnonsense_entirely = 1\n");
+        for expected in [
+            "unknown section `databse`",
+            "unknown key `flush_evry` in section `sync`; did you mean `flush_every`?",
+            "unknown key `nonsense_entirely` in section `sync` (known keys:",
+        ] {
+            assert!(err.contains(expected), "{expected:?} missing from {err}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_log_format_is_refused_listing_the_formats() {
+        let err = problems("[log]\nformat = \"yaml\"\n");
+        assert!(
+            err.contains("log.format = \"yaml\" is not one of: text, json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_pool_of_no_connections_is_refused_at_start() {
+        let err = problems("[database]\nmax_connections = 0\n");
+        assert!(
+            err.contains("database.max_connections = 0 is out of range: it must be from 1 to 1000"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_target_concurrency_of_zero_is_refused_at_start() {
+        let err = problems("[sync]\ntarget_concurrency = 0\n");
+        assert!(
+            err.contains("sync.target_concurrency = 0 is out of range: it must be from 1 to 256"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn batch_sizes_timeouts_and_intervals_have_ranges() {
+        let err = problems(
+            "[sync]\nflush_every = 0\nheartbeat_every_secs = 0\nmax_unavailable_in_a_row = 0\n\
+             [scheduler]\npoll_interval_secs = 0\n[server]\nshutdown_grace_secs = 0\n",
+        );
+        for key in [
+            "sync.flush_every = 0",
+            "sync.heartbeat_every_secs = 0",
+            "sync.max_unavailable_in_a_row = 0",
+            "scheduler.poll_interval_secs = 0",
+            "server.shutdown_grace_secs = 0",
+        ] {
+            assert!(err.contains(key), "{key:?} missing from {err}");
+        }
+        let err = problems("[sync]\nheartbeat_every_secs = 100\nstale_after_secs = 150\n");
+        assert!(
+            err.contains("at least twice sync.heartbeat_every_secs"),
+            "{err}"
+        );
+        let err = problems("[sync]\nflush_every = -1\n");
+        assert!(err.contains("sync.flush_every"), "{err}");
+    }
+
+    #[test]
+    fn graph_timeouts_and_concurrency_are_checked_with_the_rest() {
+        let err = problems(
+            "[graph]\nclient_id = \"app\"\nconcurrency = 0\nrequest_timeout = 0\n\
+             [graph.credential]\nkind = \"client_secret\"\nclient_secret = \"s\"\n",
+        );
+        assert!(err.contains("graph.concurrency"), "{err}");
+        assert!(err.contains("graph.request_timeout"), "{err}");
+        let err = problems(
+            "[graph]\nclient_id = \"app\"\n[graph.credential]\nkind = \"client_secert\"\n",
+        );
+        assert!(err.contains("client_secert"), "{err}");
+        assert!(err.contains("client_secret"), "{err}");
+    }
+
+    #[test]
+    fn a_listen_address_and_a_log_filter_that_cannot_work_are_refused() {
+        let err = problems("[server]\nlisten = \"8080\"\n[log]\nfilter = \"info,[\"\n");
+        assert!(err.contains("server.listen = \"8080\""), "{err}");
+        assert!(err.contains("log.filter"), "{err}");
     }
 }

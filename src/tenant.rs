@@ -1,6 +1,13 @@
 //! A tenant's configuration: who they are in Entra, when they run, what is synced and where to.
 
+mod file;
+
+use std::collections::HashMap;
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
+
+pub use file::{MAX_TENANT_FILE_BYTES, parse_tenant_file, parse_tenant_file_bytes};
 
 use crate::domain::{EntraObjectId, TenantKey};
 use crate::plan::TenantPolicy;
@@ -64,16 +71,9 @@ pub struct Tenant {
     pub target: serde_json::Value,
 }
 
-/// The declarative tenant file `dirsync tenant apply` reads (TOML; see `config/tenants.example.toml`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TenantFile {
-    #[serde(default, rename = "tenant")]
-    tenants: Vec<TenantSpec>,
-}
-
-/// A tenant as an operator writes it (a `[[tenant]]` table, or the JSON body of
-/// `PUT /api/v1/tenants/{key}`): plain text, validated by [`TenantSpec::validate`].
+/// A tenant as an operator writes it (a `[[tenant]]` table of a tenant file, or the JSON body of
+/// `PUT /api/v1/tenants/{key}`): plain text, validated by [`TenantSpec::validate`], which both
+/// paths share.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSpec {
@@ -89,11 +89,30 @@ pub struct TenantSpec {
     pub deletion_threshold: u32,
     #[serde(default)]
     pub groups: Vec<GroupSpec>,
+    /// A tenant that selects no group syncs nothing and converts every synced group; that must
+    /// be meant, so it is refused unless this says so (and each run then carries a warning).
+    #[serde(default)]
+    pub confirm_no_groups: bool,
     #[serde(default)]
     pub source: Option<serde_json::Value>,
     #[serde(default)]
     pub target: Option<serde_json::Value>,
 }
+
+/// The fields of a `[[tenant]]` table, for "did you mean" suggestions.
+pub(crate) const TENANT_FIELDS: &[&str] = &[
+    "key",
+    "name",
+    "entra_tenant_id",
+    "time_zone",
+    "report_retention_months",
+    "deactivation_status",
+    "deletion_threshold",
+    "groups",
+    "confirm_no_groups",
+    "source",
+    "target",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,104 +129,325 @@ fn default_threshold() -> u32 {
     500
 }
 
-/// What is wrong with a tenant file, naming the tenant and the field.
-#[derive(Debug, thiserror::Error)]
+/// The longest display name a tenant may have, in characters.
+pub const MAX_TENANT_NAME_CHARS: usize = 256;
+/// The most groups one tenant may select: each is read from Graph on every run.
+pub const MAX_SELECTED_GROUPS: usize = 1_000;
+/// How much of an offending value a message repeats.
+const SHOWN_CHARS: usize = 80;
+
+/// `value` quoted for a message, cut to a readable length (a 60 MB name is not repeated back).
+pub(crate) fn shown(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        Some((at, _)) => format!("{:?}… ({} characters)", &value[..at], value.chars().count()),
+        None => format!("{value:?}"),
+    }
+}
+
+/// One thing wrong with a tenant: which tenant, which field (`groups[2].role`), on which line of
+/// its file when it came from one, and what is wrong, in a sentence that starts with the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantProblem {
+    /// The tenant's key as written, or `#N` (its position in the file) when it has none.
+    pub tenant: Option<String>,
+    pub field: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for TenantProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if let Some(tenant) = &self.tenant {
+            if tenant.starts_with('#') {
+                write!(f, "tenant {tenant}: ")?;
+            } else {
+                write!(f, "tenant {}: ", shown(tenant))?;
+            }
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// What is wrong with a tenant file or a tenant spec. Each problem is said once, naming the
+/// tenant, the field and (for files) the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TenantFileError {
-    #[error("the tenant file is not valid TOML: {0}")]
-    Syntax(#[from] toml::de::Error),
-    #[error("tenant {tenant:?}: {problem}")]
-    Invalid { tenant: String, problem: String },
+    #[error(
+        "the tenant file is {size} bytes, more than the {max} bytes a tenant file may hold; split it into several files",
+        max = file::MAX_TENANT_FILE_BYTES
+    )]
+    TooLarge { size: u64 },
+    #[error("{0}")]
+    NotUtf8(TenantProblem),
+    #[error("line {line}, column {column}: the tenant file is not valid TOML: {message}")]
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("the tenant file defines no tenant (add a [[tenant]] table)")]
     Empty,
+    #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid { problems: Vec<TenantProblem> },
 }
 
 impl TenantSpec {
-    /// Checks every field and builds the tenant; a problem names the tenant and the field.
+    /// Checks every field and builds the tenant. All problems are reported at once, each naming
+    /// the tenant and the field; nothing about the tenant is trusted before this returns.
     pub fn validate(self) -> Result<Tenant, TenantFileError> {
-        let entry = self;
-        let invalid = |problem: String| TenantFileError::Invalid {
-            tenant: entry.key.clone(),
-            problem,
+        let mut problems = Vec::new();
+        let tenant = self.checked(&mut problems);
+        match tenant {
+            Some(tenant) if problems.is_empty() => Ok(tenant),
+            _ => Err(TenantFileError::Invalid {
+                problems: problems
+                    .into_iter()
+                    .map(|(field, message)| TenantProblem {
+                        tenant: Some(self.key.clone()),
+                        field,
+                        line: None,
+                        message,
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The tenant, if every field is valid; each problem as `(field, sentence)`.
+    fn checked(&self, problems: &mut Vec<(String, String)>) -> Option<Tenant> {
+        let mut problem = |field: &str, message: String| problems.push((field.to_owned(), message));
+        let key = TenantKey::parse(&self.key)
+            .map_err(|_| {
+                problem(
+                    "key",
+                    format!(
+                        "key {} is not a tenant key: use 1 to 64 lowercase letters, digits, '-' or '_', \
+                         starting with a letter or digit",
+                        shown(&self.key)
+                    ),
+                )
+            })
+            .ok();
+        let display_name = match &self.name {
+            None => Some(self.key.clone()),
+            Some(name) => match name_problem(name) {
+                Some(message) => {
+                    problem("name", message);
+                    None
+                }
+                None => Some(name.trim().to_owned()),
+            },
         };
-        let key = TenantKey::parse(&entry.key).map_err(|e| invalid(e.to_string()))?;
-        let entra_tenant_id = EntraTenantId::parse(&entry.entra_tenant_id)
-            .map_err(|e| invalid(format!("entra_tenant_id: {e}")))?;
-        let time_zone: chrono_tz::Tz = entry.time_zone.parse().map_err(|_| {
-            invalid(format!(
-                "time_zone {:?} is not an IANA time zone (for example Europe/London)",
-                entry.time_zone
-            ))
-        })?;
-        let report_retention =
-            Retention::try_from(entry.report_retention_months).map_err(invalid)?;
-        let deactivation_status = match &entry.deactivation_status {
+        let entra_tenant_id = match EntraTenantId::parse(&self.entra_tenant_id) {
+            Ok(id) if id.as_uuid().is_nil() => {
+                problem(
+                    "entra_tenant_id",
+                    "entra_tenant_id is the nil GUID 00000000-0000-0000-0000-000000000000, not a \
+                     directory: use the tenant ID shown in the Entra admin center"
+                        .to_owned(),
+                );
+                None
+            }
+            Ok(id) => Some(id),
+            Err(_) => {
+                problem(
+                    "entra_tenant_id",
+                    format!(
+                        "entra_tenant_id {} is not a GUID: use the tenant ID shown in the Entra \
+                         admin center (such as 72f988bf-86f1-41af-91ab-2d7cd011db47)",
+                        shown(&self.entra_tenant_id)
+                    ),
+                );
+                None
+            }
+        };
+        let time_zone: Option<chrono_tz::Tz> = self
+            .time_zone
+            .parse()
+            .map_err(|_| {
+                problem(
+                    "time_zone",
+                    format!(
+                        "time_zone {} is not an IANA time zone (for example Europe/London)",
+                        shown(&self.time_zone)
+                    ),
+                )
+            })
+            .ok();
+        let report_retention = Retention::try_from(self.report_retention_months)
+            .map_err(|_| {
+                problem(
+                    "report_retention_months",
+                    format!(
+                        "report_retention_months must be 1, 3 or 6 months, not {}",
+                        self.report_retention_months
+                    ),
+                )
+            })
+            .ok();
+        let deactivation_status = match &self.deactivation_status {
             Some(text) => text
                 .parse()
-                .map_err(|e: crate::domain::UnknownVariant| invalid(e.to_string()))?,
-            None => Default::default(),
+                .map_err(|_| {
+                    problem(
+                        "deactivation_status",
+                        format!(
+                            "deactivation_status {} is not one of: inactive, archived",
+                            shown(text)
+                        ),
+                    )
+                })
+                .ok(),
+            None => Some(Default::default()),
         };
-        let mut group_ids = std::collections::HashSet::new();
-        let selected_groups = entry
-            .groups
-            .iter()
-            .map(|group| {
-                let entra_id =
-                    EntraObjectId::parse(&group.id).map_err(|e| invalid(format!("group: {e}")))?;
-                if !group_ids.insert(entra_id.clone()) {
-                    return Err(invalid(format!("group {entra_id} is listed twice")));
-                }
-                let role = group
-                    .role
-                    .parse()
-                    .map_err(|e: crate::domain::UnknownVariant| {
-                        invalid(format!("group {entra_id}: {e}"))
-                    })?;
-                Ok(crate::plan::SelectedGroup { entra_id, role })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let object = |value: Option<serde_json::Value>, what: &str| match value {
-            None => Ok(serde_json::json!({})),
-            Some(value @ serde_json::Value::Object(_)) => Ok(value),
-            Some(_) => Err(invalid(format!("{what} must be a table of settings"))),
+        let selected_groups = self.checked_groups(&mut problem);
+        let object = |value: &Option<serde_json::Value>| match value {
+            None => Some(serde_json::json!({})),
+            Some(value @ serde_json::Value::Object(_)) => Some(value.clone()),
+            Some(_) => None,
         };
-        Ok(Tenant {
-            display_name: entry.name.clone().unwrap_or_else(|| entry.key.clone()),
-            key,
-            entra_tenant_id,
-            time_zone,
-            report_retention,
+        let source = object(&self.source);
+        if source.is_none() {
+            problem("source", "source must be a table of settings".to_owned());
+        }
+        let target = object(&self.target);
+        if target.is_none() {
+            problem("target", "target must be a table of settings".to_owned());
+        }
+        Some(Tenant {
+            key: key?,
+            display_name: display_name?,
+            entra_tenant_id: entra_tenant_id?,
+            time_zone: time_zone?,
+            report_retention: report_retention?,
             policy: TenantPolicy {
-                selected_groups,
-                deactivation_status,
-                deletion_threshold: entry.deletion_threshold,
+                selected_groups: selected_groups?,
+                deactivation_status: deactivation_status?,
+                deletion_threshold: self.deletion_threshold,
             },
-            source: object(entry.source.clone(), "source")?,
-            target: object(entry.target.clone(), "target")?,
+            source: source?,
+            target: target?,
         })
+    }
+
+    /// The selected groups: at least one (or a confirmed none), at most
+    /// [`MAX_SELECTED_GROUPS`], each a real group ID listed once with a known role.
+    fn checked_groups(
+        &self,
+        problem: &mut impl FnMut(&str, String),
+    ) -> Option<Vec<crate::plan::SelectedGroup>> {
+        let mut valid = true;
+        match (self.groups.len(), self.confirm_no_groups) {
+            (0, false) => {
+                problem(
+                    "groups",
+                    "groups: no group is selected, so a run would sync nobody and convert every \
+                     synced group to a system group; select at least one group, or set \
+                     confirm_no_groups = true if that is what you mean"
+                        .to_owned(),
+                );
+                valid = false;
+            }
+            (0, true) => {}
+            (n, true) => {
+                problem(
+                    "confirm_no_groups",
+                    format!(
+                        "confirm_no_groups is set but {n} groups are selected; remove one or the other"
+                    ),
+                );
+                valid = false;
+            }
+            (n, false) if n > MAX_SELECTED_GROUPS => {
+                problem(
+                    "groups",
+                    format!(
+                        "groups: {n} groups are selected; at most {MAX_SELECTED_GROUPS} are allowed"
+                    ),
+                );
+                return None;
+            }
+            _ => {}
+        }
+        let mut first_seen: HashMap<EntraObjectId, usize> = HashMap::new();
+        let mut selected = Vec::with_capacity(self.groups.len());
+        for (index, group) in self.groups.iter().enumerate() {
+            let at = format!("groups[{index}]");
+            let entra_id = match EntraObjectId::parse(&group.id) {
+                Ok(id) if id.as_uuid().is_nil() => {
+                    problem(
+                        &format!("{at}.id"),
+                        format!("{at}.id is the nil GUID, not an Entra group"),
+                    );
+                    None
+                }
+                Ok(id) => Some(id),
+                Err(_) => {
+                    problem(
+                        &format!("{at}.id"),
+                        format!(
+                            "{at}.id {} is not a GUID: use the group's Object ID from Entra",
+                            shown(&group.id)
+                        ),
+                    );
+                    None
+                }
+            };
+            if let Some(id) = &entra_id {
+                if let Some(first) = first_seen.insert(id.clone(), index) {
+                    problem(
+                        &format!("{at}.id"),
+                        format!("{at}.id {id} is already selected as groups[{first}]"),
+                    );
+                    valid = false;
+                }
+            }
+            let role = group
+                .role
+                .parse()
+                .map_err(|_| {
+                    let group_id = entra_id.as_ref().map(|id| format!(" (group {id})"));
+                    problem(
+                        &format!("{at}.role"),
+                        format!(
+                            "{at}.role {}{} is not one of: internal, basic",
+                            shown(&group.role),
+                            group_id.unwrap_or_default()
+                        ),
+                    )
+                })
+                .ok();
+            match (entra_id, role) {
+                (Some(entra_id), Some(role)) => {
+                    selected.push(crate::plan::SelectedGroup { entra_id, role })
+                }
+                _ => valid = false,
+            }
+        }
+        valid.then_some(selected)
     }
 }
 
-/// Parses and validates a tenant file. Every problem is reported with the tenant it belongs to.
-pub fn parse_tenant_file(text: &str) -> Result<Vec<Tenant>, TenantFileError> {
-    let file: TenantFile = toml::from_str(text)?;
-    if file.tenants.is_empty() {
-        return Err(TenantFileError::Empty);
-    }
-    let mut seen = std::collections::HashSet::new();
-    file.tenants
-        .into_iter()
-        .map(|spec| {
-            let name = spec.key.clone();
-            let tenant = spec.validate()?;
-            if !seen.insert(tenant.key.clone()) {
-                return Err(TenantFileError::Invalid {
-                    tenant: name,
-                    problem: "the key is used by more than one tenant".to_owned(),
-                });
-            }
-            Ok(tenant)
+/// Why a display name cannot be used, if it cannot.
+fn name_problem(name: &str) -> Option<String> {
+    let length = name.chars().count();
+    if name.trim().is_empty() {
+        Some("name is empty: leave it out to use the key, or give the tenant a name".to_owned())
+    } else if length > MAX_TENANT_NAME_CHARS {
+        Some(format!(
+            "name is {length} characters long; at most {MAX_TENANT_NAME_CHARS} are allowed"
+        ))
+    } else {
+        name.chars().find(|c| c.is_control()).map(|c| {
+            format!(
+                "name contains the control character U+{:04X}; use plain text",
+                c as u32
+            )
         })
-        .collect()
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +455,21 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../config/tenants.example.toml");
+
+    fn problems(text: &str) -> String {
+        parse_tenant_file(text)
+            .expect_err("the file should be refused")
+            .to_string()
+    }
+
+    /// A one-tenant file: `acme` with one selected group, and `extra` lines in its table.
+    fn one_tenant(extra: &str) -> String {
+        format!(
+            "[[tenant]]\nkey = \"acme\"\nentra_tenant_id = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\n\
+             time_zone = \"UTC\"\n{extra}\
+             [[tenant.groups]]\nid = \"0c8b6a3e-1f62-4d2a-9f7e-3d1e5b2a7c10\"\nrole = \"internal\"\n"
+        )
+    }
 
     #[test]
     fn the_example_tenant_file_parses() {
@@ -228,34 +483,196 @@ mod tests {
     }
 
     #[test]
-    fn tenant_file_errors_name_the_tenant_and_the_field() {
+    fn tenant_file_errors_name_the_line_the_tenant_and_the_field() {
         let bad_zone = EXAMPLE.replace("Europe/London", "Mars/Olympus");
-        let err = parse_tenant_file(&bad_zone).unwrap_err().to_string();
-        assert!(
-            err.contains("\"acme\"") && err.contains("Mars/Olympus"),
-            "{err}"
+        assert_eq!(
+            problems(&bad_zone),
+            "line 8: tenant \"acme\": time_zone \"Mars/Olympus\" is not an IANA time zone (for example Europe/London)"
         );
 
         let bad_role = EXAMPLE.replacen("role = \"basic\"", "role = \"guest\"", 1);
-        let err = parse_tenant_file(&bad_role).unwrap_err().to_string();
-        assert!(
-            err.contains("guest") && err.contains("internal basic"),
-            "{err}"
+        assert_eq!(
+            problems(&bad_role),
+            "line 24: tenant \"acme\": groups[2].role \"guest\" (group 9e1d2c3b-4a5f-4b6c-8d7e-0f1a2b3c4d5e) \
+             is not one of: internal, basic"
         );
 
         let bad_retention =
             EXAMPLE.replace("report_retention_months = 3", "report_retention_months = 2");
-        assert!(
-            parse_tenant_file(&bad_retention)
-                .unwrap_err()
-                .to_string()
-                .contains("1, 3 or 6")
-        );
+        assert!(problems(&bad_retention).starts_with(
+            "line 9: tenant \"acme\": report_retention_months must be 1, 3 or 6 months, not 2"
+        ));
 
         assert!(matches!(parse_tenant_file(""), Err(TenantFileError::Empty)));
-        assert!(matches!(
-            parse_tenant_file("[[tenant]]\nkey = 1"),
-            Err(TenantFileError::Syntax(_))
-        ));
+        assert_eq!(
+            problems("[[tenant]]\nkey = 1"),
+            "line 2: tenant #1: key: invalid type: integer `1`, expected a string"
+        );
+        assert_eq!(
+            problems("[[tenant]\nkey = \"acme\""),
+            "line 1, column 10: the tenant file is not valid TOML: unclosed array table, expected `]`"
+        );
+    }
+
+    #[test]
+    fn every_problem_of_every_tenant_is_reported_once() {
+        let text = format!(
+            "{}[[tenant]]\nkey = \"Bad Key\"\nentra_tenant_id = \"nope\"\ntime_zone = \"UTC\"\n\
+             confirm_no_groups = true\n",
+            one_tenant("deactivation_status = \"deleted\"\n")
+        );
+        let err = problems(&text);
+        assert_eq!(
+            err.lines().collect::<Vec<_>>(),
+            [
+                "line 5: tenant \"acme\": deactivation_status \"deleted\" is not one of: inactive, archived",
+                "line 10: tenant \"Bad Key\": key \"Bad Key\" is not a tenant key: use 1 to 64 lowercase \
+                 letters, digits, '-' or '_', starting with a letter or digit",
+                "line 11: tenant \"Bad Key\": entra_tenant_id \"nope\" is not a GUID: use the tenant ID \
+                 shown in the Entra admin center (such as 72f988bf-86f1-41af-91ab-2d7cd011db47)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_required_field_is_named_once_with_its_tenant_and_line() {
+        let text = one_tenant("").replace("time_zone = \"UTC\"\n", "");
+
+        let err = parse_tenant_file(&text).unwrap_err();
+
+        assert_eq!(
+            err.to_string(),
+            "line 1: tenant \"acme\": time_zone is missing (it is required)"
+        );
+        assert!(
+            std::error::Error::source(&err).is_none(),
+            "said once, not again as a cause"
+        );
+        let no_role = one_tenant("").replace("role = \"internal\"\n", "");
+        assert_eq!(
+            problems(&no_role),
+            "line 5: tenant \"acme\": groups[0].role is missing (it is required)"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_field_is_named_with_the_closest_one() {
+        assert_eq!(
+            problems(&one_tenant("nmae = \"Acme\"\n")),
+            "line 5: tenant \"acme\": unknown field `nmae`; did you mean `name`?"
+        );
+        assert_eq!(
+            problems("[[tenants]]\nkey = \"acme\"\n"),
+            "line 1: unknown table `tenants`; did you mean `tenant`?"
+        );
+    }
+
+    #[test]
+    fn a_tenant_file_that_is_not_utf8_is_refused_naming_the_line_the_tenant_and_the_field() {
+        let mut bytes = one_tenant("name = \"Caf\u{e9} Legal\"\n").into_bytes();
+        let at = bytes.windows(2).position(|w| w == [0xc3, 0xa9]).unwrap();
+        bytes.splice(at..at + 2, [0xe9]);
+
+        let err = parse_tenant_file_bytes(&bytes).unwrap_err();
+
+        assert_eq!(
+            err.to_string(),
+            "line 5: tenant \"acme\": name is not valid UTF-8 (byte 0xE9 at column 12); save the file as UTF-8"
+        );
+    }
+
+    #[test]
+    fn a_tenant_file_over_the_size_limit_is_refused_before_it_is_parsed() {
+        let mut bytes = one_tenant("name = \"").into_bytes();
+        bytes.resize(MAX_TENANT_FILE_BYTES + 1, b'x');
+
+        let err = parse_tenant_file_bytes(&bytes).unwrap_err();
+
+        assert_eq!(
+            err,
+            TenantFileError::TooLarge {
+                size: MAX_TENANT_FILE_BYTES as u64 + 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_name_longer_than_the_limit_is_refused_without_repeating_it() {
+        let name = "A".repeat(300);
+        let err = problems(&one_tenant(&format!("name = \"{name}\"\n")));
+        assert_eq!(
+            err,
+            "line 5: tenant \"acme\": name is 300 characters long; at most 256 are allowed"
+        );
+        let long_zone = format!("time_zone = \"{}\"", "Z".repeat(5000));
+        let err = problems(&one_tenant("").replace("time_zone = \"UTC\"", &long_zone));
+        assert!(err.contains("time_zone \"ZZZZ"), "{err}");
+        assert!(err.contains("(5000 characters)"), "{err}");
+        assert!(
+            err.len() < 400,
+            "the 5,000-character value is not repeated: {err}"
+        );
+    }
+
+    #[test]
+    fn a_tenant_must_select_a_group_or_confirm_it_selects_none() {
+        let none = one_tenant("").replace(
+            "[[tenant.groups]]\nid = \"0c8b6a3e-1f62-4d2a-9f7e-3d1e5b2a7c10\"\nrole = \"internal\"\n",
+            "",
+        );
+        assert!(
+            problems(&none).starts_with("line 1: tenant \"acme\": groups: no group is selected"),
+            "{}",
+            problems(&none)
+        );
+        let confirmed = parse_tenant_file(&format!("{none}confirm_no_groups = true\n")).unwrap();
+        assert!(confirmed[0].policy.selected_groups.is_empty());
+        let both = one_tenant("confirm_no_groups = true\n");
+        assert_eq!(
+            problems(&both),
+            "line 5: tenant \"acme\": confirm_no_groups is set but 1 groups are selected; remove one or the other"
+        );
+    }
+
+    #[test]
+    fn the_nil_guid_is_neither_a_tenant_nor_a_group() {
+        let nil = "00000000-0000-0000-0000-000000000000";
+        let text = one_tenant("")
+            .replace("72f988bf-86f1-41af-91ab-2d7cd011db47", nil)
+            .replace("0c8b6a3e-1f62-4d2a-9f7e-3d1e5b2a7c10", nil);
+        let err = problems(&text);
+        assert!(
+            err.contains("line 3: tenant \"acme\": entra_tenant_id is the nil GUID"),
+            "{err}"
+        );
+        assert!(
+            err.contains("line 6: tenant \"acme\": groups[0].id is the nil GUID"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_spec_from_the_api_is_checked_by_the_same_rules_without_lines() {
+        let spec: TenantSpec = serde_json::from_value(serde_json::json!({
+            "key": "acme",
+            "name": "x".repeat(2_000_000),
+            "entra_tenant_id": "00000000-0000-0000-0000-000000000000",
+            "time_zone": "UTC",
+        }))
+        .unwrap();
+
+        let err = spec.validate().unwrap_err().to_string();
+
+        assert_eq!(
+            err.lines().collect::<Vec<_>>(),
+            [
+                "tenant \"acme\": name is 2000000 characters long; at most 256 are allowed",
+                "tenant \"acme\": entra_tenant_id is the nil GUID 00000000-0000-0000-0000-000000000000, \
+                 not a directory: use the tenant ID shown in the Entra admin center",
+                "tenant \"acme\": groups: no group is selected, so a run would sync nobody and convert \
+                 every synced group to a system group; select at least one group, or set \
+                 confirm_no_groups = true if that is what you mean",
+            ]
+        );
     }
 }

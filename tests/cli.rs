@@ -234,6 +234,59 @@ async fn check_prints_each_groups_name_direct_user_count_and_flags_a_deleted_and
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn tenant_apply_with_check_connection_stores_the_tenant_then_tests_entra_and_the_target(
+    pool: PgPool,
+) {
+    let entra = EntraEmulator::start(Directory {
+        tenants: vec![day_one()],
+    })
+    .await
+    .expect("emulator");
+    let highq = HighQEmulator::start(HighQSeed::default())
+        .await
+        .expect("HighQ emulator");
+    let dir = scratch();
+    let settings = write_settings(&dir, &entra);
+    let url = database_url(&pool);
+    let tenants = write_tenant_file(&dir, &[(SALES, "internal"), (GONE, "basic")], Some(&highq));
+
+    let output = dirsync(
+        &url,
+        Some(&settings),
+        &[
+            "tenant",
+            "apply",
+            tenants.to_str().unwrap(),
+            "--check-connection",
+        ],
+    )
+    .await;
+
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}{}", stderr(&output));
+    assert!(
+        text.starts_with("tenant acme: 2 selected groups, time zone Europe/London\n"),
+        "{text}"
+    );
+    assert!(text.contains("token     ok"), "{text}");
+    assert_eq!(row(&text, SALES), [SALES, "found", "Sales", "5"], "{text}");
+    assert_eq!(row(&text, GONE), [GONE, "deleted"], "{text}");
+    assert!(
+        text.contains(
+            "target    FAILED: highq answered: no HighQ refresh token is stored for this tenant; \
+             an operator must connect the tenant to HighQ first"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("the tenants are stored, but a connection check failed"),
+        "{text}"
+    );
+    let listed = dirsync(&url, None, &["tenant", "list"]).await;
+    assert!(stdout(&listed).starts_with("acme\t"), "{}", stdout(&listed));
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn check_names_a_wrong_client_secret_and_exits_with_1(pool: PgPool) {
     let entra = EntraEmulator::start(Directory {
         tenants: vec![day_one()],

@@ -5,6 +5,7 @@
 //! file (`tenant.rs`, `sync.rs`, `emulate.rs`, `demo.rs`), so a new command is one variant, one
 //! match arm and one file.
 
+mod config;
 mod demo;
 mod emulate;
 mod sync;
@@ -89,12 +90,34 @@ enum Command {
     Demo(DemoArgs),
     /// Run the service: the HTTP API, the midnight scheduler and forced runs, until SIGTERM.
     Serve,
+    /// Inspect the service settings.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check the settings (defaults, then --config FILE, then DIRSYNC__… variables) and print
+    /// every effective value with where it came from; secrets are redacted.
+    ///
+    /// Exit code 0 when the settings are valid, 1 otherwise (each problem is printed).
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
 enum TenantCommand {
     /// Create or update the tenants in a TOML file (see config/tenants.example.toml).
-    Apply { file: PathBuf },
+    ///
+    /// Exit code 0 when every tenant is valid and stored (and, with --check-connection, every
+    /// check passed), 1 otherwise; an invalid file stores nothing.
+    Apply {
+        file: PathBuf,
+        /// Then test each tenant's connections at once, as `dirsync check` does.
+        #[arg(long)]
+        check_connection: bool,
+    },
     /// List the configured tenants.
     List,
     /// Connect a tenant to HighQ: exchange the authorization code an admin's consent produced
@@ -130,7 +153,7 @@ fn init_tracing(settings: &Settings, quiet: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if settings.log.format == "json" {
+    if settings.log.format == crate::settings::LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
@@ -151,6 +174,12 @@ fn sync_context(settings: &Settings, store: PgStore, graph: Option<GraphConnecto
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = cli.command
+    {
+        return Ok(config::check(cli.config.as_deref()));
+    }
     let settings = Settings::load(cli.config.as_deref()).context("could not load the settings")?;
     init_tracing(&settings, matches!(cli.command, Command::Demo(_)));
     match cli.command {
@@ -160,8 +189,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tenant {
-            command: TenantCommand::Apply { file },
-        } => tenant::apply(&settings, &file).await,
+            command:
+                TenantCommand::Apply {
+                    file,
+                    check_connection,
+                },
+        } => tenant::apply(&settings, &file, check_connection).await,
         Command::Tenant {
             command: TenantCommand::List,
         } => tenant::list(&settings).await,
@@ -185,5 +218,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => crate::service::serve(&settings)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Config { .. } => unreachable!("handled before the settings are loaded"),
     }
 }

@@ -65,16 +65,38 @@ async fn check_tenant(graph: &GraphConnector, tenant: &Tenant) -> CheckReport {
 
 pub(super) async fn check(settings: &Settings, tenant: &str) -> anyhow::Result<ExitCode> {
     let key = TenantKey::parse(tenant)?;
-    let (store, tenant, graph) = tenant_and_graph(settings, &key).await?;
-    let report = check_tenant(&graph, &tenant).await;
-    print!("{report}");
-    let ctx = sync_context(settings, store, Some(graph));
-    let target_ok = check_target(&ctx, &tenant).await;
-    Ok(if report.is_ok() && target_ok {
+    let store = open_store(settings).await?;
+    let tenant = store
+        .tenant(&key)
+        .await?
+        .with_context(|| format!("no tenant with key {key:?} (see `dirsync tenant list`)"))?;
+    Ok(if check_stored_tenant(settings, store, &tenant).await? {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `dirsync check` of a stored tenant (also run by `tenant apply --check-connection`): signs in
+/// to Entra and counts each selected group, then makes one harmless look-up in the target,
+/// printing both. True when everything answered as it should.
+pub(super) async fn check_stored_tenant(
+    settings: &Settings,
+    store: crate::store::PgStore,
+    tenant: &Tenant,
+) -> anyhow::Result<bool> {
+    // The check reads the tenant's own source settings: `env:` references resolved, as in a run.
+    let tenant = crate::connect::resolved(tenant)
+        .map_err(|problem| anyhow::anyhow!("tenant {}: {problem}", tenant.key))?;
+    let graph = graph_connector(settings)?.context(
+        "Microsoft Graph is not configured: set [graph] client_id and credential in the service \
+         settings (or DIRSYNC__GRAPH__CLIENT_ID …)",
+    )?;
+    let report = check_tenant(&graph, &tenant).await;
+    print!("{report}");
+    let ctx = sync_context(settings, store, Some(graph));
+    let target_ok = check_target(&ctx, &tenant).await;
+    Ok(report.is_ok() && target_ok)
 }
 
 /// Connects to the tenant's target and looks up one address that cannot exist: the sign-in and

@@ -1,4 +1,5 @@
-//! `dirsync tenant apply|list`: tenants from a TOML file into the database, and back out.
+//! `dirsync tenant apply|list|connect-highq`: tenants from a TOML file into the database (with
+//! an optional connection check), back out, and connected to HighQ.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,27 +10,80 @@ use anyhow::Context;
 use secrecy::SecretString;
 
 use super::open_store;
+use super::sync::check_stored_tenant;
 use crate::domain::TenantKey;
 use crate::settings::Settings;
 use crate::store::{PgTokenStore, Store};
 use crate::target::highq::HighQAdapter;
-use crate::tenant::parse_tenant_file;
+use crate::tenant::{MAX_TENANT_FILE_BYTES, TenantFileError, parse_tenant_file_bytes};
 
-pub(super) async fn apply(settings: &Settings, file: &Path) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("could not read {}", file.display()))?;
-    let tenants = parse_tenant_file(&text)?;
+pub(super) async fn apply(
+    settings: &Settings,
+    file: &Path,
+    check_connection: bool,
+) -> anyhow::Result<ExitCode> {
+    let bytes = read_bounded(file)?;
+    let tenants = parse_tenant_file_bytes(&bytes).map_err(|err| {
+        let problems: Vec<String> = err
+            .to_string()
+            .lines()
+            .map(|line| format!("{}: {line}", file.display()))
+            .collect();
+        anyhow::anyhow!(problems.join("\n"))
+    })?;
     let store = open_store(settings).await?;
     for tenant in &tenants {
         store.upsert_tenant(tenant).await?;
+        let groups = tenant.policy.selected_groups.len();
+        let warning = if groups == 0 {
+            " (confirmed: runs sync nobody and say so in a warning)"
+        } else {
+            ""
+        };
         println!(
-            "tenant {}: {} selected groups, time zone {}",
-            tenant.key,
-            tenant.policy.selected_groups.len(),
-            tenant.time_zone
+            "tenant {}: {groups} selected groups{warning}, time zone {}",
+            tenant.key, tenant.time_zone
         );
     }
-    Ok(ExitCode::SUCCESS)
+    if !check_connection {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut all_ok = true;
+    for tenant in &tenants {
+        println!("\n== tenant {}: connection check ==", tenant.key);
+        match check_stored_tenant(settings, store.clone(), tenant).await {
+            Ok(ok) => all_ok &= ok,
+            Err(err) => {
+                println!("FAILED: {err:#}");
+                all_ok = false;
+            }
+        }
+    }
+    if !all_ok {
+        println!("\nthe tenants are stored, but a connection check failed (see above)");
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The file's bytes, refused unread when it is larger than a tenant file may be.
+fn read_bounded(file: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let opened =
+        std::fs::File::open(file).with_context(|| format!("could not read {}", file.display()))?;
+    let mut bytes = Vec::new();
+    opened
+        .take(MAX_TENANT_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("could not read {}", file.display()))?;
+    if bytes.len() > MAX_TENANT_FILE_BYTES {
+        let size = std::fs::metadata(file).map_or(bytes.len() as u64, |m| m.len());
+        anyhow::bail!("{}: {}", file.display(), TenantFileError::TooLarge { size });
+    }
+    Ok(bytes)
 }
 
 pub(super) async fn list(settings: &Settings) -> anyhow::Result<ExitCode> {

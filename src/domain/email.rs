@@ -13,28 +13,70 @@ pub enum EmailError {
     Malformed(String),
     #[error("{0:?} contains white space or control characters")]
     BadCharacters(String),
+    #[error(
+        "{text:?} contains the invisible character U+{code:04X}, which would make it look like another address"
+    )]
+    InvisibleCharacter { text: String, code: u32 },
+    #[error("{start:?}… is {bytes} bytes long; at most {MAX_EMAIL_BYTES} are allowed (RFC 5321)")]
+    TooLong { start: String, bytes: usize },
+    #[error(
+        "{text:?} has a local part (before '@') of {bytes} bytes; at most {MAX_LOCAL_PART_BYTES} are allowed (RFC 5321)"
+    )]
+    LocalPartTooLong { text: String, bytes: usize },
     #[error("{0:?} is a guest (#EXT#) user principal name, not a mailbox")]
     GuestPrincipalName(String),
 }
 
+/// RFC 5321: a path holds at most 256 octets, the brackets included.
+pub const MAX_EMAIL_BYTES: usize = 254;
+/// RFC 5321: a local part holds at most 64 octets.
+pub const MAX_LOCAL_PART_BYTES: usize = 64;
+
 /// An email address as Entra spelled it. Two emails are the same identity when they are equal
-/// ignoring ASCII case (R4, R8), so `Eq` and `Hash` fold case while `Display` keeps the spelling
-/// that is sent to the target.
+/// once case is folded and Unicode is normalized (R4, R8): `Jane@x.com` and `jane@x.com`, but
+/// also `ÉMILE@x.com` and `émile@x.com`, or an `é` typed as one character or as `e` with a
+/// combining accent. `Eq` and `Hash` use that identity; `Display` keeps the spelling that is
+/// sent to the target.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email {
     text: String,
     at: usize,
+    /// The identity: NFC-normalized, then lowercased.
+    key: String,
+    key_at: usize,
+}
+
+/// Characters that are never part of a usable address: white space, controls, and invisible
+/// formatting characters (zero-width spaces and joiners, bidirectional overrides, the BOM…),
+/// which would let two different addresses look the same.
+fn unusable(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    c.is_whitespace() || c.is_control() || c.general_category() == GeneralCategory::Format
 }
 
 impl Email {
     pub fn parse(text: &str) -> Result<Self, EmailError> {
+        use unicode_normalization::UnicodeNormalization as _;
         let text = text.trim();
         if text.is_empty() {
             return Err(EmailError::Empty);
         }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(EmailError::BadCharacters(text.to_owned()));
+        if text.len() > MAX_EMAIL_BYTES {
+            return Err(EmailError::TooLong {
+                start: text.chars().take(32).collect(),
+                bytes: text.len(),
+            });
+        }
+        if let Some(c) = text.chars().find(|c| unusable(*c)) {
+            return Err(if c.is_whitespace() || c.is_control() {
+                EmailError::BadCharacters(text.to_owned())
+            } else {
+                EmailError::InvisibleCharacter {
+                    text: text.to_owned(),
+                    code: c as u32,
+                }
+            });
         }
         if text.to_ascii_uppercase().contains("#EXT#") {
             return Err(EmailError::GuestPrincipalName(text.to_owned()));
@@ -49,9 +91,19 @@ impl Email {
         if local.is_empty() || domain.is_empty() || !domain_ok {
             return Err(EmailError::Malformed(text.to_owned()));
         }
+        if local.len() > MAX_LOCAL_PART_BYTES {
+            return Err(EmailError::LocalPartTooLong {
+                text: text.to_owned(),
+                bytes: local.len(),
+            });
+        }
+        let key: String = text.nfc().collect::<String>().to_lowercase();
+        let key_at = key.find('@').expect("normalization keeps the one '@'");
         Ok(Self {
             text: text.to_owned(),
             at,
+            key,
+            key_at,
         })
     }
 
@@ -69,14 +121,15 @@ impl Email {
         &self.text
     }
 
-    /// The case-folded form used as the identity key (and stored for lookups).
+    /// The identity key: case-folded and Unicode-normalized (and itself a valid address).
     pub fn normalized(&self) -> String {
-        self.text.to_ascii_lowercase()
+        self.key.clone()
     }
 
-    /// Whether `other` lives in a different domain (case-insensitively), the change R7 forbids.
+    /// Whether `other` lives in a different domain (compared as identities are), the change R7
+    /// forbids.
     pub fn domain_differs(&self, other: &Email) -> bool {
-        !self.domain().eq_ignore_ascii_case(other.domain())
+        self.key[self.key_at + 1..] != other.key[other.key_at + 1..]
     }
 
     /// Whether the two are spelled identically, case included: a change of case in the local
@@ -88,7 +141,7 @@ impl Email {
 
 impl PartialEq for Email {
     fn eq(&self, other: &Self) -> bool {
-        self.text.eq_ignore_ascii_case(&other.text)
+        self.key == other.key
     }
 }
 
@@ -96,9 +149,7 @@ impl Eq for Email {}
 
 impl Hash for Email {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        for byte in self.text.bytes() {
-            state.write_u8(byte.to_ascii_lowercase());
-        }
+        self.key.hash(state);
     }
 }
 
@@ -150,6 +201,54 @@ mod tests {
         assert_eq!(email.domain(), "contoso.com");
         assert!(!email.domain_differs(&Email::parse("john@CONTOSO.com").unwrap()));
         assert!(email.domain_differs(&Email::parse("jane@fabrikam.com").unwrap()));
+    }
+
+    #[test]
+    fn emails_differing_only_in_unicode_case_or_normalization_are_one_identity() {
+        let upper = Email::parse("ÉMILE@bücher.de").unwrap();
+        let lower = Email::parse("émile@BÜCHER.de").unwrap();
+        let decomposed = Email::parse("e\u{301}mile@bu\u{308}cher.de").unwrap();
+        assert_eq!(upper, lower);
+        assert_eq!(lower, decomposed);
+        assert_eq!(HashSet::from([upper.clone(), lower, decomposed]).len(), 1);
+        assert_eq!(upper.to_string(), "ÉMILE@bücher.de");
+        assert!(!upper.domain_differs(&Email::parse("x@BU\u{308}CHER.DE").unwrap()));
+        assert_eq!(
+            Email::parse(&upper.normalized()).unwrap().as_str(),
+            "émile@bücher.de"
+        );
+    }
+
+    #[test]
+    fn invisible_characters_and_overlong_addresses_are_rejected() {
+        for (text, code) in [
+            ("ja\u{200b}ne@contoso.com", 0x200b),
+            ("jane\u{202e}moc.@contoso.com", 0x202e),
+            ("\u{feff}jane@contoso.com", 0xfeff),
+        ] {
+            assert_eq!(
+                Email::parse(text),
+                Err(EmailError::InvisibleCharacter {
+                    text: text.to_owned(),
+                    code
+                })
+            );
+        }
+        let long_local = format!("{}@contoso.com", "a".repeat(65));
+        assert!(matches!(
+            Email::parse(&long_local),
+            Err(EmailError::LocalPartTooLong { bytes: 65, .. })
+        ));
+        let long = format!("jane@{}.com", "d".repeat(300));
+        assert_eq!(
+            Email::parse(&long).unwrap_err().to_string(),
+            format!(
+                "\"jane@{}\"… is {} bytes long; at most 254 are allowed (RFC 5321)",
+                "d".repeat(27),
+                long.len()
+            )
+        );
+        assert!(Email::parse(&format!("{}@contoso.com", "a".repeat(64))).is_ok());
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The planning algorithm: classify groups, validate users, derive roles, statuses and
 //! memberships, then lay the operations out in an order the target can follow.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::MAX_GROUP_MEMBERS;
-use super::fields::{DesiredFields, desired_fields, usable_email};
+use super::fields::{DesiredFields, desired_fields, non_blank, usable_email, visible};
 use super::model::*;
 use crate::domain::{Email, EntraObjectId, Role, TargetUserId, UserStatus};
 
@@ -19,7 +19,9 @@ pub fn emails_to_look_up(
         policy.selected_groups.iter().map(|g| &g.entra_id).collect();
     let mirrored: HashMap<&EntraObjectId, &MirrorUser> =
         mirror.users.iter().map(|u| (&u.entra_id, u)).collect();
-    let mut emails = BTreeSet::new();
+    // One look-up per identity, in Entra's spelling: a target that folds only ASCII case
+    // still finds `Émile@` when asked for `Émile@`.
+    let mut emails: BTreeMap<String, Email> = BTreeMap::new();
     for fetch in snapshot
         .groups
         .iter()
@@ -38,15 +40,12 @@ pub fn emails_to_look_up(
             match mirrored.get(&user.id) {
                 Some(synced) if synced.state.fields.email.same_spelling(&email) => {}
                 _ => {
-                    emails.insert(email.normalized());
+                    emails.entry(email.normalized()).or_insert(email);
                 }
             }
         }
     }
-    emails
-        .into_iter()
-        .filter_map(|e| Email::parse(&e).ok())
-        .collect()
+    emails.into_values().collect()
 }
 
 /// A selected group whose members were read this run.
@@ -128,6 +127,16 @@ impl<'a> Planner<'a> {
 
     fn run(mut self) -> Plan {
         let input = self.input;
+        if input.policy.selected_groups.is_empty() {
+            self.notes.push(Note {
+                subject: Subject::Run,
+                severity: Severity::Warning,
+                message:
+                    "no group is selected for this tenant (its configuration confirms it), so \
+                          this run syncs nobody; groups synced before become system groups"
+                        .to_owned(),
+            });
+        }
         let (visible, frozen_groups, conversions) = self.classify_groups();
 
         // Every user seen in a readable group, once, in a stable order.
@@ -378,17 +387,33 @@ impl<'a> Planner<'a> {
                     display_name,
                     members,
                 } => {
-                    let mut name = display_name.trim().to_owned();
-                    if name.is_empty() {
-                        name = selected.entra_id.to_string();
-                        self.group_note(
-                            &selected.entra_id,
-                            &name,
-                            Severity::Warning,
-                            "the group has no display name in Entra; its ID is used as its name"
-                                .to_owned(),
-                        );
-                    }
+                    let name = match (non_blank(&Some(display_name.to_owned())), existing) {
+                        (Some(name), _) => name.to_owned(),
+                        // A name Entra lost is not a rename (R3): the synced group keeps its own.
+                        (None, Some(old)) => {
+                            self.group_note(
+                                &selected.entra_id,
+                                &old.name,
+                                Severity::Warning,
+                                format!(
+                                    "the group has no display name in Entra; it keeps its name {:?}",
+                                    old.name
+                                ),
+                            );
+                            old.name.clone()
+                        }
+                        (None, None) => {
+                            let name = selected.entra_id.to_string();
+                            self.group_note(
+                                &selected.entra_id,
+                                &name,
+                                Severity::Warning,
+                                "the group has no display name in Entra; its ID is used as its name"
+                                    .to_owned(),
+                            );
+                            name
+                        }
+                    };
                     let mut unique = HashSet::new();
                     let members: Vec<&EntraUser> =
                         members.iter().filter(|u| unique.insert(&u.id)).collect();
@@ -848,8 +873,8 @@ fn raw_label(user: &EntraUser, mirrored: Option<&MirrorUser>) -> UserLabel {
         });
     UserLabel {
         entra_id: user.id.clone(),
-        email,
-        name,
+        email: visible(&email),
+        name: visible(&name),
     }
 }
 

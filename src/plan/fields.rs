@@ -21,8 +21,47 @@ pub(crate) struct DesiredFields {
     pub warnings: Vec<String>,
 }
 
-fn non_blank(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+/// How many characters of an Entra value a message quotes.
+const QUOTED_CHARS: usize = 80;
+
+/// `text` quoted for a message; a long one is cut and its length said, so a report line does
+/// not repeat a 10,000-character value.
+pub(crate) fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((at, _)) => format!("{:?}… ({} characters)", &text[..at], text.chars().count()),
+        None => format!("{text:?}"),
+    }
+}
+
+/// Whether a character would show: not white space, a control or an invisible format
+/// character (a zero-width space, a bidirectional override, the BOM).
+pub(crate) fn shows(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    !(c.is_whitespace() || c.is_control() || c.general_category() == GeneralCategory::Format)
+}
+
+/// `text` with every character that would not show (but a space) written as its `\u{…}`
+/// escape, so a report shows what Entra holds: an address with a zero-width space or a
+/// right-to-left override cannot pass for another. At most [`MAX_FIELD_CHARS`] are kept.
+pub(crate) fn visible(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(MAX_FIELD_CHARS) {
+        if shows(c) || c == ' ' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_unicode());
+        }
+    }
+    out
+}
+
+/// The value, trimmed, unless nothing of it would show: empty, white space, or only invisible
+/// characters (a name of zero-width spaces is no name).
+pub(crate) fn non_blank(value: &Option<String>) -> Option<&str> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| v.chars().any(shows))
 }
 
 /// R5: `mail`, or the user principal name when `mail` is empty and the UPN is an email address.
@@ -85,12 +124,13 @@ pub(crate) fn desired_fields(user: &EntraUser) -> Result<DesiredFields, String> 
             let first = given.unwrap_or(first_word).to_owned();
             let last = surname.unwrap_or(rest).to_owned();
             warnings.push(format!(
-                "{} empty in Entra; taken from displayName {display:?}",
+                "{} empty in Entra; taken from displayName {}",
                 match (given, surname) {
                     (None, None) => "givenName and surname are",
                     (None, Some(_)) => "givenName is",
                     _ => "surname is",
-                }
+                },
+                quoted(display)
             ));
             (first, last)
         }
@@ -119,6 +159,43 @@ pub(crate) fn desired_fields(user: &EntraUser) -> Result<DesiredFields, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn r05_names_of_invisible_characters_fall_back_to_the_display_name() {
+        let user = EntraUser {
+            given_name: Some("\u{200b}\u{200b}".to_owned()),
+            surname: Some("\u{feff} ".to_owned()),
+            display_name: Some("Jane Doe".to_owned()),
+            mail: Some("jane@contoso.com".to_owned()),
+            ..EntraUser::default()
+        };
+        let desired = desired_fields(&user).unwrap();
+        assert_eq!(
+            (
+                desired.fields.first_name.as_str(),
+                desired.fields.last_name.as_str()
+            ),
+            ("Jane", "Doe")
+        );
+        assert_eq!(
+            desired.warnings,
+            ["givenName and surname are empty in Entra; taken from displayName \"Jane Doe\""]
+        );
+    }
+
+    #[test]
+    fn report_labels_show_invisible_characters_and_quote_long_values_briefly() {
+        assert_eq!(
+            visible("ali\u{200b}ce@x.com\u{202e} ok"),
+            "ali\\u{200b}ce@x.com\\u{202e} ok"
+        );
+        assert_eq!(visible(&"x".repeat(600)).len(), MAX_FIELD_CHARS);
+        assert_eq!(quoted("Jane Doe"), "\"Jane Doe\"");
+        assert_eq!(
+            quoted(&"D".repeat(10_000)),
+            format!("\"{}\"… (10000 characters)", "D".repeat(80))
+        );
+    }
 
     #[test]
     fn truncation_never_splits_a_character() {

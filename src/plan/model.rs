@@ -371,6 +371,8 @@ pub enum Subject {
         entra_id: EntraObjectId,
         name: String,
     },
+    /// The run as a whole (a tenant that selects no group).
+    Run,
 }
 
 /// A warning or error the planner found: it becomes a line in the run's report.

@@ -75,6 +75,7 @@ impl DirectorySource for MemorySource {
                 requests: groups.len() as u64,
                 ..FetchStats::default()
             },
+            notes: Vec::new(),
         })
     }
 

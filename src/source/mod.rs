@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::EntraObjectId;
-use crate::plan::SourceSnapshot;
+use crate::plan::{Note, SourceSnapshot};
 
 /// A failure that stops the whole read, not one group: no token, unreachable authority.
 /// Per-group problems are `GroupOutcome::Failed` in the snapshot instead.
@@ -36,6 +36,9 @@ pub struct FetchStats {
 pub struct SourceFetch {
     pub snapshot: SourceSnapshot,
     pub stats: FetchStats,
+    /// What the source ignored or had to clean while reading (an object that is not a user, a
+    /// member listed twice, control characters): warnings for the run's report.
+    pub notes: Vec<Note>,
 }
 
 /// R22: a selected group's name and direct user member count, as the preview shows it.

@@ -61,6 +61,7 @@ pub fn note_entry(note: &Note) -> ReportEntry {
         Subject::Group { entra_id, name } => {
             group_entry(entra_id, name, note.severity.as_str(), note.severity)
         }
+        Subject::Run => run_entry(note.severity.as_str(), note.severity, String::new()),
     };
     entry.message = Some(note.message.clone());
     entry

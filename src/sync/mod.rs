@@ -358,7 +358,11 @@ async fn read_and_plan(
         .iter()
         .map(|g| g.entra_id.clone())
         .collect();
-    let SourceFetch { snapshot, stats } = source
+    let SourceFetch {
+        snapshot,
+        stats,
+        notes: source_notes,
+    } = source
         .fetch_groups_with_progress(&group_ids, group_read)
         .await
         .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
@@ -374,7 +378,7 @@ async fn read_and_plan(
             ))
         })?
     };
-    let plan = plan(PlanInput {
+    let mut plan = plan(PlanInput {
         policy: &tenant.policy,
         snapshot: &snapshot,
         mirror: &mirror,
@@ -382,6 +386,7 @@ async fn read_and_plan(
         now: Utc::now(),
         guard_lifted,
     });
+    plan.notes.extend(source_notes);
     Ok((plan, stats, mirror))
 }
 

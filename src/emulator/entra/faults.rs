@@ -71,6 +71,8 @@ pub enum Fault {
     MalformedPage,
     /// A 200 JSON page without its `value` list.
     MissingValue,
+    /// The normal page with its `@odata.nextLink` pointing at `url` (another host, say).
+    NextLinkTo { url: String },
 }
 
 /// The plan with its generator and counters, as the server holds it.

@@ -601,10 +601,16 @@ fn selected(query: &HashMap<String, String>) -> Option<Vec<String>> {
     })
 }
 
-/// A user as Graph returns it: the default properties, or the `$select`ed ones (`id` always).
+/// A user as Graph returns it: the default properties, or the `$select`ed ones (`id` always,
+/// and any `@odata.*` annotation stored on the object, such as a derived `@odata.type`).
 /// `accountEnabled` is not a default property, so it appears only when selected.
 fn project_user(user: &Map<String, Value>, select: Option<&[String]>) -> Map<String, Value> {
     let mut out = Map::new();
+    for (name, value) in user {
+        if name.starts_with("@odata.") {
+            out.insert(name.clone(), value.clone());
+        }
+    }
     out.insert("id".into(), user.get("id").cloned().unwrap_or(Value::Null));
     let names: Vec<&str> = match select {
         Some(list) => list.iter().map(String::as_str).collect(),
@@ -697,6 +703,25 @@ async fn graph_call(
             "{\"@odata.context\":\"<html>Service Unavailable</html>\",\"value\":[{\"id\":}",
         )
             .into_response(),
+        Some(Fault::NextLinkTo { url }) => {
+            let response = answer();
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(mut page)) => {
+                    page.insert("@odata.nextLink".into(), Value::String(url));
+                    let mut parts = parts;
+                    parts.headers.remove(header::CONTENT_LENGTH);
+                    Response::from_parts(
+                        parts,
+                        axum::body::Body::from(Value::Object(page).to_string()),
+                    )
+                }
+                _ => Response::from_parts(parts, axum::body::Body::from(bytes)),
+            }
+        }
         Some(Fault::MissingValue) => axum::Json(json!({
             "@odata.context": format!("{}/v1.0/$metadata#users", state.base_url),
         }))

@@ -26,12 +26,15 @@ pub use settings::{CredentialSettings, GraphSettings, SettingsError, TenantSourc
 
 use self::auth::SignIn;
 use self::http::{GetError, GetRequest, RetryBudget, RetryPolicy, StatsCounter, get_with_retries};
-use self::wire::{GraphGroup, GraphPage, GraphUser, USER_SELECT};
+use self::wire::{GraphGroup, GraphPage, USER_SELECT};
 use super::{
     DirectorySource, GroupCount, GroupCountOutcome, SourceError, SourceFetch, UserPresence,
 };
 use crate::domain::EntraObjectId;
-use crate::plan::{EntraUser, GroupFetch, GroupOutcome, MAX_GROUP_MEMBERS, SourceSnapshot};
+use crate::plan::{
+    EntraUser, GroupFetch, GroupOutcome, MAX_GROUP_MEMBERS, Note, Severity, SourceSnapshot,
+    Subject, UserLabel,
+};
 use crate::tenant::Tenant;
 
 /// Built once per process: the HTTP client and the per-tenant credentials (each with its own
@@ -314,17 +317,23 @@ impl GraphSource {
             && link.port_or_known_default() == base.port_or_known_default()
     }
 
+    /// Every direct user member of the group, page by page, with the report's notes about
+    /// what was ignored or cleaned on the way (see [`wire::member_entry`]).
     async fn read_members(
         &self,
-        id: &EntraObjectId,
+        group: &GroupLabel<'_>,
         budget: &mut RetryBudget,
         stats: &StatsCounter,
-    ) -> Result<Vec<EntraUser>, GroupRead> {
+    ) -> Result<(Vec<EntraUser>, Vec<Note>), GroupRead> {
+        let id = group.id;
         let failed = |reason: String| GroupRead::Outcome(GroupOutcome::Failed { reason });
         let mut url = self.url(&format!(
             "/v1.0/groups/{id}/members/microsoft.graph.user?$select={USER_SELECT}&$top=999"
         ));
-        let mut members = Vec::new();
+        let mut members: Vec<EntraUser> = Vec::new();
+        let mut notes = Vec::new();
+        // Where each user was first listed, and how many times: Graph may list one twice.
+        let mut listed: HashMap<EntraObjectId, (usize, usize, usize)> = HashMap::new();
         let mut page_number = 0usize;
         loop {
             page_number += 1;
@@ -337,23 +346,56 @@ impl GraphSource {
                     ));
                 }
             };
-            let page: GraphPage<GraphUser> = serde_json::from_slice(&body).map_err(|e| {
-                failed(format!(
-                    "page {page_number} of the group's members is not the JSON Graph sends ({e}); nothing in the group was changed"
-                ))
-            })?;
-            let Some(users) = page.value else {
-                return Err(failed(format!(
-                    "page {page_number} of the group's members has no \"value\" list; nothing in the group was changed"
-                )));
-            };
-            for user in users {
-                let user = user.into_entra_user().map_err(|e| {
+            let page: GraphPage<serde_json::Value> =
+                serde_json::from_slice(&body).map_err(|e| {
                     failed(format!(
-                        "page {page_number} of the group's members holds a user with a bad id: {e}"
+                        "page {page_number} of the group's members is not the JSON Graph sends ({e})"
                     ))
                 })?;
-                members.push(user);
+            let Some(entries) = page.value else {
+                return Err(failed(format!(
+                    "page {page_number} of the group's members has no \"value\" list"
+                )));
+            };
+            for entry in entries {
+                let entry = wire::member_entry(entry).map_err(|problem| {
+                    failed(format!(
+                        "page {page_number} of the group's members: {problem}"
+                    ))
+                })?;
+                let (user, cleaned) = match entry {
+                    wire::MemberEntry::User { user, cleaned } => (user, cleaned),
+                    wire::MemberEntry::NotAUser { id, odata_type } => {
+                        notes.push(group.note(format!(
+                            "member {} is a {odata_type}, not a user; it is ignored (R1)",
+                            id.as_deref().unwrap_or("without an id")
+                        )));
+                        continue;
+                    }
+                };
+                match listed.get_mut(&user.id) {
+                    Some((first_page, index, count)) => {
+                        if members[*index] != user {
+                            let pages = if *first_page == page_number {
+                                format!("on page {page_number}")
+                            } else {
+                                format!("on pages {first_page} and {page_number}")
+                            };
+                            return Err(failed(format!(
+                                "user {} is listed twice with different data ({pages})",
+                                user.id
+                            )));
+                        }
+                        *count += 1;
+                    }
+                    None => {
+                        for message in cleaned {
+                            notes.push(user_note(&user, message));
+                        }
+                        listed.insert(user.id.clone(), (page_number, members.len(), 1));
+                        members.push(user);
+                    }
+                }
             }
             if members.len() > MAX_GROUP_MEMBERS {
                 return Err(failed(format!(
@@ -366,27 +408,64 @@ impl GraphSource {
                 Some(next) if self.same_origin(&next) => url = next,
                 Some(next) => {
                     return Err(failed(format!(
-                        "page {page_number} links to {next:?}, which is not on the Graph host; reading stopped"
+                        "page {page_number} links to {:?}, outside Graph's {}; reading stopped and \
+                         nothing was sent there",
+                        wire::truncate(&next, 200),
+                        self.connector
+                            .settings
+                            .graph_base_url
+                            .origin()
+                            .ascii_serialization()
                     )));
                 }
-                None => return Ok(members),
+                None => break,
             }
         }
+        let mut repeated: Vec<(&EntraObjectId, usize)> = listed
+            .iter()
+            .filter(|(_, (_, _, count))| *count > 1)
+            .map(|(id, (_, _, count))| (id, *count))
+            .collect();
+        repeated.sort();
+        for (user, count) in repeated {
+            notes.push(group.note(format!(
+                "user {user} is listed {count} times in the group's members; counted once"
+            )));
+        }
+        Ok((members, notes))
     }
 
     #[instrument(skip_all, fields(tenant = %self.sign_in.tenant_id, group = %id))]
-    async fn fetch_one(&self, id: &EntraObjectId, stats: &StatsCounter) -> GroupRead {
+    async fn fetch_one(&self, id: &EntraObjectId, stats: &StatsCounter) -> (GroupRead, Vec<Note>) {
         let mut budget = RetryBudget::default();
-        let display_name = match self.read_group(id, &mut budget, stats).await {
+        let raw_name = match self.read_group(id, &mut budget, stats).await {
             Ok(name) => name,
-            Err(read) => return read,
+            Err(read) => return (read, Vec::new()),
         };
-        match self.read_members(id, &mut budget, stats).await {
-            Ok(members) => GroupRead::Outcome(GroupOutcome::Found {
-                display_name,
-                members,
-            }),
-            Err(read) => read,
+        let (display_name, replaced) = wire::clean_group_name(&raw_name);
+        let group = GroupLabel {
+            id,
+            name: &display_name,
+        };
+        let mut notes = Vec::new();
+        if !replaced.is_empty() {
+            notes.push(group.note(format!(
+                "the group's displayName held control characters ({}); each run of them was replaced by a space",
+                wire::describe_code_points(&replaced)
+            )));
+        }
+        match self.read_members(&group, &mut budget, stats).await {
+            Ok((members, member_notes)) => {
+                notes.extend(member_notes);
+                (
+                    GroupRead::Outcome(GroupOutcome::Found {
+                        display_name,
+                        members,
+                    }),
+                    notes,
+                )
+            }
+            Err(read) => (read, Vec::new()),
         }
     }
 
@@ -397,7 +476,7 @@ impl GraphSource {
     ) -> Result<GroupCountOutcome, String> {
         let mut budget = RetryBudget::default();
         let display_name = match self.read_group(id, &mut budget, stats).await {
-            Ok(name) => name,
+            Ok(name) => wire::clean_group_name(&name).0,
             Err(GroupRead::Outcome(GroupOutcome::Deleted)) => {
                 return Ok(GroupCountOutcome::Deleted);
             }
@@ -442,6 +521,44 @@ impl GraphSource {
     }
 }
 
+/// A group being read, to attach the report's notes to.
+struct GroupLabel<'a> {
+    id: &'a EntraObjectId,
+    name: &'a str,
+}
+
+impl GroupLabel<'_> {
+    fn note(&self, message: String) -> Note {
+        Note {
+            subject: Subject::Group {
+                entra_id: self.id.clone(),
+                name: self.name.to_owned(),
+            },
+            severity: Severity::Warning,
+            message,
+        }
+    }
+}
+
+/// A warning about a user as Graph sent it.
+fn user_note(user: &EntraUser, message: String) -> Note {
+    let email = [&user.mail, &user.user_principal_name]
+        .into_iter()
+        .flatten()
+        .find(|text| !text.trim().is_empty())
+        .cloned()
+        .unwrap_or_default();
+    Note {
+        subject: Subject::User(UserLabel {
+            entra_id: user.id.clone(),
+            email,
+            name: user.display_name.clone().unwrap_or_default(),
+        }),
+        severity: Severity::Warning,
+        message,
+    }
+}
+
 /// When every group was refused (401/403), the read as a whole failed to authenticate.
 fn all_refused<T>(reads: &[Result<T, String>]) -> Option<SourceError> {
     let first = reads.first()?.as_ref().err()?.clone();
@@ -469,19 +586,22 @@ impl DirectorySource for GraphSource {
         let reads = groups.iter().map(|id| {
             let stats = &stats;
             async move {
-                let read = match self.fetch_one(id, stats).await {
+                let (read, notes) = self.fetch_one(id, stats).await;
+                let read = match read {
                     GroupRead::Outcome(outcome) => Ok(outcome),
                     GroupRead::Refused(reason) => Err(reason),
                 };
                 group_read();
-                read
+                (read, notes)
             }
         });
-        let reads: Vec<Result<GroupOutcome, String>> =
+        let (reads, notes): (Vec<Result<GroupOutcome, String>>, Vec<Vec<Note>>) =
             futures::stream::iter(reads.collect::<Vec<_>>())
                 .buffered(self.concurrency())
-                .collect()
-                .await;
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .unzip();
         if let Some(err) = all_refused(&reads) {
             return Err(err);
         }
@@ -496,6 +616,7 @@ impl DirectorySource for GraphSource {
         Ok(SourceFetch {
             snapshot: SourceSnapshot { groups: fetches },
             stats: stats.snapshot(),
+            notes: notes.into_iter().flatten().collect(),
         })
     }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// The public cloud's authority and Graph endpoints.
 pub const PUBLIC_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
@@ -24,16 +24,21 @@ pub enum SettingsError {
     BadOverrides(String),
 }
 
-/// How the app registration proves who it is. Selected by `kind`.
-#[derive(Clone, Deserialize)]
+/// How the app registration proves who it is. Selected by `kind`. Secrets serialize as
+/// `[redacted]` (for `dirsync config check`), by their type.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CredentialSettings {
     /// The default: a client secret of the (multi-tenant) app registration.
-    ClientSecret { client_secret: SecretString },
+    ClientSecret {
+        #[serde(serialize_with = "redacted")]
+        client_secret: SecretString,
+    },
     /// A PKCS#12 certificate with its private key, base64-encoded.
     ClientCertificate {
+        #[serde(serialize_with = "redacted")]
         pkcs12_base64: SecretString,
-        #[serde(default)]
+        #[serde(default, serialize_with = "redacted_if_set")]
         password: Option<SecretString>,
     },
     /// A Kubernetes-projected service account token exchanged through a federated credential;
@@ -85,8 +90,27 @@ impl fmt::Debug for CredentialSettings {
     }
 }
 
+fn redacted<S: Serializer>(_: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str("[redacted]")
+}
+
+fn redacted_if_set<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_str("[redacted]"),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// Certificates are public but long: shown as how many there are.
+fn certificate_count<S: Serializer>(pems: &[String], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format!("{} PEM certificate(s)", pems.len()))
+}
+
 /// Everything the Graph source needs that is not per tenant. Built once per process.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GraphSettings {
     /// `https://graph.microsoft.com`, or the emulator's URL.
@@ -99,7 +123,7 @@ pub struct GraphSettings {
     pub client_id: String,
     pub credential: CredentialSettings,
     /// Extra PEM root certificates to trust, for a local emulator with a generated certificate.
-    #[serde(default)]
+    #[serde(default, serialize_with = "certificate_count")]
     pub extra_root_certificates_pem: Vec<String>,
     /// How many of one tenant's groups are read at the same time.
     #[serde(default = "default_concurrency")]
@@ -141,32 +165,84 @@ impl GraphSettings {
         }
     }
 
+    /// The first of [`problems`](Self::problems), if any.
     pub fn validate(&self) -> Result<(), SettingsError> {
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every setting that cannot work: URLs of the wrong scheme, an empty client, and numbers
+    /// outside their ranges (a concurrency of 0 would never read a group; a timeout of 0 would
+    /// fail every request).
+    pub fn problems(&self) -> Vec<SettingsError> {
+        let mut problems = Vec::new();
+        let mut invalid = |field: &'static str, problem: String| {
+            problems.push(SettingsError::Invalid { field, problem })
+        };
         if self.authority_host.scheme() != "https" {
-            return Err(SettingsError::Invalid {
-                field: "authority_host",
-                problem: format!("must be an https:// URL, not {}", self.authority_host),
-            });
+            invalid(
+                "authority_host",
+                format!("must be an https:// URL, not {}", self.authority_host),
+            );
         }
         if !matches!(self.graph_base_url.scheme(), "https" | "http") {
-            return Err(SettingsError::Invalid {
-                field: "graph_base_url",
-                problem: format!("must be an https:// URL, not {}", self.graph_base_url),
-            });
+            invalid(
+                "graph_base_url",
+                format!("must be an https:// URL, not {}", self.graph_base_url),
+            );
         }
         if self.client_id.trim().is_empty() {
-            return Err(SettingsError::Invalid {
-                field: "client_id",
-                problem: "must not be empty".into(),
-            });
+            invalid("client_id", "must not be empty".into());
         }
-        if self.concurrency == 0 {
-            return Err(SettingsError::Invalid {
-                field: "concurrency",
-                problem: "must be at least 1".into(),
-            });
+        if !(1..=64).contains(&self.concurrency) {
+            invalid(
+                "concurrency",
+                format!(
+                    "= {} is out of range: it must be from 1 to 64 (groups read at once)",
+                    self.concurrency
+                ),
+            );
         }
-        Ok(())
+        if self.max_retries > 20 {
+            invalid(
+                "max_retries",
+                format!(
+                    "= {} is out of range: it must be from 0 to 20",
+                    self.max_retries
+                ),
+            );
+        }
+        let seconds: [(&'static str, Duration, u64); 5] = [
+            ("request_timeout", self.request_timeout, 3_600),
+            ("connect_timeout", self.connect_timeout, 600),
+            ("max_retry_wait", self.max_retry_wait, 86_400),
+            ("backoff_base", self.backoff_base, 600),
+            ("backoff_max", self.backoff_max, 3_600),
+        ];
+        for (field, value, max_secs) in seconds {
+            if value.is_zero() || value > Duration::from_secs(max_secs) {
+                invalid(
+                    field,
+                    format!(
+                        "= {} s is out of range: it must be more than 0 and at most {max_secs} seconds",
+                        value.as_secs_f64()
+                    ),
+                );
+            }
+        }
+        if self.backoff_max < self.backoff_base {
+            invalid(
+                "backoff_max",
+                format!(
+                    "= {} s must not be shorter than backoff_base ({} s)",
+                    self.backoff_max.as_secs_f64(),
+                    self.backoff_base.as_secs_f64()
+                ),
+            );
+        }
+        problems
     }
 }
 
@@ -254,7 +330,11 @@ fn default_backoff_max() -> Duration {
 mod seconds {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(value.as_secs_f64())
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         let secs = f64::deserialize(deserializer)?;

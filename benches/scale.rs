@@ -122,6 +122,7 @@ fn settled_mirror() -> Mirror {
                 },
             })
             .collect(),
+        converted: Vec::new(),
     }
 }
 

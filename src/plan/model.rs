@@ -77,12 +77,26 @@ impl Default for EntraObjectId {
     }
 }
 
-/// dirsync's record of what it applied before: the synced groups with their members, and the
-/// synced users with the state last sent.
+/// dirsync's record of what it applied before: the synced groups with their members, the
+/// synced users with the state last sent, and the groups it converted to system groups.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mirror {
     pub groups: Vec<MirrorGroup>,
     pub users: Vec<MirrorUser>,
+    /// R12: the latest conversion of each Entra group that no longer has a synced group, so a
+    /// group deleted in Entra but still selected is told apart from a wrong group ID.
+    #[serde(default)]
+    pub converted: Vec<ConvertedGroup>,
+}
+
+/// A former synced group that dirsync converted to a system group (R12, R13).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertedGroup {
+    pub key: GroupKey,
+    /// The name it had as a synced group.
+    pub name: String,
+    /// The name it was renamed to, `{name}_{epoch ms}`.
+    pub system_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -273,15 +287,22 @@ pub enum Op {
     },
     /// R4: no target user has the email.
     CreateUser { user: UserLabel, state: UserState },
-    /// R4: an existing target user with the email is linked and its managed state sent.
+    /// R4: an existing target user with the email is linked and its managed state sent (R9: a
+    /// disabled user is adopted deactivated).
     AdoptUser {
         user: UserLabel,
         target_id: TargetUserId,
         changes: Vec<FieldChange>,
         state: UserState,
+        /// R9a: the departed synced user this target user was linked to; the link moves to `user`
+        /// with the memberships the mirror records for it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        releases: Option<UserLabel>,
     },
-    /// R5/R7/R14/R15: `changes` lists what differs from the mirror (it may include the status);
-    /// `state` is the whole managed state after the change.
+    /// R5/R7/R14/R15: `changes` lists what differs from the mirror (it may include the role and
+    /// status); `state` is the whole managed state after the change. The target is sent the
+    /// changed fields together with the role and status of `state`, which dirsync always asserts
+    /// for a synced user it updates.
     UpdateUser {
         user: UserLabel,
         target_id: TargetUserId,
@@ -318,7 +339,7 @@ impl Op {
     pub fn deactivates(&self) -> bool {
         match self {
             Op::DeactivateUser { .. } => true,
-            Op::UpdateUser { changes, .. } => {
+            Op::UpdateUser { changes, .. } | Op::AdoptUser { changes, .. } => {
                 status_change(changes).is_some_and(|to| to != "active")
             }
             _ => false,
@@ -456,31 +477,38 @@ pub struct Plan {
     pub hold: Option<Hold>,
 }
 
+impl PlanCounts {
+    /// Counts one operation: planned, or (by the shell) applied.
+    pub fn add_op(&mut self, op: &Op) {
+        match op {
+            Op::ConvertToSystemGroup { .. } => self.groups_converted += 1,
+            Op::CreateGroup { .. } => self.groups_created += 1,
+            Op::RenameGroup { .. } => self.groups_renamed += 1,
+            Op::CreateUser { .. } => self.users_created += 1,
+            Op::AdoptUser { .. } => self.users_adopted += 1,
+            Op::UpdateUser { changes, .. } => {
+                if changes.iter().any(|c| c.field != ManagedField::Status) {
+                    self.users_updated += 1;
+                }
+            }
+            Op::AddMembers { users, .. } => self.memberships_added += users.len(),
+            Op::RemoveMembers { users, .. } => self.memberships_removed += users.len(),
+            Op::ActivateUser { .. } | Op::DeactivateUser { .. } => {}
+        }
+        if op.activates() && !matches!(op, Op::AdoptUser { .. }) {
+            self.users_activated += 1;
+        }
+        if op.deactivates() {
+            self.users_deactivated += 1;
+        }
+    }
+}
+
 impl Plan {
     pub fn counts(&self) -> PlanCounts {
         let mut counts = PlanCounts::default();
         for op in &self.ops {
-            match op {
-                Op::ConvertToSystemGroup { .. } => counts.groups_converted += 1,
-                Op::CreateGroup { .. } => counts.groups_created += 1,
-                Op::RenameGroup { .. } => counts.groups_renamed += 1,
-                Op::CreateUser { .. } => counts.users_created += 1,
-                Op::AdoptUser { .. } => counts.users_adopted += 1,
-                Op::UpdateUser { changes, .. } => {
-                    if changes.iter().any(|c| c.field != ManagedField::Status) {
-                        counts.users_updated += 1;
-                    }
-                }
-                Op::AddMembers { users, .. } => counts.memberships_added += users.len(),
-                Op::RemoveMembers { users, .. } => counts.memberships_removed += users.len(),
-                Op::ActivateUser { .. } | Op::DeactivateUser { .. } => {}
-            }
-            if op.activates() && !matches!(op, Op::AdoptUser { .. }) {
-                counts.users_activated += 1;
-            }
-            if op.deactivates() {
-                counts.users_deactivated += 1;
-            }
+            counts.add_op(op);
         }
         for note in &self.notes {
             match note.severity {

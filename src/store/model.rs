@@ -199,6 +199,9 @@ pub struct MirrorChanges {
     pub users: Vec<MirrorUser>,
     pub members_added: Vec<(GroupKey, EntraObjectId)>,
     pub members_removed: Vec<(GroupKey, EntraObjectId)>,
+    /// R9a: (departed user, new user) — the departed user's link to its target user is released
+    /// and its memberships become the new user's.
+    pub users_released: Vec<(EntraObjectId, EntraObjectId)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,5 +219,6 @@ impl MirrorChanges {
             && self.users.is_empty()
             && self.members_added.is_empty()
             && self.members_removed.is_empty()
+            && self.users_released.is_empty()
     }
 }

@@ -24,8 +24,8 @@ use crate::domain::{
     UserStatus,
 };
 use crate::plan::{
-    GroupKey, GroupStatus, GroupSummary, Mirror, MirrorGroup, MirrorUser, SelectedGroup, Severity,
-    TenantPolicy, UserFields, UserState,
+    ConvertedGroup, GroupKey, GroupStatus, GroupSummary, Mirror, MirrorGroup, MirrorUser,
+    SelectedGroup, Severity, TenantPolicy, UserFields, UserState,
 };
 use crate::tenant::{Retention, Tenant};
 
@@ -199,6 +199,19 @@ impl Store for PgStore {
         .bind(tenant_id)
         .fetch_all(&mut *tx)
         .await?;
+        // R12: the latest conversion of each Entra group left without a synced group.
+        let converted_rows: Vec<(Uuid, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT DISTINCT ON (g.entra_group_id) g.entra_group_id, g.role, g.name, g.system_name
+             FROM synced_groups g
+             WHERE g.tenant_id = $1 AND g.kind = 'system'
+               AND NOT EXISTS (SELECT 1 FROM synced_groups s
+                               WHERE s.tenant_id = $1 AND s.kind = 'synced'
+                                 AND s.entra_group_id = g.entra_group_id)
+             ORDER BY g.entra_group_id, g.converted_at DESC, g.id DESC",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *tx)
+        .await?;
         let user_rows: Vec<UserRow> = sqlx::query_as(
             "SELECT entra_user_id, target_user_id, email, first_name, last_name, phone, job_title,
                     role, status
@@ -242,7 +255,24 @@ impl Store for PgStore {
             .map(mirror_user_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         users.sort_unstable_by(|a, b| a.entra_id.cmp(&b.entra_id));
-        Ok(Mirror { groups, users })
+        let converted = converted_rows
+            .into_iter()
+            .map(|(entra_id, role, name, system_name)| {
+                Ok(ConvertedGroup {
+                    key: GroupKey {
+                        entra_id: entra_id.into(),
+                        role: parse("synced_groups.role", role.parse())?,
+                    },
+                    system_name: system_name.unwrap_or_else(|| name.clone()),
+                    name,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Mirror {
+            groups,
+            users,
+            converted,
+        })
     }
 
     async fn apply_mirror_changes(
@@ -252,6 +282,11 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let tenant_id = tenant_id(&mut tx, tenant).await?;
+
+        // R9a first: a rehired user's link moves to the new user before anything else names it.
+        for chunk in changes.users_released.chunks(CHUNK) {
+            release_users(&mut tx, tenant_id, chunk).await?;
+        }
 
         // Memberships first: the plan removes members before it converts their group.
         for chunk in changes.members_removed.chunks(CHUNK) {
@@ -1121,6 +1156,44 @@ async fn upsert_users(
     .bind(&statuses)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// R9a: each departed user's memberships become its successor's, and the departed user is no
+/// longer a synced user (its target user now belongs to the successor).
+async fn release_users(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    released: &[(EntraObjectId, EntraObjectId)],
+) -> Result<(), StoreError> {
+    let old: Vec<Uuid> = released.iter().map(|(o, _)| o.as_uuid()).collect();
+    let new: Vec<Uuid> = released.iter().map(|(_, n)| n.as_uuid()).collect();
+    sqlx::query(
+        "INSERT INTO memberships (synced_group_id, entra_user_id)
+         SELECT m.synced_group_id, c.new_user
+         FROM UNNEST($2::uuid[], $3::uuid[]) AS c(old_user, new_user)
+         JOIN memberships m ON m.entra_user_id = c.old_user
+         JOIN synced_groups g ON g.id = m.synced_group_id AND g.tenant_id = $1
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(&old)
+    .bind(&new)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM memberships m USING synced_groups g
+         WHERE g.id = m.synced_group_id AND g.tenant_id = $1 AND m.entra_user_id = ANY($2)",
+    )
+    .bind(tenant_id)
+    .bind(&old)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM synced_users WHERE tenant_id = $1 AND entra_user_id = ANY($2)")
+        .bind(tenant_id)
+        .bind(&old)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

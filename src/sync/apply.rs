@@ -343,12 +343,18 @@ impl Applier {
                 user,
                 target_id,
                 state,
+                releases,
                 ..
             } => self
                 .target
                 .adopt_user(target_id, &user.entra_id, state)
                 .await
                 .map(|()| {
+                    if let Some(old) = releases {
+                        out.mirror
+                            .users_released
+                            .push((old.entra_id.clone(), user.entra_id.clone()));
+                    }
                     out.mirror.users.push(self.user_after(
                         &user.entra_id,
                         target_id,
@@ -538,4 +544,5 @@ fn merge(into: &mut MirrorChanges, from: MirrorChanges) {
     into.users.extend(from.users);
     into.members_added.extend(from.members_added);
     into.members_removed.extend(from.members_removed);
+    into.users_released.extend(from.users_released);
 }

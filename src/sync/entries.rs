@@ -149,11 +149,23 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
             entry.new_value = Some(state.role.to_string());
             vec![entry]
         }
-        Op::AdoptUser { user, changes, .. } => {
+        Op::AdoptUser {
+            user,
+            changes,
+            releases,
+            ..
+        } => {
             let mut entries = vec![user_entry(user, &action("adopted"), Severity::Info)];
-            entries[0].message = Some(
-                "an existing target user with this email is now managed by dirsync".to_owned(),
-            );
+            entries[0].message = Some(match releases {
+                None => {
+                    "an existing target user with this email is now managed by dirsync".to_owned()
+                }
+                Some(old) => format!(
+                    "rehire: the target user with this email was linked to Entra user {} ({}), \
+                     who left; that link is released and this user takes the target user over",
+                    old.entra_id, old.name
+                ),
+            });
             entries.extend(change_entries(user, changes, prefix));
             entries
         }

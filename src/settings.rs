@@ -79,6 +79,7 @@ pub struct SyncTuning {
     pub heartbeat_every_secs: u64,
     pub stale_after_secs: u64,
     pub max_unavailable_in_a_row: usize,
+    pub approval_window_secs: u64,
 }
 
 impl From<SyncTuning> for SyncSettings {
@@ -92,6 +93,9 @@ impl From<SyncTuning> for SyncSettings {
                 t.stale_after_secs.max(t.heartbeat_every_secs * 2) as i64,
             ),
             max_unavailable_in_a_row: t.max_unavailable_in_a_row,
+            approval_window: chrono::Duration::seconds(
+                i64::try_from(t.approval_window_secs).unwrap_or(i64::MAX / 1000),
+            ),
         }
     }
 }
@@ -144,6 +148,7 @@ fn defaults() -> Defaults {
             heartbeat_every_secs: sync.heartbeat_every.as_secs(),
             stale_after_secs: sync.stale_after.num_seconds() as u64,
             max_unavailable_in_a_row: sync.max_unavailable_in_a_row,
+            approval_window_secs: sync.approval_window.num_seconds() as u64,
         },
         log: LogSettings {
             format: "text".to_owned(),

@@ -17,7 +17,9 @@ use dirsync::plan::{EntraUser, SelectedGroup, TenantPolicy};
 use dirsync::source::memory::MemoryDirectory;
 use dirsync::store::postgres::PgStore;
 use dirsync::store::{RunOptions, RunStatus, Store, Trigger};
-use dirsync::sync::{FixedConnector, RunOutcome, SyncContext, SyncSettings, run_sync};
+use dirsync::sync::{
+    FixedConnector, RunOutcome, SyncContext, SyncSettings, approve_held_run, run_sync,
+};
 use dirsync::tenant::{Retention, Tenant};
 use sqlx::PgPool;
 use support::world::{
@@ -264,18 +266,24 @@ impl World {
     }
 
     async fn sync(&self) -> RunOutcome {
-        self.sync_with(RunOptions::default()).await
-    }
-
-    async fn sync_with(&self, options: RunOptions) -> RunOutcome {
         run_sync(
             &self.ctx,
             &tenant(Basic, 0).key,
             Trigger::manual("scenario"),
-            options,
+            RunOptions::default(),
         )
         .await
         .unwrap()
+    }
+
+    /// An admin approves the held run `held` (R18) and the approving run is carried out.
+    async fn approve(&self, held: i64) -> RunOutcome {
+        approve_held_run(&self.ctx, &tenant(Basic, 0).key, held, "Ada Admin")
+            .await
+            .unwrap()
+            .execute()
+            .await
+            .unwrap()
     }
 
     /// A second run with nothing changed in Entra must not write to the target: no write call
@@ -901,11 +909,7 @@ async fn five_days(world: World) {
     assert_eq!(planned, vec!["dan@contoso.com", "erin@contoso.com"]);
 
     // An admin approves: the run plans afresh and applies with the guard lifted.
-    let approved = world
-        .sync_with(RunOptions {
-            approves: Some(held.run_id),
-        })
-        .await;
+    let approved = world.approve(held.run_id).await;
     assert_eq!(
         approved.status,
         RunStatus::Succeeded,

@@ -413,10 +413,20 @@ async fn force_sync_returns_the_run_in_progress_and_its_report_matches_the_direc
     );
     let approve = http
         .post(format!("{base}/api/v1/tenants/acme/runs/{run_id}/approve"))
+        .json(&json!({"by": "Ada Admin"}))
         .send()
         .await
         .unwrap();
     assert_eq!(approve.status(), 409, "only a held run can be approved");
+    let refusal = approve.json::<Value>().await.unwrap();
+    assert_eq!(refusal["error"]["code"], "conflict");
+    assert!(
+        refusal["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("not held: only a held run can be approved"),
+        "{refusal}"
+    );
     let metrics = http
         .get(format!("{base}/metrics"))
         .send()

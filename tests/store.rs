@@ -13,7 +13,7 @@ use dirsync::plan::{
 };
 use dirsync::store::postgres::PgStore;
 use dirsync::store::{
-    CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunOptions, RunStart, RunStatus,
+    Approval, CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunOptions, RunStart, RunStatus,
     RunSummary, Store, StoreError, SubjectKind, Trigger, TriggerKind,
 };
 use dirsync::tenant::{Retention, Tenant};
@@ -729,7 +729,10 @@ async fn a_finished_run_keeps_its_outcome_and_a_new_run_may_begin(pool: PgPool) 
             &acme,
             &Trigger::manual("admin@acme.com"),
             RunOptions {
-                approves: Some(held),
+                approval: Some(Approval {
+                    held_run: held,
+                    deactivations: 600,
+                }),
             },
         )
         .await
@@ -757,7 +760,13 @@ async fn a_finished_run_keeps_its_outcome_and_a_new_run_may_begin(pool: PgPool) 
         approved_record.trigger.by.as_deref(),
         Some("admin@acme.com")
     );
-    assert_eq!(approved_record.options.approves, Some(held));
+    assert_eq!(
+        approved_record.options.approval,
+        Some(Approval {
+            held_run: held,
+            deactivations: 600
+        })
+    );
     assert_eq!(approved_record.finished_at, None);
     assert_eq!(approved_record.summary, None);
 

@@ -11,7 +11,7 @@ use crate::plan::Plan;
 use crate::settings::Settings;
 use crate::source::graph::{CheckReport, GraphConnector, TokenCheck, check_connection};
 use crate::store::{RunOptions, Store, Trigger};
-use crate::sync::{RunOutcome, dry_run, run_sync};
+use crate::sync::{ApproveError, RunOutcome, approve_held_run, dry_run, run_sync};
 use crate::tenant::Tenant;
 
 pub(super) async fn sync(
@@ -29,6 +29,34 @@ pub(super) async fn sync(
         return Ok(ExitCode::SUCCESS);
     }
     let outcome = run_sync(&ctx, &key, Trigger::manual(by), RunOptions::default()).await?;
+    print!("{}", describe_outcome(&outcome));
+    Ok(exit_code(outcome.status, outcome.already_running))
+}
+
+/// R18: approves a held run and carries the approval out in this process.
+pub(super) async fn approve(
+    settings: &Settings,
+    tenant: &str,
+    run: i64,
+    by: &str,
+) -> anyhow::Result<ExitCode> {
+    let key = TenantKey::parse(tenant)?;
+    let store = open_store(settings).await?;
+    let ctx = sync_context(settings, store, graph_connector(settings)?);
+    let pending = match approve_held_run(&ctx, &key, run, by).await {
+        Ok(pending) => pending,
+        Err(ApproveError::Refused(refused)) => {
+            println!("approval refused: {refused}");
+            return Ok(ExitCode::from(5));
+        }
+        Err(ApproveError::Sync(err)) => return Err(err.into()),
+    };
+    println!(
+        "run {run} approved by {}; run {} carries it out",
+        by.trim(),
+        pending.id()
+    );
+    let outcome = pending.execute().await?;
     print!("{}", describe_outcome(&outcome));
     Ok(exit_code(outcome.status, outcome.already_running))
 }

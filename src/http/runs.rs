@@ -96,37 +96,33 @@ async fn force(
     start(&state, &tenant, Trigger::manual(by), RunOptions::default()).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct ApproveBody {
+    /// Who approves (R18: a named person).
     by: Option<String>,
 }
 
-/// R18: an admin approves a held run; a new run plans afresh and applies with the guard lifted.
+/// R18: an admin approves a held run: `202` with the new run, which plans afresh and may
+/// deactivate up to what was approved; `409` with the reason when the approval is refused.
 async fn approve(
     State(state): State<AppState>,
     Path((key, run)): Path<(String, RunId)>,
     body: Option<Json<ApproveBody>>,
 ) -> ApiResult<Response> {
     let tenant = load_tenant(&state, &key).await?;
-    let held = tenant_run(&state, &tenant, run).await?;
-    if held.status != RunStatus::Held {
-        return Err(ApiError::Conflict(format!(
-            "run {run} is {}, not held; only a held run can be approved",
-            held.status.as_str()
-        )));
-    }
-    let by = body
-        .and_then(|Json(b)| b.by)
-        .unwrap_or_else(|| "api".to_owned());
-    start(
-        &state,
-        &tenant,
-        Trigger::manual(format!("{by} (approving run {run})")),
-        RunOptions {
-            approves: Some(run),
-        },
+    let approver = body.and_then(|Json(b)| b.by).unwrap_or_default();
+    let launched = state.runner.approve(&tenant.key, run, &approver).await?;
+    let run = tenant_run(&state, &tenant, launched.run_id).await?;
+    let location = format!("/api/v1/tenants/{}/runs/{}", tenant.key, run.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(Started {
+            run,
+            already_running: false,
+        }),
     )
-    .await
+        .into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -359,11 +359,15 @@ impl<'a> Planner<'a> {
 
         let deactivating = ops.iter().filter(|op| op.deactivates()).count();
         let threshold = input.policy.deletion_threshold;
-        let hold = (threshold > 0 && deactivating > threshold as usize && !input.guard_lifted)
-            .then_some(Hold {
-                deactivations: deactivating,
-                threshold,
-            });
+        let approved = input.approved_deactivations;
+        let hold = (threshold > 0
+            && deactivating > threshold as usize
+            && approved.is_none_or(|approved| deactivating > approved))
+        .then_some(Hold {
+            deactivations: deactivating,
+            threshold,
+            approved,
+        });
 
         Plan {
             ops,

@@ -166,8 +166,9 @@ pub struct PlanInput<'a> {
     pub mirror: &'a Mirror,
     pub target: &'a TargetLookups,
     pub now: DateTime<Utc>,
-    /// An admin approved a held run (R18): the deletion guard does not apply to it.
-    pub guard_lifted: bool,
+    /// R18: an admin approved a held run that would have deactivated this many users; this run
+    /// may deactivate up to that many without being held. `None`: no approval, the guard applies.
+    pub approved_deactivations: Option<usize>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -439,15 +440,25 @@ pub struct GroupSummary {
 pub struct Hold {
     pub deactivations: usize,
     pub threshold: u32,
+    /// The deactivations an admin approved for this run, when the fresh plan wants more.
+    #[serde(default)]
+    pub approved: Option<usize>,
 }
 
 impl Hold {
     pub fn describe(&self) -> String {
-        format!(
-            "held: the run would deactivate {} users, more than the tenant's threshold of {}; \
-             an admin must approve it before anything is applied",
-            self.deactivations, self.threshold
-        )
+        match self.approved {
+            None => format!(
+                "held: the run would deactivate {} users, more than the tenant's threshold of {}; \
+                 an admin must approve it before anything is applied",
+                self.deactivations, self.threshold
+            ),
+            Some(approved) => format!(
+                "held again: the run would deactivate {} users, more than the {approved} that were \
+                 approved; an admin must approve this run before anything is applied",
+                self.deactivations
+            ),
+        }
     }
 }
 

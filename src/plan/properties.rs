@@ -298,7 +298,7 @@ fn plan_day(day: &Day, mirror: &Mirror, target: &Target) -> Plan {
         mirror,
         target: &target.lookups(&wanted),
         now: now(),
-        guard_lifted: false,
+        approved_deactivations: None,
     })
 }
 

@@ -137,7 +137,7 @@ fn run_with(
         mirror,
         target,
         now: now(),
-        guard_lifted: false,
+        approved_deactivations: None,
     })
 }
 
@@ -1524,7 +1524,8 @@ fn r18_a_run_deactivating_more_users_than_the_threshold_is_held_with_its_plan() 
         plan.hold,
         Some(Hold {
             deactivations: 6,
-            threshold: 5
+            threshold: 5,
+            approved: None,
         })
     );
     assert_eq!(
@@ -1546,19 +1547,49 @@ fn r18_a_threshold_of_zero_turns_the_guard_off() {
     assert_eq!(run(&policy, &snapshot, &mirror).hold, None);
 }
 
-#[test]
-fn r18_an_approved_run_applies_with_the_guard_lifted() {
-    let (policy, snapshot, mirror) = mass_leaving(5, 6);
-    let plan = plan(PlanInput {
-        policy: &policy,
-        snapshot: &snapshot,
-        mirror: &mirror,
+fn approved(
+    policy: &TenantPolicy,
+    snapshot: &SourceSnapshot,
+    mirror: &Mirror,
+    deactivations: usize,
+) -> Plan {
+    plan(PlanInput {
+        policy,
+        snapshot,
+        mirror,
         target: &TargetLookups::default(),
         now: now(),
-        guard_lifted: true,
-    });
+        approved_deactivations: Some(deactivations),
+    })
+}
+
+#[test]
+fn r18_an_approved_run_may_deactivate_up_to_the_approved_number() {
+    let (policy, snapshot, mirror) = mass_leaving(5, 6);
+    let plan = approved(&policy, &snapshot, &mirror, 6);
     assert_eq!(plan.hold, None);
     assert_eq!(deactivated(&plan).len(), 6);
+    let fewer = approved(&policy, &snapshot, &mirror, 8);
+    assert_eq!(fewer.hold, None, "fewer than approved is fine");
+}
+
+#[test]
+fn r18_an_approved_run_whose_fresh_plan_deactivates_more_than_approved_is_held_again() {
+    let (policy, snapshot, mirror) = mass_leaving(5, 9);
+    let plan = approved(&policy, &snapshot, &mirror, 6);
+    assert_eq!(
+        plan.hold,
+        Some(Hold {
+            deactivations: 9,
+            threshold: 5,
+            approved: Some(6),
+        })
+    );
+    let reason = plan.hold.unwrap().describe();
+    assert!(
+        reason.starts_with("held again: the run would deactivate 9 users, more than the 6"),
+        "{reason}"
+    );
 }
 
 // --- Planning as a whole --------------------------------------------------------------------

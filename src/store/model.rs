@@ -86,8 +86,16 @@ impl RunStatus {
 /// How a run is to be carried out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunOptions {
-    /// R18: an admin approved the held run `approves`; the deletion guard is lifted for this run.
-    pub approves: Option<RunId>,
+    /// R18: the approval of a held run that this run carries out.
+    pub approval: Option<Approval>,
+}
+
+/// R18: an admin's approval of a held run, carried out by one new run that plans afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub held_run: RunId,
+    /// The deactivations the held run would have made: the new run may make up to this many.
+    pub deactivations: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,8 +16,9 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{
-    MirrorChanges, ReportEntry, RunFilter, RunFinish, RunId, RunOptions, RunProgress, RunRecord,
-    RunStart, RunStatus, RunSummary, Store, StoreError, SubjectKind, Trigger, TriggerKind,
+    Approval, ApprovalError, ApprovedRun, MirrorChanges, ReportEntry, RunFilter, RunFinish, RunId,
+    RunOptions, RunProgress, RunRecord, RunStart, RunStatus, RunSummary, Store, StoreError,
+    SubjectKind, Trigger, TriggerKind,
 };
 use crate::domain::{
     DeactivationStatus, Email, EntraObjectId, Role, TargetGroupId, TargetUserId, TenantKey,
@@ -415,15 +416,18 @@ impl Store for PgStore {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            let approval = options.approval;
             let inserted = sqlx::query_scalar::<_, i64>(
-                "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves)
-                 SELECT id, $2, $3, $4 FROM tenants WHERE key = $1
+                "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves,
+                                   approved_deactivations)
+                 SELECT id, $2, $3, $4, $5 FROM tenants WHERE key = $1
                  RETURNING id",
             )
             .bind(tenant.as_str())
             .bind(trigger_kind_text(trigger.kind))
             .bind(trigger.by.as_deref())
-            .bind(options.approves)
+            .bind(approval.map(|a| a.held_run))
+            .bind(approval.map(|a| i64::try_from(a.deactivations).unwrap_or(i64::MAX)))
             .fetch_optional(&self.pool)
             .await;
             match inserted {
@@ -446,6 +450,16 @@ impl Store for PgStore {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    async fn approve_held_run(
+        &self,
+        tenant: &TenantKey,
+        held: RunId,
+        approver: &str,
+        window: chrono::Duration,
+    ) -> Result<ApprovedRun, ApprovalError> {
+        super::approval::approve_held_run(&self.pool, tenant, held, approver, window).await
     }
 
     async fn record_groups(&self, run: RunId, groups: &[GroupSummary]) -> Result<(), StoreError> {
@@ -835,7 +849,8 @@ type UserRow = (
 
 const RUN_COLUMNS: &str = "SELECT r.id, t.key, r.trigger_kind, r.triggered_by, r.status, r.started_at, \
      r.finished_at, r.summary, r.message, r.approves, r.progress_stage, r.progress_done, \
-     r.progress_total, r.heartbeat_at FROM runs r JOIN tenants t ON t.id = r.tenant_id";
+     r.progress_total, r.heartbeat_at, r.approved_deactivations \
+     FROM runs r JOIN tenants t ON t.id = r.tenant_id";
 
 type RunRow = (
     i64,
@@ -852,6 +867,7 @@ type RunRow = (
     Option<i32>,
     Option<i32>,
     Option<DateTime<Utc>>,
+    Option<i64>,
 );
 
 type EntryRow = (
@@ -953,6 +969,7 @@ fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
         done,
         total,
         heartbeat_at,
+        approved_deactivations,
     ) = row;
     let kind = match kind.as_str() {
         "automatic" => TriggerKind::Automatic,
@@ -976,7 +993,15 @@ fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
             .map(|value| parse("runs.summary", serde_json::from_value::<RunSummary>(value)))
             .transpose()?,
         message,
-        options: RunOptions { approves },
+        // Runs that approved before approvals carried a count read as plain manual runs.
+        options: RunOptions {
+            approval: approves
+                .zip(approved_deactivations)
+                .map(|(held_run, deactivations)| Approval {
+                    held_run,
+                    deactivations: u64::try_from(deactivations).unwrap_or(0),
+                }),
+        },
         progress: stage.map(|stage| RunProgress {
             stage,
             done: done.unwrap_or(0).into(),

@@ -2,6 +2,7 @@
 //! record the mirror and the report. The scheduler, the API and the CLI all call [`run_sync`].
 
 mod apply;
+mod approve;
 mod entries;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use futures::stream::{self, StreamExt};
 use tracing::{info, instrument, warn};
 
 pub use apply::{Applier, phases};
+pub use approve::{ApproveError, approve_held_run};
 pub use entries::{note_entry, op_entries, run_entry};
 
 use crate::domain::TenantKey;
@@ -65,6 +67,8 @@ pub struct SyncSettings {
     pub stale_after: chrono::Duration,
     /// This many target calls failing in a row as unavailable stop the run's calls (an outage).
     pub max_unavailable_in_a_row: usize,
+    /// R18: a held run can be approved for this long after it was held.
+    pub approval_window: chrono::Duration,
 }
 
 impl Default for SyncSettings {
@@ -76,6 +80,7 @@ impl Default for SyncSettings {
             heartbeat_every: std::time::Duration::from_secs(15),
             stale_after: chrono::Duration::minutes(2),
             max_unavailable_in_a_row: 20,
+            approval_window: chrono::Duration::hours(24),
         }
     }
 }
@@ -139,6 +144,26 @@ pub async fn start_run(
     trigger: Trigger,
     options: RunOptions,
 ) -> Result<RunStartOutcome, SyncError> {
+    let config = tenant_ready_to_run(ctx, tenant).await?;
+    Ok(
+        match ctx.store.begin_run(tenant, &trigger, options).await? {
+            RunStart::Started(run_id) => {
+                info!(tenant = %tenant, run_id, trigger = trigger.kind.as_str(), "run started");
+                RunStartOutcome::Started(Box::new(PendingRun {
+                    ctx: ctx.clone(),
+                    tenant: config,
+                    run_id,
+                    options,
+                }))
+            }
+            RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
+        },
+    )
+}
+
+/// The tenant's configuration, once any running run whose process stopped has been closed as
+/// interrupted, so it cannot block the next one.
+async fn tenant_ready_to_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Tenant, SyncError> {
     let config = ctx
         .store
         .tenant(tenant)
@@ -160,20 +185,7 @@ pub async fn start_run(
     for run in interrupted {
         warn!(tenant = %tenant, run, "closed a run whose process stopped");
     }
-    Ok(
-        match ctx.store.begin_run(tenant, &trigger, options).await? {
-            RunStart::Started(run_id) => {
-                info!(tenant = %tenant, run_id, trigger = trigger.kind.as_str(), "run started");
-                RunStartOutcome::Started(Box::new(PendingRun {
-                    ctx: ctx.clone(),
-                    tenant: config,
-                    run_id,
-                    options,
-                }))
-            }
-            RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
-        },
-    )
+    Ok(config)
 }
 
 /// Runs one sync for `tenant` now (or returns the run already in progress, R21).
@@ -321,7 +333,7 @@ pub async fn dry_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Plan, Sync
         &config,
         source.as_ref(),
         target.as_ref(),
-        false,
+        None,
         &|| {},
     )
     .await
@@ -344,12 +356,13 @@ impl From<StoreError> for ReadFailure {
 }
 
 /// Reads Entra, the mirror and the target users the plan needs, then plans.
+/// `approved_deactivations`: the approval this run carries out (R18).
 async fn read_and_plan(
     store: &dyn Store,
     tenant: &Tenant,
     source: &dyn DirectorySource,
     target: &dyn TargetAdapter,
-    guard_lifted: bool,
+    approved_deactivations: Option<usize>,
     group_read: &(dyn Fn() + Send + Sync),
 ) -> Result<(Plan, FetchStats, Mirror), ReadFailure> {
     let group_ids: Vec<_> = tenant
@@ -380,7 +393,7 @@ async fn read_and_plan(
         mirror: &mirror,
         target: &TargetLookups::new(found),
         now: Utc::now(),
-        guard_lifted,
+        approved_deactivations,
     });
     Ok((plan, stats, mirror))
 }
@@ -419,7 +432,9 @@ impl Run<'_> {
                 ));
             }
         };
-        let guard_lifted = options.approves.is_some();
+        let approved_deactivations = options
+            .approval
+            .map(|a| usize::try_from(a.deactivations).unwrap_or(usize::MAX));
         let groups = self.tenant.policy.selected_groups.len();
         self.progress.set("reading Entra", 0, groups).await?;
         let (mut plan, stats, mirror) = match read_and_plan(
@@ -427,7 +442,7 @@ impl Run<'_> {
             self.tenant,
             source.as_ref(),
             target.as_ref(),
-            guard_lifted,
+            approved_deactivations,
             &|| self.progress.group_read(),
         )
         .await

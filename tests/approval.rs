@@ -166,7 +166,7 @@ async fn r18_an_approved_run_deactivates_up_to_what_was_approved_and_more_is_hel
         .await
         .unwrap();
     assert_eq!(approved.status, RunStatus::Succeeded, "{approved:?}");
-    assert_eq!(approved.summary.planned.users_deactivated, 5);
+    assert_eq!(approved.summary.applied.users_deactivated, 5);
     assert_eq!(tenancy.inactive(), 5);
     let record = tenancy.store.run(approved.run_id).await.unwrap().unwrap();
     assert_eq!(record.trigger, Trigger::manual("Ada Admin"));

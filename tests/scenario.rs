@@ -744,7 +744,7 @@ async fn five_days(world: World) {
     assert_eq!(rerun.status, RunStatus::Succeeded);
     let warnings = world.warnings(rerun.run_id).await;
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert_eq!(warnings[0].0, "Legal & Compliance");
+    assert_eq!(warnings[0].0, "Legal & Compliance [Synced Group]");
     assert!(
         warnings[0]
             .1
@@ -954,12 +954,12 @@ async fn five_days(world: World) {
     let errors = world.error_messages(day5.run_id).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("no usable email"), "{errors:?}");
-    let planned = &day5.summary.planned;
+    let applied = &day5.summary.applied;
     assert_eq!(
         (
-            planned.users_adopted,
-            planned.users_deactivated,
-            planned.memberships_added
+            applied.users_adopted,
+            applied.users_deactivated,
+            applied.memberships_added
         ),
         (2, 2, 1)
     );

@@ -197,7 +197,7 @@ pub fn describe_plan(plan: &Plan) -> String {
         out.push_str(&format!(
             "group {} {:?} ({}): {}{}\n",
             group.entra_id,
-            group.name,
+            group.label(),
             group.role,
             group.status.as_str(),
             group
@@ -209,6 +209,8 @@ pub fn describe_plan(plan: &Plan) -> String {
     out
 }
 
+/// A finished run as people read it: what was applied, and for a held, failed or stopped run
+/// also what was planned, labelled so (R19).
 pub fn describe_outcome(outcome: &RunOutcome) -> String {
     if outcome.already_running {
         return format!(
@@ -217,36 +219,47 @@ pub fn describe_outcome(outcome: &RunOutcome) -> String {
         );
     }
     let s = &outcome.summary;
-    let p = &s.planned;
     let mut out = format!(
-        "run {}: {}\n\
-         users: {} created, {} adopted, {} updated, {} activated, {} deactivated\n\
-         groups: {} created, {} renamed, {} converted; memberships: {} added, {} removed\n\
-         operations: {} applied, {} failed; {} warnings, {} errors\n\
-         Graph: {} requests, {} throttled, {} ms waited\n",
+        "run {}: {}\n{}",
         outcome.run_id,
         outcome.status.as_str(),
-        p.users_created,
-        p.users_adopted,
-        p.users_updated,
-        p.users_activated,
-        p.users_deactivated,
-        p.groups_created,
-        p.groups_renamed,
-        p.groups_converted,
-        p.memberships_added,
-        p.memberships_removed,
+        describe_changes(&s.applied, "")
+    );
+    if let Some(label) = s.planned_label(outcome.status) {
+        out.push_str(&format!("{label}:\n{}", describe_changes(&s.planned, "  ")));
+    }
+    out.push_str(&format!(
+        "operations: {} applied, {} failed; {} warnings, {} errors\n\
+         Graph: {} requests, {} throttled, {} ms waited\n",
         s.operations_applied,
         s.operations_failed,
-        p.warnings,
-        p.errors,
+        s.applied.warnings,
+        s.applied.errors,
         s.source.requests,
         s.source.throttled,
         s.source.waited_ms
-    );
+    ));
     if let Some(message) = &outcome.message {
         out.push_str(message);
         out.push('\n');
     }
     out
+}
+
+/// The user, group and membership changes of a tally, one line each, indented by `indent`.
+fn describe_changes(c: &crate::plan::PlanCounts, indent: &str) -> String {
+    format!(
+        "{indent}users: {} created, {} adopted, {} updated, {} activated, {} deactivated\n\
+         {indent}groups: {} created, {} renamed, {} converted; memberships: {} added, {} removed\n",
+        c.users_created,
+        c.users_adopted,
+        c.users_updated,
+        c.users_activated,
+        c.users_deactivated,
+        c.groups_created,
+        c.groups_renamed,
+        c.groups_converted,
+        c.memberships_added,
+        c.memberships_removed,
+    )
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::tenants::load_tenant;
-use crate::plan::{GroupSummary, Severity};
+use crate::plan::{GroupSummary, PlanCounts, Severity};
 use crate::store::{
     ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, Trigger, TriggerKind,
 };
@@ -176,10 +176,28 @@ async fn list(
 #[derive(Serialize)]
 struct RunDetail {
     run: RunRecord,
-    groups: Vec<GroupSummary>,
+    /// What the run applied (R19).
+    applied: Option<PlanCounts>,
+    /// What it planned, for a held, failed, stopped or running run, with the label to show it by.
+    planned: Option<PlannedView>,
+    groups: Vec<GroupView>,
     entries: usize,
     warnings: usize,
     errors: usize,
+}
+
+#[derive(Serialize)]
+struct PlannedView {
+    label: &'static str,
+    counts: PlanCounts,
+}
+
+/// A group of the run with its R2 label (`Sales [Synced Group]`).
+#[derive(Serialize)]
+struct GroupView {
+    #[serde(flatten)]
+    group: GroupSummary,
+    label: String,
 }
 
 async fn detail(
@@ -191,12 +209,26 @@ async fn detail(
     let groups = state.store().run_groups(run.id).await?;
     let entries = state.store().run_entries(run.id).await?;
     let count = |severity| entries.iter().filter(|e| e.severity == severity).count();
+    let summary = run.summary.as_ref();
     Ok(Json(RunDetail {
+        applied: summary.map(|s| s.applied.clone()),
+        planned: summary.and_then(|s| {
+            s.planned_label(run.status).map(|label| PlannedView {
+                label,
+                counts: s.planned.clone(),
+            })
+        }),
         warnings: count(Severity::Warning),
         errors: count(Severity::Error),
         entries: entries.len(),
         run,
-        groups,
+        groups: groups
+            .into_iter()
+            .map(|group| GroupView {
+                label: group.label(),
+                group,
+            })
+            .collect(),
     }))
 }
 

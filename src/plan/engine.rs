@@ -111,14 +111,15 @@ impl<'a> Planner<'a> {
 
     fn group_note(
         &mut self,
-        entra_id: &EntraObjectId,
+        selected: &SelectedGroup,
         name: &str,
         severity: Severity,
         message: String,
     ) {
         self.notes.push(Note {
             subject: Subject::Group {
-                entra_id: entra_id.clone(),
+                entra_id: selected.entra_id.clone(),
+                role: selected.role,
                 name: name.to_owned(),
             },
             severity,
@@ -437,7 +438,7 @@ impl<'a> Planner<'a> {
                     if name.is_empty() {
                         name = selected.entra_id.to_string();
                         self.group_note(
-                            &selected.entra_id,
+                            selected,
                             &name,
                             Severity::Warning,
                             "the group has no display name in Entra; its ID is used as its name"
@@ -496,7 +497,7 @@ impl<'a> Planner<'a> {
                                 converted.system_name
                             );
                             self.group_note(
-                                &selected.entra_id,
+                                selected,
                                 &known_name,
                                 Severity::Warning,
                                 message.clone(),
@@ -509,7 +510,7 @@ impl<'a> Planner<'a> {
                                            remove it from the tenant's configuration or correct the ID"
                                     .to_owned();
                             self.group_note(
-                                &selected.entra_id,
+                                selected,
                                 &known_name,
                                 Severity::Error,
                                 message.clone(),
@@ -538,12 +539,7 @@ impl<'a> Planner<'a> {
                             ));
                         }
                     }
-                    self.group_note(
-                        &selected.entra_id,
-                        &known_name,
-                        Severity::Error,
-                        message.clone(),
-                    );
+                    self.group_note(selected, &known_name, Severity::Error, message.clone());
                     self.groups.push(GroupSummary {
                         entra_id: selected.entra_id.clone(),
                         name: known_name,

@@ -391,6 +391,8 @@ pub enum Subject {
     User(UserLabel),
     Group {
         entra_id: EntraObjectId,
+        /// The role it is selected with, for its R2 label.
+        role: Role,
         name: String,
     },
 }
@@ -433,6 +435,13 @@ pub struct GroupSummary {
     pub members_seen: Option<usize>,
     pub status: GroupStatus,
     pub message: Option<String>,
+}
+
+impl GroupSummary {
+    /// The group's name with its R2 label (`Sales [Synced Group]`), as reports show it.
+    pub fn label(&self) -> String {
+        crate::domain::GroupKind::synced(self.role).label(&self.name)
+    }
 }
 
 /// R18: why a run is held instead of applied.
@@ -512,6 +521,22 @@ impl PlanCounts {
         if op.deactivates() {
             self.users_deactivated += 1;
         }
+    }
+
+    /// Adds another tally to this one.
+    pub fn add(&mut self, other: &PlanCounts) {
+        self.groups_created += other.groups_created;
+        self.groups_renamed += other.groups_renamed;
+        self.groups_converted += other.groups_converted;
+        self.users_created += other.users_created;
+        self.users_adopted += other.users_adopted;
+        self.users_updated += other.users_updated;
+        self.users_activated += other.users_activated;
+        self.users_deactivated += other.users_deactivated;
+        self.memberships_added += other.memberships_added;
+        self.memberships_removed += other.memberships_removed;
+        self.warnings += other.warnings;
+        self.errors += other.errors;
     }
 }
 

@@ -108,11 +108,32 @@ pub enum RunStart {
 /// The figures a finished run leaves behind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSummary {
-    /// What the plan intended.
+    /// What the plan intended (for a held run: what it would have done).
     pub planned: PlanCounts,
+    /// What the target confirmed; its warnings and errors are the report's warning and error
+    /// lines (the plan's, and every operation that failed or was skipped).
+    #[serde(default)]
+    pub applied: PlanCounts,
     pub operations_applied: usize,
     pub operations_failed: usize,
     pub source: FetchStats,
+}
+
+impl RunSummary {
+    /// How the planned counts are labelled where they are shown beside the applied ones: for a
+    /// run that was held, failed, stopped or is still running; `None` when everything planned was
+    /// applied, so the applied counts say it all (R19).
+    pub fn planned_label(&self, status: RunStatus) -> Option<&'static str> {
+        match status {
+            RunStatus::Held => Some("planned (held: nothing was applied)"),
+            RunStatus::Failed => Some("planned (the run failed: not all of it was applied)"),
+            RunStatus::Running => Some("planned (the run is in progress)"),
+            RunStatus::Succeeded | RunStatus::CompletedWithErrors if self.operations_failed > 0 => {
+                Some("planned (not all of it was applied)")
+            }
+            RunStatus::Succeeded | RunStatus::CompletedWithErrors => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

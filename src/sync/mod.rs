@@ -453,6 +453,9 @@ impl Run<'_> {
         };
         self.summary.source = stats;
         self.summary.planned = plan.counts();
+        // The plan's warnings and errors are in the report whatever is applied.
+        self.summary.applied.warnings = self.summary.planned.warnings;
+        self.summary.applied.errors = self.summary.planned.errors;
         self.progress
             .set("recording the plan", groups, groups)
             .await?;
@@ -508,6 +511,12 @@ impl Run<'_> {
                 done += chunk.len();
                 self.summary.operations_applied += result.applied;
                 self.summary.operations_failed += result.failed;
+                self.summary.applied.add(&result.applied_counts);
+                self.summary.applied.errors += result
+                    .entries
+                    .iter()
+                    .filter(|e| e.severity == Severity::Error)
+                    .count();
                 if !result.mirror.is_empty() {
                     store
                         .apply_mirror_changes(&self.tenant.key, &result.mirror)

@@ -80,6 +80,7 @@ pub struct SyncTuning {
     pub stale_after_secs: u64,
     pub max_unavailable_in_a_row: usize,
     pub approval_window_secs: u64,
+    pub deletion_confirm_delay_ms: u64,
 }
 
 impl From<SyncTuning> for SyncSettings {
@@ -96,6 +97,7 @@ impl From<SyncTuning> for SyncSettings {
             approval_window: chrono::Duration::seconds(
                 i64::try_from(t.approval_window_secs).unwrap_or(i64::MAX / 1000),
             ),
+            deletion_confirm_delay: std::time::Duration::from_millis(t.deletion_confirm_delay_ms),
         }
     }
 }
@@ -149,6 +151,7 @@ fn defaults() -> Defaults {
             stale_after_secs: sync.stale_after.num_seconds() as u64,
             max_unavailable_in_a_row: sync.max_unavailable_in_a_row,
             approval_window_secs: sync.approval_window.num_seconds() as u64,
+            deletion_confirm_delay_ms: sync.deletion_confirm_delay.as_millis() as u64,
         },
         log: LogSettings {
             format: "text".to_owned(),

@@ -241,6 +241,7 @@ impl World {
             }),
             settings: SyncSettings {
                 flush_every: 3,
+                deletion_confirm_delay: std::time::Duration::from_millis(1),
                 ..SyncSettings::default()
             },
         };

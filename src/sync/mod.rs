@@ -3,6 +3,7 @@
 
 mod apply;
 mod approve;
+mod confirm;
 mod entries;
 
 use std::sync::Arc;
@@ -69,6 +70,9 @@ pub struct SyncSettings {
     pub max_unavailable_in_a_row: usize,
     /// R18: a held run can be approved for this long after it was held.
     pub approval_window: chrono::Duration,
+    /// R12/R17: a synced group that answers "deleted" is read again after this delay, in the same
+    /// run, before it is converted; a single 404 may be Entra's replication catching up.
+    pub deletion_confirm_delay: std::time::Duration,
 }
 
 impl Default for SyncSettings {
@@ -81,6 +85,7 @@ impl Default for SyncSettings {
             stale_after: chrono::Duration::minutes(2),
             max_unavailable_in_a_row: 20,
             approval_window: chrono::Duration::hours(24),
+            deletion_confirm_delay: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -329,6 +334,7 @@ pub async fn dry_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Plan, Sync
         .await
         .map_err(SyncError::Unreadable)?;
     let (plan, _, _) = read_and_plan(
+        &ctx.settings,
         ctx.store.as_ref(),
         &config,
         source.as_ref(),
@@ -355,9 +361,10 @@ impl From<StoreError> for ReadFailure {
     }
 }
 
-/// Reads Entra, the mirror and the target users the plan needs, then plans.
-/// `approved_deactivations`: the approval this run carries out (R18).
+/// Reads Entra (confirming deletions, R12), the mirror and the target users the plan needs,
+/// then plans. `approved_deactivations`: the approval this run carries out (R18).
 async fn read_and_plan(
+    settings: &SyncSettings,
     store: &dyn Store,
     tenant: &Tenant,
     source: &dyn DirectorySource,
@@ -371,11 +378,25 @@ async fn read_and_plan(
         .iter()
         .map(|g| g.entra_id.clone())
         .collect();
-    let SourceFetch { snapshot, stats } = source
+    let SourceFetch {
+        mut snapshot,
+        mut stats,
+    } = source
         .fetch_groups_with_progress(&group_ids, group_read)
         .await
         .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
     let mirror = store.load_mirror(&tenant.key).await?;
+    let again = confirm::confirm_deletions(
+        source,
+        &mut snapshot,
+        &mirror,
+        settings.deletion_confirm_delay,
+    )
+    .await;
+    stats.requests += again.requests;
+    stats.throttled += again.throttled;
+    stats.retries += again.retries;
+    stats.waited_ms += again.waited_ms;
     let wanted = emails_to_look_up(&tenant.policy, &snapshot, &mirror);
     let found = if wanted.is_empty() {
         Vec::new()
@@ -438,6 +459,7 @@ impl Run<'_> {
         let groups = self.tenant.policy.selected_groups.len();
         self.progress.set("reading Entra", 0, groups).await?;
         let (mut plan, stats, mirror) = match read_and_plan(
+            &self.ctx.settings,
             store,
             self.tenant,
             source.as_ref(),

@@ -122,6 +122,7 @@ fn settled_mirror() -> Mirror {
                 },
             })
             .collect(),
+        converted: Vec::new(),
     }
 }
 
@@ -145,7 +146,7 @@ fn run_plan(label: &str, snapshot: &SourceSnapshot, mirror: &Mirror) -> dirsync:
             mirror,
             target: &TargetLookups::default(),
             now: Utc::now(),
-            guard_lifted: false,
+            approved_deactivations: None,
         })
     })
 }

@@ -121,6 +121,8 @@ pub struct SyncTuning {
     pub heartbeat_every_secs: u64,
     pub stale_after_secs: u64,
     pub max_unavailable_in_a_row: usize,
+    pub approval_window_secs: u64,
+    pub deletion_confirm_delay_ms: u64,
 }
 
 impl From<SyncTuning> for SyncSettings {
@@ -132,6 +134,10 @@ impl From<SyncTuning> for SyncSettings {
             heartbeat_every: std::time::Duration::from_secs(t.heartbeat_every_secs),
             stale_after: chrono::Duration::seconds(t.stale_after_secs as i64),
             max_unavailable_in_a_row: t.max_unavailable_in_a_row,
+            approval_window: chrono::Duration::seconds(
+                i64::try_from(t.approval_window_secs).unwrap_or(i64::MAX / 1000),
+            ),
+            deletion_confirm_delay: std::time::Duration::from_millis(t.deletion_confirm_delay_ms),
         }
     }
 }
@@ -193,6 +199,8 @@ fn defaults() -> Defaults {
             heartbeat_every_secs: sync.heartbeat_every.as_secs(),
             stale_after_secs: sync.stale_after.num_seconds() as u64,
             max_unavailable_in_a_row: sync.max_unavailable_in_a_row,
+            approval_window_secs: sync.approval_window.num_seconds() as u64,
+            deletion_confirm_delay_ms: sync.deletion_confirm_delay.as_millis() as u64,
         },
         log: LogSettings {
             format: LogFormat::Text,
@@ -249,7 +257,7 @@ impl Settings {
         // that would exhaust the database or the target.
         let (db, server, scheduler, sync) =
             (&self.database, &self.server, self.scheduler, self.sync);
-        let numbers: [(&str, u64, u64, u64, &str); 10] = [
+        let numbers: [(&str, u64, u64, u64, &str); 12] = [
             (
                 "database.max_connections",
                 db.max_connections.into(),
@@ -319,6 +327,20 @@ impl Settings {
                 1,
                 10_000,
                 "target calls failing in a row before a run stops calling",
+            ),
+            (
+                "sync.approval_window_secs",
+                sync.approval_window_secs,
+                60,
+                2_592_000,
+                "seconds after a run was held during which it can be approved (R18)",
+            ),
+            (
+                "sync.deletion_confirm_delay_ms",
+                sync.deletion_confirm_delay_ms,
+                0,
+                600_000,
+                "milliseconds before a group that answered \"deleted\" is read again (R12)",
             ),
         ];
         let mut problems = Vec::new();

@@ -607,3 +607,101 @@ fn emulate_highq_prints_its_base_url_client_and_a_code_to_connect_with() {
     assert!(banner.contains("  client_id     dirsync\n"), "{banner}");
     assert!(banner.contains("authorization code "), "{banner}");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgPool) {
+    // Arrange: the tenant holds any run that would deactivate more than one user.
+    let entra = EntraEmulator::start(Directory {
+        tenants: vec![day_one()],
+    })
+    .await
+    .expect("emulator");
+    let highq = HighQEmulator::start(HighQSeed::default())
+        .await
+        .expect("HighQ emulator");
+    let dir = scratch();
+    let settings = write_settings(&dir, &entra);
+    let url = database_url(&pool);
+    let tenants = write_tenant_file(&dir, &[(SALES, "internal")], Some(&highq));
+    let text = std::fs::read_to_string(&tenants).unwrap().replace(
+        "time_zone = \"Europe/London\"\n",
+        "time_zone = \"Europe/London\"\ndeletion_threshold = 1\n",
+    );
+    std::fs::write(&tenants, text).unwrap();
+    let applied = dirsync(&url, None, &["tenant", "apply", tenants.to_str().unwrap()]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let code = highq.with(|s| s.issue_authorization_code());
+    let connect = [
+        "tenant",
+        "connect-highq",
+        "--tenant",
+        "acme",
+        "--code",
+        &code,
+    ];
+    assert!(dirsync(&url, None, &connect).await.status.success());
+    let first = dirsync(&url, Some(&settings), &["sync", "--tenant", "acme"]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stdout(&first));
+    // Users 1 and 2 leave Sales: two deactivations, one more than the threshold.
+    entra.edit(|d| {
+        let sales = d
+            .tenant_mut(TENANT)
+            .unwrap()
+            .groups
+            .iter_mut()
+            .find(|g| g.id == SALES)
+            .unwrap();
+        sales
+            .members
+            .retain(|m| *m != user_id(1) && *m != user_id(2));
+    });
+    let held = dirsync(&url, Some(&settings), &["sync", "--tenant", "acme"]).await;
+    assert_eq!(held.status.code(), Some(3), "{}", stdout(&held));
+    assert!(
+        stdout(&held).starts_with("run 2: held\n"),
+        "{}",
+        stdout(&held)
+    );
+
+    let approve = [
+        "approve",
+        "--tenant",
+        "acme",
+        "--run",
+        "2",
+        "--by",
+        "Ada Admin",
+    ];
+    let approved = dirsync(&url, Some(&settings), &approve).await;
+
+    let text = stdout(&approved);
+    assert_eq!(
+        approved.status.code(),
+        Some(0),
+        "{text}{}",
+        stderr(&approved)
+    );
+    assert!(
+        text.starts_with("run 2 approved by Ada Admin; run 3 carries it out\nrun 3: succeeded\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("users: 0 created, 0 adopted, 0 updated, 0 activated, 2 deactivated\n"),
+        "{text}"
+    );
+    let deactivated = highq.with(|s| {
+        [1, 2]
+            .iter()
+            .filter(|n| s.user_by_email(&email(**n)).unwrap().status == UserStatus::Inactive)
+            .count()
+    });
+    assert_eq!(deactivated, 2);
+
+    let again = dirsync(&url, Some(&settings), &approve).await;
+    assert_eq!(again.status.code(), Some(5), "{}", stdout(&again));
+    assert!(
+        stdout(&again).starts_with("approval refused: run 2 was already approved by Ada Admin"),
+        "{}",
+        stdout(&again)
+    );
+}

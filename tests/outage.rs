@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use dirsync::cli::describe_outcome;
 use dirsync::domain::{DeactivationStatus, EntraObjectId, Role, TenantKey, UserStatus};
 use dirsync::plan::{EntraUser, SelectedGroup, Severity, TenantPolicy};
 use dirsync::source::memory::{MemoryDirectory, MemorySource};
@@ -102,6 +103,29 @@ async fn a_target_outage_halfway_stops_the_calls_loses_nothing_and_the_next_run_
         "ten writes, then five failed calls, then none"
     );
     assert_eq!(first.summary.operations_applied, 10);
+    // The summary counts what was applied, and beside it, labelled, what was planned.
+    assert_eq!(
+        (
+            first.summary.applied.groups_created,
+            first.summary.applied.users_created,
+            first.summary.applied.memberships_added
+        ),
+        (1, 9, 0)
+    );
+    assert_eq!(first.summary.planned.users_created, 60);
+    let printed = describe_outcome(&first);
+    for expected in [
+        "run 1: completed with errors\nusers: 9 created, 0 adopted",
+        "groups: 1 created, 0 renamed, 0 converted; memberships: 0 added, 0 removed\n",
+        "planned (not all of it was applied):\n  users: 60 created, 0 adopted",
+        "  groups: 1 created, 0 renamed, 0 converted; memberships: 60 added, 0 removed\n",
+        "operations: 10 applied, 52 failed; 0 warnings, 111 errors\n",
+    ] {
+        assert!(
+            printed.contains(expected),
+            "{expected:?} not in:\n{printed}"
+        );
+    }
     // Every operation not applied is an error line: 5 users failed, 46 users skipped, and the
     // skipped membership batch has a line for each of its 60 users.
     let entries = store.run_entries(first.run_id).await.unwrap();

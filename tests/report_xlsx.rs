@@ -54,7 +54,22 @@ fn run() -> RunRecord {
         started_at: utc("2026-07-21T23:30:00Z"),
         finished_at: Some(utc("2026-07-21T23:32:05Z")),
         summary: Some(RunSummary {
+            // One user could not be created: the plan wanted one more user and membership.
             planned: PlanCounts {
+                groups_created: 1,
+                groups_renamed: 0,
+                groups_converted: 0,
+                users_created: 2,
+                users_adopted: 0,
+                users_updated: 1,
+                users_activated: 1,
+                users_deactivated: 1,
+                memberships_added: 8,
+                memberships_removed: 2,
+                warnings: 1,
+                errors: 1,
+            },
+            applied: PlanCounts {
                 groups_created: 1,
                 groups_renamed: 0,
                 groups_converted: 0,
@@ -66,7 +81,7 @@ fn run() -> RunRecord {
                 memberships_added: 7,
                 memberships_removed: 2,
                 warnings: 1,
-                errors: 1,
+                errors: 2,
             },
             operations_applied: 12,
             operations_failed: 1,
@@ -328,7 +343,7 @@ fn each_sheet_has_one_row_per_group_user_line_or_problem() {
         1 + 4,
         "the user warning and error, the group error and the run warning"
     );
-    assert_eq!(sheet(&mut book, "Summary").len(), 1 + 29);
+    assert_eq!(sheet(&mut book, "Summary").len(), 1 + 30);
 }
 
 #[test]
@@ -376,6 +391,58 @@ fn the_summary_names_the_tenant_trigger_status_and_counts() {
 }
 
 #[test]
+fn the_summary_counts_what_was_applied_and_beside_it_what_was_planned_for_a_run_that_did_not_apply_everything()
+ {
+    let mut book = workbook();
+    let rows = sheet(&mut book, "Summary");
+    assert_eq!(
+        summary_value(&rows, "Counts"),
+        &Data::String(
+            "what was applied; the Detail column: what was planned (not all of it was applied)"
+                .into()
+        )
+    );
+    assert_eq!(summary_value(&rows, "Users created"), &Data::Float(1.0));
+    assert_eq!(
+        summary_detail(&rows, "Users created"),
+        &Data::String("2 planned".into())
+    );
+    assert_eq!(
+        summary_detail(&rows, "Memberships added"),
+        &Data::String("8 planned".into())
+    );
+
+    // A run that applied everything it planned shows the applied counts alone.
+    let mut clean = run();
+    clean.status = RunStatus::Succeeded;
+    let summary = clean.summary.as_mut().unwrap();
+    summary.operations_failed = 0;
+    summary.planned = summary.applied.clone();
+    let bytes = report::workbook(&tenant(), &clean, &groups(), &entries()).unwrap();
+    let rows = sheet(&mut read_back(bytes), "Summary");
+    assert_eq!(
+        summary_value(&rows, "Counts"),
+        &Data::String("what was applied".into())
+    );
+    assert_eq!(summary_detail(&rows, "Users created"), &Data::Empty);
+
+    // A held run applied nothing: zeros, with what it would have done beside them.
+    let mut held = run();
+    held.status = RunStatus::Held;
+    held.summary.as_mut().unwrap().applied = PlanCounts::default();
+    let bytes = report::workbook(&tenant(), &held, &groups(), &entries()).unwrap();
+    let rows = sheet(&mut read_back(bytes), "Summary");
+    assert_eq!(summary_value(&rows, "Users deactivated"), &Data::Float(0.0));
+    assert_eq!(
+        summary_detail(&rows, "Users deactivated"),
+        &Data::String("1 planned".into())
+    );
+    assert!(
+        matches!(summary_value(&rows, "Counts"), Data::String(text) if text.ends_with("planned (held: nothing was applied)"))
+    );
+}
+
+#[test]
 fn times_are_shown_in_the_tenants_zone_so_a_summer_run_at_half_past_eleven_utc_is_the_next_day() {
     let mut book = workbook();
     let rows = sheet(&mut book, "Summary");
@@ -420,14 +487,14 @@ fn groups_show_role_members_seen_and_outcome_with_a_failed_group_left_blank() {
         rows[1],
         [
             Data::String(id(0x1001).to_string()),
-            Data::String("Lawyers".into()),
+            Data::String("Lawyers [Synced Group]".into()),
             Data::String("internal".into()),
             Data::Float(12.0),
             Data::String("found".into()),
             Data::Empty,
         ]
     );
-    assert_eq!(text(&rows[3][1]), "Contractors");
+    assert_eq!(text(&rows[3][1]), "Contractors [Synced basic user group]");
     assert_eq!(rows[3][3], Data::Empty, "members seen is unknown");
     assert_eq!(text(&rows[3][4]), "failed");
     assert_eq!(
@@ -497,7 +564,10 @@ fn r19_text_from_entra_that_looks_like_a_formula_comes_back_as_plain_text() {
     assert_eq!(hostile[2], Data::String(EVIL_NAME.into()));
     assert_eq!(hostile[5], Data::String("-5".into()));
     assert_eq!(hostile[6], Data::String("@SUM(A1)".into()));
-    assert_eq!(groups[2][1], Data::String("-Paralegals".into()));
+    assert_eq!(
+        groups[2][1],
+        Data::String("-Paralegals [Synced basic user group]".into())
+    );
     assert_eq!(errors[2][6], Data::String("=cmd|' /C calc'!A0".into()));
 }
 

@@ -1,4 +1,4 @@
-//! The engine's multi-day scenario (issues 2, 3 and 4): one four-day script through the real
+//! The engine's multi-day scenario (issues 2, 3 and 4): one five-day script through the real
 //! PostgreSQL store and applier, run in several worlds — the in-memory source or the Entra
 //! emulator read by the real Graph client, and the in-memory target, the HighQ emulator through
 //! the HighQ adapter, or scim2-server through the SCIM adapter. After every day the whole target
@@ -17,7 +17,9 @@ use dirsync::plan::{EntraUser, SelectedGroup, TenantPolicy};
 use dirsync::source::memory::MemoryDirectory;
 use dirsync::store::postgres::PgStore;
 use dirsync::store::{RunOptions, RunStatus, Store, Trigger};
-use dirsync::sync::{FixedConnector, RunOutcome, SyncContext, SyncSettings, run_sync};
+use dirsync::sync::{
+    FixedConnector, RunOutcome, SyncContext, SyncSettings, approve_held_run, run_sync,
+};
 use dirsync::tenant::{Retention, Tenant};
 use sqlx::PgPool;
 use support::world::{
@@ -56,6 +58,8 @@ const FRANK: u128 = 6;
 const GRACE: u128 = 7;
 const HEIDI: u128 = 8;
 const IVAN: u128 = 9;
+const CAROLINE: u128 = 10;
+const ADA: u128 = 11;
 
 fn day_one_directory() -> MemoryDirectory {
     let people = [
@@ -237,6 +241,7 @@ impl World {
             }),
             settings: SyncSettings {
                 flush_every: 3,
+                deletion_confirm_delay: std::time::Duration::from_millis(1),
                 ..SyncSettings::default()
             },
         };
@@ -262,23 +267,29 @@ impl World {
     }
 
     async fn sync(&self) -> RunOutcome {
-        self.sync_with(RunOptions::default()).await
-    }
-
-    async fn sync_with(&self, options: RunOptions) -> RunOutcome {
         run_sync(
             &self.ctx,
             &tenant(Basic, 0).key,
             Trigger::manual("scenario"),
-            options,
+            RunOptions::default(),
         )
         .await
         .unwrap()
     }
 
+    /// An admin approves the held run `held` (R18) and the approving run is carried out.
+    async fn approve(&self, held: i64) -> RunOutcome {
+        approve_held_run(&self.ctx, &tenant(Basic, 0).key, held, "Ada Admin")
+            .await
+            .unwrap()
+            .execute()
+            .await
+            .unwrap()
+    }
+
     /// A second run with nothing changed in Entra must not write to the target: no write call
     /// through the adapter, and no change in the target's own log where it keeps one.
-    async fn assert_quiet_rerun(&self) {
+    async fn assert_quiet_rerun(&self) -> RunOutcome {
         let before = self.writes.count();
         let own_before = self.target.own_writes().map(|w| w.len());
         let outcome = self.sync().await;
@@ -297,6 +308,18 @@ impl World {
             );
         }
         assert_eq!(outcome.summary.operations_applied, 0);
+        outcome
+    }
+
+    async fn warnings(&self, run: i64) -> Vec<(String, String)> {
+        self.store
+            .run_entries(run)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.severity == dirsync::plan::Severity::Warning)
+            .map(|e| (e.name.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect()
     }
 
     async fn error_messages(&self, run: i64) -> Vec<String> {
@@ -318,38 +341,38 @@ impl World {
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn four_days_of_directory_changes_leave_the_target_exactly_as_the_rules_say(pool: PgPool) {
+async fn five_days_of_directory_changes_leave_the_target_exactly_as_the_rules_say(pool: PgPool) {
     let world = World::new(pool, MemoryDriver::new(), MemoryWorld::new()).await;
-    four_days(world).await;
+    five_days(world).await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn four_days_read_through_graph_from_the_entra_emulator_leave_the_same_target(pool: PgPool) {
+async fn five_days_read_through_graph_from_the_entra_emulator_leave_the_same_target(pool: PgPool) {
     let driver = EntraDriver::start(&tenant(Basic, 500)).await;
     let world = World::new(pool, driver, MemoryWorld::new()).await;
-    four_days(world).await;
+    five_days(world).await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn four_days_from_the_entra_emulator_into_the_highq_emulator_leave_highq_as_the_rules_say(
+async fn five_days_from_the_entra_emulator_into_the_highq_emulator_leave_highq_as_the_rules_say(
     pool: PgPool,
 ) {
     let driver = EntraDriver::start(&tenant(Basic, 500)).await;
     let world = World::new(pool, driver, HighQWorld::start().await).await;
-    four_days(world).await;
+    five_days(world).await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn four_days_from_the_entra_emulator_into_scim2_server_leave_it_as_the_rules_say(
+async fn five_days_from_the_entra_emulator_into_scim2_server_leave_it_as_the_rules_say(
     pool: PgPool,
 ) {
     let driver = EntraDriver::start(&tenant(Basic, 500)).await;
     let world = World::new(pool, driver, ScimWorld::new("scenario")).await;
-    four_days(world).await;
+    five_days(world).await;
 }
 
-/// The script: four days of changes in Entra and what the target must look like after each.
-async fn four_days(world: World) {
+/// The script: five days of changes in Entra and what the target must look like after each.
+async fn five_days(world: World) {
     // Day 1: three groups (one basic) with overlapping members; Grace is adopted by email.
     let day1 = world.sync().await;
     assert_eq!(day1.status, RunStatus::Succeeded, "{day1:?}");
@@ -717,7 +740,18 @@ async fn four_days(world: World) {
         ],
     };
     assert_eq!(world.view().await, day3_expected.view());
-    world.assert_quiet_rerun().await;
+    // Legal is still selected: converted once, it is now a warning each night, not an error (R12).
+    let rerun = world.assert_quiet_rerun().await;
+    assert_eq!(rerun.status, RunStatus::Succeeded);
+    let warnings = world.warnings(rerun.run_id).await;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].0, "Legal & Compliance [Synced Group]");
+    assert!(
+        warnings[0]
+            .1
+            .starts_with("deleted in Entra; remove it from the selection"),
+        "{warnings:?}"
+    );
 
     // Day 4, first run: Sales cannot be read. Nothing in it changes, nobody is deactivated for it.
     world.edit(|d| {
@@ -876,11 +910,7 @@ async fn four_days(world: World) {
     assert_eq!(planned, vec!["dan@contoso.com", "erin@contoso.com"]);
 
     // An admin approves: the run plans afresh and applies with the guard lifted.
-    let approved = world
-        .sync_with(RunOptions {
-            approves: Some(held.run_id),
-        })
-        .await;
+    let approved = world.approve(held.run_id).await;
     assert_eq!(
         approved.status,
         RunStatus::Succeeded,
@@ -888,9 +918,94 @@ async fn four_days(world: World) {
         world.error_messages(approved.run_id).await
     );
     assert_eq!(approved.summary.planned.users_deactivated, 2);
+    let day4_view = day4_expected("Senior Associate", vec!["ivan@contoso.com"], Inactive).view();
+    assert_eq!(world.view().await, day4_view);
+    world.assert_quiet_rerun().await;
+
+    // Day 5: status always applies, and a rehire.
+    world
+        .store
+        .upsert_tenant(&tenant_with(&[SALES], Internal, 500))
+        .await
+        .unwrap();
+    world.edit(|d| {
+        // Caroline joins with the address of Carol, who left on day 3 (R9a).
+        let mut caroline = person(CAROLINE, "Caroline", "Cooper");
+        caroline.mail = Some("carol@contoso.com".to_owned());
+        // Ada, whom an admin made by hand in the target, joins disabled (R9: adopted, deactivated).
+        let mut ada = person(ADA, "Ada", "Admin");
+        ada.mail = Some("admin@contoso.com".to_owned());
+        ada.account_enabled = Some(false);
+        // Bob loses every usable address and is disabled: his fields stay, his status does not.
+        let bob = d.users.get_mut(&id(BOB)).unwrap();
+        bob.mail = None;
+        bob.user_principal_name = Some("bob.baker".to_owned());
+        bob.account_enabled = Some(false);
+        for user in [caroline, ada] {
+            d.groups
+                .get_mut(&id(SALES))
+                .unwrap()
+                .1
+                .push(user.id.clone());
+            d.users.insert(user.id.clone(), user);
+        }
+    });
+    let day5 = world.sync().await;
+    assert_eq!(day5.status, RunStatus::CompletedWithErrors, "Bob's address");
+    let errors = world.error_messages(day5.run_id).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("no usable email"), "{errors:?}");
+    let applied = &day5.summary.applied;
     assert_eq!(
-        world.view().await,
-        day4_expected("Senior Associate", vec!["ivan@contoso.com"], Inactive).view()
+        (
+            applied.users_adopted,
+            applied.users_deactivated,
+            applied.memberships_added
+        ),
+        (2, 2, 1)
+    );
+    let mut day5_view = day4_view;
+    day5_view.users.insert(
+        "carol@contoso.com".to_owned(),
+        (
+            "Caroline".to_owned(),
+            "Cooper".to_owned(),
+            Some("Associate".to_owned()),
+            Internal,
+            Active,
+            true,
+        ),
+    );
+    day5_view.users.insert(
+        "admin@contoso.com".to_owned(),
+        (
+            "Ada".to_owned(),
+            "Admin".to_owned(),
+            Some("Associate".to_owned()),
+            Internal,
+            Inactive,
+            true,
+        ),
+    );
+    day5_view.users.get_mut("robert@contoso.com").unwrap().4 = Inactive;
+    day5_view
+        .groups
+        .get_mut("Sales")
+        .unwrap()
+        .1
+        .insert("carol@contoso.com".to_owned());
+    assert_eq!(world.view().await, day5_view);
+    let rehired = world
+        .store
+        .run_entries(day5.run_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "adopted" && e.email.as_deref() == Some("carol@contoso.com"))
+        .expect("the rehire is in the report");
+    assert!(
+        rehired.message.as_deref().unwrap().starts_with("rehire:"),
+        "{rehired:?}"
     );
     world.assert_quiet_rerun().await;
 }

@@ -313,6 +313,24 @@ async fn force_sync_returns_the_run_in_progress_and_its_report_matches_the_direc
             ("Clients".to_owned(), 15, "found".to_owned())
         ]
     );
+    let labels: Vec<&str> = detail["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        vec![
+            "Partners [Synced Group]",
+            "Clients [Synced basic user group]"
+        ]
+    );
+    assert_eq!(detail["applied"]["users_created"], 30);
+    assert!(
+        detail["planned"].is_null(),
+        "everything planned was applied: {detail}"
+    );
     let planned = &detail["run"]["summary"]["planned"];
     assert_eq!(
         (
@@ -413,10 +431,20 @@ async fn force_sync_returns_the_run_in_progress_and_its_report_matches_the_direc
     );
     let approve = http
         .post(format!("{base}/api/v1/tenants/acme/runs/{run_id}/approve"))
+        .json(&json!({"by": "Ada Admin"}))
         .send()
         .await
         .unwrap();
     assert_eq!(approve.status(), 409, "only a held run can be approved");
+    let refusal = approve.json::<Value>().await.unwrap();
+    assert_eq!(refusal["error"]["code"], "conflict");
+    assert!(
+        refusal["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("not held: only a held run can be approved"),
+        "{refusal}"
+    );
     let metrics = http
         .get(format!("{base}/metrics"))
         .send()

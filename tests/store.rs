@@ -8,12 +8,12 @@ use dirsync::domain::{
     UserStatus,
 };
 use dirsync::plan::{
-    GroupKey, GroupStatus, GroupSummary, Mirror, MirrorGroup, MirrorUser, PlanCounts,
-    SelectedGroup, Severity, TenantPolicy, UserFields, UserState,
+    ConvertedGroup, GroupKey, GroupStatus, GroupSummary, Mirror, MirrorGroup, MirrorUser,
+    PlanCounts, SelectedGroup, Severity, TenantPolicy, UserFields, UserState,
 };
 use dirsync::store::postgres::PgStore;
 use dirsync::store::{
-    CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunOptions, RunStart, RunStatus,
+    Approval, CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunOptions, RunStart, RunStatus,
     RunSummary, Store, StoreError, SubjectKind, Trigger, TriggerKind,
 };
 use dirsync::tenant::{Retention, Tenant};
@@ -247,7 +247,8 @@ async fn the_mirror_round_trips_through_applied_changes_renames_and_removals(poo
         mirror,
         Mirror {
             groups: expected_groups.clone(),
-            users: expected_users.clone()
+            users: expected_users.clone(),
+            converted: vec![],
         }
     );
 
@@ -291,6 +292,107 @@ async fn the_mirror_round_trips_through_applied_changes_renames_and_removals(poo
             .iter()
             .any(|u| u.state.fields.email.as_str() == "renamed.1@Contoso.com"),
         "the email keeps its spelling"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn r09a_a_released_user_hands_its_target_user_and_memberships_to_its_successor(pool: PgPool) {
+    let (store, acme) = store_with_tenant(pool, "acme").await;
+    let (sales, legal) = (
+        group_key(&new_id(), Role::Internal),
+        group_key(&new_id(), Role::Internal),
+    );
+    let (departed, stays, successor) = (new_id(), new_id(), new_id());
+    store
+        .apply_mirror_changes(
+            &acme,
+            &MirrorChanges {
+                groups_created: vec![
+                    created(&sales, "g1", "Sales"),
+                    created(&legal, "g2", "Legal"),
+                ],
+                users: vec![user(&departed, 1), user(&stays, 2)],
+                members_added: vec![
+                    (sales.clone(), departed.clone()),
+                    (legal.clone(), departed.clone()),
+                    (sales.clone(), stays.clone()),
+                ],
+                ..MirrorChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    // The successor adopts the departed user's target user "u1" and leaves Legal, in one flush.
+    let mut adopted = user(&successor, 1);
+    adopted.state.fields.first_name = "Successor".into();
+    store
+        .apply_mirror_changes(
+            &acme,
+            &MirrorChanges {
+                users_released: vec![(departed.clone(), successor.clone())],
+                users: vec![adopted.clone()],
+                members_removed: vec![(legal.clone(), successor.clone())],
+                ..MirrorChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    let mirror = store.load_mirror(&acme).await.unwrap();
+    let mut expected_users = vec![adopted, user(&stays, 2)];
+    expected_users.sort_by(|a, b| a.entra_id.cmp(&b.entra_id));
+    assert_eq!(mirror.users, expected_users, "the departed user is gone");
+    let members: std::collections::BTreeMap<String, Vec<EntraObjectId>> = mirror
+        .groups
+        .iter()
+        .map(|g| (g.name.clone(), g.members.clone()))
+        .collect();
+    assert_eq!(
+        members["Sales"],
+        sorted(vec![successor.clone(), stays.clone()])
+    );
+    assert_eq!(members["Legal"], vec![], "the successor left Legal");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn r12_a_converted_group_without_a_successor_is_remembered_for_the_planner(pool: PgPool) {
+    let (store, acme) = store_with_tenant(pool, "acme").await;
+    let (deleted, recreated) = (new_id(), new_id());
+    let (gone, old_role, new_role) = (
+        group_key(&deleted, Role::Internal),
+        group_key(&recreated, Role::Internal),
+        group_key(&recreated, Role::Basic),
+    );
+    for changes in [
+        MirrorChanges {
+            groups_created: vec![
+                created(&gone, "g1", "Legal"),
+                created(&old_role, "g2", "Sales"),
+            ],
+            ..MirrorChanges::default()
+        },
+        // Legal is deleted in Entra; Sales changes role (R13) and lives on as a basic group.
+        MirrorChanges {
+            groups_converted: vec![
+                (gone.clone(), "Legal_1745313810193".into()),
+                (old_role.clone(), "Sales_1745313810193".into()),
+            ],
+            groups_created: vec![created(&new_role, "g3", "Sales")],
+            ..MirrorChanges::default()
+        },
+    ] {
+        store.apply_mirror_changes(&acme, &changes).await.unwrap();
+    }
+
+    let mirror = store.load_mirror(&acme).await.unwrap();
+    assert_eq!(
+        mirror.converted,
+        vec![ConvertedGroup {
+            key: gone,
+            name: "Legal".into(),
+            system_name: "Legal_1745313810193".into(),
+        }]
     );
 }
 
@@ -627,7 +729,10 @@ async fn a_finished_run_keeps_its_outcome_and_a_new_run_may_begin(pool: PgPool) 
             &acme,
             &Trigger::manual("admin@acme.com"),
             RunOptions {
-                approves: Some(held),
+                approval: Some(Approval {
+                    held_run: held,
+                    deactivations: 600,
+                }),
             },
         )
         .await
@@ -655,7 +760,13 @@ async fn a_finished_run_keeps_its_outcome_and_a_new_run_may_begin(pool: PgPool) 
         approved_record.trigger.by.as_deref(),
         Some("admin@acme.com")
     );
-    assert_eq!(approved_record.options.approves, Some(held));
+    assert_eq!(
+        approved_record.options.approval,
+        Some(Approval {
+            held_run: held,
+            deactivations: 600
+        })
+    );
     assert_eq!(approved_record.finished_at, None);
     assert_eq!(approved_record.summary, None);
 

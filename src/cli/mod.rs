@@ -64,6 +64,21 @@ enum Command {
         #[arg(long, default_value = "cli")]
         by: String,
     },
+    /// Approve a run the deletion guard held (R18), in your name, and carry it out now: a new
+    /// run plans afresh and may deactivate up to the number of users the held run would have.
+    ///
+    /// Refused (exit code 5, with the reason) when the run is not held, was approved already, is
+    /// not the tenant's latest run, or was held too long ago. Otherwise the exit codes of `sync`.
+    Approve {
+        #[arg(long)]
+        tenant: String,
+        /// The held run's number.
+        #[arg(long)]
+        run: i64,
+        /// Who approves, for the report.
+        #[arg(long)]
+        by: String,
+    },
     /// Test a tenant's Entra connection: sign in, then find and count each selected group.
     ///
     /// Exit code 0 when the token works and every group is found within the 50,000-member
@@ -211,6 +226,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
             by,
         } => sync::sync(&settings, &tenant, dry_run, by).await,
+        Command::Approve { tenant, run, by } => sync::approve(&settings, &tenant, run, &by).await,
         Command::Check { tenant } => sync::check(&settings, &tenant).await,
         Command::Preview { tenant } => sync::preview(&settings, &tenant).await,
         Command::Emulate { command } => emulate::run(command).await,

@@ -11,7 +11,7 @@ use crate::plan::Plan;
 use crate::settings::Settings;
 use crate::source::graph::{CheckReport, GraphConnector, TokenCheck, check_connection};
 use crate::store::{RunOptions, Store, Trigger};
-use crate::sync::{RunOutcome, dry_run, run_sync};
+use crate::sync::{ApproveError, RunOutcome, approve_held_run, dry_run, run_sync};
 use crate::tenant::Tenant;
 
 pub(super) async fn sync(
@@ -29,6 +29,34 @@ pub(super) async fn sync(
         return Ok(ExitCode::SUCCESS);
     }
     let outcome = run_sync(&ctx, &key, Trigger::manual(by), RunOptions::default()).await?;
+    print!("{}", describe_outcome(&outcome));
+    Ok(exit_code(outcome.status, outcome.already_running))
+}
+
+/// R18: approves a held run and carries the approval out in this process.
+pub(super) async fn approve(
+    settings: &Settings,
+    tenant: &str,
+    run: i64,
+    by: &str,
+) -> anyhow::Result<ExitCode> {
+    let key = TenantKey::parse(tenant)?;
+    let store = open_store(settings).await?;
+    let ctx = sync_context(settings, store, graph_connector(settings)?);
+    let pending = match approve_held_run(&ctx, &key, run, by).await {
+        Ok(pending) => pending,
+        Err(ApproveError::Refused(refused)) => {
+            println!("approval refused: {refused}");
+            return Ok(ExitCode::from(5));
+        }
+        Err(ApproveError::Sync(err)) => return Err(err.into()),
+    };
+    println!(
+        "run {run} approved by {}; run {} carries it out",
+        by.trim(),
+        pending.id()
+    );
+    let outcome = pending.execute().await?;
     print!("{}", describe_outcome(&outcome));
     Ok(exit_code(outcome.status, outcome.already_running))
 }
@@ -191,7 +219,7 @@ pub fn describe_plan(plan: &Plan) -> String {
         out.push_str(&format!(
             "group {} {:?} ({}): {}{}\n",
             group.entra_id,
-            group.name,
+            group.label(),
             group.role,
             group.status.as_str(),
             group
@@ -203,6 +231,8 @@ pub fn describe_plan(plan: &Plan) -> String {
     out
 }
 
+/// A finished run as people read it: what was applied, and for a held, failed or stopped run
+/// also what was planned, labelled so (R19).
 pub fn describe_outcome(outcome: &RunOutcome) -> String {
     if outcome.already_running {
         return format!(
@@ -211,36 +241,47 @@ pub fn describe_outcome(outcome: &RunOutcome) -> String {
         );
     }
     let s = &outcome.summary;
-    let p = &s.planned;
     let mut out = format!(
-        "run {}: {}\n\
-         users: {} created, {} adopted, {} updated, {} activated, {} deactivated\n\
-         groups: {} created, {} renamed, {} converted; memberships: {} added, {} removed\n\
-         operations: {} applied, {} failed; {} warnings, {} errors\n\
-         Graph: {} requests, {} throttled, {} ms waited\n",
+        "run {}: {}\n{}",
         outcome.run_id,
         outcome.status.as_str(),
-        p.users_created,
-        p.users_adopted,
-        p.users_updated,
-        p.users_activated,
-        p.users_deactivated,
-        p.groups_created,
-        p.groups_renamed,
-        p.groups_converted,
-        p.memberships_added,
-        p.memberships_removed,
+        describe_changes(&s.applied, "")
+    );
+    if let Some(label) = s.planned_label(outcome.status) {
+        out.push_str(&format!("{label}:\n{}", describe_changes(&s.planned, "  ")));
+    }
+    out.push_str(&format!(
+        "operations: {} applied, {} failed; {} warnings, {} errors\n\
+         Graph: {} requests, {} throttled, {} ms waited\n",
         s.operations_applied,
         s.operations_failed,
-        p.warnings,
-        p.errors,
+        s.applied.warnings,
+        s.applied.errors,
         s.source.requests,
         s.source.throttled,
         s.source.waited_ms
-    );
+    ));
     if let Some(message) = &outcome.message {
         out.push_str(message);
         out.push('\n');
     }
     out
+}
+
+/// The user, group and membership changes of a tally, one line each, indented by `indent`.
+fn describe_changes(c: &crate::plan::PlanCounts, indent: &str) -> String {
+    format!(
+        "{indent}users: {} created, {} adopted, {} updated, {} activated, {} deactivated\n\
+         {indent}groups: {} created, {} renamed, {} converted; memberships: {} added, {} removed\n",
+        c.users_created,
+        c.users_adopted,
+        c.users_updated,
+        c.users_activated,
+        c.users_deactivated,
+        c.groups_created,
+        c.groups_renamed,
+        c.groups_converted,
+        c.memberships_added,
+        c.memberships_removed,
+    )
 }

@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::error;
 
-use crate::store::StoreError;
-use crate::sync::SyncError;
+use crate::store::{ApprovalRefused, StoreError};
+use crate::sync::{ApproveError, SyncError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -66,6 +66,21 @@ impl From<SyncError> for ApiError {
             SyncError::UnknownTenant(key) => Self::NotFound(format!("no tenant with key {key:?}")),
             SyncError::Store(err) => err.into(),
             SyncError::Unreadable(message) => Self::Upstream(message),
+        }
+    }
+}
+
+impl From<ApproveError> for ApiError {
+    fn from(err: ApproveError) -> Self {
+        match err {
+            ApproveError::Refused(refused @ ApprovalRefused::UnknownRun { .. }) => {
+                Self::NotFound(refused.to_string())
+            }
+            ApproveError::Refused(refused @ ApprovalRefused::NoApprover) => {
+                Self::BadRequest(refused.to_string())
+            }
+            ApproveError::Refused(refused) => Self::Conflict(refused.to_string()),
+            ApproveError::Sync(err) => err.into(),
         }
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::tenants::load_tenant;
-use crate::plan::{GroupSummary, Severity};
+use crate::plan::{GroupSummary, PlanCounts, Severity};
 use crate::store::{
     ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, Trigger, TriggerKind,
 };
@@ -96,37 +96,33 @@ async fn force(
     start(&state, &tenant, Trigger::manual(by), RunOptions::default()).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct ApproveBody {
+    /// Who approves (R18: a named person).
     by: Option<String>,
 }
 
-/// R18: an admin approves a held run; a new run plans afresh and applies with the guard lifted.
+/// R18: an admin approves a held run: `202` with the new run, which plans afresh and may
+/// deactivate up to what was approved; `409` with the reason when the approval is refused.
 async fn approve(
     State(state): State<AppState>,
     Path((key, run)): Path<(String, RunId)>,
     body: Option<Json<ApproveBody>>,
 ) -> ApiResult<Response> {
     let tenant = load_tenant(&state, &key).await?;
-    let held = tenant_run(&state, &tenant, run).await?;
-    if held.status != RunStatus::Held {
-        return Err(ApiError::Conflict(format!(
-            "run {run} is {}, not held; only a held run can be approved",
-            held.status.as_str()
-        )));
-    }
-    let by = body
-        .and_then(|Json(b)| b.by)
-        .unwrap_or_else(|| "api".to_owned());
-    start(
-        &state,
-        &tenant,
-        Trigger::manual(format!("{by} (approving run {run})")),
-        RunOptions {
-            approves: Some(run),
-        },
+    let approver = body.and_then(|Json(b)| b.by).unwrap_or_default();
+    let launched = state.runner.approve(&tenant.key, run, &approver).await?;
+    let run = tenant_run(&state, &tenant, launched.run_id).await?;
+    let location = format!("/api/v1/tenants/{}/runs/{}", tenant.key, run.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(Started {
+            run,
+            already_running: false,
+        }),
     )
-    .await
+        .into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,10 +176,28 @@ async fn list(
 #[derive(Serialize)]
 struct RunDetail {
     run: RunRecord,
-    groups: Vec<GroupSummary>,
+    /// What the run applied (R19).
+    applied: Option<PlanCounts>,
+    /// What it planned, for a held, failed, stopped or running run, with the label to show it by.
+    planned: Option<PlannedView>,
+    groups: Vec<GroupView>,
     entries: usize,
     warnings: usize,
     errors: usize,
+}
+
+#[derive(Serialize)]
+struct PlannedView {
+    label: &'static str,
+    counts: PlanCounts,
+}
+
+/// A group of the run with its R2 label (`Sales [Synced Group]`).
+#[derive(Serialize)]
+struct GroupView {
+    #[serde(flatten)]
+    group: GroupSummary,
+    label: String,
 }
 
 async fn detail(
@@ -195,12 +209,26 @@ async fn detail(
     let groups = state.store().run_groups(run.id).await?;
     let entries = state.store().run_entries(run.id).await?;
     let count = |severity| entries.iter().filter(|e| e.severity == severity).count();
+    let summary = run.summary.as_ref();
     Ok(Json(RunDetail {
+        applied: summary.map(|s| s.applied.clone()),
+        planned: summary.and_then(|s| {
+            s.planned_label(run.status).map(|label| PlannedView {
+                label,
+                counts: s.planned.clone(),
+            })
+        }),
         warnings: count(Severity::Warning),
         errors: count(Severity::Error),
         entries: entries.len(),
         run,
-        groups,
+        groups: groups
+            .into_iter()
+            .map(|group| GroupView {
+                label: group.label(),
+                group,
+            })
+            .collect(),
     }))
 }
 

@@ -110,14 +110,15 @@ impl<'a> Planner<'a> {
 
     fn group_note(
         &mut self,
-        entra_id: &EntraObjectId,
+        selected: &SelectedGroup,
         name: &str,
         severity: Severity,
         message: String,
     ) {
         self.notes.push(Note {
             subject: Subject::Group {
-                entra_id: entra_id.clone(),
+                entra_id: selected.entra_id.clone(),
+                role: selected.role,
                 name: name.to_owned(),
             },
             severity,
@@ -189,21 +190,60 @@ impl<'a> Planner<'a> {
             .map(|u| (&u.target_id, &u.entra_id))
             .collect();
 
+        // R9a: synced users who departed (in no readable group, and not held by an unreadable
+        // one); a new user with the same email may take their target user over.
+        let mut departed: HashSet<&EntraObjectId> = input
+            .mirror
+            .users
+            .iter()
+            .map(|u| &u.entra_id)
+            .filter(|id| !seen.contains_key(id) && !frozen_membership.contains_key(id))
+            .collect();
+        // Departed user → the new user who took their target user over.
+        let mut released: HashMap<EntraObjectId, EntraObjectId> = HashMap::new();
+
         for (id, candidate) in &candidates {
             let role = roles[id];
             let outcome = match self.mirror_users.get(id).copied() {
-                None => self.plan_new_user(candidate, role, &target_owner),
+                None => self.plan_new_user(candidate, role, &target_owner, &mut departed),
                 Some(synced) => self.plan_synced_user(candidate, synced, role, &mirror_email_owner),
             };
             let (new_standing, op) = outcome;
+            if let Some(Op::AdoptUser {
+                releases: Some(old),
+                ..
+            }) = &op
+            {
+                released.insert(old.entra_id.clone(), (*id).clone());
+            }
             standing.insert(*id, new_standing);
             user_ops.extend(op);
         }
 
-        // R10/R11: synced users seen in no group, and not held by an unreadable group, leave.
+        // R9: status always applies, also to a synced user whose fields cannot be synced (R5, R8).
+        for (id, user) in &seen {
+            let Some(synced) = self.mirror_users.get(id).copied() else {
+                continue;
+            };
+            if !candidates.contains_key(id)
+                && user.account_enabled == Some(false)
+                && synced.state.status == UserStatus::Active
+            {
+                deactivations.push(Op::DeactivateUser {
+                    user: mirror_label(synced),
+                    target_id: synced.target_id.clone(),
+                    to: input.policy.deactivation_status.into(),
+                    reason: DeactivationReason::DisabledInEntra,
+                });
+            }
+        }
+
+        // R10/R11: synced users seen in no group, and not held by an unreadable group, leave;
+        // unless a rehired user took their target user over (R9a).
         for synced in &input.mirror.users {
             if seen.contains_key(&synced.entra_id)
                 || frozen_membership.contains_key(&synced.entra_id)
+                || released.contains_key(&synced.entra_id)
             {
                 continue;
             }
@@ -273,9 +313,15 @@ impl<'a> Planner<'a> {
         // 4 and 5. Memberships of readable groups: additions, then removals (R10, R14).
         let mut removals = Vec::new();
         for group in &visible {
+            // A released user's memberships are their successor's (R9a): the target user is one.
             let current: HashSet<&EntraObjectId> = group
                 .existing
-                .map(|g| g.members.iter().collect())
+                .map(|g| {
+                    g.members
+                        .iter()
+                        .map(|m| released.get(m).unwrap_or(m))
+                        .collect()
+                })
                 .unwrap_or_default();
             let mut desired: HashSet<&EntraObjectId> = HashSet::new();
             for user in &group.members {
@@ -323,11 +369,15 @@ impl<'a> Planner<'a> {
 
         let deactivating = ops.iter().filter(|op| op.deactivates()).count();
         let threshold = input.policy.deletion_threshold;
-        let hold = (threshold > 0 && deactivating > threshold as usize && !input.guard_lifted)
-            .then_some(Hold {
-                deactivations: deactivating,
-                threshold,
-            });
+        let approved = input.approved_deactivations;
+        let hold = (threshold > 0
+            && deactivating > threshold as usize
+            && approved.is_none_or(|approved| deactivating > approved))
+        .then_some(Hold {
+            deactivations: deactivating,
+            threshold,
+            approved,
+        });
 
         Plan {
             ops,
@@ -358,6 +408,12 @@ impl<'a> Planner<'a> {
         for group in &input.mirror.groups {
             mirror_groups.entry(&group.key.entra_id).or_insert(group);
         }
+        let converted_groups: HashMap<&EntraObjectId, &ConvertedGroup> = input
+            .mirror
+            .converted
+            .iter()
+            .map(|g| (&g.key.entra_id, g))
+            .collect();
 
         let mut visible = Vec::new();
         let mut frozen = Vec::new();
@@ -392,7 +448,7 @@ impl<'a> Planner<'a> {
                         // A name Entra lost is not a rename (R3): the synced group keeps its own.
                         (None, Some(old)) => {
                             self.group_note(
-                                &selected.entra_id,
+                                selected,
                                 &old.name,
                                 Severity::Warning,
                                 format!(
@@ -405,7 +461,7 @@ impl<'a> Planner<'a> {
                         (None, None) => {
                             let name = selected.entra_id.to_string();
                             self.group_note(
-                                &selected.entra_id,
+                                selected,
                                 &name,
                                 Severity::Warning,
                                 "the group has no display name in Entra; its ID is used as its name"
@@ -448,18 +504,38 @@ impl<'a> Planner<'a> {
                     });
                 }
                 ShallowOutcome::Deleted => {
-                    let message = match existing {
-                        Some(old) => {
+                    let converted = converted_groups.get(&selected.entra_id).copied();
+                    let known_name = match (existing, converted) {
+                        (None, Some(converted)) => converted.name.clone(),
+                        _ => known_name,
+                    };
+                    let message = match (existing, converted) {
+                        (Some(old), _) => {
                             conversions.push((old, ConversionReason::DeletedInEntra));
                             "deleted in Entra: the synced group becomes a system group".to_owned()
                         }
-                        None => {
+                        // R12: converted on an earlier run; nothing is left to do but deselect it.
+                        (None, Some(converted)) => {
+                            let message = format!(
+                                "deleted in Entra; remove it from the selection (its synced group \
+                                 was converted to the system group {:?})",
+                                converted.system_name
+                            );
+                            self.group_note(
+                                selected,
+                                &known_name,
+                                Severity::Warning,
+                                message.clone(),
+                            );
+                            message
+                        }
+                        (None, None) => {
                             let message =
                                 "the group does not exist in Entra (deleted, or a wrong ID): \
                                            remove it from the tenant's configuration or correct the ID"
                                     .to_owned();
                             self.group_note(
-                                &selected.entra_id,
+                                selected,
                                 &known_name,
                                 Severity::Error,
                                 message.clone(),
@@ -488,12 +564,7 @@ impl<'a> Planner<'a> {
                             ));
                         }
                     }
-                    self.group_note(
-                        &selected.entra_id,
-                        &known_name,
-                        Severity::Error,
-                        message.clone(),
-                    );
+                    self.group_note(selected, &known_name, Severity::Error, message.clone());
                     self.groups.push(GroupSummary {
                         entra_id: selected.entra_id.clone(),
                         name: known_name,
@@ -542,10 +613,16 @@ impl<'a> Planner<'a> {
                 }
                 Err(message) => {
                     let mirrored = self.mirror_users.get(id).copied();
-                    let suffix = if mirrored.is_some() {
-                        "; the synced user is left as it is"
-                    } else {
-                        "; the user is not created"
+                    let suffix = match mirrored {
+                        Some(synced)
+                            if user.account_enabled == Some(false)
+                                && synced.state.status == UserStatus::Active =>
+                        {
+                            "; the synced user's fields are left as they are, but it is \
+                             deactivated: it is disabled in Entra"
+                        }
+                        Some(_) => "; the synced user is left as it is",
+                        None => "; the user is not created",
                     };
                     self.user_note(
                         raw_label(user, mirrored),
@@ -573,7 +650,8 @@ impl<'a> Planner<'a> {
                     Severity::Error,
                     format!(
                         "duplicate email {email}: also used by Entra user {}; neither is created or \
-                         adopted and synced users keep their current state",
+                         adopted and synced users keep their current state (a disabled one is \
+                         still deactivated)",
                         others.join(", ")
                     ),
                 );
@@ -582,58 +660,88 @@ impl<'a> Planner<'a> {
         candidates
     }
 
-    /// R4: a user not synced yet is adopted by email or created.
+    /// R4: a user not synced yet is adopted by email or created; a disabled one is adopted
+    /// deactivated when the target has them, and not created otherwise (R9). A target user
+    /// linked to a departed synced user is taken over (R9a), which removes that user from
+    /// `departed`.
     fn plan_new_user(
         &mut self,
         candidate: &Candidate<'a>,
         role: Role,
-        target_owner: &HashMap<&TargetUserId, &EntraObjectId>,
+        target_owner: &HashMap<&TargetUserId, &'a EntraObjectId>,
+        departed: &mut HashSet<&'a EntraObjectId>,
     ) -> (Standing, Option<Op>) {
         let label = candidate_label(candidate);
         for warning in &candidate.desired.warnings {
             self.user_note(label.clone(), Severity::Warning, warning.clone());
         }
-        if candidate.user.account_enabled == Some(false) {
-            self.user_note(
+        let disabled = candidate.user.account_enabled == Some(false);
+        let not_created = |planner: &mut Self, label: UserLabel| {
+            planner.user_note(
                 label,
                 Severity::Info,
                 "not created: the account is disabled in Entra".to_owned(),
             );
-            return (Standing::Absent, None);
-        }
-        let state = UserState {
-            fields: candidate.desired.fields.clone(),
-            role,
-            status: UserStatus::Active,
+            (Standing::Absent, None)
         };
-        match self.input.target.users_by_email.get(&state.fields.email) {
-            Some(existing) => {
-                if let Some(owner) = target_owner.get(&existing.id) {
-                    let message = format!(
-                        "the target user with email {} is already linked to Entra user {owner}; \
-                         it is not adopted a second time",
-                        existing.fields.email
-                    );
-                    self.user_note(label, Severity::Error, message);
-                    return (Standing::Absent, None);
-                }
-                let mut changes = field_changes(&existing.fields, &state.fields);
-                if existing.status != UserStatus::Active {
-                    changes.push(status_change(existing.status, UserStatus::Active));
-                }
-                let op = Op::AdoptUser {
-                    user: label,
-                    target_id: existing.id.clone(),
-                    changes,
-                    state,
-                };
-                (Standing::Managed(UserStatus::Active), Some(op))
+        let fields = candidate.desired.fields.clone();
+        let Some(existing) = self.input.target.users_by_email.get(&fields.email) else {
+            if disabled {
+                return not_created(self, label);
             }
-            None => (
+            let state = UserState {
+                fields,
+                role,
+                status: UserStatus::Active,
+            };
+            return (
                 Standing::Managed(UserStatus::Active),
                 Some(Op::CreateUser { user: label, state }),
-            ),
+            );
+        };
+        let releases = match target_owner.get(&existing.id).copied() {
+            None => None,
+            Some(owner) if departed.remove(owner) => {
+                let old = self
+                    .mirror_users
+                    .get(owner)
+                    .copied()
+                    .expect("a departed user is a synced user");
+                Some(mirror_label(old))
+            }
+            Some(_) if disabled => return not_created(self, label),
+            Some(owner) => {
+                let message = format!(
+                    "the target user with email {} is already linked to Entra user {owner}; \
+                     it is not adopted a second time",
+                    existing.fields.email
+                );
+                self.user_note(label, Severity::Error, message);
+                return (Standing::Absent, None);
+            }
+        };
+        // R9: a disabled user's account is deactivated; one already deactivated stays as it is.
+        let status = match (disabled, existing.status) {
+            (false, _) => UserStatus::Active,
+            (true, UserStatus::Active) => self.input.policy.deactivation_status.into(),
+            (true, current) => current,
+        };
+        let mut changes = field_changes(&existing.fields, &fields);
+        if existing.status != status {
+            changes.push(status_change(existing.status, status));
         }
+        let op = Op::AdoptUser {
+            user: label,
+            target_id: existing.id.clone(),
+            changes,
+            state: UserState {
+                fields,
+                role,
+                status,
+            },
+            releases,
+        };
+        (Standing::Managed(status), Some(op))
     }
 
     /// R5, R7, R9, R14, R15: a synced user's changes since the mirror.

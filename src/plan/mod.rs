@@ -7,6 +7,8 @@ mod fields;
 mod model;
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
 
 pub use engine::{emails_to_look_up, plan};

@@ -77,12 +77,26 @@ impl Default for EntraObjectId {
     }
 }
 
-/// dirsync's record of what it applied before: the synced groups with their members, and the
-/// synced users with the state last sent.
+/// dirsync's record of what it applied before: the synced groups with their members, the
+/// synced users with the state last sent, and the groups it converted to system groups.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mirror {
     pub groups: Vec<MirrorGroup>,
     pub users: Vec<MirrorUser>,
+    /// R12: the latest conversion of each Entra group that no longer has a synced group, so a
+    /// group deleted in Entra but still selected is told apart from a wrong group ID.
+    #[serde(default)]
+    pub converted: Vec<ConvertedGroup>,
+}
+
+/// A former synced group that dirsync converted to a system group (R12, R13).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertedGroup {
+    pub key: GroupKey,
+    /// The name it had as a synced group.
+    pub name: String,
+    /// The name it was renamed to, `{name}_{epoch ms}`.
+    pub system_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,8 +166,9 @@ pub struct PlanInput<'a> {
     pub mirror: &'a Mirror,
     pub target: &'a TargetLookups,
     pub now: DateTime<Utc>,
-    /// An admin approved a held run (R18): the deletion guard does not apply to it.
-    pub guard_lifted: bool,
+    /// R18: an admin approved a held run that would have deactivated this many users; this run
+    /// may deactivate up to that many without being held. `None`: no approval, the guard applies.
+    pub approved_deactivations: Option<usize>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,15 +288,22 @@ pub enum Op {
     },
     /// R4: no target user has the email.
     CreateUser { user: UserLabel, state: UserState },
-    /// R4: an existing target user with the email is linked and its managed state sent.
+    /// R4: an existing target user with the email is linked and its managed state sent (R9: a
+    /// disabled user is adopted deactivated).
     AdoptUser {
         user: UserLabel,
         target_id: TargetUserId,
         changes: Vec<FieldChange>,
         state: UserState,
+        /// R9a: the departed synced user this target user was linked to; the link moves to `user`
+        /// with the memberships the mirror records for it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        releases: Option<UserLabel>,
     },
-    /// R5/R7/R14/R15: `changes` lists what differs from the mirror (it may include the status);
-    /// `state` is the whole managed state after the change.
+    /// R5/R7/R14/R15: `changes` lists what differs from the mirror (it may include the role and
+    /// status); `state` is the whole managed state after the change. The target is sent the
+    /// changed fields together with the role and status of `state`, which dirsync always asserts
+    /// for a synced user it updates.
     UpdateUser {
         user: UserLabel,
         target_id: TargetUserId,
@@ -318,7 +340,7 @@ impl Op {
     pub fn deactivates(&self) -> bool {
         match self {
             Op::DeactivateUser { .. } => true,
-            Op::UpdateUser { changes, .. } => {
+            Op::UpdateUser { changes, .. } | Op::AdoptUser { changes, .. } => {
                 status_change(changes).is_some_and(|to| to != "active")
             }
             _ => false,
@@ -369,6 +391,8 @@ pub enum Subject {
     User(UserLabel),
     Group {
         entra_id: EntraObjectId,
+        /// The role it is selected with, for its R2 label.
+        role: Role,
         name: String,
     },
     /// The run as a whole (a tenant that selects no group).
@@ -415,20 +439,37 @@ pub struct GroupSummary {
     pub message: Option<String>,
 }
 
+impl GroupSummary {
+    /// The group's name with its R2 label (`Sales [Synced Group]`), as reports show it.
+    pub fn label(&self) -> String {
+        crate::domain::GroupKind::synced(self.role).label(&self.name)
+    }
+}
+
 /// R18: why a run is held instead of applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
     pub deactivations: usize,
     pub threshold: u32,
+    /// The deactivations an admin approved for this run, when the fresh plan wants more.
+    #[serde(default)]
+    pub approved: Option<usize>,
 }
 
 impl Hold {
     pub fn describe(&self) -> String {
-        format!(
-            "held: the run would deactivate {} users, more than the tenant's threshold of {}; \
-             an admin must approve it before anything is applied",
-            self.deactivations, self.threshold
-        )
+        match self.approved {
+            None => format!(
+                "held: the run would deactivate {} users, more than the tenant's threshold of {}; \
+                 an admin must approve it before anything is applied",
+                self.deactivations, self.threshold
+            ),
+            Some(approved) => format!(
+                "held again: the run would deactivate {} users, more than the {approved} that were \
+                 approved; an admin must approve this run before anything is applied",
+                self.deactivations
+            ),
+        }
     }
 }
 
@@ -458,31 +499,54 @@ pub struct Plan {
     pub hold: Option<Hold>,
 }
 
+impl PlanCounts {
+    /// Counts one operation: planned, or (by the shell) applied.
+    pub fn add_op(&mut self, op: &Op) {
+        match op {
+            Op::ConvertToSystemGroup { .. } => self.groups_converted += 1,
+            Op::CreateGroup { .. } => self.groups_created += 1,
+            Op::RenameGroup { .. } => self.groups_renamed += 1,
+            Op::CreateUser { .. } => self.users_created += 1,
+            Op::AdoptUser { .. } => self.users_adopted += 1,
+            Op::UpdateUser { changes, .. } => {
+                if changes.iter().any(|c| c.field != ManagedField::Status) {
+                    self.users_updated += 1;
+                }
+            }
+            Op::AddMembers { users, .. } => self.memberships_added += users.len(),
+            Op::RemoveMembers { users, .. } => self.memberships_removed += users.len(),
+            Op::ActivateUser { .. } | Op::DeactivateUser { .. } => {}
+        }
+        if op.activates() && !matches!(op, Op::AdoptUser { .. }) {
+            self.users_activated += 1;
+        }
+        if op.deactivates() {
+            self.users_deactivated += 1;
+        }
+    }
+
+    /// Adds another tally to this one.
+    pub fn add(&mut self, other: &PlanCounts) {
+        self.groups_created += other.groups_created;
+        self.groups_renamed += other.groups_renamed;
+        self.groups_converted += other.groups_converted;
+        self.users_created += other.users_created;
+        self.users_adopted += other.users_adopted;
+        self.users_updated += other.users_updated;
+        self.users_activated += other.users_activated;
+        self.users_deactivated += other.users_deactivated;
+        self.memberships_added += other.memberships_added;
+        self.memberships_removed += other.memberships_removed;
+        self.warnings += other.warnings;
+        self.errors += other.errors;
+    }
+}
+
 impl Plan {
     pub fn counts(&self) -> PlanCounts {
         let mut counts = PlanCounts::default();
         for op in &self.ops {
-            match op {
-                Op::ConvertToSystemGroup { .. } => counts.groups_converted += 1,
-                Op::CreateGroup { .. } => counts.groups_created += 1,
-                Op::RenameGroup { .. } => counts.groups_renamed += 1,
-                Op::CreateUser { .. } => counts.users_created += 1,
-                Op::AdoptUser { .. } => counts.users_adopted += 1,
-                Op::UpdateUser { changes, .. } => {
-                    if changes.iter().any(|c| c.field != ManagedField::Status) {
-                        counts.users_updated += 1;
-                    }
-                }
-                Op::AddMembers { users, .. } => counts.memberships_added += users.len(),
-                Op::RemoveMembers { users, .. } => counts.memberships_removed += users.len(),
-                Op::ActivateUser { .. } | Op::DeactivateUser { .. } => {}
-            }
-            if op.activates() && !matches!(op, Op::AdoptUser { .. }) {
-                counts.users_activated += 1;
-            }
-            if op.deactivates() {
-                counts.users_deactivated += 1;
-            }
+            counts.add_op(op);
         }
         for note in &self.notes {
             match note.severity {

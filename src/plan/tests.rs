@@ -113,6 +113,7 @@ fn mirror_of(groups: &[(u128, Role, &str, &[u128])]) -> Mirror {
             .iter()
             .map(|(n, role)| synced_user(&entra_user(*n), *role, UserStatus::Active))
             .collect(),
+        converted: Vec::new(),
     }
 }
 
@@ -136,7 +137,7 @@ fn run_with(
         mirror,
         target,
         now: now(),
-        guard_lifted: false,
+        approved_deactivations: None,
     })
 }
 
@@ -365,8 +366,11 @@ fn r04_an_existing_target_user_is_adopted_by_email_case_insensitively() {
 }
 
 #[test]
-fn r04_a_target_user_already_linked_to_another_entra_user_is_not_adopted_again() {
-    let mirror = mirror_of(&[(SALES, Role::Internal, "Sales", &[1])]);
+fn r04_a_target_user_still_linked_to_another_entra_user_is_not_adopted_again() {
+    let mirror = mirror_of(&[
+        (SALES, Role::Internal, "Sales", &[]),
+        (LEGAL, Role::Internal, "Legal", &[1]),
+    ]);
     let mut newcomer = entra_user(2);
     newcomer.mail = Some("user1@contoso.com".to_owned());
     let linked = TargetUser {
@@ -374,10 +378,10 @@ fn r04_a_target_user_already_linked_to_another_entra_user_is_not_adopted_again()
         fields: mirror.users[0].state.fields.clone(),
         status: UserStatus::Active,
     };
-    // User 1 has left the group in Entra; user 2 now claims the address.
+    // User 1 may still be in Legal, which could not be read: user 2 claims the address.
     let plan = run_with(
-        &policy(&[(SALES, Role::Internal)]),
-        &snapshot(vec![found(SALES, "Sales", vec![newcomer])]),
+        &policy(&[(SALES, Role::Internal), (LEGAL, Role::Internal)]),
+        &snapshot(vec![found(SALES, "Sales", vec![newcomer]), failed(LEGAL)]),
         &mirror,
         &TargetLookups::new([linked]),
     );
@@ -712,6 +716,283 @@ fn r09_a_disabled_user_not_yet_synced_is_not_created() {
     assert!(notes_for(&plan, 1, Severity::Info)[0].contains("disabled in Entra"));
 }
 
+/// The target user an admin made by hand for `user`, with this status.
+fn target_user_for(user: &EntraUser, id: &str, status: UserStatus) -> TargetUser {
+    TargetUser {
+        id: TargetUserId::new(id).unwrap(),
+        fields: desired_fields(user).unwrap().fields,
+        status,
+    }
+}
+
+#[test]
+fn r09_a_disabled_member_new_to_dirsync_but_active_in_the_target_is_adopted_and_deactivated() {
+    for status in [DeactivationStatus::Inactive, DeactivationStatus::Archived] {
+        let mut user = entra_user(1);
+        user.account_enabled = Some(false);
+        let existing = target_user_for(&user, "hq-1", UserStatus::Active);
+        let mut policy = policy(&[(SALES, Role::Internal)]);
+        policy.deactivation_status = status;
+        let plan = run_with(
+            &policy,
+            &snapshot(vec![found(SALES, "Sales", vec![user])]),
+            &mirror_of(&[(SALES, Role::Internal, "Sales", &[])]),
+            &TargetLookups::new([existing]),
+        );
+        let [
+            Op::AdoptUser {
+                target_id,
+                changes,
+                state,
+                releases: None,
+                ..
+            },
+        ] = &plan.ops[..]
+        else {
+            panic!("expected one adoption and nothing else, got {:?}", plan.ops);
+        };
+        assert_eq!(target_id.as_str(), "hq-1");
+        assert_eq!(state.status, status.into());
+        assert_eq!(
+            changes,
+            &vec![FieldChange {
+                field: ManagedField::Status,
+                old: Some("active".to_owned()),
+                new: Some(status.as_str().to_owned()),
+            }]
+        );
+        let counts = plan.counts();
+        assert_eq!((counts.users_adopted, counts.users_deactivated), (1, 1));
+        assert!(adds(&plan).is_empty(), "a deactivated user joins no group");
+    }
+}
+
+#[test]
+fn r09_a_disabled_member_already_inactive_in_the_target_is_adopted_as_it_is() {
+    let mut user = entra_user(1);
+    user.account_enabled = Some(false);
+    let existing = target_user_for(&user, "hq-1", UserStatus::Archived);
+    let plan = run_with(
+        &policy(&[(SALES, Role::Internal)]),
+        &snapshot(vec![found(SALES, "Sales", vec![user])]),
+        &mirror_of(&[(SALES, Role::Internal, "Sales", &[])]),
+        &TargetLookups::new([existing]),
+    );
+    let [Op::AdoptUser { changes, state, .. }] = &plan.ops[..] else {
+        panic!("expected one adoption, got {:?}", plan.ops);
+    };
+    assert_eq!(state.status, UserStatus::Archived);
+    assert!(changes.is_empty(), "{changes:?}");
+    assert_eq!(plan.counts().users_deactivated, 0);
+}
+
+#[test]
+fn r09_a_synced_user_with_no_usable_email_who_is_disabled_is_still_deactivated() {
+    let mirror = mirror_of(&[(SALES, Role::Internal, "Sales", &[1, 2])]);
+    let mut user = entra_user(1);
+    user.account_enabled = Some(false);
+    user.mail = None;
+    user.user_principal_name = Some("not an address".to_owned());
+    let plan = run(
+        &policy(&[(SALES, Role::Internal)]),
+        &snapshot(vec![found(SALES, "Sales", vec![user, entra_user(2)])]),
+        &mirror,
+    );
+    assert_eq!(deactivated(&plan), vec![(id(1), UserStatus::Inactive)]);
+    assert_eq!(plan.ops.len(), 1, "only the status: {:?}", plan.ops);
+    assert!(
+        removes(&plan).is_empty(),
+        "the frozen user keeps its groups"
+    );
+    let error = &errors_for(&plan, 1)[0];
+    assert!(
+        error.contains("no usable email") && error.contains("it is deactivated"),
+        "{error}"
+    );
+}
+
+#[test]
+fn r09_a_synced_user_with_a_duplicate_email_who_is_disabled_is_still_deactivated() {
+    let mirror = mirror_of(&[(SALES, Role::Internal, "Sales", &[1])]);
+    let mut synced = entra_user(1);
+    synced.account_enabled = Some(false);
+    let mut newcomer = entra_user(2);
+    newcomer.mail = Some("user1@contoso.com".to_owned());
+    let plan = run(
+        &policy(&[(SALES, Role::Internal)]),
+        &snapshot(vec![found(SALES, "Sales", vec![synced, newcomer])]),
+        &mirror,
+    );
+    assert!(errors_for(&plan, 1)[0].contains("duplicate email"));
+    assert_eq!(deactivated(&plan), vec![(id(1), UserStatus::Inactive)]);
+    assert!(
+        !plan
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::CreateUser { .. } | Op::AdoptUser { .. }))
+    );
+}
+
+#[test]
+fn r09_a_synced_user_with_a_field_error_who_leaves_every_group_is_still_deactivated() {
+    let mirror = mirror_of(&[(SALES, Role::Internal, "Sales", &[1, 2])]);
+    let plan = run(
+        &policy(&[(SALES, Role::Internal)]),
+        &snapshot(vec![found(SALES, "Sales", users(&[2]))]),
+        &mirror,
+    );
+    assert_eq!(deactivated(&plan), vec![(id(1), UserStatus::Inactive)]);
+}
+
+#[test]
+fn r09_a_frozen_user_who_is_enabled_keeps_its_status() {
+    let mut mirror = mirror_of(&[(SALES, Role::Internal, "Sales", &[1])]);
+    mirror.users[0].state.status = UserStatus::Inactive;
+    let mut user = entra_user(1);
+    user.mail = None;
+    user.user_principal_name = None;
+    let plan = run(
+        &policy(&[(SALES, Role::Internal)]),
+        &snapshot(vec![found(SALES, "Sales", vec![user])]),
+        &mirror,
+    );
+    assert!(plan.ops.is_empty(), "{:?}", plan.ops);
+    assert!(errors_for(&plan, 1)[0].contains("left as it is"));
+}
+
+// --- R9a ------------------------------------------------------------------------------------
+
+/// User 1 was synced into Sales and has left it; user 3 arrives with user 1's email.
+fn rehire(
+    departed_status: UserStatus,
+    groups: Vec<GroupFetch>,
+    mirror: Mirror,
+) -> (Plan, TargetUserId) {
+    let mut mirror = mirror;
+    let departed = mirror
+        .users
+        .iter_mut()
+        .find(|u| u.entra_id == id(1))
+        .expect("user 1 is synced");
+    departed.state.status = departed_status;
+    let taken = TargetUser {
+        id: departed.target_id.clone(),
+        fields: departed.state.fields.clone(),
+        status: departed_status,
+    };
+    let target_id = taken.id.clone();
+    let plan = run_with(
+        &policy(&[(SALES, Role::Internal), (LEGAL, Role::Internal)]),
+        &snapshot(groups),
+        &mirror,
+        &TargetLookups::new([taken]),
+    );
+    (plan, target_id)
+}
+
+fn newcomer_with_user1s_email() -> EntraUser {
+    let mut newcomer = entra_user(3);
+    newcomer.mail = Some("User1@contoso.com".to_owned());
+    newcomer
+}
+
+#[test]
+fn r09a_a_new_user_with_a_departed_users_email_takes_its_target_user_over_reactivated() {
+    // User 1 left long ago: deactivated and out of every group.
+    let mirror = mirror_of(&[
+        (SALES, Role::Internal, "Sales", &[2]),
+        (LEGAL, Role::Internal, "Legal", &[]),
+    ]);
+    let mut mirror = mirror;
+    mirror.users.push(synced_user(
+        &entra_user(1),
+        Role::Internal,
+        UserStatus::Active,
+    ));
+    mirror.users.sort_by(|a, b| a.entra_id.cmp(&b.entra_id));
+    let (plan, taken) = rehire(
+        UserStatus::Inactive,
+        vec![
+            found(
+                SALES,
+                "Sales",
+                vec![entra_user(2), newcomer_with_user1s_email()],
+            ),
+            found(LEGAL, "Legal", vec![]),
+        ],
+        mirror,
+    );
+    let adoptions: Vec<&Op> = plan
+        .ops
+        .iter()
+        .filter(|op| matches!(op, Op::AdoptUser { .. }))
+        .collect();
+    let [
+        Op::AdoptUser {
+            user,
+            target_id,
+            changes,
+            state,
+            releases: Some(released),
+        },
+    ] = &adoptions[..]
+    else {
+        panic!("expected one rehire, got {:?}", plan.ops);
+    };
+    assert_eq!(user.entra_id, id(3));
+    assert_eq!(target_id, &taken);
+    assert_eq!(released.entra_id, id(1));
+    assert_eq!(state.status, UserStatus::Active);
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.field == ManagedField::Status && c.new.as_deref() == Some("active")),
+        "reactivated: {changes:?}"
+    );
+    assert!(plan.notes.is_empty(), "no error: {:?}", plan.notes);
+    assert_eq!(adds(&plan), vec![(key(SALES, Role::Internal), vec![id(3)])]);
+    assert!(deactivated(&plan).is_empty());
+}
+
+#[test]
+fn r09a_a_user_leaving_in_the_same_run_hands_over_its_memberships_instead_of_being_deactivated() {
+    let mirror = mirror_of(&[
+        (SALES, Role::Internal, "Sales", &[1, 2]),
+        (LEGAL, Role::Internal, "Legal", &[1]),
+    ]);
+    // The newcomer is in Legal only: the target user stays in Legal and leaves Sales.
+    let (plan, taken) = rehire(
+        UserStatus::Active,
+        vec![
+            found(SALES, "Sales", users(&[2])),
+            found(LEGAL, "Legal", vec![newcomer_with_user1s_email()]),
+        ],
+        mirror,
+    );
+    assert!(plan.ops.iter().any(|op| matches!(
+        op,
+        Op::AdoptUser { target_id, releases: Some(old), changes, .. }
+            if *target_id == taken
+                && old.entra_id == id(1)
+                && !changes.iter().any(|c| c.field == ManagedField::Status)
+    )));
+    assert!(adds(&plan).is_empty(), "already in Legal: {:?}", plan.ops);
+    assert_eq!(
+        removes(&plan),
+        vec![(key(SALES, Role::Internal), vec![id(3)])]
+    );
+    assert!(deactivated(&plan).is_empty(), "{:?}", plan.ops);
+    assert!(
+        !plan.ops.iter().any(|op| matches!(
+            op,
+            Op::RemoveMembers { users, .. } | Op::AddMembers { users, .. }
+                if users.iter().any(|u| u.entra_id == id(1))
+        )),
+        "the departed user's link is released, not used: {:?}",
+        plan.ops
+    );
+}
+
 #[test]
 fn r09_a_disabled_user_with_field_changes_is_updated_and_deactivated_in_one_call() {
     let mirror = mirror_of(&[(SALES, Role::Internal, "Sales", &[1])]);
@@ -897,6 +1178,47 @@ fn r12_a_selected_group_missing_from_entra_and_never_synced_is_an_error() {
     assert!(plan.has_errors());
 }
 
+#[test]
+fn r12_a_group_deleted_in_entra_and_converted_before_is_a_warning_to_remove_it_from_the_selection()
+{
+    let mut mirror = mirror_of(&[(SALES, Role::Internal, "Sales", &[1])]);
+    mirror.converted.push(ConvertedGroup {
+        key: key(LEGAL, Role::Internal),
+        name: "Legal".to_owned(),
+        system_name: "Legal_1745313810193".to_owned(),
+    });
+    let plan = run(
+        &policy(&[(SALES, Role::Internal), (LEGAL, Role::Internal)]),
+        &snapshot(vec![
+            found(SALES, "Sales", users(&[1])),
+            fetch(LEGAL, GroupOutcome::Deleted),
+        ]),
+        &mirror,
+    );
+    assert!(plan.ops.is_empty(), "{:?}", plan.ops);
+    assert!(!plan.has_errors(), "{:?}", plan.notes);
+    let [note] = &plan.notes[..] else {
+        panic!("expected one note, got {:?}", plan.notes);
+    };
+    assert_eq!(note.severity, Severity::Warning);
+    assert!(
+        note.message
+            .starts_with("deleted in Entra; remove it from the selection"),
+        "{}",
+        note.message
+    );
+    assert!(matches!(&note.subject, Subject::Group { name, .. } if name == "Legal"));
+    let legal = plan
+        .groups
+        .iter()
+        .find(|g| g.entra_id == id(LEGAL))
+        .unwrap();
+    assert_eq!(
+        (legal.status, legal.name.as_str()),
+        (GroupStatus::Deleted, "Legal")
+    );
+}
+
 // --- R13 ------------------------------------------------------------------------------------
 
 #[test]
@@ -1016,6 +1338,35 @@ fn r15_without_a_change_in_entra_nothing_is_sent_whatever_the_target_holds() {
         &TargetLookups::new([archived]),
     );
     assert!(plan.ops.is_empty());
+}
+
+#[test]
+fn r15_an_update_sends_the_changed_fields_with_the_role_and_status_dirsync_asserts() {
+    let mirror = mirror_of(&[(SALES, Role::Internal, "Sales", &[1])]);
+    // An admin archived user 1 by hand; now its job title changes in Entra.
+    let archived = TargetUser {
+        id: mirror.users[0].target_id.clone(),
+        fields: mirror.users[0].state.fields.clone(),
+        status: UserStatus::Archived,
+    };
+    let mut user = entra_user(1);
+    user.job_title = Some("Partner".to_owned());
+    let plan = run_with(
+        &policy(&[(SALES, Role::Internal)]),
+        &snapshot(vec![found(SALES, "Sales", vec![user])]),
+        &mirror,
+        &TargetLookups::new([archived]),
+    );
+    let [Op::UpdateUser { changes, state, .. }] = &plan.ops[..] else {
+        panic!("expected one update, got {:?}", plan.ops);
+    };
+    let fields: Vec<ManagedField> = changes.iter().map(|c| c.field).collect();
+    assert_eq!(fields, vec![ManagedField::JobTitle], "only what changed");
+    assert_eq!(
+        (state.role, state.status),
+        (Role::Internal, UserStatus::Active),
+        "role and status are asserted with it"
+    );
 }
 
 // --- R16 ------------------------------------------------------------------------------------
@@ -1173,7 +1524,8 @@ fn r18_a_run_deactivating_more_users_than_the_threshold_is_held_with_its_plan() 
         plan.hold,
         Some(Hold {
             deactivations: 6,
-            threshold: 5
+            threshold: 5,
+            approved: None,
         })
     );
     assert_eq!(
@@ -1195,19 +1547,49 @@ fn r18_a_threshold_of_zero_turns_the_guard_off() {
     assert_eq!(run(&policy, &snapshot, &mirror).hold, None);
 }
 
-#[test]
-fn r18_an_approved_run_applies_with_the_guard_lifted() {
-    let (policy, snapshot, mirror) = mass_leaving(5, 6);
-    let plan = plan(PlanInput {
-        policy: &policy,
-        snapshot: &snapshot,
-        mirror: &mirror,
+fn approved(
+    policy: &TenantPolicy,
+    snapshot: &SourceSnapshot,
+    mirror: &Mirror,
+    deactivations: usize,
+) -> Plan {
+    plan(PlanInput {
+        policy,
+        snapshot,
+        mirror,
         target: &TargetLookups::default(),
         now: now(),
-        guard_lifted: true,
-    });
+        approved_deactivations: Some(deactivations),
+    })
+}
+
+#[test]
+fn r18_an_approved_run_may_deactivate_up_to_the_approved_number() {
+    let (policy, snapshot, mirror) = mass_leaving(5, 6);
+    let plan = approved(&policy, &snapshot, &mirror, 6);
     assert_eq!(plan.hold, None);
     assert_eq!(deactivated(&plan).len(), 6);
+    let fewer = approved(&policy, &snapshot, &mirror, 8);
+    assert_eq!(fewer.hold, None, "fewer than approved is fine");
+}
+
+#[test]
+fn r18_an_approved_run_whose_fresh_plan_deactivates_more_than_approved_is_held_again() {
+    let (policy, snapshot, mirror) = mass_leaving(5, 9);
+    let plan = approved(&policy, &snapshot, &mirror, 6);
+    assert_eq!(
+        plan.hold,
+        Some(Hold {
+            deactivations: 9,
+            threshold: 5,
+            approved: Some(6),
+        })
+    );
+    let reason = plan.hold.unwrap().describe();
+    assert!(
+        reason.starts_with("held again: the run would deactivate 9 users, more than the 6"),
+        "{reason}"
+    );
 }
 
 // --- Planning as a whole --------------------------------------------------------------------

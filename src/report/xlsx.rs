@@ -14,7 +14,7 @@ use chrono_tz::{OffsetName, Tz};
 use rust_xlsxwriter::{ColNum, Format, RowNum, Workbook, Worksheet};
 
 use super::ReportError;
-use crate::plan::{GroupSummary, Severity};
+use crate::plan::{GroupSummary, PlanCounts, Severity};
 use crate::store::{ReportEntry, RunRecord, RunSummary, SubjectKind, TriggerKind};
 use crate::tenant::Tenant;
 
@@ -60,7 +60,7 @@ pub fn workbook(
     check_rows("Groups", groups.len())?;
     for group in groups {
         sheet.text(0, &group.entra_id.to_string())?;
-        sheet.text(1, &group.name)?;
+        sheet.text(1, &group.label())?;
         sheet.text(2, group.role.as_str())?;
         if let Some(members) = group.members_seen {
             sheet.number(3, members as f64)?;
@@ -153,6 +153,8 @@ enum Value {
 
 /// Reads one of a finished run's figures.
 type Figure = fn(&RunSummary) -> u64;
+/// Reads one change count of a tally (applied or planned).
+type Counted = fn(&PlanCounts) -> usize;
 
 fn write_summary(
     sheet: &mut Sheet<'_>,
@@ -186,22 +188,47 @@ fn write_summary(
         ("Status", text(run.status.as_str())),
         ("Message", optional(run.message.as_deref())),
     ];
+    // The counts are what was applied; a held, failed, stopped or running run also shows what
+    // was planned, in the Detail column.
+    let planned_label = run
+        .summary
+        .as_ref()
+        .and_then(|s| s.planned_label(run.status));
+    rows.push((
+        "Counts",
+        match planned_label {
+            Some(label) => Value::Text(format!(
+                "what was applied; the Detail column: what was {label}"
+            )),
+            None => text("what was applied"),
+        },
+    ));
+    let mut details = Vec::new();
 
-    let counts: [(&str, Figure); 16] = [
-        ("Users created", |s| s.planned.users_created as u64),
-        ("Users adopted", |s| s.planned.users_adopted as u64),
-        ("Users updated", |s| s.planned.users_updated as u64),
-        ("Users activated", |s| s.planned.users_activated as u64),
-        ("Users deactivated", |s| s.planned.users_deactivated as u64),
-        ("Memberships added", |s| s.planned.memberships_added as u64),
-        ("Memberships removed", |s| {
-            s.planned.memberships_removed as u64
-        }),
-        ("Groups created", |s| s.planned.groups_created as u64),
-        ("Groups renamed", |s| s.planned.groups_renamed as u64),
-        ("Groups converted to system groups", |s| {
-            s.planned.groups_converted as u64
-        }),
+    let changes: [(&str, Counted); 10] = [
+        ("Users created", |c| c.users_created),
+        ("Users adopted", |c| c.users_adopted),
+        ("Users updated", |c| c.users_updated),
+        ("Users activated", |c| c.users_activated),
+        ("Users deactivated", |c| c.users_deactivated),
+        ("Memberships added", |c| c.memberships_added),
+        ("Memberships removed", |c| c.memberships_removed),
+        ("Groups created", |c| c.groups_created),
+        ("Groups renamed", |c| c.groups_renamed),
+        ("Groups converted to system groups", |c| c.groups_converted),
+    ];
+    for (label, count) in changes {
+        let value = run
+            .summary
+            .as_ref()
+            .map_or(Value::Blank, |s| Value::Number(count(&s.applied) as f64));
+        if let (Some(summary), Some(_)) = (&run.summary, planned_label) {
+            details.push((label, format!("{} planned", count(&summary.planned))));
+        }
+        rows.push((label, value));
+    }
+
+    let counts: [(&str, Figure); 6] = [
         ("Operations applied", |s| s.operations_applied as u64),
         ("Operations failed", |s| s.operations_failed as u64),
         ("Graph requests", |s| s.source.requests),
@@ -230,6 +257,9 @@ fn write_summary(
             Value::Time(at) => sheet.datetime(1, tenant.time_zone, at)?,
             Value::Duration(span) => sheet.duration(1, span)?,
             Value::Blank => {}
+        }
+        if let Some((_, detail)) = details.iter().find(|(l, _)| *l == label) {
+            sheet.text(2, detail)?;
         }
         sheet.next_row();
     }

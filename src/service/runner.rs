@@ -11,7 +11,10 @@ use tracing::{error, warn};
 
 use crate::domain::TenantKey;
 use crate::store::{RunFinish, RunId, RunOptions, RunStatus, RunSummary, Trigger};
-use crate::sync::{RunOutcome, RunStartOutcome, SyncContext, SyncError, start_run};
+use crate::sync::{
+    ApproveError, PendingRun, RunOutcome, RunStartOutcome, SyncContext, SyncError,
+    approve_held_run, start_run,
+};
 
 /// What asking the runner for a run got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,34 +69,48 @@ impl Runner {
                 run_id,
                 already_running: true,
             }),
-            RunStartOutcome::Started(pending) => {
-                let run_id = pending.id();
-                let tasks = self.tasks.clone();
-                let finished = self.finished.clone();
-                let tenant = tenant.clone();
-                // Hold the lock while spawning so the task cannot remove itself before it is added.
-                let mut running = self.tasks.lock().expect("runner lock");
-                let handle = tokio::spawn(async move {
-                    let started = std::time::Instant::now();
-                    let outcome = pending.execute().await;
-                    metrics::histogram!("dirsync_run_duration_seconds")
-                        .record(started.elapsed().as_secs_f64());
-                    if let Err(err) = &outcome {
-                        error!(tenant = %tenant, run_id, %err, "run could not be recorded");
-                    }
-                    record_metrics(&outcome);
-                    tasks.lock().expect("runner lock").remove(&run_id);
-                    let _ = finished.send(Finished {
-                        tenant,
-                        outcome: outcome.map_err(|e| e.to_string()),
-                    });
-                });
-                running.insert(run_id, handle);
-                Ok(Launched {
-                    run_id,
-                    already_running: false,
-                })
+            RunStartOutcome::Started(pending) => Ok(self.spawn(tenant, *pending)),
+        }
+    }
+
+    /// R18: `approver` approves the tenant's held run `run`; the run that carries the approval
+    /// out starts in the background.
+    pub async fn approve(
+        &self,
+        tenant: &TenantKey,
+        run: RunId,
+        approver: &str,
+    ) -> Result<Launched, ApproveError> {
+        let pending = approve_held_run(&self.ctx, tenant, run, approver).await?;
+        Ok(self.spawn(tenant, pending))
+    }
+
+    fn spawn(&self, tenant: &TenantKey, pending: PendingRun) -> Launched {
+        let run_id = pending.id();
+        let tasks = self.tasks.clone();
+        let finished = self.finished.clone();
+        let tenant = tenant.clone();
+        // Hold the lock while spawning so the task cannot remove itself before it is added.
+        let mut running = self.tasks.lock().expect("runner lock");
+        let handle = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let outcome = pending.execute().await;
+            metrics::histogram!("dirsync_run_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            if let Err(err) = &outcome {
+                error!(tenant = %tenant, run_id, %err, "run could not be recorded");
             }
+            record_metrics(&outcome);
+            tasks.lock().expect("runner lock").remove(&run_id);
+            let _ = finished.send(Finished {
+                tenant,
+                outcome: outcome.map_err(|e| e.to_string()),
+            });
+        });
+        running.insert(run_id, handle);
+        Launched {
+            run_id,
+            already_running: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! dirsync's own records: tenants, the mirror of what was synced, runs and their reports —
 //! the `Store` trait and its PostgreSQL implementation.
 
+mod approval;
 mod model;
 pub mod postgres;
 mod target_tokens;
@@ -11,6 +12,7 @@ pub use target_tokens::PgTokenStore;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use approval::{ApprovalError, ApprovalRefused, ApprovedRun};
 pub use model::*;
 
 use crate::domain::TenantKey;
@@ -58,6 +60,17 @@ pub trait Store: Send + Sync {
         trigger: &Trigger,
         options: RunOptions,
     ) -> Result<RunStart, StoreError>;
+    /// R18: approves the tenant's held run `held` in `approver`'s name and begins the run that
+    /// carries the approval out, in one transaction. Refused unless the run is held, not approved
+    /// before, the tenant's latest run, and held less than `window` ago; the database lets one
+    /// run carry out each approval, whichever replica asks.
+    async fn approve_held_run(
+        &self,
+        tenant: &TenantKey,
+        held: RunId,
+        approver: &str,
+        window: chrono::Duration,
+    ) -> Result<ApprovedRun, ApprovalError>;
     async fn record_groups(&self, run: RunId, groups: &[GroupSummary]) -> Result<(), StoreError>;
     /// Appends report lines; they are readable as soon as this returns.
     async fn record_entries(&self, run: RunId, entries: &[ReportEntry]) -> Result<(), StoreError>;

@@ -86,8 +86,16 @@ impl RunStatus {
 /// How a run is to be carried out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunOptions {
-    /// R18: an admin approved the held run `approves`; the deletion guard is lifted for this run.
-    pub approves: Option<RunId>,
+    /// R18: the approval of a held run that this run carries out.
+    pub approval: Option<Approval>,
+}
+
+/// R18: an admin's approval of a held run, carried out by one new run that plans afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub held_run: RunId,
+    /// The deactivations the held run would have made: the new run may make up to this many.
+    pub deactivations: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,11 +108,32 @@ pub enum RunStart {
 /// The figures a finished run leaves behind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSummary {
-    /// What the plan intended.
+    /// What the plan intended (for a held run: what it would have done).
     pub planned: PlanCounts,
+    /// What the target confirmed; its warnings and errors are the report's warning and error
+    /// lines (the plan's, and every operation that failed or was skipped).
+    #[serde(default)]
+    pub applied: PlanCounts,
     pub operations_applied: usize,
     pub operations_failed: usize,
     pub source: FetchStats,
+}
+
+impl RunSummary {
+    /// How the planned counts are labelled where they are shown beside the applied ones: for a
+    /// run that was held, failed, stopped or is still running; `None` when everything planned was
+    /// applied, so the applied counts say it all (R19).
+    pub fn planned_label(&self, status: RunStatus) -> Option<&'static str> {
+        match status {
+            RunStatus::Held => Some("planned (held: nothing was applied)"),
+            RunStatus::Failed => Some("planned (the run failed: not all of it was applied)"),
+            RunStatus::Running => Some("planned (the run is in progress)"),
+            RunStatus::Succeeded | RunStatus::CompletedWithErrors if self.operations_failed > 0 => {
+                Some("planned (not all of it was applied)")
+            }
+            RunStatus::Succeeded | RunStatus::CompletedWithErrors => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +228,9 @@ pub struct MirrorChanges {
     pub users: Vec<MirrorUser>,
     pub members_added: Vec<(GroupKey, EntraObjectId)>,
     pub members_removed: Vec<(GroupKey, EntraObjectId)>,
+    /// R9a: (departed user, new user) — the departed user's link to its target user is released
+    /// and its memberships become the new user's.
+    pub users_released: Vec<(EntraObjectId, EntraObjectId)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,5 +248,6 @@ impl MirrorChanges {
             && self.users.is_empty()
             && self.members_added.is_empty()
             && self.members_removed.is_empty()
+            && self.users_released.is_empty()
     }
 }

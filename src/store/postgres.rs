@@ -16,16 +16,17 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{
-    MirrorChanges, ReportEntry, RunFilter, RunFinish, RunId, RunOptions, RunProgress, RunRecord,
-    RunStart, RunStatus, RunSummary, Store, StoreError, SubjectKind, Trigger, TriggerKind,
+    Approval, ApprovalError, ApprovedRun, MirrorChanges, ReportEntry, RunFilter, RunFinish, RunId,
+    RunOptions, RunProgress, RunRecord, RunStart, RunStatus, RunSummary, Store, StoreError,
+    SubjectKind, Trigger, TriggerKind,
 };
 use crate::domain::{
     DeactivationStatus, Email, EntraObjectId, Role, TargetGroupId, TargetUserId, TenantKey,
     UserStatus,
 };
 use crate::plan::{
-    GroupKey, GroupStatus, GroupSummary, Mirror, MirrorGroup, MirrorUser, SelectedGroup, Severity,
-    TenantPolicy, UserFields, UserState,
+    ConvertedGroup, GroupKey, GroupStatus, GroupSummary, Mirror, MirrorGroup, MirrorUser,
+    SelectedGroup, Severity, TenantPolicy, UserFields, UserState,
 };
 use crate::tenant::{Retention, Tenant};
 
@@ -199,6 +200,19 @@ impl Store for PgStore {
         .bind(tenant_id)
         .fetch_all(&mut *tx)
         .await?;
+        // R12: the latest conversion of each Entra group left without a synced group.
+        let converted_rows: Vec<(Uuid, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT DISTINCT ON (g.entra_group_id) g.entra_group_id, g.role, g.name, g.system_name
+             FROM synced_groups g
+             WHERE g.tenant_id = $1 AND g.kind = 'system'
+               AND NOT EXISTS (SELECT 1 FROM synced_groups s
+                               WHERE s.tenant_id = $1 AND s.kind = 'synced'
+                                 AND s.entra_group_id = g.entra_group_id)
+             ORDER BY g.entra_group_id, g.converted_at DESC, g.id DESC",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *tx)
+        .await?;
         let user_rows: Vec<UserRow> = sqlx::query_as(
             "SELECT entra_user_id, target_user_id, email, first_name, last_name, phone, job_title,
                     role, status
@@ -242,7 +256,24 @@ impl Store for PgStore {
             .map(mirror_user_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         users.sort_unstable_by(|a, b| a.entra_id.cmp(&b.entra_id));
-        Ok(Mirror { groups, users })
+        let converted = converted_rows
+            .into_iter()
+            .map(|(entra_id, role, name, system_name)| {
+                Ok(ConvertedGroup {
+                    key: GroupKey {
+                        entra_id: entra_id.into(),
+                        role: parse("synced_groups.role", role.parse())?,
+                    },
+                    system_name: system_name.unwrap_or_else(|| name.clone()),
+                    name,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Mirror {
+            groups,
+            users,
+            converted,
+        })
     }
 
     async fn apply_mirror_changes(
@@ -252,6 +283,11 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let tenant_id = tenant_id(&mut tx, tenant).await?;
+
+        // R9a first: a rehired user's link moves to the new user before anything else names it.
+        for chunk in changes.users_released.chunks(CHUNK) {
+            release_users(&mut tx, tenant_id, chunk).await?;
+        }
 
         // Memberships first: the plan removes members before it converts their group.
         for chunk in changes.members_removed.chunks(CHUNK) {
@@ -380,15 +416,18 @@ impl Store for PgStore {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            let approval = options.approval;
             let inserted = sqlx::query_scalar::<_, i64>(
-                "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves)
-                 SELECT id, $2, $3, $4 FROM tenants WHERE key = $1
+                "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves,
+                                   approved_deactivations)
+                 SELECT id, $2, $3, $4, $5 FROM tenants WHERE key = $1
                  RETURNING id",
             )
             .bind(tenant.as_str())
             .bind(trigger_kind_text(trigger.kind))
             .bind(trigger.by.as_deref())
-            .bind(options.approves)
+            .bind(approval.map(|a| a.held_run))
+            .bind(approval.map(|a| i64::try_from(a.deactivations).unwrap_or(i64::MAX)))
             .fetch_optional(&self.pool)
             .await;
             match inserted {
@@ -411,6 +450,16 @@ impl Store for PgStore {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    async fn approve_held_run(
+        &self,
+        tenant: &TenantKey,
+        held: RunId,
+        approver: &str,
+        window: chrono::Duration,
+    ) -> Result<ApprovedRun, ApprovalError> {
+        super::approval::approve_held_run(&self.pool, tenant, held, approver, window).await
     }
 
     async fn record_groups(&self, run: RunId, groups: &[GroupSummary]) -> Result<(), StoreError> {
@@ -800,7 +849,8 @@ type UserRow = (
 
 const RUN_COLUMNS: &str = "SELECT r.id, t.key, r.trigger_kind, r.triggered_by, r.status, r.started_at, \
      r.finished_at, r.summary, r.message, r.approves, r.progress_stage, r.progress_done, \
-     r.progress_total, r.heartbeat_at FROM runs r JOIN tenants t ON t.id = r.tenant_id";
+     r.progress_total, r.heartbeat_at, r.approved_deactivations \
+     FROM runs r JOIN tenants t ON t.id = r.tenant_id";
 
 type RunRow = (
     i64,
@@ -817,6 +867,7 @@ type RunRow = (
     Option<i32>,
     Option<i32>,
     Option<DateTime<Utc>>,
+    Option<i64>,
 );
 
 type EntryRow = (
@@ -918,6 +969,7 @@ fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
         done,
         total,
         heartbeat_at,
+        approved_deactivations,
     ) = row;
     let kind = match kind.as_str() {
         "automatic" => TriggerKind::Automatic,
@@ -941,7 +993,15 @@ fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
             .map(|value| parse("runs.summary", serde_json::from_value::<RunSummary>(value)))
             .transpose()?,
         message,
-        options: RunOptions { approves },
+        // Runs that approved before approvals carried a count read as plain manual runs.
+        options: RunOptions {
+            approval: approves
+                .zip(approved_deactivations)
+                .map(|(held_run, deactivations)| Approval {
+                    held_run,
+                    deactivations: u64::try_from(deactivations).unwrap_or(0),
+                }),
+        },
         progress: stage.map(|stage| RunProgress {
             stage,
             done: done.unwrap_or(0).into(),
@@ -1121,6 +1181,44 @@ async fn upsert_users(
     .bind(&statuses)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// R9a: each departed user's memberships become its successor's, and the departed user is no
+/// longer a synced user (its target user now belongs to the successor).
+async fn release_users(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    released: &[(EntraObjectId, EntraObjectId)],
+) -> Result<(), StoreError> {
+    let old: Vec<Uuid> = released.iter().map(|(o, _)| o.as_uuid()).collect();
+    let new: Vec<Uuid> = released.iter().map(|(_, n)| n.as_uuid()).collect();
+    sqlx::query(
+        "INSERT INTO memberships (synced_group_id, entra_user_id)
+         SELECT m.synced_group_id, c.new_user
+         FROM UNNEST($2::uuid[], $3::uuid[]) AS c(old_user, new_user)
+         JOIN memberships m ON m.entra_user_id = c.old_user
+         JOIN synced_groups g ON g.id = m.synced_group_id AND g.tenant_id = $1
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(&old)
+    .bind(&new)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM memberships m USING synced_groups g
+         WHERE g.id = m.synced_group_id AND g.tenant_id = $1 AND m.entra_user_id = ANY($2)",
+    )
+    .bind(tenant_id)
+    .bind(&old)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM synced_users WHERE tenant_id = $1 AND entra_user_id = ANY($2)")
+        .bind(tenant_id)
+        .bind(&old)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

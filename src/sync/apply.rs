@@ -9,7 +9,7 @@ use futures::stream::{self, StreamExt};
 
 use super::entries::{failure_entry, op_entries};
 use crate::domain::{EntraObjectId, TargetGroupId, TargetUserId};
-use crate::plan::{GroupKey, Mirror, MirrorUser, Op, UserLabel, UserState};
+use crate::plan::{GroupKey, Mirror, MirrorUser, Op, PlanCounts, UserLabel, UserState};
 use crate::store::{CreatedGroup, MirrorChanges, ReportEntry};
 use crate::target::{TargetAdapter, TargetError};
 
@@ -20,6 +20,9 @@ pub struct PhaseResult {
     pub mirror: MirrorChanges,
     pub applied: usize,
     pub failed: usize,
+    /// What the target confirmed, counted as the plan counts (memberships: the users added or
+    /// removed).
+    pub applied_counts: PlanCounts,
 }
 
 /// The operations of a plan that may run side by side: consecutive operations of one phase.
@@ -86,6 +89,7 @@ struct OpResult {
     created_user: Option<(EntraObjectId, TargetUserId)>,
     created_group: Option<(GroupKey, TargetGroupId)>,
     removal_failed: Option<GroupKey>,
+    counts: PlanCounts,
 }
 
 impl OpResult {
@@ -99,6 +103,7 @@ impl OpResult {
             created_user: None,
             created_group: None,
             removal_failed: None,
+            counts: PlanCounts::default(),
         }
     }
 }
@@ -219,6 +224,7 @@ impl Applier {
                 None if outcome.applied => self.unavailable_in_a_row = 0,
                 None => {}
             }
+            result.applied_counts.add(&outcome.counts);
             result.entries.extend(outcome.entries);
             merge(&mut result.mirror, outcome.mirror);
         }
@@ -343,12 +349,18 @@ impl Applier {
                 user,
                 target_id,
                 state,
+                releases,
                 ..
             } => self
                 .target
                 .adopt_user(target_id, &user.entra_id, state)
                 .await
                 .map(|()| {
+                    if let Some(old) = releases {
+                        out.mirror
+                            .users_released
+                            .push((old.entra_id.clone(), user.entra_id.clone()));
+                    }
                     out.mirror.users.push(self.user_after(
                         &user.entra_id,
                         target_id,
@@ -403,6 +415,7 @@ impl Applier {
             Ok(()) => {
                 out.applied = true;
                 out.entries = op_entries(op, "");
+                out.counts.add_op(op);
             }
             Err(err) => {
                 if err.stops_the_run() {
@@ -496,6 +509,7 @@ impl Applier {
             },
             _ => unreachable!("apply_membership is only called for membership operations"),
         };
+        out.counts.add_op(&done);
         let mut entries = op_entries(&done, "");
         entries.append(&mut out.entries);
         out.entries = entries;
@@ -538,4 +552,5 @@ fn merge(into: &mut MirrorChanges, from: MirrorChanges) {
     into.users.extend(from.users);
     into.members_added.extend(from.members_added);
     into.members_removed.extend(from.members_removed);
+    into.users_released.extend(from.users_released);
 }

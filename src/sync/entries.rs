@@ -1,7 +1,21 @@
 //! How plan notes and applied (or failed) operations become lines of a run's report (R19).
+//! Group names carry their R2 label (`Sales [Synced Group]`, `Legal_1745313810193 [System group]`).
 
-use crate::domain::EntraObjectId;
-use crate::plan::{FieldChange, ManagedField, Note, Op, Severity, Subject, UserLabel};
+use crate::domain::{EntraObjectId, GroupKind};
+use crate::plan::{FieldChange, GroupKey, ManagedField, Note, Op, Severity, Subject, UserLabel};
+
+/// A synced group's name with its R2 label; an unknown (empty) name stays empty.
+fn synced_label(group: &GroupKey, name: &str) -> String {
+    labelled(GroupKind::synced(group.role), name)
+}
+
+fn labelled(kind: GroupKind, name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        kind.label(name)
+    }
+}
 use crate::store::{ReportEntry, SubjectKind};
 
 fn user_entry(user: &UserLabel, action: &str, severity: Severity) -> ReportEntry {
@@ -58,9 +72,16 @@ pub fn run_entry(action: &str, severity: Severity, message: String) -> ReportEnt
 pub fn note_entry(note: &Note) -> ReportEntry {
     let mut entry = match &note.subject {
         Subject::User(user) => user_entry(user, note.severity.as_str(), note.severity),
-        Subject::Group { entra_id, name } => {
-            group_entry(entra_id, name, note.severity.as_str(), note.severity)
-        }
+        Subject::Group {
+            entra_id,
+            role,
+            name,
+        } => group_entry(
+            entra_id,
+            &labelled(GroupKind::synced(*role), name),
+            note.severity.as_str(),
+            note.severity,
+        ),
         Subject::Run => run_entry(note.severity.as_str(), note.severity, String::new()),
     };
     entry.message = Some(note.message.clone());
@@ -104,22 +125,23 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
             reason,
             ..
         } => {
+            let old_label = synced_label(group, old_name);
             let mut entry = group_entry(
                 &group.entra_id,
-                old_name,
+                &old_label,
                 &action("converted to system group"),
                 Severity::Info,
             );
             entry.field = Some("name".to_owned());
-            entry.old_value = Some(old_name.clone());
-            entry.new_value = Some(new_name.clone());
+            entry.old_value = Some(old_label);
+            entry.new_value = Some(labelled(GroupKind::System, new_name));
             entry.message = Some(reason.describe().to_owned());
             vec![entry]
         }
         Op::CreateGroup { group, name } => {
             let mut entry = group_entry(
                 &group.entra_id,
-                name,
+                &synced_label(group, name),
                 &action("group created"),
                 Severity::Info,
             );
@@ -133,15 +155,16 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
             new_name,
             ..
         } => {
+            let new_label = synced_label(group, new_name);
             let mut entry = group_entry(
                 &group.entra_id,
-                new_name,
+                &new_label,
                 &action("group renamed"),
                 Severity::Info,
             );
             entry.field = Some("name".to_owned());
-            entry.old_value = Some(old_name.clone());
-            entry.new_value = Some(new_name.clone());
+            entry.old_value = Some(synced_label(group, old_name));
+            entry.new_value = Some(new_label);
             vec![entry]
         }
         Op::CreateUser { user, state } => {
@@ -150,11 +173,23 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
             entry.new_value = Some(state.role.to_string());
             vec![entry]
         }
-        Op::AdoptUser { user, changes, .. } => {
+        Op::AdoptUser {
+            user,
+            changes,
+            releases,
+            ..
+        } => {
             let mut entries = vec![user_entry(user, &action("adopted"), Severity::Info)];
-            entries[0].message = Some(
-                "an existing target user with this email is now managed by dirsync".to_owned(),
-            );
+            entries[0].message = Some(match releases {
+                None => {
+                    "an existing target user with this email is now managed by dirsync".to_owned()
+                }
+                Some(old) => format!(
+                    "rehire: the target user with this email was linked to Entra user {} ({}), \
+                     who left; that link is released and this user takes the target user over",
+                    old.entra_id, old.name
+                ),
+            });
             entries.extend(change_entries(user, changes, prefix));
             entries
         }
@@ -177,22 +212,26 @@ pub fn op_entries(op: &Op, prefix: &str) -> Vec<ReportEntry> {
             vec![entry]
         }
         Op::AddMembers {
-            group_name, users, ..
+            group,
+            group_name,
+            users,
         } => users
             .iter()
             .map(|user| {
                 let mut entry = user_entry(user, &action("added to group"), Severity::Info);
-                entry.new_value = Some(group_name.clone());
+                entry.new_value = Some(synced_label(group, group_name));
                 entry
             })
             .collect(),
         Op::RemoveMembers {
-            group_name, users, ..
+            group,
+            group_name,
+            users,
         } => users
             .iter()
             .map(|user| {
                 let mut entry = user_entry(user, &action("removed from group"), Severity::Info);
-                entry.old_value = Some(group_name.clone());
+                entry.old_value = Some(synced_label(group, group_name));
                 entry
             })
             .collect(),
@@ -208,11 +247,21 @@ pub fn failure_entry(op: &Op, user: Option<&UserLabel>, message: String) -> Repo
             },
             _,
         ) => (
-            group_entry(&group.entra_id, old_name, "", Severity::Error),
+            group_entry(
+                &group.entra_id,
+                &synced_label(group, old_name),
+                "",
+                Severity::Error,
+            ),
             "converting to a system group",
         ),
         (Op::CreateGroup { group, name }, _) => (
-            group_entry(&group.entra_id, name, "", Severity::Error),
+            group_entry(
+                &group.entra_id,
+                &synced_label(group, name),
+                "",
+                Severity::Error,
+            ),
             "creating the group",
         ),
         (
@@ -221,7 +270,12 @@ pub fn failure_entry(op: &Op, user: Option<&UserLabel>, message: String) -> Repo
             },
             _,
         ) => (
-            group_entry(&group.entra_id, new_name, "", Severity::Error),
+            group_entry(
+                &group.entra_id,
+                &synced_label(group, new_name),
+                "",
+                Severity::Error,
+            ),
             "renaming the group",
         ),
         (Op::CreateUser { user, .. }, _) => {
@@ -251,8 +305,16 @@ pub fn failure_entry(op: &Op, user: Option<&UserLabel>, message: String) -> Repo
     };
     entry.action = "error".to_owned();
     entry.message = Some(match op {
-        Op::AddMembers { group_name, .. } | Op::RemoveMembers { group_name, .. } => {
-            format!("{what} {group_name:?} failed: {message}")
+        Op::AddMembers {
+            group, group_name, ..
+        }
+        | Op::RemoveMembers {
+            group, group_name, ..
+        } => {
+            format!(
+                "{what} {:?} failed: {message}",
+                synced_label(group, group_name)
+            )
         }
         _ => format!("{what} failed: {message}"),
     });

@@ -2,6 +2,8 @@
 //! record the mirror and the report. The scheduler, the API and the CLI all call [`run_sync`].
 
 mod apply;
+mod approve;
+mod confirm;
 mod entries;
 
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use futures::stream::{self, StreamExt};
 use tracing::{info, instrument, warn};
 
 pub use apply::{Applier, phases};
+pub use approve::{ApproveError, approve_held_run};
 pub use entries::{note_entry, op_entries, run_entry};
 
 use crate::domain::TenantKey;
@@ -65,6 +68,11 @@ pub struct SyncSettings {
     pub stale_after: chrono::Duration,
     /// This many target calls failing in a row as unavailable stop the run's calls (an outage).
     pub max_unavailable_in_a_row: usize,
+    /// R18: a held run can be approved for this long after it was held.
+    pub approval_window: chrono::Duration,
+    /// R12/R17: a synced group that answers "deleted" is read again after this delay, in the same
+    /// run, before it is converted; a single 404 may be Entra's replication catching up.
+    pub deletion_confirm_delay: std::time::Duration,
 }
 
 impl Default for SyncSettings {
@@ -76,6 +84,8 @@ impl Default for SyncSettings {
             heartbeat_every: std::time::Duration::from_secs(15),
             stale_after: chrono::Duration::minutes(2),
             max_unavailable_in_a_row: 20,
+            approval_window: chrono::Duration::hours(24),
+            deletion_confirm_delay: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -139,6 +149,26 @@ pub async fn start_run(
     trigger: Trigger,
     options: RunOptions,
 ) -> Result<RunStartOutcome, SyncError> {
+    let config = tenant_ready_to_run(ctx, tenant).await?;
+    Ok(
+        match ctx.store.begin_run(tenant, &trigger, options).await? {
+            RunStart::Started(run_id) => {
+                info!(tenant = %tenant, run_id, trigger = trigger.kind.as_str(), "run started");
+                RunStartOutcome::Started(Box::new(PendingRun {
+                    ctx: ctx.clone(),
+                    tenant: config,
+                    run_id,
+                    options,
+                }))
+            }
+            RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
+        },
+    )
+}
+
+/// The tenant's configuration, once any running run whose process stopped has been closed as
+/// interrupted, so it cannot block the next one.
+async fn tenant_ready_to_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Tenant, SyncError> {
     let config = ctx
         .store
         .tenant(tenant)
@@ -160,20 +190,7 @@ pub async fn start_run(
     for run in interrupted {
         warn!(tenant = %tenant, run, "closed a run whose process stopped");
     }
-    Ok(
-        match ctx.store.begin_run(tenant, &trigger, options).await? {
-            RunStart::Started(run_id) => {
-                info!(tenant = %tenant, run_id, trigger = trigger.kind.as_str(), "run started");
-                RunStartOutcome::Started(Box::new(PendingRun {
-                    ctx: ctx.clone(),
-                    tenant: config,
-                    run_id,
-                    options,
-                }))
-            }
-            RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
-        },
-    )
+    Ok(config)
 }
 
 /// Runs one sync for `tenant` now (or returns the run already in progress, R21).
@@ -317,11 +334,12 @@ pub async fn dry_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Plan, Sync
         .await
         .map_err(SyncError::Unreadable)?;
     let (plan, _, _) = read_and_plan(
+        &ctx.settings,
         ctx.store.as_ref(),
         &config,
         source.as_ref(),
         target.as_ref(),
-        false,
+        None,
         &|| {},
     )
     .await
@@ -343,13 +361,15 @@ impl From<StoreError> for ReadFailure {
     }
 }
 
-/// Reads Entra, the mirror and the target users the plan needs, then plans.
+/// Reads Entra (confirming deletions, R12), the mirror and the target users the plan needs,
+/// then plans. `approved_deactivations`: the approval this run carries out (R18).
 async fn read_and_plan(
+    settings: &SyncSettings,
     store: &dyn Store,
     tenant: &Tenant,
     source: &dyn DirectorySource,
     target: &dyn TargetAdapter,
-    guard_lifted: bool,
+    approved_deactivations: Option<usize>,
     group_read: &(dyn Fn() + Send + Sync),
 ) -> Result<(Plan, FetchStats, Mirror), ReadFailure> {
     let group_ids: Vec<_> = tenant
@@ -359,14 +379,25 @@ async fn read_and_plan(
         .map(|g| g.entra_id.clone())
         .collect();
     let SourceFetch {
-        snapshot,
-        stats,
+        mut snapshot,
+        mut stats,
         notes: source_notes,
     } = source
         .fetch_groups_with_progress(&group_ids, group_read)
         .await
         .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
     let mirror = store.load_mirror(&tenant.key).await?;
+    let again = confirm::confirm_deletions(
+        source,
+        &mut snapshot,
+        &mirror,
+        settings.deletion_confirm_delay,
+    )
+    .await;
+    stats.requests += again.requests;
+    stats.throttled += again.throttled;
+    stats.retries += again.retries;
+    stats.waited_ms += again.waited_ms;
     let wanted = emails_to_look_up(&tenant.policy, &snapshot, &mirror);
     let found = if wanted.is_empty() {
         Vec::new()
@@ -384,9 +415,20 @@ async fn read_and_plan(
         mirror: &mirror,
         target: &TargetLookups::new(found),
         now: Utc::now(),
-        guard_lifted,
+        approved_deactivations,
     });
-    plan.notes.extend(source_notes);
+    plan.notes.extend(source_notes.into_iter().map(|mut note| {
+        if let crate::plan::Subject::Group { entra_id, role, .. } = &mut note.subject
+            && let Some(selected) = tenant
+                .policy
+                .selected_groups
+                .iter()
+                .find(|g| &g.entra_id == entra_id)
+        {
+            *role = selected.role;
+        }
+        note
+    }));
     Ok((plan, stats, mirror))
 }
 
@@ -424,15 +466,18 @@ impl Run<'_> {
                 ));
             }
         };
-        let guard_lifted = options.approves.is_some();
+        let approved_deactivations = options
+            .approval
+            .map(|a| usize::try_from(a.deactivations).unwrap_or(usize::MAX));
         let groups = self.tenant.policy.selected_groups.len();
         self.progress.set("reading Entra", 0, groups).await?;
         let (mut plan, stats, mirror) = match read_and_plan(
+            &self.ctx.settings,
             store,
             self.tenant,
             source.as_ref(),
             target.as_ref(),
-            guard_lifted,
+            approved_deactivations,
             &|| self.progress.group_read(),
         )
         .await
@@ -443,6 +488,9 @@ impl Run<'_> {
         };
         self.summary.source = stats;
         self.summary.planned = plan.counts();
+        // The plan's warnings and errors are in the report whatever is applied.
+        self.summary.applied.warnings = self.summary.planned.warnings;
+        self.summary.applied.errors = self.summary.planned.errors;
         self.progress
             .set("recording the plan", groups, groups)
             .await?;
@@ -498,6 +546,12 @@ impl Run<'_> {
                 done += chunk.len();
                 self.summary.operations_applied += result.applied;
                 self.summary.operations_failed += result.failed;
+                self.summary.applied.add(&result.applied_counts);
+                self.summary.applied.errors += result
+                    .entries
+                    .iter()
+                    .filter(|e| e.severity == Severity::Error)
+                    .count();
                 if !result.mirror.is_empty() {
                     store
                         .apply_mirror_changes(&self.tenant.key, &result.mirror)

@@ -532,6 +532,8 @@ impl GroupLabel<'_> {
         Note {
             subject: Subject::Group {
                 entra_id: self.id.clone(),
+                // The source does not know roles; `sync` sets the selected role before reporting.
+                role: crate::domain::Role::Internal,
                 name: self.name.to_owned(),
             },
             severity: Severity::Warning,

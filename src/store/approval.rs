@@ -1,0 +1,272 @@
+//! R18: approving a held run — once, by a named person, only while it is the tenant's latest run
+//! and recent — decided and recorded in one PostgreSQL transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use sqlx::types::Json;
+
+use super::{RunId, RunStatus, RunSummary, StoreError};
+use crate::domain::TenantKey;
+
+/// Why an approval was refused, in words an admin can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalRefused {
+    #[error("an approval must name the person approving")]
+    NoApprover,
+    #[error("tenant {tenant} has no run {run}")]
+    UnknownRun { tenant: TenantKey, run: RunId },
+    #[error("run {run} is {}, not held: only a held run can be approved", status.as_str())]
+    NotHeld { run: RunId, status: RunStatus },
+    #[error(
+        "run {run} was already approved by {} at {at} (run {approving_run} carried it out): \
+         an approval is used once",
+        by.as_deref().unwrap_or("someone")
+    )]
+    AlreadyApproved {
+        run: RunId,
+        approving_run: RunId,
+        by: Option<String>,
+        at: DateTime<Utc>,
+    },
+    #[error(
+        "run {run} is not the tenant's latest held run: run {newer} was held after it; approve run \
+         {newer} instead"
+    )]
+    NewerHeldRun { run: RunId, newer: RunId },
+    #[error(
+        "run {run} is out of date: run {newer} ({}) started after it, so its plan no longer says \
+         what a run would do; if a new run is held, approve that one",
+        newer_status.as_str()
+    )]
+    Superseded {
+        run: RunId,
+        newer: RunId,
+        newer_status: RunStatus,
+    },
+    #[error(
+        "run {run} was held at {held_at}, more than {} ago; a held run can be approved for {} \
+         after it was held: start a new run, and approve it if it is held again",
+        describe_window(*window), describe_window(*window)
+    )]
+    Expired {
+        run: RunId,
+        held_at: DateTime<Utc>,
+        window: chrono::Duration,
+    },
+    #[error(
+        "run {running} is in progress for this tenant; wait for it to finish, and approve it if it \
+         is held"
+    )]
+    RunInProgress { running: RunId },
+}
+
+/// What asking the store to approve a held run came to.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error(transparent)]
+    Refused(#[from] ApprovalRefused),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ApprovalError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
+/// The approved run that was begun: it plans afresh and may deactivate up to `deactivations`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovedRun {
+    pub run: RunId,
+    pub deactivations: u64,
+}
+
+/// "24 hours", "90 minutes", "45 seconds".
+fn describe_window(window: chrono::Duration) -> String {
+    let seconds = window.num_seconds();
+    match seconds {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} hours", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// The name of the partial unique index that lets one run carry out a held run's approval.
+const APPROVE_ONCE: &str = "runs_approve_a_held_run_once";
+const ONE_RUNNING_RUN: &str = "runs_one_running_per_tenant";
+
+#[derive(sqlx::FromRow)]
+struct HeldRow {
+    tenant_id: i64,
+    status: String,
+    finished_at: Option<DateTime<Utc>>,
+    summary: Option<Json<RunSummary>>,
+    now: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ApprovingRow {
+    id: RunId,
+    triggered_by: Option<String>,
+    started_at: DateTime<Utc>,
+}
+
+/// Checks every condition of R18 and begins the approving run, in one transaction. The held
+/// run's row is locked first, so concurrent approvals of one run are decided one after the other;
+/// the unique index is the last word should two ever get past the checks.
+pub(super) async fn approve_held_run(
+    pool: &PgPool,
+    tenant: &TenantKey,
+    held: RunId,
+    approver: &str,
+    window: chrono::Duration,
+) -> Result<ApprovedRun, ApprovalError> {
+    if approver.trim().is_empty() {
+        return Err(ApprovalRefused::NoApprover.into());
+    }
+    let mut tx = pool.begin().await?;
+    let row: Option<HeldRow> = sqlx::query_as(
+        "SELECT r.tenant_id, r.status, r.finished_at, r.summary, now() AS now
+         FROM runs r JOIN tenants t ON t.id = r.tenant_id
+         WHERE r.id = $1 AND t.key = $2
+         FOR UPDATE OF r",
+    )
+    .bind(held)
+    .bind(tenant.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Err(ApprovalRefused::UnknownRun {
+            tenant: tenant.clone(),
+            run: held,
+        }
+        .into());
+    };
+    let status = RunStatus::parse(&row.status).ok_or_else(|| {
+        StoreError::Corrupt(format!("runs.status: {:?} is not a run status", row.status))
+    })?;
+
+    let approving: Option<ApprovingRow> = sqlx::query_as(
+        "SELECT id, triggered_by, started_at FROM runs
+         WHERE approves = $1 AND approved_deactivations IS NOT NULL",
+    )
+    .bind(held)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(approving) = approving {
+        return Err(ApprovalRefused::AlreadyApproved {
+            run: held,
+            approving_run: approving.id,
+            by: approving.triggered_by,
+            at: approving.started_at,
+        }
+        .into());
+    }
+    if status != RunStatus::Held {
+        return Err(ApprovalRefused::NotHeld { run: held, status }.into());
+    }
+
+    let newer: Vec<(RunId, String)> = sqlx::query_as(
+        "SELECT id, status FROM runs WHERE tenant_id = $1 AND id > $2 ORDER BY id DESC",
+    )
+    .bind(row.tenant_id)
+    .bind(held)
+    .fetch_all(&mut *tx)
+    .await?;
+    if let Some((running, _)) = newer.iter().find(|(_, s)| s == "running") {
+        return Err(ApprovalRefused::RunInProgress { running: *running }.into());
+    }
+    if let Some((newer, _)) = newer.iter().find(|(_, s)| s == "held") {
+        return Err(ApprovalRefused::NewerHeldRun {
+            run: held,
+            newer: *newer,
+        }
+        .into());
+    }
+    if let Some((newer, newer_status)) = newer.first() {
+        return Err(ApprovalRefused::Superseded {
+            run: held,
+            newer: *newer,
+            newer_status: RunStatus::parse(newer_status).unwrap_or(RunStatus::Failed),
+        }
+        .into());
+    }
+
+    let held_at = row.finished_at.unwrap_or(row.now);
+    if row.now - held_at > window {
+        return Err(ApprovalRefused::Expired {
+            run: held,
+            held_at,
+            window,
+        }
+        .into());
+    }
+    let deactivations = row
+        .summary
+        .map(|Json(summary)| summary.planned.users_deactivated as u64)
+        .ok_or_else(|| StoreError::Corrupt(format!("runs.summary: held run {held} has none")))?;
+
+    let inserted = sqlx::query_scalar::<_, RunId>(
+        "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves, approved_deactivations)
+         VALUES ($1, 'manual', $2, $3, $4)
+         RETURNING id",
+    )
+    .bind(row.tenant_id)
+    .bind(approver)
+    .bind(held)
+    .bind(i64::try_from(deactivations).unwrap_or(i64::MAX))
+    .fetch_one(&mut *tx)
+    .await;
+    let run = match inserted {
+        Ok(run) => run,
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some(ONE_RUNNING_RUN) => {
+            drop(tx);
+            let running: Option<RunId> = sqlx::query_scalar(
+                "SELECT id FROM runs WHERE tenant_id = $1 AND status = 'running'",
+            )
+            .bind(row.tenant_id)
+            .fetch_optional(pool)
+            .await?;
+            return Err(ApprovalRefused::RunInProgress {
+                running: running.unwrap_or_default(),
+            }
+            .into());
+        }
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some(APPROVE_ONCE) => {
+            drop(tx);
+            return Err(already_approved(pool, held).await?.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tx.commit().await?;
+    Ok(ApprovedRun { run, deactivations })
+}
+
+async fn already_approved(pool: &PgPool, held: RunId) -> Result<ApprovalRefused, StoreError> {
+    let approving: ApprovingRow = sqlx::query_as(
+        "SELECT id, triggered_by, started_at FROM runs
+         WHERE approves = $1 AND approved_deactivations IS NOT NULL",
+    )
+    .bind(held)
+    .fetch_one(pool)
+    .await?;
+    Ok(ApprovalRefused::AlreadyApproved {
+        run: held,
+        approving_run: approving.id,
+        by: approving.triggered_by,
+        at: approving.started_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_described_in_the_largest_whole_unit() {
+        assert_eq!(describe_window(chrono::Duration::hours(24)), "24 hours");
+        assert_eq!(describe_window(chrono::Duration::minutes(90)), "90 minutes");
+        assert_eq!(describe_window(chrono::Duration::seconds(45)), "45 seconds");
+    }
+}

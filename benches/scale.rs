@@ -202,8 +202,8 @@ async fn main() {
         time_zone: chrono_tz::UTC,
         report_retention: dirsync::tenant::Retention::OneMonth,
         policy: policy(),
-        source: serde_json::json!({}),
-        target: serde_json::json!({}),
+        source: Default::default(),
+        target: None,
     };
     store.upsert_tenant(&tenant).await.unwrap();
     let changes = MirrorChanges {

@@ -3,18 +3,18 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::Value;
 use sqlx::PgPool;
 
+use crate::domain::SecretEnvPolicy;
 use crate::settings::Settings;
 use crate::source::DirectorySource;
 use crate::source::graph::GraphConnector;
 use crate::store::{PgStore, PgTokenStore};
 use crate::sync::{Connector, SyncContext};
 use crate::target::TargetAdapter;
-use crate::target::highq::HighQAdapter;
+use crate::target::highq::{HighQAdapter, HighQConfig};
 use crate::target::scim::ScimAdapter;
-use crate::tenant::Tenant;
+use crate::tenant::{TargetSettings, Tenant};
 
 /// The production connector: Microsoft Graph for the source, the adapter named by the tenant's
 /// `target.kind` for the target. Target credentials that rotate are kept in the database.
@@ -22,13 +22,19 @@ use crate::tenant::Tenant;
 pub struct ConfiguredConnector {
     pool: PgPool,
     graph: Option<GraphConnector>,
+    /// Which environment variables tenant settings may read.
+    secrets: SecretEnvPolicy,
 }
 
 impl ConfiguredConnector {
     /// `graph` is `None` when the service has no Graph app registration configured; runs then
     /// fail with a sentence saying so.
-    pub fn new(pool: PgPool, graph: Option<GraphConnector>) -> Self {
-        Self { pool, graph }
+    pub fn new(pool: PgPool, graph: Option<GraphConnector>, secrets: SecretEnvPolicy) -> Self {
+        Self {
+            pool,
+            graph,
+            secrets,
+        }
     }
 }
 
@@ -39,56 +45,37 @@ pub fn production_context(
     graph: Option<GraphConnector>,
 ) -> SyncContext {
     SyncContext {
-        connector: Arc::new(ConfiguredConnector::new(store.pool().clone(), graph)),
+        connector: Arc::new(ConfiguredConnector::new(
+            store.pool().clone(),
+            graph,
+            settings.secrets.clone(),
+        )),
         store: Arc::new(store),
         settings: settings.sync.into(),
     }
 }
 
-const SUPPORTED_TARGETS: &[&str] = &["highq", "scim"];
-
-/// Replaces every string of the form `env:NAME` in a tenant's settings with the value of the
-/// environment variable `NAME`, so secrets need not be stored in the database. A missing variable
-/// is an error naming it (and the setting), never an empty secret.
-pub fn resolve_env_refs(value: &Value, path: &str) -> Result<Value, String> {
-    Ok(match value {
-        Value::String(text) => match text.strip_prefix("env:") {
-            Some(name) => Value::String(std::env::var(name).map_err(|_| {
-                format!(
-                    "setting {path} refers to the environment variable {name}, which is not set"
-                )
-            })?),
-            None => value.clone(),
-        },
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), resolve_env_refs(v, &format!("{path}.{k}"))?)))
-                .collect::<Result<_, String>>()?,
-        ),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| resolve_env_refs(v, &format!("{path}[{i}]")))
-                .collect::<Result<_, String>>()?,
-        ),
-        other => other.clone(),
-    })
+/// The tenant with its `env:` references read from the environment, within `policy`. Everything
+/// that builds a connection from a stored tenant goes through this.
+pub fn resolved(tenant: &Tenant, policy: &SecretEnvPolicy) -> Result<Tenant, String> {
+    tenant.resolved(policy)
 }
 
-/// The tenant with `env:` references in its source and target settings resolved. Everything
-/// that builds a connection from a stored tenant goes through this.
-pub fn resolved(tenant: &Tenant) -> Result<Tenant, String> {
-    let mut tenant = tenant.clone();
-    tenant.source = resolve_env_refs(&tenant.source, "source")?;
-    tenant.target = resolve_env_refs(&tenant.target, "target")?;
-    Ok(tenant)
+/// The HighQ adapter of a tenant whose settings are resolved, with its refresh token in the
+/// database.
+pub fn highq_adapter(
+    pool: &PgPool,
+    tenant: &Tenant,
+    config: &HighQConfig,
+) -> Result<HighQAdapter, String> {
+    let tokens = PgTokenStore::new(pool.clone(), tenant.key.clone(), "highq");
+    HighQAdapter::new(config.clone(), Arc::new(tokens)).map_err(|err| err.to_string())
 }
 
 #[async_trait]
 impl Connector for ConfiguredConnector {
     async fn source(&self, tenant: &Tenant) -> Result<Arc<dyn DirectorySource>, String> {
-        let tenant = &resolved(tenant)?;
+        let tenant = &resolved(tenant, &self.secrets)?;
         let graph = self.graph.as_ref().ok_or_else(|| {
             "Microsoft Graph is not configured: set [graph] client_id and credential in the \
              service settings (or DIRSYNC__GRAPH__CLIENT_ID …)"
@@ -99,28 +86,19 @@ impl Connector for ConfiguredConnector {
     }
 
     async fn target(&self, tenant: &Tenant) -> Result<Arc<dyn TargetAdapter>, String> {
-        let tenant = &resolved(tenant)?;
-        let kind = tenant
-            .target
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or("");
-        match kind {
-            "highq" => {
-                let tokens = PgTokenStore::new(self.pool.clone(), tenant.key.clone(), "highq");
-                let adapter = HighQAdapter::from_tenant_target(&tenant.target, Arc::new(tokens))
-                    .map_err(|err| err.to_string())?;
-                Ok(Arc::new(adapter))
-            }
-            "scim" => {
-                let adapter = ScimAdapter::from_tenant_target(&tenant.target)
-                    .map_err(|err| err.to_string())?;
-                Ok(Arc::new(adapter))
-            }
-            other => Err(format!(
-                "target kind {other:?} is not supported (supported: {}); set [tenant.target] kind",
-                SUPPORTED_TARGETS.join(", ")
+        let tenant = &resolved(tenant, &self.secrets)?;
+        match &tenant.target {
+            None => Err(format!(
+                "tenant {} has no target connection: set [tenant.target] (kind highq or scim)",
+                tenant.key
             )),
+            Some(TargetSettings::Highq(config)) => {
+                Ok(Arc::new(highq_adapter(&self.pool, tenant, config)?))
+            }
+            Some(TargetSettings::Scim(settings)) => {
+                let adapter = ScimAdapter::new(settings.clone()).map_err(|err| err.to_string())?;
+                Ok(Arc::new(adapter))
+            }
         }
     }
 }
@@ -130,26 +108,61 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::tenant::TenantSpec;
+
+    fn tenant_with_target(target: serde_json::Value) -> Tenant {
+        TenantSpec {
+            key: "acme".to_owned(),
+            name: None,
+            entra_tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".to_owned(),
+            time_zone: "UTC".to_owned(),
+            report_retention_months: 3,
+            deactivation_status: None,
+            deletion_threshold: 500,
+            groups: Vec::new(),
+            confirm_no_groups: true,
+            source: None,
+            target: Some(target),
+        }
+        .validate()
+        .unwrap()
+    }
 
     #[test]
-    fn env_references_in_tenant_settings_are_resolved_and_a_missing_one_is_named() {
-        // PATH is always set; setting a variable of our own would need `unsafe` (edition 2024).
-        let name = "DIRSYNC_TEST_VARIABLE_THAT_IS_NOT_SET";
-        let path_value = std::env::var("PATH").expect("PATH is set for tests");
-        let settings =
-            json!({"kind": "highq", "client_secret": "env:PATH", "tuning": {"x": ["env:PATH", 3]}});
-        let out = resolve_env_refs(&settings, "target").unwrap();
-        assert_eq!(out["client_secret"], path_value);
-        assert_eq!(out["tuning"]["x"][0], path_value);
-        assert_eq!(out["tuning"]["x"][1], 3);
-        assert_eq!(out["kind"], "highq");
-
-        let missing = json!({"client_secret": format!("env:{name}")});
-        let err = resolve_env_refs(&missing, "target").unwrap_err();
+    fn env_references_resolve_only_within_the_prefix_and_a_missing_one_is_named() {
+        // Setting a variable of our own would need `unsafe` (edition 2024): PATH is always set,
+        // and is exactly what the prefix must keep out.
+        let policy = SecretEnvPolicy::default();
+        let tenant = tenant_with_target(json!({
+            "kind": "highq", "base_url": "https://h.example/acme", "client_id": "c",
+            "client_secret": "env:PATH"
+        }));
+        let err = resolved(&tenant, &policy).unwrap_err();
+        assert!(
+            err.contains("target.client_secret") && err.contains("DIRSYNC_SECRET_"),
+            "{err}"
+        );
+        let anything = SecretEnvPolicy {
+            env_prefix: "PA".to_owned(),
+        };
+        let path = std::env::var("PATH").expect("PATH is set for tests");
+        let Some(TargetSettings::Highq(config)) = resolved(&tenant, &anything).unwrap().target
+        else {
+            panic!("a HighQ target");
+        };
         assert_eq!(
-            err,
+            secrecy::ExposeSecret::expose_secret(config.client_secret.value("x").unwrap()),
+            path
+        );
+
+        let name = "DIRSYNC_SECRET_TEST_VARIABLE_THAT_IS_NOT_SET";
+        let missing = tenant_with_target(json!({
+            "kind": "scim", "base_url": "https://a.example/scim", "token": format!("env:{name}")
+        }));
+        assert_eq!(
+            resolved(&missing, &policy).unwrap_err(),
             format!(
-                "setting target.client_secret refers to the environment variable {name}, which is not set"
+                "setting target.token refers to the environment variable {name}, which is not set"
             )
         );
     }

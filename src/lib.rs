@@ -5,6 +5,8 @@
 //! mirrors what was applied and keeps reports, and [`sync`], which runs one tenant end to end.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod connect;
 pub mod demo;

@@ -36,6 +36,12 @@ pub struct Settings {
     pub graph: Option<GraphSettings>,
     pub sync: SyncTuning,
     pub log: LogSettings,
+    /// Which environment variables tenant settings may name in `env:` references.
+    #[serde(default)]
+    pub secrets: crate::domain::SecretEnvPolicy,
+    /// Sign-in, sessions and API tokens.
+    #[serde(default)]
+    pub auth: crate::auth::settings::AuthSettings,
 }
 
 /// The database connection. The URL may carry a password, so it is a secret; `config check`
@@ -91,6 +97,10 @@ pub struct ServerSettings {
     pub listen: String,
     /// How long a shutdown waits for runs in progress before recording them as interrupted.
     pub shutdown_grace_secs: u64,
+    /// Where Prometheus metrics are served (`127.0.0.1:9090`); not at all when unset. Never on
+    /// the API's port, which may face the internet.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -182,6 +192,7 @@ fn defaults() -> Defaults {
         server: ServerSettings {
             listen: "127.0.0.1:8080".to_owned(),
             shutdown_grace_secs: 30,
+            metrics_listen: None,
         },
         scheduler: SchedulerTuning {
             enabled: scheduler.enabled,
@@ -383,6 +394,9 @@ impl Settings {
                 problems.push((format!("graph.{field}"), format!("graph.{field} {problem}")));
             }
         }
+        if let Err(problem) = self.auth.validate() {
+            problems.push(("auth".to_owned(), problem));
+        }
         problems
     }
 }
@@ -417,6 +431,14 @@ mod tests {
         Settings::load(Some(&settings_file(text)))
             .expect_err("the settings should be refused")
             .to_string()
+    }
+
+    #[test]
+    fn sign_in_without_the_services_public_url_is_refused_at_start() {
+        let err = problems("[auth.oidc]\nclient_id = \"app\"\nclient_secret = \"s\"\n");
+        assert!(err.contains("auth.oidc needs auth.public_url"), "{err}");
+        let err = problems("[auth.session]\nidle_minutes = 0\n");
+        assert!(err.contains("idle_minutes"), "{err}");
     }
 
     #[test]

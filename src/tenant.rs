@@ -1,5 +1,6 @@
 //! A tenant's configuration: who they are in Entra, when they run, what is synced and where to.
 
+mod connection;
 mod file;
 
 use std::collections::HashMap;
@@ -7,9 +8,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::connection::{
+    SourceCredential, SourceIdentity, SourceSettings, TargetIdentity, TargetSettings,
+};
 pub use file::{MAX_TENANT_FILE_BYTES, parse_tenant_file, parse_tenant_file_bytes};
 
-use crate::domain::{EntraObjectId, TenantKey};
+use crate::domain::{EntraObjectId, SecretEnvPolicy, SecretSetting, TenantKey};
 use crate::plan::TenantPolicy;
 
 /// An Entra directory (tenant) ID: a GUID of the same form as an object ID.
@@ -65,10 +69,91 @@ pub struct Tenant {
     pub time_zone: chrono_tz::Tz,
     pub report_retention: Retention,
     pub policy: TenantPolicy,
-    /// Source overrides (a tenant-specific app registration); interpreted by the source.
-    pub source: serde_json::Value,
-    /// The target connection (`{"kind": "highq", …}`); interpreted by the target adapter.
-    pub target: serde_json::Value,
+    /// A tenant-specific app registration, if the service-wide one is not used.
+    #[serde(default, deserialize_with = "source_or_default")]
+    pub source: SourceSettings,
+    /// The target connection (`{"kind": "highq", …}`); `None` until one is configured.
+    #[serde(default, deserialize_with = "target_or_none")]
+    pub target: Option<TargetSettings>,
+}
+
+/// `null` or `{}` is the service-wide app registration.
+fn source_or_default<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SourceSettings, D::Error> {
+    Ok(Option::<SourceSettings>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// `null` or `{}` is no target yet.
+fn target_or_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<TargetSettings>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    TargetSettings::from_stored(&value).map_err(serde::de::Error::custom)
+}
+
+impl Tenant {
+    /// What the source's stored secrets were given for.
+    pub fn source_identity(&self) -> SourceIdentity {
+        SourceIdentity {
+            entra_tenant_id: self.entra_tenant_id.clone(),
+            client_id: self.source.client_id.clone(),
+        }
+    }
+
+    /// What the target's stored secrets and refresh token were given for.
+    pub fn target_identity(&self) -> Option<TargetIdentity> {
+        self.target.as_ref().map(TargetSettings::identity)
+    }
+
+    /// Whether `self` connects somewhere else than `before` did: another Entra directory or app,
+    /// another kind of target, host or client. Stored target tokens are then dropped.
+    pub fn connection_changed_from(&self, before: &Tenant) -> bool {
+        self.source_identity() != before.source_identity()
+            || self.target_identity() != before.target_identity()
+    }
+
+    /// Refuses `env:` references outside `policy` (at apply time), naming the setting.
+    pub fn check_secret_references(&mut self, policy: &SecretEnvPolicy) -> Result<(), String> {
+        connection::check_references(&mut self.source, &mut self.target, policy)
+    }
+
+    /// Gives each `"[redacted]"` secret the value stored for `current`, where the connection it
+    /// was given for has not changed; refuses otherwise, naming the setting.
+    pub fn keep_stored_secrets(&mut self, current: Option<&Tenant>) -> Result<(), String> {
+        let (source_unchanged, target_unchanged, stored) = match current {
+            None => (true, true, HashMap::new()),
+            Some(current) => {
+                let mut current = current.clone();
+                let stored: HashMap<String, SecretSetting> =
+                    connection::secrets_mut(&mut current.source, &mut current.target)
+                        .into_iter()
+                        .map(|(name, secret)| (name, secret.clone()))
+                        .collect();
+                (
+                    self.source_identity() == current.source_identity(),
+                    self.target_identity() == current.target_identity(),
+                    stored,
+                )
+            }
+        };
+        connection::keep_stored(
+            connection::secrets_mut(&mut self.source, &mut self.target),
+            stored,
+            source_unchanged,
+            target_unchanged,
+        )
+    }
+
+    /// The tenant with every `env:` reference in its settings read from the environment (within
+    /// `policy`), ready to connect with. A missing or refused variable names the setting.
+    pub fn resolved(&self, policy: &SecretEnvPolicy) -> Result<Tenant, String> {
+        let mut tenant = self.clone();
+        for (name, secret) in connection::secrets_mut(&mut tenant.source, &mut tenant.target) {
+            *secret = SecretSetting::Value(secret.resolve(&name, policy)?);
+        }
+        Ok(tenant)
+    }
 }
 
 /// A tenant as an operator writes it (a `[[tenant]]` table of a tenant file, or the JSON body of
@@ -77,6 +162,8 @@ pub struct Tenant {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSpec {
+    /// Optional in a `PUT`, whose URL names the tenant.
+    #[serde(default)]
     pub key: String,
     pub name: Option<String>,
     pub entra_tenant_id: String,
@@ -195,6 +282,24 @@ pub enum TenantFileError {
 }
 
 impl TenantSpec {
+    /// As [`validate`](Self::validate), and refuses `env:` references outside `policy` (the
+    /// API's `PUT`; a tenant file is checked by `dirsync tenant apply` the same way).
+    pub fn validate_with(self, policy: &SecretEnvPolicy) -> Result<Tenant, TenantFileError> {
+        let key = self.key.clone();
+        let mut tenant = self.validate()?;
+        tenant
+            .check_secret_references(policy)
+            .map_err(|message| TenantFileError::Invalid {
+                problems: vec![TenantProblem {
+                    tenant: Some(key),
+                    field: connection::field_of(&message, "source"),
+                    line: None,
+                    message,
+                }],
+            })?;
+        Ok(tenant)
+    }
+
     /// Checks every field and builds the tenant. All problems are reported at once, each naming
     /// the tenant and the field; nothing about the tenant is trusted before this returns.
     pub fn validate(self) -> Result<Tenant, TenantFileError> {
@@ -304,19 +409,13 @@ impl TenantSpec {
             None => Some(Default::default()),
         };
         let selected_groups = self.checked_groups(&mut problem);
-        let object = |value: &Option<serde_json::Value>| match value {
-            None => Some(serde_json::json!({})),
-            Some(value @ serde_json::Value::Object(_)) => Some(value.clone()),
-            Some(_) => None,
-        };
-        let source = object(&self.source);
-        if source.is_none() {
-            problem("source", "source must be a table of settings".to_owned());
-        }
-        let target = object(&self.target);
-        if target.is_none() {
-            problem("target", "target must be a table of settings".to_owned());
-        }
+        let null = serde_json::Value::Null;
+        let source = SourceSettings::parse(self.source.as_ref().unwrap_or(&null))
+            .map_err(|message| problem(&connection::field_of(&message, "source"), message))
+            .ok();
+        let target = TargetSettings::parse(self.target.as_ref().unwrap_or(&null))
+            .map_err(|message| problem(&connection::field_of(&message, "target"), message))
+            .ok();
         Some(Tenant {
             key: key?,
             display_name: display_name?,
@@ -479,7 +578,10 @@ mod tests {
         assert_eq!(acme.key.as_str(), "acme");
         assert_eq!(acme.time_zone, chrono_tz::Europe::London);
         assert_eq!(acme.policy.selected_groups.len(), 3);
-        assert_eq!(acme.target["kind"], "highq");
+        assert_eq!(
+            acme.target.as_ref().map(TargetSettings::kind),
+            Some("highq")
+        );
     }
 
     #[test]
@@ -673,6 +775,79 @@ mod tests {
                  every synced group to a system group; select at least one group, or set \
                  confirm_no_groups = true if that is what you mean",
             ]
+        );
+    }
+
+    fn highq_tenant(base_url: &str, secret: &str) -> Tenant {
+        let text = format!(
+            "[[tenant]]\nkey = \"acme\"\nentra_tenant_id = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"\n\
+             time_zone = \"UTC\"\nconfirm_no_groups = true\n[tenant.target]\nkind = \"highq\"\nbase_url = \"{base_url}\"\n\
+             client_id = \"dirsync\"\nclient_secret = \"{secret}\"\n"
+        );
+        parse_tenant_file(&text).unwrap().remove(0)
+    }
+
+    fn client_secret(tenant: &Tenant) -> SecretSetting {
+        match &tenant.target {
+            Some(TargetSettings::Highq(config)) => config.client_secret.clone(),
+            other => panic!("not HighQ: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_redacted_secret_keeps_the_stored_one_only_for_the_same_connection() {
+        let stored = highq_tenant("https://acme.highq.com/acme", "s3cret");
+        let mut same = highq_tenant("https://acme.highq.com/acme", crate::domain::REDACTED);
+        same.keep_stored_secrets(Some(&stored)).unwrap();
+        assert_eq!(client_secret(&same), SecretSetting::from("s3cret"));
+
+        let mut moved = highq_tenant("https://evil.example/acme", crate::domain::REDACTED);
+        let err = moved.keep_stored_secrets(Some(&stored)).unwrap_err();
+        assert!(
+            err.starts_with("target.client_secret") && err.contains("base_url"),
+            "{err}"
+        );
+        assert!(moved.connection_changed_from(&stored));
+
+        let mut new = highq_tenant("https://acme.highq.com/acme", crate::domain::REDACTED);
+        assert!(
+            new.keep_stored_secrets(None)
+                .unwrap_err()
+                .contains("none is stored")
+        );
+    }
+
+    #[test]
+    fn an_env_reference_outside_the_prefix_is_refused_when_the_file_is_applied() {
+        let text = EXAMPLE.replace(
+            "env:DIRSYNC_SECRET_ACME_HIGHQ",
+            "env:DIRSYNC__DATABASE__URL",
+        );
+        let mut tenant = parse_tenant_file(&text).unwrap().remove(0);
+        let err = tenant
+            .check_secret_references(&SecretEnvPolicy::default())
+            .unwrap_err();
+        assert!(
+            err.contains("target.client_secret") && err.contains("DIRSYNC__DATABASE__URL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_target_setting_that_is_wrong_is_named_with_its_line() {
+        let text = one_tenant(
+            "[tenant.target]\nkind = \"highq\"\nbase_url = \"http://highq.example/acme\"\n\
+             client_id = \"c\"\nclient_secret = \"s\"\n",
+        );
+        assert_eq!(
+            problems(&text),
+            "line 7: tenant \"acme\": target.base_url \"http://highq.example/acme\" must use \
+             https:// (plain http is only for this machine)"
+        );
+        let text = one_tenant("[tenant.target]\nkind = \"ldap\"\n");
+        assert_eq!(
+            problems(&text),
+            "line 6: tenant \"acme\": target.kind \"ldap\" is not supported (supported: highq, scim)"
         );
     }
 }

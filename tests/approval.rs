@@ -5,7 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dirsync::domain::{DeactivationStatus, EntraObjectId, Role, TenantKey, UserStatus};
+mod support;
+
+use dirsync::auth::settings::AuthSettings;
+use dirsync::domain::{
+    AccessRole, DeactivationStatus, EntraObjectId, Role, SecretEnvPolicy, TenantKey, UserStatus,
+};
 use dirsync::plan::{EntraUser, PlanCounts, SelectedGroup, TenantPolicy};
 use dirsync::schedule::{SchedulerSettings, SystemClock};
 use dirsync::service::{Service, start};
@@ -21,6 +26,7 @@ use dirsync::target::memory::MemoryTarget;
 use dirsync::tenant::{Retention, Tenant};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::auth;
 
 const STAFF: u128 = 0x6900;
 const PEOPLE: u128 = 8;
@@ -44,8 +50,8 @@ fn tenant(threshold: u32) -> Tenant {
             deactivation_status: DeactivationStatus::Inactive,
             deletion_threshold: threshold,
         },
-        source: json!({}),
-        target: json!({"kind": "memory"}),
+        source: Default::default(),
+        target: None,
     }
 }
 
@@ -191,12 +197,16 @@ async fn r18_approving_over_http_starts_the_run_once_and_a_second_approval_is_a_
     let handle = start(
         Service {
             ctx: tenancy.ctx.clone(),
+            access: tenancy.store.clone(),
+            auth: AuthSettings::default(),
+            secrets: SecretEnvPolicy::default(),
             clock: Arc::new(SystemClock),
             scheduler: SchedulerSettings {
                 enabled: false,
                 ..SchedulerSettings::default()
             },
             shutdown_grace: Duration::from_secs(5),
+            metrics_listener: None,
         },
         listener,
     )
@@ -206,20 +216,53 @@ async fn r18_approving_over_http_starts_the_run_once_and_a_second_approval_is_a_
         "http://{}/api/v1/tenants/acme/runs/{}/approve",
         handle.addr, held.run_id
     );
-    let http = reqwest::Client::new();
+    // Two tenant admins of acme, signed in; the approver is who is signed in, never a name
+    // the request gives.
+    let admin = |n: u128, name: &'static str| {
+        let store = tenancy.store.clone();
+        let approve = approve.clone();
+        async move {
+            let person = auth::person(n);
+            auth::grant(
+                store.as_ref(),
+                &person,
+                AccessRole::TenantAdmin,
+                Some("acme"),
+            )
+            .await;
+            let session = auth::session(store.as_ref(), &person, name).await;
+            reqwest::Client::new()
+                .post(&approve)
+                .header("cookie", session.cookie_header())
+                .header("x-csrf-token", &session.csrf_token)
+        }
+    };
 
-    let nameless = http.post(&approve).send().await.unwrap();
-    assert_eq!(nameless.status(), 400, "an approval names a person");
-
-    let accepted = http
-        .post(&approve)
-        .json(&json!({"by": "Ada Admin"}))
+    let anonymous = reqwest::Client::new().post(&approve).send().await.unwrap();
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "an approval is made by someone signed in"
+    );
+    let named = admin(1, "Ada Admin")
+        .await
+        .json(&json!({"by": "Somebody Else"}))
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        named.status(),
+        400,
+        "the approver cannot be named by the request"
+    );
+
+    let accepted = admin(1, "Ada Admin").await.send().await.unwrap();
     assert_eq!(accepted.status(), 202);
     let accepted: Value = accepted.json().await.unwrap();
-    assert_eq!(accepted["run"]["trigger"]["by"], "Ada Admin");
+    assert_eq!(
+        accepted["run"]["trigger"]["by"],
+        "Ada Admin (ada@contoso.com)"
+    );
     assert_eq!(
         accepted["run"]["options"]["approval"],
         json!({"held_run": held.run_id, "deactivations": 4})
@@ -231,17 +274,12 @@ async fn r18_approving_over_http_starts_the_run_once_and_a_second_approval_is_a_
     assert_eq!(done.outcome.unwrap().status, RunStatus::Succeeded);
     assert_eq!(tenancy.inactive(), 4);
 
-    let twice = http
-        .post(&approve)
-        .json(&json!({"by": "Bob Boss"}))
-        .send()
-        .await
-        .unwrap();
+    let twice = admin(2, "Bob Boss").await.send().await.unwrap();
     assert_eq!(twice.status(), 409);
     let refusal: Value = twice.json().await.unwrap();
     let message = refusal["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("was already approved by Ada Admin")
+        message.contains("was already approved by Ada Admin (ada@contoso.com)")
             && message.ends_with("an approval is used once"),
         "{message}"
     );

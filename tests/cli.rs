@@ -222,7 +222,9 @@ async fn check_prints_each_groups_name_direct_user_count_and_flags_a_deleted_and
     );
     assert_eq!(row(&text, GONE), [GONE, "deleted"], "{text}");
     assert!(
-        text.contains("target    FAILED: target kind \"\" is not supported"),
+        text.contains(
+            "target    FAILED: tenant acme has no target connection: set [tenant.target]"
+        ),
         "the tenant has no target configured: {text}"
     );
     let counts: Vec<_> = entra
@@ -606,6 +608,112 @@ fn emulate_highq_prints_its_base_url_client_and_a_code_to_connect_with() {
     );
     assert!(banner.contains("  client_id     dirsync\n"), "{banner}");
     assert!(banner.contains("authorization code "), "{banner}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn access_token_and_audit_commands_manage_who_may_use_dirsync(pool: PgPool) {
+    let dir = scratch();
+    let url = database_url(&pool);
+    let tenants = write_tenant_file(&dir, &[(SALES, "internal")], None);
+    let applied = dirsync(&url, None, &["tenant", "apply", tenants.to_str().unwrap()]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let ada = "00000000-0000-4000-8000-0000000000ad";
+
+    let granted = dirsync(
+        &url,
+        None,
+        &[
+            "access",
+            "grant",
+            "--tid",
+            TENANT,
+            "--oid",
+            ada,
+            "--role",
+            "tenant_admin",
+            "--tenant",
+            "acme",
+            "--label",
+            "Ada Lovelace",
+        ],
+    )
+    .await;
+    assert!(granted.status.success(), "{}", stderr(&granted));
+    let granted = stdout(&granted);
+    assert!(granted.contains("\ttenant_admin\tacme\t"), "{granted}");
+    let grant_id = granted
+        .trim_start_matches("granted: ")
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    let refused = dirsync(
+        &url,
+        None,
+        &[
+            "access", "grant", "--tid", TENANT, "--oid", ada, "--role", "operator", "--tenant",
+            "acme",
+        ],
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("an operator holds on every tenant"));
+    let listed = stdout(&dirsync(&url, None, &["access", "list", "--tenant", "acme"]).await);
+    assert!(listed.contains("Ada Lovelace"), "{listed}");
+
+    let created = dirsync(
+        &url,
+        None,
+        &[
+            "token", "create", "--name", "nightly", "--role", "viewer", "--tenant", "acme",
+        ],
+    )
+    .await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    let token = stdout(&created).trim().to_owned();
+    assert!(token.starts_with("dsy_") && token.len() == 47, "{token}");
+    assert!(stderr(&created).contains("shown this once"));
+    let tokens = stdout(&dirsync(&url, None, &["token", "list"]).await);
+    assert!(
+        tokens.contains(&token[..12]) && tokens.contains("active"),
+        "{tokens}"
+    );
+    assert!(!tokens.contains(&token), "the token is never listed");
+    let token_id = tokens
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    let revoked = dirsync(&url, None, &["token", "revoke", &token_id]).await;
+    assert!(stdout(&revoked).contains("revoked"), "{}", stderr(&revoked));
+    let revoked_grant = dirsync(&url, None, &["access", "revoke", &grant_id]).await;
+    assert!(revoked_grant.status.success(), "{}", stderr(&revoked_grant));
+
+    let audit = stdout(&dirsync(&url, None, &["audit", "list", "--tenant", "acme"]).await);
+    let actions: Vec<&str> = audit
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "grant_revoke",
+            "token_revoke",
+            "token_create",
+            "grant",
+            "tenant_create"
+        ],
+        "{audit}"
+    );
+    assert!(
+        audit.lines().skip(1).all(|l| l.contains("dirsync CLI (")),
+        "{audit}"
+    );
+    assert!(!audit.contains(&token), "{audit}");
 }
 
 #[sqlx::test(migrations = "./migrations")]

@@ -51,8 +51,8 @@ fn tenant() -> Tenant {
             deactivation_status: DeactivationStatus::Inactive,
             deletion_threshold: 500,
         },
-        source: serde_json::json!({}),
-        target: serde_json::json!({"kind": "memory"}),
+        source: Default::default(),
+        target: None,
     }
 }
 

@@ -61,8 +61,8 @@ async fn r11_leavers_are_reported_as_deleted_disabled_or_removed_from_the_groups
             deactivation_status: DeactivationStatus::Inactive,
             deletion_threshold: 500,
         },
-        source: serde_json::json!({}),
-        target: serde_json::json!({"kind": "memory"}),
+        source: Default::default(),
+        target: None,
     };
     let store = Arc::new(PgStore::new(pool));
     store.upsert_tenant(&tenant).await.unwrap();

@@ -567,8 +567,8 @@ fn tenant() -> Tenant {
             deactivation_status: DeactivationStatus::Inactive,
             deletion_threshold: 500,
         },
-        source: json!({}),
-        target: json!({"kind": "memory"}),
+        source: Default::default(),
+        target: None,
     }
 }
 

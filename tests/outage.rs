@@ -58,8 +58,8 @@ async fn a_target_outage_halfway_stops_the_calls_loses_nothing_and_the_next_run_
             deactivation_status: DeactivationStatus::Inactive,
             deletion_threshold: 500,
         },
-        source: serde_json::json!({}),
-        target: serde_json::json!({"kind": "memory"}),
+        source: Default::default(),
+        target: None,
     };
     let store = Arc::new(PgStore::new(pool));
     store.upsert_tenant(&tenant).await.unwrap();

@@ -39,8 +39,8 @@ fn tenant() -> Tenant {
             deactivation_status: DeactivationStatus::Inactive,
             deletion_threshold: 500,
         },
-        source: serde_json::json!({}),
-        target: serde_json::json!({"kind": "highq"}),
+        source: Default::default(),
+        target: None,
     }
 }
 

@@ -120,8 +120,8 @@ fn tenant_with(internal_groups: &[u128], portal_role: Role, threshold: u32) -> T
             deactivation_status: DeactivationStatus::Inactive,
             deletion_threshold: threshold,
         },
-        source: serde_json::json!({}),
-        target: serde_json::json!({"kind": "memory"}),
+        source: Default::default(),
+        target: None,
     }
 }
 

@@ -10,11 +10,13 @@ use dirsync::plan::{EntraUser, SelectedGroup, TenantPolicy};
 use dirsync::schedule::{Clock, Scheduler, SchedulerSettings, next_midnight};
 use dirsync::service::{Finished, Runner};
 use dirsync::source::memory::{MemoryDirectory, MemorySource};
+use dirsync::store::access::{
+    AccessStore, AuditEvent, AuditFilter, AuditOutcome, EntraIdentity, SecretHash, SessionRecord,
+};
 use dirsync::store::{PgStore, RunFilter, RunStatus, Store, TriggerKind};
 use dirsync::sync::{FixedConnector, SyncContext, SyncSettings};
 use dirsync::target::memory::MemoryTarget;
 use dirsync::tenant::{Retention, Tenant};
-use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 
@@ -52,8 +54,8 @@ fn tenant(zone: chrono_tz::Tz, retention: Retention) -> Tenant {
             deactivation_status: DeactivationStatus::Inactive,
             deletion_threshold: 500,
         },
-        source: json!({}),
-        target: json!({"kind": "memory"}),
+        source: Default::default(),
+        target: None,
     }
 }
 
@@ -90,7 +92,8 @@ async fn harness(pool: PgPool, tenant: &Tenant) -> Harness {
     });
     let finished = runner.subscribe();
     let clock = Arc::new(TestClock(Mutex::new(chrono::Duration::zero())));
-    let scheduler = Scheduler::new(runner, clock.clone(), SchedulerSettings::default());
+    let scheduler = Scheduler::new(runner, clock.clone(), SchedulerSettings::default())
+        .with_access(store.clone(), chrono::Duration::minutes(30));
     Harness {
         store,
         clock,
@@ -216,4 +219,82 @@ async fn r19_reports_older_than_the_tenants_retention_are_purged(pool: PgPool) {
     h.clock.set(Utc::now() + chrono::Duration::days(33));
     assert_eq!(h.scheduler.purge().await.unwrap(), 1);
     assert_eq!(h.automatic_runs().await, 0);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn audit_events_past_their_retention_and_ended_sessions_are_purged_beside_the_reports(
+    pool: PgPool,
+) {
+    let h = harness(pool, &tenant(chrono_tz::UTC, Retention::OneMonth)).await;
+    let now = Utc::now();
+    let event = |days_ago: i64, tenant: Option<&str>, action: &str| AuditEvent {
+        at: now - chrono::Duration::days(days_ago),
+        tenant: tenant.map(|t| TenantKey::parse(t).unwrap()),
+        actor: "Ada".to_owned(),
+        actor_id: None,
+        action: action.to_owned(),
+        outcome: AuditOutcome::Ok,
+        detail: serde_json::json!({}),
+        source_ip: None,
+        forwarded_for: None,
+        user_agent: None,
+    };
+    for e in [
+        event(40, Some("acme"), "report_download"),
+        event(40, Some("acme"), "tenant_update"),
+        event(400, None, "sign_in"),
+    ] {
+        h.store.record_audit(&e).await.unwrap();
+    }
+    let session = |n: u8, created: chrono::DateTime<Utc>| SessionRecord {
+        id_hash: SecretHash([n; 32]),
+        identity: EntraIdentity {
+            tenant_id: group(),
+            object_id: group(),
+        },
+        name: "Ada".to_owned(),
+        username: None,
+        app_roles: vec![],
+        csrf_token: "t".to_owned(),
+        created_at: created,
+        last_seen_at: created,
+        expires_at: created + chrono::Duration::hours(12),
+    };
+    h.store.create_session(&session(1, now)).await.unwrap();
+    h.store
+        .create_session(&session(2, now - chrono::Duration::hours(2)))
+        .await
+        .unwrap();
+
+    h.scheduler.purge().await.unwrap();
+
+    let left: Vec<String> = h
+        .store
+        .audit_events(&AuditFilter {
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.action)
+        .collect();
+    assert_eq!(
+        left,
+        vec!["tenant_update"],
+        "a month for the report download, a year for the rest"
+    );
+    let idle = chrono::Duration::minutes(30);
+    assert!(
+        h.store
+            .session(&SecretHash([1; 32]), now, idle)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        h.store.purge_expired_sessions(now, idle).await.unwrap(),
+        0,
+        "the idle session was purged already"
+    );
 }

@@ -10,7 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use calamine::{Data, Reader, Xlsx};
 use chrono::{DateTime, Utc};
-use dirsync::domain::{DeactivationStatus, EntraObjectId, Role, TenantKey};
+use dirsync::auth::settings::AuthSettings;
+use dirsync::domain::{
+    AccessRole, DeactivationStatus, EntraObjectId, Role, SecretEnvPolicy, TenantKey,
+};
 use dirsync::emulator::entra::{AppRegistration, Directory, EntraEmulator, Group, TenantDirectory};
 use dirsync::emulator::highq::{HighQEmulator, HighQSeed};
 use dirsync::plan::{EntraUser, SelectedGroup, TenantPolicy};
@@ -19,7 +22,9 @@ use dirsync::service::{Finished, Service, ServiceHandle, start};
 use dirsync::source::graph::{CredentialSettings, GraphConnector, GraphSettings};
 use dirsync::source::memory::{MemoryDirectory, MemorySource};
 use dirsync::source::{DirectorySource, GroupCount, SourceError, SourceFetch, UserPresence};
-use dirsync::store::{PgStore, RunFilter, RunOptions, RunStatus, Store, Trigger, TriggerKind};
+use dirsync::store::{
+    AccessStore, PgStore, RunFilter, RunOptions, RunStatus, Store, Trigger, TriggerKind,
+};
 use dirsync::sync::{
     FixedConnector, RunStartOutcome, SyncContext, SyncSettings, run_sync, start_run,
 };
@@ -30,6 +35,7 @@ use dirsync::tenant::{Retention, Tenant};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::auth;
 use support::counting::CountingTarget;
 use tokio::sync::{broadcast, watch};
 
@@ -86,8 +92,8 @@ fn tenant(
             deactivation_status: DeactivationStatus::Inactive,
             deletion_threshold: 500,
         },
-        source: json!({}),
-        target: json!({"kind": "highq"}),
+        source: Default::default(),
+        target: None,
     }
 }
 
@@ -99,20 +105,51 @@ impl Clock for FixedClock {
     }
 }
 
-fn service(ctx: SyncContext, clock: Arc<dyn Clock>, scheduler: SchedulerSettings) -> ServiceHandle {
+fn tcp_listener() -> tokio::net::TcpListener {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
-    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    tokio::net::TcpListener::from_std(listener).unwrap()
+}
+
+fn service(
+    ctx: SyncContext,
+    access: Arc<dyn AccessStore>,
+    clock: Arc<dyn Clock>,
+    scheduler: SchedulerSettings,
+    metrics_listener: Option<tokio::net::TcpListener>,
+) -> ServiceHandle {
     start(
         Service {
             ctx,
+            access,
+            auth: AuthSettings::default(),
+            secrets: SecretEnvPolicy::default(),
             clock,
             scheduler,
             shutdown_grace: Duration::from_secs(5),
+            metrics_listener,
         },
-        listener,
+        tcp_listener(),
     )
     .unwrap()
+}
+
+/// An HTTP client signed in as Alice, tenant admin of acme: her session cookie and CSRF token
+/// go with every request.
+async fn alice(store: &PgStore) -> reqwest::Client {
+    let alice = auth::person(0xa11ce);
+    auth::grant(store, &alice, AccessRole::TenantAdmin, Some("acme")).await;
+    let session = auth::session(store, &alice, "Alice Example").await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::COOKIE,
+        session.cookie_header().parse().unwrap(),
+    );
+    headers.insert("x-csrf-token", session.csrf_token.parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 fn no_scheduler() -> SchedulerSettings {
@@ -217,19 +254,23 @@ async fn force_sync_returns_the_run_in_progress_and_its_report_matches_the_direc
         }),
         settings: SyncSettings::default(),
     };
+    let metrics_listener = tcp_listener();
+    let metrics_addr = metrics_listener.local_addr().unwrap();
     let handle = service(
         ctx,
+        store.clone(),
         Arc::new(FixedClock(Mutex::new(chrono::Duration::zero()))),
         no_scheduler(),
+        Some(metrics_listener),
     );
     let base = format!("http://{}", handle.addr);
-    let http = reqwest::Client::new();
+    let http = alice(&store).await;
     let mut finished = handle.runner.subscribe();
 
-    // Force: 202 with the run. Force again while it runs: 200 with the same run.
+    // Force: 202 with the run, forced by the signed-in person. Force again while it runs: 200
+    // with the same run.
     let first = http
         .post(format!("{base}/api/v1/tenants/acme/runs"))
-        .json(&json!({"by": "alice"}))
         .send()
         .await
         .unwrap();
@@ -237,7 +278,10 @@ async fn force_sync_returns_the_run_in_progress_and_its_report_matches_the_direc
     let first: Value = first.json().await.unwrap();
     let run_id = first["run"]["id"].as_i64().unwrap();
     assert_eq!(first["run"]["status"], "running");
-    assert_eq!(first["run"]["trigger"]["by"], "alice");
+    assert_eq!(
+        first["run"]["trigger"]["by"],
+        "Alice Example (alice@contoso.com)"
+    );
     let again = http
         .post(format!("{base}/api/v1/tenants/acme/runs"))
         .send()
@@ -431,7 +475,6 @@ async fn force_sync_returns_the_run_in_progress_and_its_report_matches_the_direc
     );
     let approve = http
         .post(format!("{base}/api/v1/tenants/acme/runs/{run_id}/approve"))
-        .json(&json!({"by": "Ada Admin"}))
         .send()
         .await
         .unwrap();
@@ -445,9 +488,16 @@ async fn force_sync_returns_the_run_in_progress_and_its_report_matches_the_direc
             .ends_with("not held: only a held run can be approved"),
         "{refusal}"
     );
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
+    assert_eq!(
+        http.get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404,
+        "metrics are not served on the API's port"
+    );
+    let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
         .await
         .unwrap()
         .text()
@@ -528,7 +578,7 @@ async fn r20_two_replicas_at_a_simulated_midnight_run_each_of_20_tenants_exactly
                 connector: connector.clone(),
                 settings: SyncSettings::default(),
             };
-            service(ctx, clock.clone(), scheduler)
+            service(ctx, store.clone(), clock.clone(), scheduler, None)
         })
         .collect();
     let mut events: Vec<_> = replicas.iter().map(|r| r.runner.subscribe()).collect();
@@ -689,9 +739,13 @@ async fn a_shutdown_records_the_run_in_progress_as_interrupted(pool: PgPool) {
     let handle = start(
         Service {
             ctx,
+            access: store.clone(),
+            auth: AuthSettings::default(),
+            secrets: SecretEnvPolicy::default(),
             clock: Arc::new(FixedClock(Mutex::new(chrono::Duration::zero()))),
             scheduler: no_scheduler(),
             shutdown_grace: Duration::ZERO,
+            metrics_listener: None,
         },
         listener,
     )

@@ -16,7 +16,7 @@ use dirsync::store::{
     Approval, CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunOptions, RunStart, RunStatus,
     RunSummary, Store, StoreError, SubjectKind, Trigger, TriggerKind,
 };
-use dirsync::tenant::{Retention, Tenant};
+use dirsync::tenant::{Retention, SourceSettings, TargetSettings, Tenant};
 use sqlx::PgPool;
 
 // ---------------------------------------------------------------------------------------------
@@ -43,8 +43,12 @@ fn tenant(name: &str, groups: Vec<SelectedGroup>) -> Tenant {
             deactivation_status: DeactivationStatus::Inactive,
             deletion_threshold: 500,
         },
-        source: serde_json::json!({}),
-        target: serde_json::json!({"kind": "highq", "base_url": "https://highq.example/acme"}),
+        source: Default::default(),
+        target: TargetSettings::parse(&serde_json::json!({
+            "kind": "highq", "base_url": "https://highq.example/acme", "client_id": "dirsync",
+            "client_secret": "highq-client-secret"
+        }))
+        .unwrap(),
     }
 }
 
@@ -158,7 +162,11 @@ async fn a_tenant_round_trips_and_a_second_upsert_replaces_its_selected_groups(p
     );
     acme.report_retention = Retention::SixMonths;
     acme.policy.deletion_threshold = 0;
-    acme.source = serde_json::json!({"client_id": "override"});
+    acme.source = SourceSettings::parse(&serde_json::json!({
+        "client_id": "11111111-2222-3333-4444-555555555555",
+        "credential": {"kind": "client_certificate", "pkcs12_base64": "MIIKprivate", "password": "env:DIRSYNC_SECRET_PFX"}
+    }))
+    .unwrap();
 
     store.upsert_tenant(&acme).await.unwrap();
     assert_eq!(store.tenant(&acme.key).await.unwrap(), Some(acme.clone()));
@@ -189,6 +197,71 @@ async fn a_tenant_round_trips_and_a_second_upsert_replaces_its_selected_groups(p
     assert_eq!(store.tenant(&acme.key).await.unwrap(), Some(acme.clone()));
     assert_eq!(store.tenants().await.unwrap(), vec![acme, beta]);
     assert_eq!(store.tenant(&key("nobody")).await.unwrap(), None);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn secret_settings_are_stored_for_connecting_and_read_back_intact(pool: PgPool) {
+    let store = PgStore::new(pool.clone());
+    let acme = tenant("acme", vec![]);
+    store.upsert_tenant(&acme).await.unwrap();
+    let stored: serde_json::Value =
+        sqlx::query_scalar("SELECT target FROM tenants WHERE key = 'acme'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored["client_secret"], "highq-client-secret");
+    assert_eq!(store.tenant(&acme.key).await.unwrap(), Some(acme));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_tenant_that_connects_elsewhere_loses_its_stored_target_token(pool: PgPool) {
+    use dirsync::target::highq::TokenStore;
+    use secrecy::{ExposeSecret, SecretString};
+
+    let store = PgStore::new(pool.clone());
+    let mut acme = tenant("acme", vec![]);
+    let saved = store.upsert_tenant(&acme).await.unwrap();
+    assert!(saved.created && !saved.connection_changed);
+    let tokens = dirsync::store::PgTokenStore::new(pool.clone(), acme.key.clone(), "highq");
+    tokens.save(&SecretString::from("rt-live")).await.unwrap();
+
+    // Same connection, other fields changed: the token stays.
+    acme.display_name = "Acme Renamed".into();
+    acme.policy.deletion_threshold = 3;
+    let saved = store.upsert_tenant(&acme).await.unwrap();
+    assert!(!saved.created && !saved.connection_changed);
+    assert_eq!(
+        tokens.load().await.unwrap().unwrap().expose_secret(),
+        "rt-live"
+    );
+
+    // Another host: the token is gone.
+    let mut moved = acme.clone();
+    moved.target = TargetSettings::parse(&serde_json::json!({
+        "kind": "highq", "base_url": "https://elsewhere.example/acme", "client_id": "dirsync",
+        "client_secret": "highq-client-secret"
+    }))
+    .unwrap();
+    assert!(
+        store
+            .upsert_tenant(&moved)
+            .await
+            .unwrap()
+            .connection_changed
+    );
+    assert!(tokens.load().await.unwrap().is_none());
+
+    // Another Entra directory (same target): a token given since is dropped as well.
+    tokens.save(&SecretString::from("rt-2")).await.unwrap();
+    moved.entra_tenant_id = new_id();
+    assert!(
+        store
+            .upsert_tenant(&moved)
+            .await
+            .unwrap()
+            .connection_changed
+    );
+    assert!(tokens.load().await.unwrap().is_none());
 }
 
 // ---------------------------------------------------------------------------------------------

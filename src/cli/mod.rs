@@ -2,14 +2,17 @@
 //! connection, run the local emulators and the demo.
 //!
 //! This file holds the argument types and the dispatch; each command's work lives in its own
-//! file (`tenant.rs`, `sync.rs`, `emulate.rs`, `demo.rs`), so a new command is one variant, one
-//! match arm and one file.
+//! file (`tenant.rs`, `sync.rs`, `emulate.rs`, `demo.rs`, `access.rs`, `token.rs`, `audit.rs`),
+//! so a new command is one variant, one match arm and one file.
 
+mod access;
+mod audit;
 mod config;
 mod demo;
 mod emulate;
 mod sync;
 mod tenant;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +20,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::domain::AccessRole;
 use crate::settings::Settings;
 use crate::source::graph::GraphConnector;
 use crate::store::RunStatus;
@@ -60,9 +64,6 @@ enum Command {
         /// Print what the run would change, and change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Who is forcing the run, for the report.
-        #[arg(long, default_value = "cli")]
-        by: String,
     },
     /// Approve a run the deletion guard held (R18), in your name, and carry it out now: a new
     /// run plans afresh and may deactivate up to the number of users the held run would have.
@@ -105,10 +106,91 @@ enum Command {
     Demo(DemoArgs),
     /// Run the service: the HTTP API, the midnight scheduler and forced runs, until SIGTERM.
     Serve,
+    /// Who may use dirsync: grant, revoke and list roles.
+    Access {
+        #[command(subcommand)]
+        command: AccessCommand,
+    },
+    /// API tokens for automation: create (shown once), list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Inspect the service settings.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccessCommand {
+    /// Give a person a role: operator (every tenant), or tenant_admin / viewer of one tenant.
+    /// A person is their Entra directory and object IDs (`tid`, `oid`).
+    Grant {
+        /// The person's Entra directory (tenant) ID.
+        #[arg(long)]
+        tid: String,
+        /// The person's Entra object ID.
+        #[arg(long)]
+        oid: String,
+        /// operator, tenant_admin or viewer.
+        #[arg(long)]
+        role: AccessRole,
+        /// The dirsync tenant (not for operators).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Who this is, for people reading the list.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Take a grant away (its ID from `access list`).
+    Revoke { id: i64 },
+    /// Every grant, or those that hold on one tenant.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token: printed once on standard output, never shown again.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// operator, tenant_admin or viewer.
+        #[arg(long)]
+        role: AccessRole,
+        /// The dirsync tenant (not for operators).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Lifetime (default and maximum from the [auth.tokens] settings).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Every token, with its prefix, scope, expiry, last use and state.
+    List,
+    /// Revoke a token (its ID from `token list`).
+    Revoke { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// The newest events first.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// sign_in, grant, token_create, tenant_update, run_force, report_download, …
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
 }
 
@@ -221,11 +303,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     redirect_uri,
                 },
         } => tenant::connect_highq(&settings, &tenant, code, &redirect_uri).await,
-        Command::Sync {
-            tenant,
-            dry_run,
-            by,
-        } => sync::sync(&settings, &tenant, dry_run, by).await,
+        Command::Sync { tenant, dry_run } => sync::sync(&settings, &tenant, dry_run).await,
         Command::Approve { tenant, run, by } => sync::approve(&settings, &tenant, run, &by).await,
         Command::Check { tenant } => sync::check(&settings, &tenant).await,
         Command::Preview { tenant } => sync::preview(&settings, &tenant).await,
@@ -234,6 +312,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => crate::service::serve(&settings)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Access { command } => match command {
+            AccessCommand::Grant {
+                tid,
+                oid,
+                role,
+                tenant,
+                label,
+            } => {
+                access::grant(
+                    &settings,
+                    &tid,
+                    &oid,
+                    role,
+                    tenant.as_deref(),
+                    label.as_deref(),
+                )
+                .await
+            }
+            AccessCommand::Revoke { id } => access::revoke(&settings, id).await,
+            AccessCommand::List { tenant } => access::list(&settings, tenant.as_deref()).await,
+        },
+        Command::Token { command } => match command {
+            TokenCommand::Create {
+                name,
+                role,
+                tenant,
+                expires_in_days,
+            } => token::create(&settings, &name, role, tenant.as_deref(), expires_in_days).await,
+            TokenCommand::List => token::list(&settings).await,
+            TokenCommand::Revoke { id } => token::revoke(&settings, id).await,
+        },
+        Command::Audit {
+            command:
+                AuditCommand::List {
+                    tenant,
+                    action,
+                    limit,
+                },
+        } => audit::list(&settings, tenant.as_deref(), action.as_deref(), limit).await,
         Command::Config { .. } => unreachable!("handled before the settings are loaded"),
     }
 }

@@ -6,29 +6,45 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::{exit_code, graph_connector, open_store, sync_context};
+use crate::audit::{self, Action, Actor};
 use crate::domain::TenantKey;
 use crate::plan::Plan;
 use crate::settings::Settings;
 use crate::source::graph::{CheckReport, GraphConnector, TokenCheck, check_connection};
+use crate::store::access::AuditOutcome;
 use crate::store::{RunOptions, Store, Trigger};
 use crate::sync::{ApproveError, RunOutcome, approve_held_run, dry_run, run_sync};
 use crate::tenant::Tenant;
 
-pub(super) async fn sync(
-    settings: &Settings,
-    tenant: &str,
-    dry: bool,
-    by: String,
-) -> anyhow::Result<ExitCode> {
+/// A Manual run now, forced by whoever runs the command (recorded in the report and the audit
+/// log as `dirsync CLI (user@host)`).
+pub(super) async fn sync(settings: &Settings, tenant: &str, dry: bool) -> anyhow::Result<ExitCode> {
     let key = TenantKey::parse(tenant)?;
     let store = open_store(settings).await?;
-    let ctx = sync_context(settings, store, graph_connector(settings)?);
+    let ctx = sync_context(settings, store.clone(), graph_connector(settings)?);
     if dry {
         let plan = dry_run(&ctx, &key).await?;
         print!("{}", describe_plan(&plan));
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = run_sync(&ctx, &key, Trigger::manual(by), RunOptions::default()).await?;
+    let actor = Actor::cli();
+    let outcome = run_sync(
+        &ctx,
+        &key,
+        Trigger::manual(actor.name.clone()),
+        RunOptions::default(),
+    )
+    .await?;
+    audit::record(
+        &store,
+        chrono::Utc::now(),
+        &actor,
+        Action::RunForce,
+        Some(&key),
+        AuditOutcome::Ok,
+        serde_json::json!({"run": outcome.run_id, "status": outcome.status.as_str()}),
+    )
+    .await;
     print!("{}", describe_outcome(&outcome));
     Ok(exit_code(outcome.status, outcome.already_running))
 }
@@ -42,7 +58,7 @@ pub(super) async fn approve(
 ) -> anyhow::Result<ExitCode> {
     let key = TenantKey::parse(tenant)?;
     let store = open_store(settings).await?;
-    let ctx = sync_context(settings, store, graph_connector(settings)?);
+    let ctx = sync_context(settings, store.clone(), graph_connector(settings)?);
     let pending = match approve_held_run(&ctx, &key, run, by).await {
         Ok(pending) => pending,
         Err(ApproveError::Refused(refused)) => {
@@ -51,6 +67,16 @@ pub(super) async fn approve(
         }
         Err(ApproveError::Sync(err)) => return Err(err.into()),
     };
+    audit::record(
+        &store,
+        chrono::Utc::now(),
+        &Actor::cli(),
+        Action::RunApprove,
+        Some(&key),
+        AuditOutcome::Ok,
+        serde_json::json!({"approved_run": run, "run": pending.id(), "by": by.trim()}),
+    )
+    .await;
     println!(
         "run {run} approved by {}; run {} carries it out",
         by.trim(),
@@ -72,7 +98,7 @@ async fn tenant_and_graph(
         .await?
         .with_context(|| format!("no tenant with key {key:?} (see `dirsync tenant list`)"))?;
     // The check reads the tenant's own source settings: `env:` references resolved, as in a run.
-    let tenant = crate::connect::resolved(&tenant)
+    let tenant = crate::connect::resolved(&tenant, &settings.secrets)
         .map_err(|problem| anyhow::anyhow!("tenant {key}: {problem}"))?;
     let graph = graph_connector(settings)?.context(
         "Microsoft Graph is not configured: set [graph] client_id and credential in the service \
@@ -114,7 +140,7 @@ pub(super) async fn check_stored_tenant(
     tenant: &Tenant,
 ) -> anyhow::Result<bool> {
     // The check reads the tenant's own source settings: `env:` references resolved, as in a run.
-    let tenant = crate::connect::resolved(tenant)
+    let tenant = crate::connect::resolved(tenant, &settings.secrets)
         .map_err(|problem| anyhow::anyhow!("tenant {}: {problem}", tenant.key))?;
     let graph = graph_connector(settings)?.context(
         "Microsoft Graph is not configured: set [graph] client_id and credential in the service \

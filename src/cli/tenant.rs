@@ -4,18 +4,21 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use secrecy::SecretString;
 
+use serde_json::json;
+
 use super::open_store;
 use super::sync::check_stored_tenant;
+use crate::audit::{self, Action, Actor};
 use crate::domain::TenantKey;
 use crate::settings::Settings;
-use crate::store::{PgTokenStore, Store};
-use crate::target::highq::HighQAdapter;
-use crate::tenant::{MAX_TENANT_FILE_BYTES, TenantFileError, parse_tenant_file_bytes};
+use crate::store::Store;
+use crate::store::access::AuditOutcome;
+use crate::tenant::{
+    MAX_TENANT_FILE_BYTES, TargetSettings, TenantFileError, parse_tenant_file_bytes,
+};
 
 pub(super) async fn apply(
     settings: &Settings,
@@ -31,9 +34,40 @@ pub(super) async fn apply(
             .collect();
         anyhow::anyhow!(problems.join("\n"))
     })?;
+    // `env:` references within the secret prefix only: refused here, before anything is stored.
+    let mut tenants = tenants;
+    let refused: Vec<String> = tenants
+        .iter_mut()
+        .filter_map(|tenant| {
+            let key = tenant.key.clone();
+            tenant
+                .check_secret_references(&settings.secrets)
+                .err()
+                .map(|problem| format!("{}: tenant \"{key}\": {problem}", file.display()))
+        })
+        .collect();
+    if !refused.is_empty() {
+        anyhow::bail!(refused.join("\n"));
+    }
     let store = open_store(settings).await?;
+    let actor = Actor::cli();
     for tenant in &tenants {
-        store.upsert_tenant(tenant).await?;
+        let saved = store.upsert_tenant(tenant).await?;
+        audit::record(
+            &store,
+            chrono::Utc::now(),
+            &actor,
+            if saved.created {
+                Action::TenantCreate
+            } else {
+                Action::TenantUpdate
+            },
+            Some(&tenant.key),
+            AuditOutcome::Ok,
+            json!({"connection_changed": saved.connection_changed, "file": file.display().to_string(),
+                   "tenant": serde_json::to_value(tenant).unwrap_or_default()}),
+        )
+        .await;
         let groups = tenant.policy.selected_groups.len();
         let warning = if groups == 0 {
             " (confirmed: runs sync nobody and say so in a warning)"
@@ -44,6 +78,13 @@ pub(super) async fn apply(
             "tenant {}: {groups} selected groups{warning}, time zone {}",
             tenant.key, tenant.time_zone
         );
+        if saved.connection_changed {
+            println!(
+                "tenant {}: it connects somewhere else now; its stored target token was dropped \
+                 (connect HighQ again: dirsync tenant connect-highq --tenant {})",
+                tenant.key, tenant.key
+            );
+        }
     }
     if !check_connection {
         return Ok(ExitCode::SUCCESS);
@@ -112,15 +153,29 @@ pub(super) async fn connect_highq(
         .tenant(&key)
         .await?
         .with_context(|| format!("no tenant with key {key:?} (see `dirsync tenant list`)"))?;
-    let tokens = PgTokenStore::new(store.pool().clone(), key.clone(), "highq");
-    let tenant = crate::connect::resolved(&tenant)
+    let tenant = crate::connect::resolved(&tenant, &settings.secrets)
         .map_err(|problem| anyhow::anyhow!("tenant {key}: {problem}"))?;
-    let adapter = HighQAdapter::from_tenant_target(&tenant.target, Arc::new(tokens))
-        .with_context(|| format!("tenant {key}: [tenant.target]"))?;
+    let Some(TargetSettings::Highq(config)) = &tenant.target else {
+        anyhow::bail!(
+            "tenant {key}: its [tenant.target] is not a HighQ connection (kind = \"highq\")"
+        );
+    };
+    let adapter = crate::connect::highq_adapter(store.pool(), &tenant, config)
+        .map_err(|problem| anyhow::anyhow!("tenant {key}: [tenant.target]: {problem}"))?;
     adapter
         .connect_with_authorization_code(&SecretString::from(code), redirect_uri)
         .await
         .with_context(|| format!("tenant {key}"))?;
+    audit::record(
+        &store,
+        chrono::Utc::now(),
+        &Actor::cli(),
+        Action::TargetConnect,
+        Some(&key),
+        AuditOutcome::Ok,
+        json!({"target": "highq", "redirect_uri": redirect_uri}),
+    )
+    .await;
     println!("tenant {key}: connected to HighQ; the refresh token is stored");
     Ok(ExitCode::SUCCESS)
 }

@@ -21,10 +21,9 @@ use crate::emulator::entra::{Directory, EntraEmulator};
 use crate::emulator::highq::{HighQEmulator, HighQSeed};
 use crate::plan::{SelectedGroup, TenantPolicy};
 use crate::source::graph::{CredentialSettings, GraphConnector, GraphSettings};
-use crate::store::{PgStore, PgTokenStore, RunId, RunOptions, Store, Trigger};
+use crate::store::{PgStore, RunId, RunOptions, Store, Trigger};
 use crate::sync::{RunOutcome, SyncContext, SyncSettings, run_sync};
-use crate::target::highq::HighQAdapter;
-use crate::tenant::{Retention, Tenant};
+use crate::tenant::{Retention, SourceSettings, TargetSettings, Tenant};
 
 /// The database the demo uses unless told otherwise. Every database the demo is given must start
 /// with this, because the demo drops and recreates it.
@@ -91,7 +90,11 @@ impl Demo {
         let store = Arc::new(store);
         let ctx = SyncContext {
             store: store.clone(),
-            connector: Arc::new(ConfiguredConnector::new(pool, Some(connector))),
+            connector: Arc::new(ConfiguredConnector::new(
+                pool,
+                Some(connector),
+                crate::domain::SecretEnvPolicy::default(),
+            )),
             settings: SyncSettings::default(),
         };
         Ok(Self {
@@ -301,14 +304,15 @@ fn demo_tenant(highq: &HighQEmulator) -> Tenant {
             deactivation_status: DeactivationStatus::default(),
             deletion_threshold: 500,
         },
-        source: json!({}),
-        target: json!({
+        source: SourceSettings::default(),
+        target: TargetSettings::parse(&json!({
             "kind": "highq",
             "base_url": highq.base_url(),
             "api_version": 16,
             "client_id": highq.client_id(),
             "client_secret": highq.client_secret(),
-        }),
+        }))
+        .expect("the demo's HighQ settings are valid"),
     }
 }
 
@@ -320,8 +324,11 @@ async fn connect_highq(
     highq: &HighQEmulator,
 ) -> anyhow::Result<()> {
     let code = SecretString::from(highq.with(|s| s.issue_authorization_code()));
-    let tokens = PgTokenStore::new(pool.clone(), tenant.key.clone(), "highq");
-    let adapter = HighQAdapter::from_tenant_target(&tenant.target, Arc::new(tokens))?;
+    let Some(TargetSettings::Highq(config)) = &tenant.target else {
+        bail!("the demo tenant connects to HighQ");
+    };
+    let adapter =
+        crate::connect::highq_adapter(pool, tenant, config).map_err(anyhow::Error::msg)?;
     adapter
         .connect_with_authorization_code(&code, "http://localhost/dirsync/highq/callback")
         .await?;

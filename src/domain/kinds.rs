@@ -56,6 +56,13 @@ string_enum!(
 );
 
 string_enum!(
+    /// What a person or API token may do in dirsync: `operator` everywhere (tenants, their
+    /// configuration, access and tokens); `tenant_admin` of a tenant (force, approve, preview,
+    /// reports); `viewer` of a tenant (read only).
+    AccessRole, "access role" { Operator => "operator", TenantAdmin => "tenant_admin", Viewer => "viewer" }
+);
+
+string_enum!(
     /// A user's account status in the target.
     UserStatus, "user status" { Active => "active", Inactive => "inactive", Archived => "archived" }
 );

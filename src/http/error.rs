@@ -1,7 +1,7 @@
 //! The API's one error type: a stable code, a sentence, one status mapping, opaque 5xx.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::error;
@@ -11,10 +11,22 @@ use crate::sync::{ApproveError, SyncError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// No credentials, or ones that are not valid (any more).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Signed in, but not allowed to do this (or a request without its CSRF token).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("{0}")]
     Conflict(String),
     /// Something upstream (Entra, the target) could not be reached or read.
@@ -27,8 +39,15 @@ pub enum ApiError {
 impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -43,11 +62,12 @@ impl IntoResponse for ApiError {
             // Logged once, here; the client gets no internals.
             error!(error = format!("{err:#}"), "request failed");
         }
-        (
-            status,
-            Json(json!({"error": {"code": code, "message": self.to_string()}})),
-        )
-            .into_response()
+        let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
+        if matches!(self, Self::Unauthorized(_)) {
+            let challenge = [(header::WWW_AUTHENTICATE, "Bearer realm=\"dirsync\"")];
+            return (status, challenge, body).into_response();
+        }
+        (status, body).into_response()
     }
 }
 

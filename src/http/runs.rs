@@ -1,43 +1,78 @@
 //! Runs: force a sync (R21), list and inspect runs and their reports (R19), follow progress,
-//! approve a held run (R18), and download a report as `.xlsx`.
+//! approve a held run (R18), and download a report as `.xlsx`. Readers of a tenant (viewers and
+//! up) see its runs and reports; tenant admins and operators force and approve, and the run
+//! records who did, from their sign-in or API token — never from the request.
 
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::tenants::load_tenant;
+use super::extract::{ApiPath, ApiQuery, Limit};
+use super::{AppState, Guard, Route};
+use crate::audit::Action;
+use crate::auth::caller::Caller;
+use crate::auth::extract::{Operate, Read, TenantAccess};
+use crate::domain::AccessRole;
 use crate::plan::{GroupSummary, PlanCounts, Severity};
 use crate::store::{
-    ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, Trigger, TriggerKind,
+    ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, SubjectKind, Trigger,
+    TriggerKind,
 };
 use crate::tenant::Tenant;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tenants/{tenant}/runs", get(list).post(force))
-        .route("/api/v1/tenants/{tenant}/runs/{run}", get(detail))
-        .route("/api/v1/tenants/{tenant}/runs/{run}/entries", get(entries))
-        .route(
-            "/api/v1/tenants/{tenant}/runs/{run}/progress",
-            get(progress),
-        )
-        .route("/api/v1/tenants/{tenant}/runs/{run}/approve", post(approve))
-        .route(
-            "/api/v1/tenants/{tenant}/runs/{run}/report.xlsx",
-            get(report),
-        )
-}
+/// The most runs one list returns.
+pub const MAX_RUNS: usize = 500;
+/// The most report lines one page returns.
+pub const MAX_ENTRIES: usize = 5000;
 
-#[derive(Debug, Default, Deserialize)]
-struct ForceBody {
-    /// Who forces the run, for the report (R19).
-    by: Option<String>,
+pub(super) fn routes() -> Vec<Route> {
+    let read = Guard::Tenant(AccessRole::Viewer);
+    let operate = Guard::Tenant(AccessRole::TenantAdmin);
+    vec![
+        Route::api(Method::GET, "/api/v1/tenants/{tenant}/runs", read, list),
+        Route::api(
+            Method::POST,
+            "/api/v1/tenants/{tenant}/runs",
+            operate,
+            force,
+        ),
+        Route::api(
+            Method::GET,
+            "/api/v1/tenants/{tenant}/runs/{run}",
+            read,
+            detail,
+        ),
+        Route::api(
+            Method::GET,
+            "/api/v1/tenants/{tenant}/runs/{run}/entries",
+            read,
+            entries,
+        ),
+        Route::api(
+            Method::GET,
+            "/api/v1/tenants/{tenant}/runs/{run}/progress",
+            read,
+            progress,
+        ),
+        Route::api(
+            Method::POST,
+            "/api/v1/tenants/{tenant}/runs/{run}/approve",
+            operate,
+            approve,
+        ),
+        Route::api(
+            Method::GET,
+            "/api/v1/tenants/{tenant}/runs/{run}/report.xlsx",
+            read,
+            report,
+        ),
+    ]
 }
 
 #[derive(Serialize)]
@@ -58,13 +93,26 @@ async fn tenant_run(state: &AppState, tenant: &Tenant, run: RunId) -> ApiResult<
     }
 }
 
+/// Launches the run, records in the audit log who forced it, and answers.
 async fn start(
     state: &AppState,
+    caller: &Caller,
     tenant: &Tenant,
     trigger: Trigger,
     options: RunOptions,
 ) -> ApiResult<Response> {
     let launched = state.runner.launch(&tenant.key, trigger, options).await?;
+    state
+        .audit(
+            caller,
+            Action::RunForce,
+            Some(&tenant.key),
+            json!({
+                "run": launched.run_id,
+                "already_running": launched.already_running,
+            }),
+        )
+        .await;
     let run = tenant_run(state, tenant, launched.run_id).await?;
     let status = if launched.already_running {
         StatusCode::OK
@@ -83,42 +131,79 @@ async fn start(
         .into_response())
 }
 
+/// A request body where none is taken: anything in it is refused, naming it. In particular a
+/// run's "forced by" and "approved by" cannot be written by the caller.
+fn no_body(body: &Bytes) -> ApiResult<()> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+        Ok(fields) if fields.is_empty() => Ok(()),
+        Ok(fields) => Err(ApiError::BadRequest(format!(
+            "this request takes no body fields, not {}; who forced or approved a run is taken \
+             from the sign-in or API token",
+            fields
+                .keys()
+                .map(|k| format!("{k:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        Err(err) => Err(ApiError::BadRequest(format!(
+            "the body is not a JSON object: {err}"
+        ))),
+    }
+}
+
 /// R21: starts a Manual run (`202`), or answers with the run in progress (`200`).
 async fn force(
     State(state): State<AppState>,
-    Path(key): Path<String>,
-    body: Option<Json<ForceBody>>,
+    access: TenantAccess<Operate>,
+    body: Bytes,
 ) -> ApiResult<Response> {
-    let tenant = load_tenant(&state, &key).await?;
-    let by = body
-        .and_then(|Json(b)| b.by)
-        .unwrap_or_else(|| "api".to_owned());
-    start(&state, &tenant, Trigger::manual(by), RunOptions::default()).await
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ApproveBody {
-    /// Who approves (R18: a named person).
-    by: Option<String>,
+    no_body(&body)?;
+    let by = access.caller.name.clone();
+    start(
+        &state,
+        &access.caller,
+        &access.tenant,
+        Trigger::manual(by),
+        RunOptions::default(),
+    )
+    .await
 }
 
 /// R18: an admin approves a held run: `202` with the new run, which plans afresh and may
 /// deactivate up to what was approved; `409` with the reason when the approval is refused.
 async fn approve(
     State(state): State<AppState>,
-    Path((key, run)): Path<(String, RunId)>,
-    body: Option<Json<ApproveBody>>,
+    access: TenantAccess<Operate>,
+    ApiPath((_, run)): ApiPath<(String, RunId)>,
+    body: Bytes,
 ) -> ApiResult<Response> {
-    let tenant = load_tenant(&state, &key).await?;
-    let approver = body.and_then(|Json(b)| b.by).unwrap_or_default();
-    let launched = state.runner.approve(&tenant.key, run, &approver).await?;
-    let run = tenant_run(&state, &tenant, launched.run_id).await?;
-    let location = format!("/api/v1/tenants/{}/runs/{}", tenant.key, run.id);
+    no_body(&body)?;
+    let tenant = &access.tenant;
+    // The held run must be this tenant's; who may approve is the extractor's to say, and
+    // whether this approval stands (once, latest, recent) the runner's.
+    tenant_run(&state, tenant, run).await?;
+    let launched = state
+        .runner
+        .approve(&tenant.key, run, &access.caller.name)
+        .await?;
+    state
+        .audit(
+            &access.caller,
+            Action::RunApprove,
+            Some(&tenant.key),
+            json!({"approved_run": run, "run": launched.run_id}),
+        )
+        .await;
+    let record = tenant_run(&state, tenant, launched.run_id).await?;
+    let location = format!("/api/v1/tenants/{}/runs/{}", tenant.key, record.id);
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
         Json(Started {
-            run,
+            run: record,
             already_running: false,
         }),
     )
@@ -126,51 +211,38 @@ async fn approve(
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
-    trigger: Option<String>,
-    status: Option<String>,
+    trigger: Option<TriggerKind>,
+    status: Option<RunStatus>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-    limit: Option<i64>,
+    limit: Option<usize>,
 }
 
+#[derive(Serialize)]
+struct RunsPage {
+    runs: Vec<RunRecord>,
+    #[serde(flatten)]
+    limit: Limit,
+}
+
+/// The tenant's runs, newest first, filtered by trigger, status and start time.
 async fn list(
     State(state): State<AppState>,
-    Path(key): Path<String>,
-    Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Vec<RunRecord>>> {
-    let tenant = load_tenant(&state, &key).await?;
-    let trigger = match query
-        .trigger
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None => None,
-        Some("automatic") => Some(TriggerKind::Automatic),
-        Some("manual") => Some(TriggerKind::Manual),
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "trigger {other:?} is not automatic or manual"
-            )));
-        }
-    };
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(text) => Some(RunStatus::parse(&text.replace('_', " ")).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "status {text:?} is not one of running, succeeded, completed_with_errors, failed, held"
-            ))
-        })?),
-    };
+    access: TenantAccess<Read>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<RunsPage>> {
+    let limit = Limit::clamp(query.limit, 50, MAX_RUNS);
     let filter = RunFilter {
-        trigger,
-        status,
+        trigger: query.trigger,
+        status: query.status,
         from: query.from,
         to: query.to,
-        limit: query.limit.unwrap_or(50).clamp(1, 500),
+        limit: limit.limit as i64,
     };
-    Ok(Json(state.store().find_runs(&tenant.key, &filter).await?))
+    let runs = state.store().find_runs(&access.tenant.key, &filter).await?;
+    Ok(Json(RunsPage { runs, limit }))
 }
 
 #[derive(Serialize)]
@@ -202,10 +274,10 @@ struct GroupView {
 
 async fn detail(
     State(state): State<AppState>,
-    Path((key, run)): Path<(String, RunId)>,
+    access: TenantAccess<Read>,
+    ApiPath((_, run)): ApiPath<(String, RunId)>,
 ) -> ApiResult<Json<RunDetail>> {
-    let tenant = load_tenant(&state, &key).await?;
-    let run = tenant_run(&state, &tenant, run).await?;
+    let run = tenant_run(&state, &access.tenant, run).await?;
     let groups = state.store().run_groups(run.id).await?;
     let entries = state.store().run_entries(run.id).await?;
     let count = |severity| entries.iter().filter(|e| e.severity == severity).count();
@@ -233,11 +305,10 @@ async fn detail(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EntriesQuery {
-    /// `user`, `group` or `run`.
-    subject: Option<String>,
-    /// `info`, `warning` or `error`.
-    severity: Option<String>,
+    subject: Option<SubjectKind>,
+    severity: Option<Severity>,
     offset: Option<usize>,
     limit: Option<usize>,
 }
@@ -246,39 +317,36 @@ struct EntriesQuery {
 struct EntriesPage {
     total: usize,
     offset: usize,
+    #[serde(flatten)]
+    limit: Limit,
     entries: Vec<ReportEntry>,
 }
 
 /// The report's lines, filtered and paged.
 async fn entries(
     State(state): State<AppState>,
-    Path((key, run)): Path<(String, RunId)>,
-    Query(query): Query<EntriesQuery>,
+    access: TenantAccess<Read>,
+    ApiPath((_, run)): ApiPath<(String, RunId)>,
+    ApiQuery(query): ApiQuery<EntriesQuery>,
 ) -> ApiResult<Json<EntriesPage>> {
-    let tenant = load_tenant(&state, &key).await?;
-    let run = tenant_run(&state, &tenant, run).await?;
+    let run = tenant_run(&state, &access.tenant, run).await?;
     let all = state.store().run_entries(run.id).await?;
     let matching: Vec<ReportEntry> = all
         .into_iter()
-        .filter(|e| {
-            query
-                .subject
-                .as_deref()
-                .is_none_or(|s| e.subject.as_str() == s)
-        })
-        .filter(|e| {
-            query
-                .severity
-                .as_deref()
-                .is_none_or(|s| e.severity.as_str() == s)
-        })
+        .filter(|e| query.subject.is_none_or(|s| e.subject == s))
+        .filter(|e| query.severity.is_none_or(|s| e.severity == s))
         .collect();
     let offset = query.offset.unwrap_or(0);
-    let limit = query.limit.unwrap_or(200).clamp(1, 5000);
+    let limit = Limit::clamp(query.limit, 200, MAX_ENTRIES);
     Ok(Json(EntriesPage {
         total: matching.len(),
         offset,
-        entries: matching.into_iter().skip(offset).take(limit).collect(),
+        entries: matching
+            .into_iter()
+            .skip(offset)
+            .take(limit.limit)
+            .collect(),
+        limit,
     }))
 }
 
@@ -295,10 +363,10 @@ struct ProgressView {
 /// R21: how far the run has come.
 async fn progress(
     State(state): State<AppState>,
-    Path((key, run)): Path<(String, RunId)>,
+    access: TenantAccess<Read>,
+    ApiPath((_, run)): ApiPath<(String, RunId)>,
 ) -> ApiResult<Json<ProgressView>> {
-    let tenant = load_tenant(&state, &key).await?;
-    let run = tenant_run(&state, &tenant, run).await?;
+    let run = tenant_run(&state, &access.tenant, run).await?;
     let (stage, done, total) = match run.progress {
         Some(p) => (Some(p.stage), p.done, p.total),
         None => (None, 0, 0),
@@ -316,10 +384,19 @@ async fn progress(
 /// R19: the run's report as an Excel workbook (Summary, Groups, Users, Errors).
 async fn report(
     State(state): State<AppState>,
-    Path((key, run)): Path<(String, RunId)>,
+    access: TenantAccess<Read>,
+    ApiPath((_, run)): ApiPath<(String, RunId)>,
 ) -> ApiResult<impl IntoResponse> {
-    let tenant = load_tenant(&state, &key).await?;
+    let tenant = access.tenant;
     let run = tenant_run(&state, &tenant, run).await?;
+    state
+        .audit(
+            &access.caller,
+            Action::ReportDownload,
+            Some(&tenant.key),
+            json!({"run": run.id}),
+        )
+        .await;
     let groups = state.store().run_groups(run.id).await?;
     let entries = state.store().run_entries(run.id).await?;
     let bytes = crate::report::workbook(&tenant, &run, &groups, &entries)

@@ -1,42 +1,55 @@
-//! Tenants and their configuration (operators), selected groups with member counts, and the
-//! R22 preview.
+//! Tenants and their configuration (operators change it; everyone with a grant reads their own),
+//! selected groups with member counts, and the R22 preview (tenant admins).
 
-use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::State;
+use axum::http::Method;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::json;
 
-use super::AppState;
 use super::error::{ApiError, ApiResult};
-use crate::domain::{EntraObjectId, Role, TenantKey};
+use super::extract::ApiJson;
+use super::{AppState, Guard, Route};
+use crate::audit::Action;
+use crate::auth::extract::{ConfigureTenant, Operate, Read, Signed, TenantAccess};
+use crate::domain::{AccessRole, EntraObjectId, Role};
 use crate::plan::{GroupSummary, Hold, MAX_GROUP_MEMBERS, PlanCounts};
 use crate::source::GroupCountOutcome;
 use crate::sync::dry_run;
-use crate::tenant::{Tenant, TenantSpec};
+use crate::tenant::{SourceSettings, TargetSettings, Tenant, TenantSpec};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tenants", get(list))
-        .route("/api/v1/tenants/{tenant}", get(show).put(replace))
-        .route("/api/v1/tenants/{tenant}/groups", get(groups))
-        .route("/api/v1/tenants/{tenant}/preview", get(preview))
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        Route::api(Method::GET, "/api/v1/tenants", Guard::Signed, list),
+        Route::api(
+            Method::GET,
+            "/api/v1/tenants/{tenant}",
+            Guard::Tenant(AccessRole::Viewer),
+            show,
+        ),
+        Route::api(
+            Method::PUT,
+            "/api/v1/tenants/{tenant}",
+            Guard::ConfigureTenant,
+            replace,
+        ),
+        Route::api(
+            Method::GET,
+            "/api/v1/tenants/{tenant}/groups",
+            Guard::Tenant(AccessRole::Viewer),
+            groups,
+        ),
+        Route::api(
+            Method::GET,
+            "/api/v1/tenants/{tenant}/preview",
+            Guard::Tenant(AccessRole::TenantAdmin),
+            preview,
+        ),
+    ]
 }
 
-pub(super) fn tenant_key(text: &str) -> ApiResult<TenantKey> {
-    TenantKey::parse(text).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
-
-pub(super) async fn load_tenant(state: &AppState, key: &str) -> ApiResult<Tenant> {
-    let key = tenant_key(key)?;
-    state
-        .store()
-        .tenant(&key)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no tenant with key {key:?}")))
-}
-
-/// A tenant as the API shows it: secrets in the target and source settings are redacted.
+/// A tenant as the API shows it. Secret settings serialize as `"[redacted]"` (or their `env:`
+/// reference) by construction: their type has no other way out.
 #[derive(Serialize)]
 struct TenantView {
     key: String,
@@ -47,8 +60,8 @@ struct TenantView {
     deactivation_status: String,
     deletion_threshold: u32,
     groups: Vec<GroupView>,
-    source: Value,
-    target: Value,
+    source: SourceSettings,
+    target: Option<TargetSettings>,
 }
 
 #[derive(Serialize)]
@@ -57,31 +70,6 @@ struct GroupView {
     role: Role,
     /// The label the UI and reports show (R2).
     label_kind: crate::domain::GroupKind,
-}
-
-fn redact(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let lower = k.to_ascii_lowercase();
-                    let secret = ["secret", "token", "password", "key"]
-                        .iter()
-                        .any(|s| lower.contains(s));
-                    (
-                        k.clone(),
-                        if secret {
-                            Value::String("[redacted]".to_owned())
-                        } else {
-                            redact(v)
-                        },
-                    )
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
-        other => other.clone(),
-    }
 }
 
 fn view(tenant: &Tenant) -> TenantView {
@@ -103,32 +91,43 @@ fn view(tenant: &Tenant) -> TenantView {
                 label_kind: crate::domain::GroupKind::synced(g.role),
             })
             .collect(),
-        source: redact(&tenant.source),
-        target: redact(&tenant.target),
+        source: tenant.source.clone(),
+        target: tenant.target.clone(),
     }
 }
 
-async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<TenantView>>> {
+/// The tenants the caller may see: every one for an operator, their own for the others.
+async fn list(
+    State(state): State<AppState>,
+    Signed(caller): Signed,
+) -> ApiResult<Json<Vec<TenantView>>> {
     Ok(Json(
-        state.store().tenants().await?.iter().map(view).collect(),
+        state
+            .store()
+            .tenants()
+            .await?
+            .iter()
+            .filter(|t| caller.access.role_on(&t.key).is_some())
+            .map(view)
+            .collect(),
     ))
 }
 
-async fn show(
-    State(state): State<AppState>,
-    Path(key): Path<String>,
-) -> ApiResult<Json<TenantView>> {
-    Ok(Json(view(&load_tenant(&state, &key).await?)))
+async fn show(access: TenantAccess<Read>) -> ApiResult<Json<TenantView>> {
+    Ok(Json(view(&access.tenant)))
 }
 
-/// Creates or replaces a tenant's configuration; the body is a tenant spec (as in the tenant file).
+/// Creates or replaces a tenant's configuration (operators); the body is a tenant spec, as in the
+/// tenant file. `"[redacted]"` for a secret keeps the stored one while the connection it was
+/// given for is unchanged.
 async fn replace(
     State(state): State<AppState>,
-    Path(key): Path<String>,
-    Json(mut spec): Json<TenantSpec>,
+    configure: ConfigureTenant,
+    ApiJson(mut spec): ApiJson<TenantSpec>,
 ) -> ApiResult<Json<TenantView>> {
+    let key = configure.key.as_str();
     if spec.key.is_empty() {
-        spec.key = key.clone();
+        spec.key = key.to_owned();
     }
     if spec.key != key {
         return Err(ApiError::BadRequest(format!(
@@ -136,11 +135,30 @@ async fn replace(
             spec.key
         )));
     }
-    let tenant = spec
-        .validate()
+    let mut tenant = spec
+        .validate_with(&state.secrets)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    state.store().upsert_tenant(&tenant).await?;
-    Ok(Json(view(&tenant)))
+    tenant
+        .keep_stored_secrets(configure.current.as_ref())
+        .map_err(|problem| ApiError::BadRequest(format!("tenant {key:?}: {problem}")))?;
+    let saved = state.store().upsert_tenant(&tenant).await?;
+    let shown = view(&tenant);
+    state
+        .audit(
+            &configure.caller,
+            if saved.created {
+                Action::TenantCreate
+            } else {
+                Action::TenantUpdate
+            },
+            Some(&tenant.key),
+            json!({
+                "connection_changed": saved.connection_changed,
+                "tenant": serde_json::to_value(&shown).unwrap_or_default(),
+            }),
+        )
+        .await;
+    Ok(Json(shown))
 }
 
 #[derive(Serialize)]
@@ -158,10 +176,9 @@ struct GroupCountView {
 /// The selected groups with their Entra names and direct user member counts (R22).
 async fn groups(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    access: TenantAccess<Read>,
 ) -> ApiResult<Json<Vec<GroupCountView>>> {
-    let tenant = load_tenant(&state, &key).await?;
-    Ok(Json(group_counts(&state, &tenant).await?))
+    Ok(Json(group_counts(&state, &access.tenant).await?))
 }
 
 async fn group_counts(state: &AppState, tenant: &Tenant) -> ApiResult<Vec<GroupCountView>> {
@@ -234,9 +251,9 @@ struct PreviewView {
 /// R22: per group its name, member count and over-limit flag, and the dry run's counts.
 async fn preview(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    access: TenantAccess<Operate>,
 ) -> ApiResult<Json<PreviewView>> {
-    let tenant = load_tenant(&state, &key).await?;
+    let tenant = access.tenant;
     let groups = group_counts(&state, &tenant).await?;
     let plan = dry_run(state.runner.context(), &tenant.key).await?;
     Ok(Json(PreviewView {

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use super::{due_midnight, next_midnight};
 use crate::domain::TenantKey;
 use crate::service::Runner;
-use crate::store::{RunOptions, StoreError, Trigger};
+use crate::store::{AccessStore, RunOptions, StoreError, Trigger};
 
 /// Where the scheduler gets the time: the system clock, or a test's.
 pub trait Clock: Send + Sync {
@@ -67,6 +67,8 @@ pub struct Scheduler {
     clock: Arc<dyn Clock>,
     settings: SchedulerSettings,
     ticks: watch::Sender<u64>,
+    /// Audit events and sessions to purge beside the reports, with sessions' idle time.
+    access: Option<(Arc<dyn AccessStore>, chrono::Duration)>,
 }
 
 impl Scheduler {
@@ -76,7 +78,18 @@ impl Scheduler {
             clock,
             settings,
             ticks: watch::channel(0).0,
+            access: None,
         }
+    }
+
+    /// Also purges audit events past their retention and expired sessions.
+    pub fn with_access(
+        mut self,
+        access: Arc<dyn AccessStore>,
+        session_idle: chrono::Duration,
+    ) -> Self {
+        self.access = Some((access, session_idle));
+        self
     }
 
     /// Counts completed ticks, so a test can wait for "at least one more pass".
@@ -123,7 +136,8 @@ impl Scheduler {
         Ok(tick)
     }
 
-    /// R19: deletes each tenant's runs older than its retention.
+    /// R19: deletes each tenant's runs older than its retention; and audit events past theirs
+    /// (the tenant's retention, a year for service-wide events) and ended sessions.
     pub async fn purge(&self) -> Result<u64, StoreError> {
         let store = self.runner.context().store.clone();
         let now = self.clock.now();
@@ -132,6 +146,16 @@ impl Scheduler {
             let months = Months::new(tenant.report_retention.months().into());
             if let Some(cutoff) = now.checked_sub_months(months) {
                 purged += store.purge_runs_before(&tenant.key, cutoff).await?;
+            }
+        }
+        if let Some((access, idle)) = &self.access {
+            let events = access.purge_audit(now).await?;
+            let sessions = access.purge_expired_sessions(now, *idle).await?;
+            if events + sessions > 0 {
+                info!(
+                    events,
+                    sessions, "purged audit events past their retention and ended sessions"
+                );
             }
         }
         Ok(purged)

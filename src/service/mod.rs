@@ -16,17 +16,28 @@ use tracing::info;
 pub use runner::{Finished, Launched, Runner};
 pub use serve::serve;
 
-use crate::http::{AppState, app, metrics_handle};
+use crate::auth::Auth;
+use crate::auth::settings::AuthSettings;
+use crate::domain::SecretEnvPolicy;
+use crate::http::{AppState, app, metrics_app, metrics_handle};
 use crate::schedule::{Clock, Scheduler, SchedulerSettings};
+use crate::store::AccessStore;
 use crate::sync::SyncContext;
 
 /// Everything a service instance is made of.
 pub struct Service {
     pub ctx: SyncContext,
+    /// Grants, sessions, API tokens and the audit log.
+    pub access: Arc<dyn AccessStore>,
+    pub auth: AuthSettings,
+    /// Which environment variables tenant settings may name.
+    pub secrets: SecretEnvPolicy,
     pub clock: Arc<dyn Clock>,
     pub scheduler: SchedulerSettings,
     /// How long a shutdown waits for runs in progress before interrupting them.
     pub shutdown_grace: Duration,
+    /// Where `/metrics` is served; `None` serves it nowhere.
+    pub metrics_listener: Option<TcpListener>,
 }
 
 /// A started service: where it listens, and handles to observe and stop it.
@@ -47,28 +58,53 @@ impl ServiceHandle {
     }
 }
 
-/// Starts the API on `listener` and the scheduler, in the background.
+/// Starts the API on `listener` and the scheduler, in the background. Fails when the `[auth]`
+/// settings are not valid.
 pub fn start(service: Service, listener: TcpListener) -> std::io::Result<ServiceHandle> {
     let addr = listener.local_addr()?;
+    let session_idle = service.auth.session.idle();
+    let auth = Auth::new(
+        service.auth,
+        service.access.clone(),
+        service.ctx.store.clone(),
+        service.clock.clone(),
+    )
+    .map_err(std::io::Error::other)?;
     let runner = Runner::new(service.ctx);
-    let scheduler = Scheduler::new(runner.clone(), service.clock, service.scheduler);
+    let scheduler = Scheduler::new(runner.clone(), service.clock, service.scheduler)
+        .with_access(service.access, session_idle);
     let ticks = scheduler.ticks();
     let (stop, stopped) = watch::channel(false);
     let state = AppState {
         runner: runner.clone(),
-        metrics: metrics_handle(),
+        auth: Arc::new(auth),
+        secrets: service.secrets,
     };
     let when_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    if let Some(metrics_listener) = service.metrics_listener {
+        let metrics_addr = metrics_listener.local_addr()?;
+        info!(%metrics_addr, "metrics listening");
+        let app = metrics_app(metrics_handle());
+        let stopped = when_stopped(stopped.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(metrics_listener, app)
+                .with_graceful_shutdown(stopped)
+                .await;
+        });
+    }
     let scheduler_task = tokio::spawn(scheduler.run(when_stopped(stopped.clone())));
     let grace = service.shutdown_grace;
     let task_runner = runner.clone();
     let task = tokio::spawn(async move {
         info!(%addr, "dirsync listening");
-        let served = axum::serve(listener, app(state))
-            .with_graceful_shutdown(when_stopped(stopped))
-            .await;
+        let served = axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(when_stopped(stopped))
+        .await;
         let _ = scheduler_task.await;
         task_runner.shutdown(grace).await;
         info!("dirsync stopped");

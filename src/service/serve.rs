@@ -19,15 +19,28 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
             "no [graph] settings: runs will fail until a Graph app registration is configured"
         );
     }
+    let access: Arc<dyn crate::store::AccessStore> = Arc::new(store.clone());
     let ctx = production_context(settings, store, graph);
     let listener = tokio::net::TcpListener::bind(&settings.server.listen)
         .await
         .with_context(|| format!("could not listen on {}", settings.server.listen))?;
+    let metrics_listener = match &settings.server.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("could not listen for metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     let service = Service {
         ctx,
+        access,
+        auth: settings.auth.clone(),
+        secrets: settings.secrets.clone(),
         clock: Arc::new(SystemClock),
         scheduler: settings.scheduler.into(),
         shutdown_grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+        metrics_listener,
     };
     launch(service, listener, shutdown_signal())
         .await

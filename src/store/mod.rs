@@ -1,11 +1,15 @@
 //! dirsync's own records: tenants, the mirror of what was synced, runs and their reports —
-//! the `Store` trait and its PostgreSQL implementation.
+//! the `Store` trait and its PostgreSQL implementation; and who may use dirsync, the
+//! `AccessStore` (`access.rs`).
 
+pub mod access;
+mod access_postgres;
 mod approval;
 mod model;
 pub mod postgres;
 mod target_tokens;
 
+pub use access::AccessStore;
 pub use postgres::PgStore;
 pub use target_tokens::PgTokenStore;
 
@@ -32,14 +36,24 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// What saving a tenant did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantSaved {
+    pub created: bool,
+    /// The tenant connects somewhere else now; the stored target tokens were dropped.
+    pub connection_changed: bool,
+}
+
 /// Persistence for everything dirsync remembers. Each method is atomic on its own.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Ready to serve: the database answers and every migration this build knows is applied.
     async fn ready(&self) -> Result<(), StoreError>;
 
-    /// Creates the tenant or replaces its configuration (selected groups included).
-    async fn upsert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
+    /// Creates the tenant or replaces its configuration (selected groups included). When the
+    /// tenant now connects elsewhere (`Tenant::connection_changed_from`), its stored target
+    /// tokens are dropped in the same transaction.
+    async fn upsert_tenant(&self, tenant: &Tenant) -> Result<TenantSaved, StoreError>;
     async fn tenant(&self, key: &TenantKey) -> Result<Option<Tenant>, StoreError>;
     async fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
 

@@ -18,8 +18,9 @@ use uuid::Uuid;
 use super::{
     Approval, ApprovalError, ApprovedRun, MirrorChanges, ReportEntry, RunFilter, RunFinish, RunId,
     RunOptions, RunProgress, RunRecord, RunStart, RunStatus, RunSummary, Store, StoreError,
-    SubjectKind, Trigger, TriggerKind,
+    SubjectKind, TenantSaved, Trigger, TriggerKind,
 };
+use crate::domain::expose_for_storage;
 use crate::domain::{
     DeactivationStatus, Email, EntraObjectId, Role, TargetGroupId, TargetUserId, TenantKey,
     UserStatus,
@@ -28,7 +29,7 @@ use crate::plan::{
     ConvertedGroup, GroupKey, GroupStatus, GroupSummary, Mirror, MirrorGroup, MirrorUser,
     SelectedGroup, Severity, TenantPolicy, UserFields, UserState,
 };
-use crate::tenant::{Retention, Tenant};
+use crate::tenant::{Retention, TargetSettings, Tenant};
 
 /// Rows per statement for bulk writes: large enough that a run is a few statements, small enough
 /// that one statement's arrays stay a few megabytes.
@@ -85,8 +86,37 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
-    async fn upsert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+    async fn upsert_tenant(&self, tenant: &Tenant) -> Result<TenantSaved, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let before: Option<(Uuid, serde_json::Value, serde_json::Value)> = sqlx::query_as(
+            "SELECT entra_tenant_id, source, target FROM tenants WHERE key = $1 FOR UPDATE",
+        )
+        .bind(tenant.key.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let connection_changed = match &before {
+            None => false,
+            Some((entra_tenant_id, source, target)) => {
+                let mut previous = tenant.clone();
+                previous.entra_tenant_id = (*entra_tenant_id).into();
+                previous.source = parse("tenants.source", serde_json::from_value(source.clone()))?;
+                previous.target = parse("tenants.target", TargetSettings::from_stored(target))?;
+                tenant.connection_changed_from(&previous)
+            }
+        };
+        // The only place secret values are written out: everywhere else they are redacted.
+        let (source, target) = expose_for_storage(|| {
+            (
+                serde_json::to_value(&tenant.source),
+                serde_json::to_value(&tenant.target),
+            )
+        });
+        let source = source.map_err(|e| StoreError::Corrupt(format!("tenants.source: {e}")))?;
+        let target =
+            match target.map_err(|e| StoreError::Corrupt(format!("tenants.target: {e}")))? {
+                serde_json::Value::Null => serde_json::json!({}),
+                value => value,
+            };
         let tenant_id: i64 = sqlx::query_scalar(
             "INSERT INTO tenants (key, display_name, entra_tenant_id, time_zone,
                                   report_retention_months, deactivation_status, deletion_threshold,
@@ -111,10 +141,18 @@ impl Store for PgStore {
         .bind(i16::from(tenant.report_retention.months()))
         .bind(tenant.policy.deactivation_status.as_str())
         .bind(i64::from(tenant.policy.deletion_threshold))
-        .bind(Json(&tenant.source))
-        .bind(Json(&tenant.target))
+        .bind(Json(&source))
+        .bind(Json(&target))
         .fetch_one(&mut *tx)
         .await?;
+        if connection_changed {
+            // A refresh token belongs to the connection it was issued for: it must never be
+            // sent to a new host. The target has to be connected again.
+            sqlx::query("DELETE FROM target_tokens WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+        }
 
         sqlx::query("DELETE FROM selected_groups WHERE tenant_id = $1")
             .bind(tenant_id)
@@ -134,7 +172,10 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(TenantSaved {
+            created: before.is_none(),
+            connection_changed,
+        })
     }
 
     async fn tenant(&self, key: &TenantKey) -> Result<Option<Tenant>, StoreError> {
@@ -929,8 +970,8 @@ fn tenant_from_row(row: TenantRow, groups: Vec<(i64, Uuid, String)>) -> Result<T
             )?,
             deletion_threshold: parse("tenants.deletion_threshold", u32::try_from(threshold))?,
         },
-        source,
-        target,
+        source: parse("tenants.source", serde_json::from_value(source))?,
+        target: parse("tenants.target", TargetSettings::from_stored(&target))?,
     })
 }
 

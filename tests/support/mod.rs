@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests.
 
+pub mod auth;
 pub mod counting;
 pub mod scim_server;
 pub mod world;

@@ -153,6 +153,21 @@ pub struct AppRegistration {
     /// Application permissions granted by admin consent, such as `Group.Read.All`.
     #[serde(default)]
     pub permissions: Vec<String>,
+    /// Where sign-in may send a person back (OpenID Connect `redirect_uri`s).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// App roles assigned to people in this directory's enterprise application (the ID
+    /// token's `roles` claim).
+    #[serde(default)]
+    pub app_role_assignments: Vec<AppRoleAssignment>,
+}
+
+/// An app role (its value, such as `DirSync.TenantAdmin`) assigned to a user (object ID).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRoleAssignment {
+    pub user: String,
+    pub role: String,
 }
 
 impl AppRegistration {
@@ -166,6 +181,8 @@ impl AppRegistration {
             }],
             certificate_thumbprints: Vec::new(),
             federated_subjects: Vec::new(),
+            redirect_uris: Vec::new(),
+            app_role_assignments: Vec::new(),
             permissions: vec![
                 "Group.Read.All".into(),
                 "GroupMember.Read.All".into(),

@@ -1,7 +1,8 @@
 //! An in-process Entra ID + Microsoft Graph emulator over HTTPS: the v2.0 token endpoint
-//! (client secret and client assertion, per-tenant consent, Entra's error JSON with AADSTS codes)
-//! and the Graph subset dirsync reads, with Graph's paging, `$select`, `$count` and error rules,
-//! plus configurable fault injection.
+//! (client secret and client assertion, per-tenant consent, Entra's error JSON with AADSTS codes),
+//! the OpenID Connect sign-in endpoints (`oidc.rs`: discovery, authorize with a sign-in form,
+//! ID tokens signed RS256, JWKS), and the Graph subset dirsync reads, with Graph's paging,
+//! `$select`, `$count` and error rules, plus configurable fault injection.
 //!
 //! Tests call [`EntraEmulator::start`] (port 0) and edit the directory through the handle to
 //! script "the next day"; `dirsync emulate entra` calls [`serve`].
@@ -11,6 +12,7 @@
 
 mod directory;
 mod faults;
+mod oidc;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,8 +29,11 @@ use base64::Engine as _;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
-pub use directory::{AppRegistration, ClientSecret, Directory, Group, TenantDirectory};
+pub use directory::{
+    AppRegistration, AppRoleAssignment, ClientSecret, Directory, Group, TenantDirectory,
+};
 pub use faults::{Fault, FaultPlan, FaultRule, FaultTrigger};
+pub use oidc::IdTokenFault;
 
 use self::faults::FaultState;
 use super::{EmulatorError, generate_tls};
@@ -72,6 +77,7 @@ struct EmulatorState {
     tokens: Mutex<HashMap<String, IssuedToken>>,
     faults: Mutex<FaultState>,
     log: Mutex<Vec<LoggedRequest>>,
+    oidc: oidc::OidcState,
 }
 
 impl EmulatorState {
@@ -136,6 +142,7 @@ impl EntraEmulator {
             tokens: Mutex::new(HashMap::new()),
             faults: Mutex::new(FaultState::new(faults)),
             log: Mutex::new(Vec::new()),
+            oidc: oidc::OidcState::default(),
         });
         let handle = axum_server::Handle::new();
         let server = axum_server::from_tcp_rustls(
@@ -183,6 +190,11 @@ impl EntraEmulator {
         }
     }
 
+    /// Makes the next ID token wrong in one way (`None`: right again).
+    pub fn set_id_token_fault(&self, fault: Option<IdTokenFault>) {
+        self.state.oidc.set_fault(fault);
+    }
+
     /// Every request answered so far, in order.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.state.log.lock().map(|l| l.clone()).unwrap_or_default()
@@ -225,6 +237,15 @@ pub async fn serve(
 fn app(state: Arc<EmulatorState>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(oidc::discovery),
+        )
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(oidc::authorize_form).post(oidc::authorize_submit),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(oidc::jwks))
         .route("/v1.0/groups/{id}", get(get_group))
         .route("/v1.0/groups/{id}/members", get(list_members))
         .route(
@@ -278,9 +299,14 @@ fn b64url_json(part: &str) -> Option<Value> {
 async fn token(
     State(state): State<Arc<EmulatorState>>,
     UrlPath(tenant_id): UrlPath<String>,
+    headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let response = issue_token(&state, &tenant_id, &form);
+    let response = if form.get("grant_type").map(String::as_str) == Some("authorization_code") {
+        oidc::exchange_code(&state, &headers, &form)
+    } else {
+        issue_token(&state, &tenant_id, &form)
+    };
     state.log(
         "POST",
         format!("/{tenant_id}/oauth2/v2.0/token"),

@@ -50,12 +50,14 @@ struct ConnectorInner {
     credentials: Mutex<HashMap<CredentialKey, Arc<dyn TokenCredential>>>,
 }
 
-/// One credential per tenant and app registration: overriding a tenant's app gives it its own.
+/// One credential per tenant and app registration: overriding a tenant's app gives it its own,
+/// and a changed override (a rotated secret) a new one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CredentialKey {
     tenant_id: String,
     client_id: String,
-    overridden: bool,
+    /// SHA-256 of the overriding credential, if there is one.
+    overridden: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for GraphConnector {
@@ -100,9 +102,10 @@ impl GraphConnector {
         &self.inner.settings
     }
 
-    /// The `DirectorySource` of one tenant, with the tenant's overrides from `Tenant.source`.
+    /// The `DirectorySource` of one tenant, with the tenant's overrides from `Tenant.source`
+    /// (whose secrets must be read already: `Tenant::resolved`).
     pub fn source_for(&self, tenant: &Tenant) -> Result<GraphSource, SourceError> {
-        let overrides = TenantSourceOverrides::from_json(&tenant.source)
+        let overrides = TenantSourceOverrides::from_settings(&tenant.source)
             .map_err(|e| SourceError::Other(format!("tenant {}: {e}", tenant.key)))?;
         self.source_for_tenant_id(&tenant.entra_tenant_id.to_string(), &overrides)
     }
@@ -130,7 +133,10 @@ impl GraphConnector {
         let key = CredentialKey {
             tenant_id: tenant_id.to_owned(),
             client_id,
-            overridden: overrides.credential.is_some(),
+            overridden: overrides
+                .credential
+                .as_ref()
+                .map(CredentialSettings::fingerprint),
         };
         let credential = {
             let mut cache = self

@@ -9,6 +9,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::domain::SecretSetting;
+use crate::tenant::{SourceCredential, SourceSettings};
+
 /// The public cloud's authority and Graph endpoints.
 pub const PUBLIC_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
 pub const PUBLIC_GRAPH_BASE_URL: &str = "https://graph.microsoft.com";
@@ -56,6 +59,33 @@ pub enum CredentialSettings {
 }
 
 impl CredentialSettings {
+    /// A SHA-256 of the credential (kind and secrets): equal for the same credential, different
+    /// once a secret is rotated. Not reversible, so safe to keep as a cache key.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        use secrecy::ExposeSecret;
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(self.kind());
+        match self {
+            Self::ClientSecret { client_secret } => hash.update(client_secret.expose_secret()),
+            Self::ClientCertificate {
+                pkcs12_base64,
+                password,
+            } => {
+                hash.update(pkcs12_base64.expose_secret());
+                hash.update([0]);
+                if let Some(password) = password {
+                    hash.update(password.expose_secret());
+                }
+            }
+            Self::WorkloadIdentity { token_file } => {
+                hash.update(format!("{token_file:?}"));
+            }
+            Self::ManagedIdentity { client_id } => hash.update(format!("{client_id:?}")),
+        }
+        hash.finalize().into()
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::ClientSecret { .. } => "client_secret",
@@ -287,6 +317,39 @@ impl TenantSourceOverrides {
         serde_json::from_value(value.clone())
             .map_err(|e| SettingsError::BadOverrides(e.to_string()))
     }
+
+    /// The overrides of a tenant's typed source settings, whose secrets must already be read
+    /// (`Tenant::resolved`).
+    pub fn from_settings(source: &SourceSettings) -> Result<Self, SettingsError> {
+        let value = |secret: &SecretSetting, name: &str| {
+            secret
+                .value(name)
+                .cloned()
+                .map_err(SettingsError::BadOverrides)
+        };
+        let credential = match &source.credential {
+            None => None,
+            Some(SourceCredential::ClientSecret { client_secret }) => {
+                Some(CredentialSettings::ClientSecret {
+                    client_secret: value(client_secret, "source.credential.client_secret")?,
+                })
+            }
+            Some(SourceCredential::ClientCertificate {
+                pkcs12_base64,
+                password,
+            }) => Some(CredentialSettings::ClientCertificate {
+                pkcs12_base64: value(pkcs12_base64, "source.credential.pkcs12_base64")?,
+                password: password
+                    .as_ref()
+                    .map(|p| value(p, "source.credential.password"))
+                    .transpose()?,
+            }),
+        };
+        Ok(Self {
+            client_id: source.client_id.clone(),
+            credential,
+        })
+    }
 }
 
 impl fmt::Debug for TenantSourceOverrides {
@@ -359,6 +422,15 @@ mod tests {
         let shown = format!("{settings:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn a_rotated_secret_changes_the_credentials_fingerprint() {
+        let secret = |text: &str| CredentialSettings::ClientSecret {
+            client_secret: SecretString::from(text.to_owned()),
+        };
+        assert_eq!(secret("a").fingerprint(), secret("a").fingerprint());
+        assert_ne!(secret("a").fingerprint(), secret("b").fingerprint());
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub use self::token::{FileTokenStore, MemoryTokenStore, TokenStore, TokenStoreEr
 pub use self::undocumented::UndocumentedCalls;
 use self::wire::{field, flex_string, records};
 use super::{MembershipOutcome, TargetAdapter, TargetError};
-use crate::domain::{Email, EntraObjectId, GroupKind, TargetGroupId, TargetUserId, UserStatus};
+use crate::domain::{
+    Email, EntraObjectId, GroupKind, SecretSetting, TargetGroupId, TargetUserId, UserStatus,
+};
 use crate::plan::{
     FieldChange, GroupKey, MAX_FIELD_CHARS, ManagedField, TargetUser, UserFields, UserState,
     truncate_chars,
@@ -38,15 +40,15 @@ use crate::plan::{
 pub const MIN_API_VERSION: u32 = 12;
 
 /// A tenant's HighQ connection, as it appears in `Tenant.target` (`{"kind": "highq", …}`).
-/// The secret is hidden from `Debug` and never serialized back.
-#[derive(Debug, Clone, Deserialize)]
+/// The secret is a [`SecretSetting`]: redacted in `Debug` and whenever it is serialized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HighQConfig {
     /// `https://{host}/{instance}`: everything before `/api/…`.
     pub base_url: String,
     #[serde(default = "default_api_version")]
     pub api_version: u32,
     pub client_id: String,
-    pub client_secret: SecretString,
+    pub client_secret: SecretSetting,
     /// The `sourcetype` written on the users and groups dirsync creates.
     #[serde(default = "default_source_type")]
     pub source_type: String,
@@ -159,7 +161,11 @@ impl HighQAdapter {
             base_url,
             api_version: config.api_version,
             client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
+            client_secret: config
+                .client_secret
+                .value("target.client_secret")
+                .map_err(invalid)?
+                .clone(),
             max_rate_limit_wait: Duration::from_secs(t.max_rate_limit_wait_secs),
             max_retries: t.max_retries,
             retry_base: Duration::from_millis(t.retry_base_ms),

@@ -94,7 +94,11 @@ impl ScimAdapter {
         }
         let client = Client::new(ClientSettings {
             base_url,
-            token: settings.token.clone(),
+            token: settings
+                .token
+                .value("target.token")
+                .map_err(invalid)?
+                .clone(),
             concurrency: t.concurrency,
             request_timeout: std::time::Duration::from_secs(t.request_timeout_secs.max(1)),
             connect_timeout: std::time::Duration::from_secs(t.connect_timeout_secs.max(1)),

@@ -4,19 +4,19 @@
 
 use std::fmt;
 
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Role;
+use crate::domain::{Role, SecretSetting};
 
-/// The connection settings. The token is hidden from `Debug` and never serialized back.
-#[derive(Clone, Deserialize)]
+/// The connection settings. The token is a [`SecretSetting`]: hidden from `Debug` and redacted
+/// whenever it is serialized.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScimSettings {
     /// The SCIM base URL, the part before `/Users` (`https://app.example/scim/v2`).
     pub base_url: String,
     /// The static bearer token the application issued for dirsync.
     #[serde(alias = "bearer_token")]
-    pub token: SecretString,
+    pub token: SecretSetting,
     /// Where a user's role (R14) is written: the multi-valued `roles` or the single `userType`.
     #[serde(default)]
     pub role_attribute: RoleAttribute,

@@ -1,0 +1,109 @@
+//! API tokens for automation (operators): created with a role and scope and an expiry, shown
+//! once, listed by their visible prefix with their last use, revoked at any time.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiPath};
+use super::{AppState, Guard, Route};
+use crate::audit::Action;
+use crate::auth::extract::Operator;
+use crate::auth::manage::issue_token;
+use crate::domain::AccessRole;
+use crate::store::access::TokenRecord;
+
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        Route::api(Method::GET, "/api/v1/tokens", Guard::Operator, list),
+        Route::api(Method::POST, "/api/v1/tokens", Guard::Operator, create),
+        Route::api(
+            Method::DELETE,
+            "/api/v1/tokens/{token}",
+            Guard::Operator,
+            revoke,
+        ),
+    ]
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Operator(_): Operator,
+) -> ApiResult<Json<Vec<TokenRecord>>> {
+    Ok(Json(state.auth.access().tokens().await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    role: AccessRole,
+    tenant: Option<String>,
+    expires_in_days: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Created {
+    /// The token itself: shown this once, stored only as a hash.
+    token: String,
+    #[serde(flatten)]
+    record: TokenRecord,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    let (token, record) = issue_token(
+        state.auth.access().as_ref(),
+        &state.auth.settings().tokens,
+        &body.name,
+        body.role,
+        body.tenant.as_deref(),
+        body.expires_in_days,
+        &caller.name,
+        state.auth.now(),
+    )
+    .await?;
+    state
+        .audit(
+            &caller,
+            Action::TokenCreate,
+            record.tenant.as_ref(),
+            serde_json::to_value(&record).unwrap_or_default(),
+        )
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            token: token.expose_secret().to_owned(),
+            record,
+        }),
+    ))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<TokenRecord>> {
+    let record = state
+        .auth
+        .access()
+        .revoke_token(id, &caller.name, state.auth.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("there is no token {id}")))?;
+    state
+        .audit(
+            &caller,
+            Action::TokenRevoke,
+            record.tenant.as_ref(),
+            serde_json::to_value(&record).unwrap_or_default(),
+        )
+        .await;
+    Ok(Json(record))
+}

@@ -7,6 +7,7 @@
 
 mod access;
 mod audit_log;
+mod console;
 mod error;
 pub mod extract;
 mod health;
@@ -33,6 +34,7 @@ use tower_http::trace::TraceLayer;
 pub use error::{ApiError, ApiResult};
 pub use health::metrics_app;
 pub use pages::escape as escape_html;
+pub(crate) use console::error_page;
 
 use crate::audit::{self, Action, Actor};
 use crate::auth::Auth;
@@ -170,6 +172,7 @@ pub fn routes() -> Vec<Route> {
     [
         health::routes(),
         pages::routes(),
+        console::routes(),
         me::routes(),
         tenants::routes(),
         runs::routes(),
@@ -232,7 +235,8 @@ fn security_headers(router: Router<AppState>) -> Router<AppState> {
         (header::CACHE_CONTROL, "no-store"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     ];
     headers.into_iter().fold(router, |router, (name, value)| {

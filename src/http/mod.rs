@@ -5,17 +5,17 @@
 //! built from that table, and `tests/authorization.rs` walks the same table, so a route cannot
 //! be added without its guard being tested for every kind of caller.
 
-mod access;
-mod audit_log;
+pub(crate) mod access;
+pub(crate) mod audit_log;
 mod console;
 mod error;
 pub mod extract;
 mod health;
 mod me;
 mod pages;
-mod runs;
-mod tenants;
-mod tokens;
+pub(crate) mod runs;
+pub(crate) mod tenants;
+pub(crate) mod tokens;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;

@@ -4,6 +4,7 @@
 //! the vendored `assets/` (a stylesheet, htmx and a few lines of script for live progress) only
 //! make it nicer.
 
+mod admin;
 mod assets;
 mod operator;
 mod reports;
@@ -26,6 +27,7 @@ pub(super) fn routes() -> Vec<Route> {
         tenant::routes(),
         reports::routes(),
         operator::routes(),
+        admin::routes(),
     ]
     .into_iter()
     .flatten()

@@ -1,9 +1,10 @@
 // dirsync console: live progress of a running sync. The server pushes the progress fragment by
-// server-sent events; if they cannot be had, the fragment is polled. When the run ends the page
-// reloads to show its outcome. Without JavaScript the page refreshes itself (see <noscript>).
+// server-sent events; if they cannot be had, the fragment is polled, until the run has ended.
+// Without JavaScript the page refreshes itself while the run is in progress (see <noscript>).
 (function () {
   "use strict";
   function follow(box) {
+    if (box.getAttribute("data-state") === "done") { return; }
     var events = box.getAttribute("data-events");
     var poll = box.getAttribute("data-poll");
     function show(html) {

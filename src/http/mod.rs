@@ -226,7 +226,8 @@ async fn wrong_method(method: Method, uri: Uri) -> Response {
 }
 
 /// Headers every response carries: nothing is framed, sniffed, cached or sent on as a referrer
-/// (a sign-in callback's URL holds a code), unless a handler says otherwise.
+/// (a sign-in callback's URL holds a code; pages send one only to this service), unless a handler
+/// says otherwise.
 fn security_headers(router: Router<AppState>) -> Router<AppState> {
     let headers = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -239,6 +240,19 @@ fn security_headers(router: Router<AppState>) -> Router<AppState> {
              connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     ];
+    // A page's own forms must carry its origin (`Origin: null` under `no-referrer` would fail
+    // the CSRF check), so HTML pages send a referrer to this service and nowhere else.
+    let router = router.layer(SetResponseHeaderLayer::if_not_present(
+        header::REFERRER_POLICY,
+        |response: &Response| {
+            let html = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/html"));
+            html.then(|| HeaderValue::from_static("same-origin"))
+        },
+    ));
     headers.into_iter().fold(router, |router, (name, value)| {
         router.layer(SetResponseHeaderLayer::if_not_present(
             name,

@@ -120,21 +120,31 @@ pub(super) async fn find_people(
     limit: i64,
 ) -> Result<Vec<PersonMatch>, StoreError> {
     let rows: Vec<(Uuid, Option<String>, Option<String>, i64, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT DISTINCT ON (e.entra_id) e.entra_id, e.email, e.name,
-                count(DISTINCT e.run_id) OVER (PARTITION BY e.entra_id),
-                max(r.started_at) OVER (PARTITION BY e.entra_id)
-           FROM report_entries e
-           JOIN runs r ON r.id = e.run_id
-           JOIN tenants t ON t.id = r.tenant_id
-          WHERE t.key = $1 AND e.subject = 'user' AND e.entra_id IS NOT NULL
-            AND (e.name ILIKE $2 OR e.email ILIKE $2)
-          ORDER BY e.entra_id, r.started_at DESC, e.id DESC",
+        "WITH hits AS (
+             SELECT e.entra_id, e.email, e.name, e.run_id, e.id, r.started_at
+               FROM report_entries e
+               JOIN runs r ON r.id = e.run_id
+               JOIN tenants t ON t.id = r.tenant_id
+              WHERE t.key = $1 AND e.subject = 'user' AND e.entra_id IS NOT NULL
+                AND (e.name ILIKE $2 OR e.email ILIKE $2)
+         ), people AS (
+             SELECT entra_id, count(DISTINCT run_id) AS runs, max(started_at) AS last_seen
+               FROM hits GROUP BY entra_id
+         ), latest AS (
+             SELECT DISTINCT ON (h.entra_id) h.entra_id, h.email, h.name
+               FROM hits h ORDER BY h.entra_id, h.started_at DESC, h.id DESC
+         )
+         SELECT l.entra_id, l.email, l.name, p.runs, p.last_seen
+           FROM latest l JOIN people p USING (entra_id)
+          ORDER BY p.last_seen DESC, l.email
+          LIMIT $3",
     )
     .bind(tenant.as_str())
     .bind(contains_pattern(text))
+    .bind(limit.max(0))
     .fetch_all(pool)
     .await?;
-    let mut people: Vec<PersonMatch> = rows
+    Ok(rows
         .into_iter()
         .map(|(entra_id, email, name, runs, last_seen)| PersonMatch {
             entra_id: entra_id.into(),
@@ -143,10 +153,7 @@ pub(super) async fn find_people(
             runs: runs.max(0) as u64,
             last_seen,
         })
-        .collect();
-    people.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.email.cmp(&b.email)));
-    people.truncate(limit.max(0) as usize);
-    Ok(people)
+        .collect())
 }
 
 pub(super) async fn person_history(

@@ -126,13 +126,27 @@ impl Browser {
 
     /// Waits until an element matching `css` is on the page.
     pub async fn wait_for(&self, css: &str) -> Element {
-        self.client
+        match self
+            .client
             .wait()
             .at_most(DEADLINE)
             .every(Duration::from_millis(100))
             .for_element(Locator::Css(css))
             .await
-            .unwrap_or_else(|e| panic!("no element {css} within {DEADLINE:?}: {e}"))
+        {
+            Ok(element) => element,
+            Err(e) => panic!(
+                "no element {css} within {DEADLINE:?}: {e}; {}",
+                self.describe().await
+            ),
+        }
+    }
+
+    /// The current URL and the start of the page, for a failure message.
+    pub async fn describe(&self) -> String {
+        let url = self.client.current_url().await.map(|u| u.to_string());
+        let page = self.client.source().await.unwrap_or_default();
+        format!("at {url:?}: {}", page.chars().take(3000).collect::<String>())
     }
 
     /// Waits until the text of the element matching `css` satisfies `ready`; returns it.
@@ -149,10 +163,15 @@ impl Browser {
                     last = text;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "{css} did not get the expected text within {DEADLINE:?}; last: {last:?}"
-            );
+            if Instant::now() >= deadline {
+                let url = self.client.current_url().await.map(|u| u.to_string());
+                let page = self.client.source().await.unwrap_or_default();
+                panic!(
+                    "{css} did not get the expected text within {DEADLINE:?}; last: {last:?}; \
+                     at {url:?}: {}",
+                    page.chars().take(3000).collect::<String>()
+                );
+            }
             poll.tick().await;
         }
     }
@@ -174,11 +193,15 @@ impl Browser {
         }
     }
 
+    pub async fn refresh_page(&self) {
+        self.client.refresh().await.unwrap();
+    }
+
     pub async fn find(&self, css: &str) -> Element {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+        match self.client.find(Locator::Css(css)).await {
+            Ok(element) => element,
+            Err(e) => panic!("no element {css}: {e}; {}", self.describe().await),
+        }
     }
 
     pub async fn exists(&self, css: &str) -> bool {

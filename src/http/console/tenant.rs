@@ -364,11 +364,18 @@ async fn tenant_page(
                 })
                 .unwrap_or_default(),
         });
+    // The run in progress, or the one just forced or approved (to show how it ended).
+    let followed = match query.run {
+        Some(id) => runs::tenant_run(&state, tenant, id).await.ok(),
+        None => None,
+    };
     let running = latest
         .filter(|r| r.status == RunStatus::Running)
+        .cloned()
+        .or(followed)
         .map(|run| RunningView {
             run: run.id,
-            fragment: ProgressFragment::of(tenant, run),
+            fragment: ProgressFragment::of(tenant, &run),
         });
     Ok(TenantPage {
         shell: Shell::of(&access.caller),
@@ -453,6 +460,7 @@ pub(super) struct ProgressFragment {
     max: i64,
     percent: i64,
     outcome: Option<(&'static str, &'static str)>,
+    held: bool,
     message: Option<String>,
 }
 
@@ -490,6 +498,7 @@ impl ProgressFragment {
             max,
             percent,
             outcome: finished.then(|| status_badge(run.status)),
+            held: run.status == RunStatus::Held,
             message: run.message.clone(),
         }
     }

@@ -69,12 +69,13 @@ impl World {
         let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server_url())
             .await
             .unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     }
-
 
     /// Takes `people` (by person number) out of every group in Entra: they leave (R10).
     fn remove_from_entra_groups(&self, people: &[usize]) {
@@ -118,7 +119,10 @@ async fn a_tenant_admin_forces_a_sync_follows_it_to_100_percent_reads_and_downlo
     // Only their own tenant, and nothing of the other one on any page.
     let tenants = browser.text("main").await;
     assert!(tenants.contains("demo"), "{tenants}");
-    assert!(!tenants.contains("Rival") && !tenants.contains("rival"), "{tenants}");
+    assert!(
+        !tenants.contains("Rival") && !tenants.contains("rival"),
+        "{tenants}"
+    );
     for path in [
         "/tenants/rival",
         "/tenants/rival/reports",
@@ -140,10 +144,15 @@ async fn a_tenant_admin_forces_a_sync_follows_it_to_100_percent_reads_and_downlo
     // The tenant page: the selected groups as Entra names them, with member counts.
     browser.goto(&format!("{base}/")).await;
     browser.click("a[href='/tenants/demo']").await;
-    let groups = browser.wait_for_text("#groups", |t| t.contains("Partners")).await;
+    let groups = browser
+        .wait_for_text("#groups", |t| t.contains("Partners"))
+        .await;
     assert!(groups.contains("Partners [Synced Group]"), "{groups}");
     assert!(groups.contains(&PARTNERS.id.to_string()), "{groups}");
-    assert!(groups.contains("25"), "Partners has 25 direct members: {groups}");
+    assert!(
+        groups.contains("25"),
+        "Partners has 25 direct members: {groups}"
+    );
 
     // Force sync now: a confirmation first, then the notification and live progress.
     browser.click("#force-sync").await;
@@ -170,18 +179,26 @@ async fn a_tenant_admin_forces_a_sync_follows_it_to_100_percent_reads_and_downlo
         .await
         .unwrap();
     if followed_live {
-        assert_eq!(transport.as_deref(), Some("sse"), "progress came by server-sent events");
+        assert_eq!(
+            transport.as_deref(),
+            Some("sse"),
+            "progress came by server-sent events"
+        );
     }
 
     // The report shows the directory's changes.
     browser.click("#progress-report").await;
-    let counts = browser.wait_for_text("#counts", |t| t.contains("users created")).await;
+    let counts = browser
+        .wait_for_text("#counts", |t| t.contains("users created"))
+        .await;
     assert!(counts.contains("users created"), "{counts}");
     let first = directory::email(5);
     let lines = browser.text("#lines-count").await;
     assert!(lines.contains("of "), "{lines}");
     browser.fill("#report-search", &first).await;
-    browser.click("#lines-title ~ form button[type=submit]").await;
+    browser
+        .click("#lines-title ~ form button[type=submit]")
+        .await;
     let found = browser
         .wait_for_text("#report-lines", |t| t.contains(&first))
         .await;
@@ -213,10 +230,19 @@ async fn a_tenant_admin_forces_a_sync_follows_it_to_100_percent_reads_and_downlo
     assert_eq!(book.sheet_names(), ["Summary", "Groups", "Users", "Errors"]);
 
     // The Sync reports page lists it as a Manual run by this admin.
-    browser.goto(&format!("{base}/tenants/demo/reports?trigger=manual")).await;
-    let runs = browser.wait_for_text("table.runs", |t| t.contains("Manual")).await;
-    assert!(runs.contains(&format!("Manual ({})", TENANT_ADMIN.name)) || runs.contains("Manual (Tess"), "{runs}");
-    browser.goto(&format!("{base}/tenants/demo/reports?trigger=automatic")).await;
+    browser
+        .goto(&format!("{base}/tenants/demo/reports?trigger=manual"))
+        .await;
+    let runs = browser
+        .wait_for_text("table.runs", |t| t.contains("Manual"))
+        .await;
+    assert!(
+        runs.contains(&format!("Manual ({})", TENANT_ADMIN.name)) || runs.contains("Manual (Tess"),
+        "{runs}"
+    );
+    browser
+        .goto(&format!("{base}/tenants/demo/reports?trigger=automatic"))
+        .await;
     browser.wait_for("#no-runs").await;
 
     // Sign out: back to the sign-in page, and the console is closed to this browser.
@@ -236,9 +262,7 @@ async fn a_held_run_is_approved_once_and_the_person_page_explains_a_departure() 
     // A first run, and then five people leave every group: more than the threshold of three.
     let first = world.demo.sync("setup").await.unwrap();
     assert_eq!(first.status, RunStatus::Succeeded);
-    world
-        .save_tenant(|t| t.policy.deletion_threshold = 3)
-        .await;
+    world.save_tenant(|t| t.policy.deletion_threshold = 3).await;
     let leavers = [180, 181, 182, 183, 184];
     world.remove_from_entra_groups(&leavers);
     let leaver = directory::email(180);
@@ -305,10 +329,14 @@ async fn a_held_run_is_approved_once_and_the_person_page_explains_a_departure() 
         "the held run planned it: {history}"
     );
     assert!(
-        history.contains(&format!("Run {}", first.run_id)) && history.contains("joined Business Services"),
+        history.contains(&format!("Run {}", first.run_id))
+            && history.contains("joined Business Services"),
         "the first run brought them in: {history}"
     );
-    assert!(history.contains("removed from synced groups"), "why: {history}");
+    assert!(
+        history.contains("removed from synced groups"),
+        "why: {history}"
+    );
     browser.screenshot("person").await;
 
     // A viewer may read all of this but not force or approve.
@@ -339,7 +367,9 @@ async fn an_operator_onboards_a_tenant_tests_its_connection_previews_it_and_conf
 
     // Onboard "northwind": the settings form, with a time-zone picker.
     browser.fill("#onboard-key", "northwind").await;
-    browser.click("form[action='/operator/onboard'] button").await;
+    browser
+        .click("form[action='/operator/onboard'] button")
+        .await;
     browser.wait_for_path("/tenants/northwind/settings").await;
     browser.fill("#s-name", "Northwind Traders").await;
     browser.fill("#s-entra", directory::TENANT_ID).await;
@@ -349,13 +379,15 @@ async fn an_operator_onboards_a_tenant_tests_its_connection_previews_it_and_conf
     browser
         .fill(
             "#s-groups",
-            &format!("{} internal\n{} basic\n", PARTNERS.id, directory::CLIENT_PORTAL.id),
+            &format!(
+                "{} internal\n{} basic\n",
+                PARTNERS.id,
+                directory::CLIENT_PORTAL.id
+            ),
         )
         .await;
     browser.select("#s-kind", "highq").await;
-    browser
-        .fill("#s-url", world.demo.highq.base_url())
-        .await;
+    browser.fill("#s-url", world.demo.highq.base_url()).await;
     browser
         .fill("#s-client", &world.demo.highq.client_id())
         .await;
@@ -389,7 +421,13 @@ async fn an_operator_onboards_a_tenant_tests_its_connection_previews_it_and_conf
     // The operator connects HighQ with an authorization code (`dirsync tenant connect-highq`),
     // and the test passes.
     let northwind_key = TenantKey::parse("northwind").unwrap();
-    let northwind = world.demo.store.tenant(&northwind_key).await.unwrap().unwrap();
+    let northwind = world
+        .demo
+        .store
+        .tenant(&northwind_key)
+        .await
+        .unwrap()
+        .unwrap();
     let Some(dirsync::tenant::TargetSettings::Highq(config)) = &northwind.target else {
         panic!("the form saved a HighQ target: {:?}", northwind.target);
     };
@@ -434,27 +472,38 @@ async fn an_operator_onboards_a_tenant_tests_its_connection_previews_it_and_conf
         "every member of the two groups is created or adopted: {counts}"
     );
     browser.screenshot("preview").await;
-    assert!(world
-        .demo
-        .store
-        .runs(&TenantKey::parse("northwind").unwrap(), 5)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        world
+            .demo
+            .store
+            .runs(&TenantKey::parse("northwind").unwrap(), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // R13: changing a group's role asks first, saying what it will do.
-    browser.goto(&format!("{base}/tenants/northwind/settings")).await;
+    browser
+        .goto(&format!("{base}/tenants/northwind/settings"))
+        .await;
     browser
         .fill(
             "#s-groups",
-            &format!("{} basic\n{} basic\n", PARTNERS.id, directory::CLIENT_PORTAL.id),
+            &format!(
+                "{} basic\n{} basic\n",
+                PARTNERS.id,
+                directory::CLIENT_PORTAL.id
+            ),
         )
         .await;
     browser.click("#save-settings").await;
     let consequences = browser
         .wait_for_text("#consequences", |t| t.contains("R13"))
         .await;
-    assert!(consequences.contains("from internal to basic"), "{consequences}");
+    assert!(
+        consequences.contains("from internal to basic"),
+        "{consequences}"
+    );
     browser.click("#confirm-settings").await;
     browser
         .wait_for_text("#notice", |t| t.contains("saved"))
@@ -466,11 +515,13 @@ async fn an_operator_onboards_a_tenant_tests_its_connection_previews_it_and_conf
         .await
         .unwrap()
         .unwrap();
-    assert!(northwind
-        .policy
-        .selected_groups
-        .iter()
-        .all(|g| g.role == dirsync::domain::Role::Basic));
+    assert!(
+        northwind
+            .policy
+            .selected_groups
+            .iter()
+            .all(|g| g.role == dirsync::domain::Role::Basic)
+    );
 
     // The operator's audit log shows both saves.
     browser.goto(&format!("{base}/operator/audit")).await;

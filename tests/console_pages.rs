@@ -86,7 +86,13 @@ async fn fixture(pool: PgPool) -> Fixture {
     )
     .unwrap();
     let admin = auth::person(2);
-    auth::grant(store.as_ref(), &admin, AccessRole::TenantAdmin, Some("acme")).await;
+    auth::grant(
+        store.as_ref(),
+        &admin,
+        AccessRole::TenantAdmin,
+        Some("acme"),
+    )
+    .await;
     Fixture {
         base: format!("http://{}", handle.addr),
         handle,
@@ -127,7 +133,11 @@ impl Fixture {
 }
 
 /// Reads the event stream until an event whose data contains `wanted`; returns that event.
-async fn next_event_with(stream: &mut reqwest::Response, seen: &mut String, wanted: &str) -> String {
+async fn next_event_with(
+    stream: &mut reqwest::Response,
+    seen: &mut String,
+    wanted: &str,
+) -> String {
     loop {
         if let Some(end) = seen.find("\n\n") {
             let event: String = seen.drain(..end + 2).collect();
@@ -160,9 +170,7 @@ async fn the_progress_stream_follows_a_run_from_its_heartbeats_to_its_end(pool: 
         )
         .await
         .unwrap();
-    let mut stream = fx
-        .get(&format!("/tenants/acme/reports/{run}/events"))
-        .await;
+    let mut stream = fx.get(&format!("/tenants/acme/reports/{run}/events")).await;
     assert_eq!(stream.status(), 200);
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     let mut seen = String::new();
@@ -199,7 +207,10 @@ async fn the_progress_stream_follows_a_run_from_its_heartbeats_to_its_end(pool: 
         .await
         .unwrap();
     let last = next_event_with(&mut stream, &mut seen, "data-run-state=\"done\"").await;
-    assert!(last.contains("100%") && last.contains("Succeeded"), "{last}");
+    assert!(
+        last.contains("100%") && last.contains("Succeeded"),
+        "{last}"
+    );
     let end = tokio::time::timeout(Duration::from_secs(30), stream.chunk())
         .await
         .expect("the stream closes");
@@ -212,7 +223,10 @@ async fn the_progress_stream_follows_a_run_from_its_heartbeats_to_its_end(pool: 
         .text()
         .await
         .unwrap();
-    assert!(polled.contains("100%") && polled.contains("Succeeded"), "{polled}");
+    assert!(
+        polled.contains("100%") && polled.contains("Succeeded"),
+        "{polled}"
+    );
     fx.handle.stop().await.unwrap();
 }
 
@@ -260,10 +274,15 @@ async fn a_100000_line_report_is_searched_and_paged_in_sql(pool: PgPool) {
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
     let first_page = started.elapsed();
-    assert!(page.contains("Lines 73301–73400 of 100000"), "page 734 of 1000");
+    assert!(
+        page.contains("Lines 73301–73400 of 100000"),
+        "page 734 of 1000"
+    );
     // Line 73,301 is the 73,301st written: person 73,300 counting from 0.
     assert!(page.contains("person073300@contoso.com") && page.contains("person073399@contoso.com"));
-    assert!(!page.contains("person073299@contoso.com") && !page.contains("person073400@contoso.com"));
+    assert!(
+        !page.contains("person073299@contoso.com") && !page.contains("person073400@contoso.com")
+    );
     assert!(page.contains("Page 734 of 1000"));
 
     let started = Instant::now();
@@ -302,7 +321,12 @@ async fn a_100000_line_report_is_searched_and_paged_in_sql(pool: PgPool) {
     assert_eq!(in_sql.total, 100);
     assert_eq!(
         in_sql.entries,
-        matching.into_iter().skip(20).take(30).cloned().collect::<Vec<_>>()
+        matching
+            .into_iter()
+            .skip(20)
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
     );
     println!(
         "100,000-line report: page 734 rendered in {first_page:?}, a search in {search:?} \
@@ -337,7 +361,11 @@ async fn the_person_look_up_finds_someone_across_runs_newest_first(pool: PgPool)
             .unwrap();
         runs.push(run);
     }
-    let people = fx.store.find_people(&key, "PERSON000007", 10).await.unwrap();
+    let people = fx
+        .store
+        .find_people(&key, "PERSON000007", 10)
+        .await
+        .unwrap();
     assert_eq!(people.len(), 1);
     assert_eq!(people[0].runs, 3);
     assert_eq!(people[0].email.as_deref(), Some("person000007@contoso.com"));
@@ -382,12 +410,19 @@ async fn assets_are_served_by_the_binary_with_long_cache_lifetimes(pool: PgPool)
         ("/assets/console-1.js", "text/javascript", "EventSource"),
         ("/assets/console-1.css", "text/css", "--accent"),
     ] {
-        let response = fx.http.get(format!("{}{path}", fx.base)).send().await.unwrap();
+        let response = fx
+            .http
+            .get(format!("{}{path}", fx.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "{path}");
-        assert!(response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with(kind));
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind)
+        );
         assert_eq!(
             response.headers()["cache-control"],
             "public, max-age=31536000, immutable"
@@ -397,7 +432,10 @@ async fn assets_are_served_by_the_binary_with_long_cache_lifetimes(pool: PgPool)
     // Pages allow only this service's own scripts and styles.
     let page = fx.get("/tenants/acme").await;
     let csp = page.headers()["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
     assert_eq!(page.headers()["referrer-policy"], "same-origin");
     fx.handle.stop().await.unwrap();
 }

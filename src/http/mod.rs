@@ -31,10 +31,10 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+pub(crate) use console::error_page;
 pub use error::{ApiError, ApiResult};
 pub use health::metrics_app;
 pub use pages::escape as escape_html;
-pub(crate) use console::error_page;
 
 use crate::audit::{self, Action, Actor};
 use crate::auth::Auth;

@@ -18,7 +18,12 @@ use serde_json::json;
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
-        Route::page(Method::GET, "/", Guard::Signed, super::console::tenants_page),
+        Route::page(
+            Method::GET,
+            "/",
+            Guard::Signed,
+            super::console::tenants_page,
+        ),
         Route::page(Method::GET, SIGN_IN_PATH, Guard::Public, sign_in_page),
         Route::page(Method::GET, "/auth/sign-in", Guard::Public, begin_sign_in),
         Route::page(Method::GET, CALLBACK_PATH, Guard::Public, callback),

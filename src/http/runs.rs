@@ -20,11 +20,11 @@ use crate::auth::caller::Caller;
 use crate::auth::extract::{Operate, Read, TenantAccess};
 use crate::domain::AccessRole;
 use crate::plan::{GroupSummary, PlanCounts, Severity};
+use crate::service::Launched;
 use crate::store::{
     ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, SubjectKind, Trigger,
     TriggerKind,
 };
-use crate::service::Launched;
 use crate::tenant::Tenant;
 
 /// The most runs one list returns.
@@ -84,7 +84,11 @@ struct Started {
 }
 
 /// Loads a run and checks that it belongs to the tenant in the URL.
-pub(crate) async fn tenant_run(state: &AppState, tenant: &Tenant, run: RunId) -> ApiResult<RunRecord> {
+pub(crate) async fn tenant_run(
+    state: &AppState,
+    tenant: &Tenant,
+    run: RunId,
+) -> ApiResult<RunRecord> {
     match state.store().run(run).await? {
         Some(record) if record.tenant == tenant.key => Ok(record),
         _ => Err(ApiError::NotFound(format!(

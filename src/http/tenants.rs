@@ -194,7 +194,10 @@ async fn groups(
 }
 
 /// Each selected group's Entra name and direct user member count, read now (R22).
-pub(crate) async fn group_counts(state: &AppState, tenant: &Tenant) -> ApiResult<Vec<GroupCountView>> {
+pub(crate) async fn group_counts(
+    state: &AppState,
+    tenant: &Tenant,
+) -> ApiResult<Vec<GroupCountView>> {
     let source = state
         .runner
         .context()

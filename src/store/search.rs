@@ -73,8 +73,25 @@ fn contains_pattern(text: &str) -> String {
     pattern
 }
 
-const ENTRY_COLUMNS: &str =
-    "e.subject, e.entra_id, e.email, e.name, e.action, e.field, e.old_value, e.new_value, \
+/// A person found: Entra ID, email, name, runs, last seen.
+type PersonRow = (Uuid, Option<String>, Option<String>, i64, DateTime<Utc>);
+
+/// A report line with its run's ID in front.
+type RunEntryRow = (
+    i64,
+    String,
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+const ENTRY_COLUMNS: &str = "e.subject, e.entra_id, e.email, e.name, e.action, e.field, e.old_value, e.new_value, \
      e.severity, e.message";
 
 pub(super) async fn entries_page(
@@ -119,7 +136,7 @@ pub(super) async fn find_people(
     text: &str,
     limit: i64,
 ) -> Result<Vec<PersonMatch>, StoreError> {
-    let rows: Vec<(Uuid, Option<String>, Option<String>, i64, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<PersonRow> = sqlx::query_as(
         "WITH hits AS (
              SELECT e.entra_id, e.email, e.name, e.run_id, e.id, r.started_at
                FROM report_entries e
@@ -178,15 +195,14 @@ pub(super) async fn person_history(
         .map(run_from_row)
         .collect::<Result<_, _>>()?;
     let ids: Vec<RunId> = runs.iter().map(|r| r.id).collect();
-    let rows: Vec<(i64, String, Option<Uuid>, Option<String>, Option<String>, String, Option<String>, Option<String>, Option<String>, String, Option<String>)> =
-        sqlx::query_as(&format!(
-            "SELECT e.run_id, {ENTRY_COLUMNS} FROM report_entries e
+    let rows: Vec<RunEntryRow> = sqlx::query_as(&format!(
+        "SELECT e.run_id, {ENTRY_COLUMNS} FROM report_entries e
               WHERE e.entra_id = $1 AND e.run_id = ANY($2) ORDER BY e.run_id DESC, e.id"
-        ))
-        .bind(person)
-        .bind(&ids)
-        .fetch_all(pool)
-        .await?;
+    ))
+    .bind(person)
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
     let mut events = Vec::with_capacity(rows.len());
     for (run_id, s, id, email, name, action, field, old, new, severity, message) in rows {
         let Some(run) = runs.iter().find(|r| r.id == run_id) else {
@@ -194,7 +210,9 @@ pub(super) async fn person_history(
         };
         events.push(PersonEvent {
             run: run.clone(),
-            entry: entry_from_row((s, id, email, name, action, field, old, new, severity, message))?,
+            entry: entry_from_row((
+                s, id, email, name, action, field, old, new, severity, message,
+            ))?,
         });
     }
     events.sort_by(|a, b| {

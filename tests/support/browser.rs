@@ -146,7 +146,10 @@ impl Browser {
     pub async fn describe(&self) -> String {
         let url = self.client.current_url().await.map(|u| u.to_string());
         let page = self.client.source().await.unwrap_or_default();
-        format!("at {url:?}: {}", page.chars().take(3000).collect::<String>())
+        format!(
+            "at {url:?}: {}",
+            page.chars().take(3000).collect::<String>()
+        )
     }
 
     /// Waits until the text of the element matching `css` satisfies `ready`; returns it.
@@ -230,11 +233,7 @@ impl Browser {
 
     /// Picks the option with value `value` of the select matching `css`.
     pub async fn select(&self, css: &str, value: &str) {
-        self.find(css)
-            .await
-            .select_by_value(value)
-            .await
-            .unwrap();
+        self.find(css).await.select_by_value(value).await.unwrap();
     }
 
     /// The whole page's visible text.

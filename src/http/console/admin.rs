@@ -23,10 +23,20 @@ pub(super) fn routes() -> Vec<Route> {
     vec![
         Route::page(Method::GET, "/operator/access", op, access_page),
         Route::page(Method::POST, "/operator/access", op, grant),
-        Route::page(Method::POST, "/operator/access/{grant}/revoke", op, revoke_grant),
+        Route::page(
+            Method::POST,
+            "/operator/access/{grant}/revoke",
+            op,
+            revoke_grant,
+        ),
         Route::page(Method::GET, "/operator/tokens", op, tokens_page),
         Route::page(Method::POST, "/operator/tokens", op, create_token),
-        Route::page(Method::POST, "/operator/tokens/{token}/revoke", op, revoke_token),
+        Route::page(
+            Method::POST,
+            "/operator/tokens/{token}/revoke",
+            op,
+            revoke_token,
+        ),
         Route::page(Method::GET, "/operator/audit", op, audit_page),
     ]
 }
@@ -38,7 +48,10 @@ fn when(at: chrono::DateTime<chrono::Utc>) -> String {
 fn roles() -> Vec<(&'static str, &'static str)> {
     vec![
         ("viewer", "Viewer: reads a tenant's runs and reports"),
-        ("tenant_admin", "Tenant admin: also forces syncs, approves held runs, previews"),
+        (
+            "tenant_admin",
+            "Tenant admin: also forces syncs, approves held runs, previews",
+        ),
         ("operator", "Operator: every tenant and the service"),
     ]
 }
@@ -294,8 +307,16 @@ async fn audit_page(
     Page(Operator(caller)): Page<Operator>,
     Query(query): Query<AuditQuery>,
 ) -> PageResult {
-    let tenant_text = query.tenant.as_deref().and_then(optional).map(str::to_owned);
-    let action_text = query.action.as_deref().and_then(optional).map(str::to_owned);
+    let tenant_text = query
+        .tenant
+        .as_deref()
+        .and_then(optional)
+        .map(str::to_owned);
+    let action_text = query
+        .action
+        .as_deref()
+        .and_then(optional)
+        .map(str::to_owned);
     let tenant = tenant_text
         .as_deref()
         .map(TenantKey::parse)

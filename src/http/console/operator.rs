@@ -52,7 +52,8 @@ async fn onboard(
     Page(Operator(_)): Page<Operator>,
     Query(query): Query<OnboardQuery>,
 ) -> PageResult {
-    let key = TenantKey::parse(query.key.trim()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let key =
+        TenantKey::parse(query.key.trim()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     Ok(Redirect::to(&format!("/tenants/{key}/settings")).into_response())
 }
 
@@ -205,8 +206,11 @@ impl SettingsForm {
             time_zone: self.time_zone.trim().to_owned(),
             report_retention_months: number("report retention", &self.retention)? as u8,
             deactivation_status: Some(self.deactivation_status.clone()),
-            deletion_threshold: u32::try_from(number("deletion threshold", &self.deletion_threshold)?)
-                .map_err(|_| ApiError::BadRequest("the deletion threshold is too large".to_owned()))?,
+            deletion_threshold: u32::try_from(number(
+                "deletion threshold",
+                &self.deletion_threshold,
+            )?)
+            .map_err(|_| ApiError::BadRequest("the deletion threshold is too large".to_owned()))?,
             groups: self.selected_groups()?,
             confirm_no_groups: false,
             source: current.and_then(|t| serde_json::to_value(&t.source).ok()),
@@ -228,7 +232,11 @@ struct SettingsPage {
     problem: Option<String>,
 }
 
-fn settings_view(configure: &ConfigureTenant, form: SettingsForm, problem: Option<String>) -> SettingsPage {
+fn settings_view(
+    configure: &ConfigureTenant,
+    form: SettingsForm,
+    problem: Option<String>,
+) -> SettingsPage {
     SettingsPage {
         shell: Shell::of(&configure.caller),
         key: configure.key.to_string(),
@@ -255,7 +263,11 @@ async fn settings_page(Page(configure): Page<ConfigureTenant>) -> PageResult {
 }
 
 /// What a change to the selected groups will do, one sentence a group (R12, R13).
-fn consequences(current: &Tenant, next: &[GroupSpec], names: &[(EntraObjectId, String)]) -> Vec<String> {
+fn consequences(
+    current: &Tenant,
+    next: &[GroupSpec],
+    names: &[(EntraObjectId, String)],
+) -> Vec<String> {
     let name_of = |id: &EntraObjectId| {
         names
             .iter()
@@ -371,7 +383,9 @@ struct PlanView {
 }
 
 async fn entra_rows(state: &AppState, tenant: &Tenant) -> Result<Vec<CheckRow>, String> {
-    let groups = group_counts(state, tenant).await.map_err(|e| e.to_string())?;
+    let groups = group_counts(state, tenant)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(groups
         .into_iter()
         .map(|g| CheckRow {

@@ -18,9 +18,7 @@ use crate::http::extract::ApiPath;
 use crate::http::{ApiError, AppState, Guard, Route, runs};
 use crate::plan::Severity;
 use crate::schedule::start_of_day;
-use crate::store::{
-    EntryQuery, ReportEntry, RunFilter, RunId, RunStatus, TriggerKind,
-};
+use crate::store::{EntryQuery, ReportEntry, RunFilter, RunId, RunStatus, TriggerKind};
 
 pub(super) fn routes() -> Vec<Route> {
     let read = Guard::Tenant(AccessRole::Viewer);
@@ -104,7 +102,9 @@ async fn reports(
         .transpose()?;
     let from = parse_day(&query.from, "from")?.map(|d| start_of_day(zone, d));
     let to_day = parse_day(&query.to, "to")?;
-    let mut to = to_day.and_then(|d| d.succ_opt()).map(|d| start_of_day(zone, d));
+    let mut to = to_day
+        .and_then(|d| d.succ_opt())
+        .map(|d| start_of_day(zone, d));
     if let Some(before) = query.before {
         to = Some(to.map_or(before, |t| t.min(before)));
     }
@@ -373,11 +373,19 @@ fn why(lines: &[ReportEntry]) -> String {
             ),
             ("added to group", _) => format!(
                 "joined {}",
-                entry.new_value.as_deref().or(entry.field.as_deref()).unwrap_or("a group")
+                entry
+                    .new_value
+                    .as_deref()
+                    .or(entry.field.as_deref())
+                    .unwrap_or("a group")
             ),
             ("removed from group", _) => format!(
                 "left {}",
-                entry.old_value.as_deref().or(entry.field.as_deref()).unwrap_or("a group")
+                entry
+                    .old_value
+                    .as_deref()
+                    .or(entry.field.as_deref())
+                    .unwrap_or("a group")
             ),
             ("deactivated", _) => format!(
                 "deactivated{}",

@@ -30,7 +30,12 @@ pub(super) fn routes() -> Vec<Route> {
     let operate = Guard::Tenant(AccessRole::TenantAdmin);
     vec![
         Route::page(Method::GET, "/tenants/{tenant}", read, tenant_page),
-        Route::page(Method::GET, "/tenants/{tenant}/force", operate, confirm_force),
+        Route::page(
+            Method::GET,
+            "/tenants/{tenant}/force",
+            operate,
+            confirm_force,
+        ),
         Route::page(Method::POST, "/tenants/{tenant}/force", operate, force),
         Route::page(
             Method::GET,

@@ -270,6 +270,44 @@ impl Fixture {
                 let held = finished_run(&self.store, t, RunStatus::Held).await;
                 format!("/api/v1/tenants/{t}/runs/{held}/approve")
             }
+            "/tenants/{tenant}/reports/{run}/approve" => {
+                let held = finished_run(&self.store, t, RunStatus::Held).await;
+                format!("/tenants/{t}/reports/{held}/approve")
+            }
+            "/operator/access/{grant}/revoke" => {
+                let grant = self
+                    .store
+                    .grant(&NewGrant {
+                        identity: auth::person(0xdead),
+                        role: AccessRole::Viewer,
+                        tenant: Some(TenantKey::parse("beta").unwrap()),
+                        label: None,
+                        granted_by: "fixture".to_owned(),
+                    })
+                    .await
+                    .unwrap();
+                format!("/operator/access/{}/revoke", grant.id)
+            }
+            "/operator/tokens/{token}/revoke" => {
+                let token = auth::token(
+                    self.store.as_ref(),
+                    "doomed page",
+                    AccessRole::Viewer,
+                    Some("beta"),
+                )
+                .await;
+                let id = self
+                    .store
+                    .tokens()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .find(|r| token.starts_with(&r.prefix))
+                    .unwrap()
+                    .id;
+                format!("/operator/tokens/{id}/revoke")
+            }
+            "/operator/onboard" => "/operator/onboard?key=gamma".to_owned(),
             "/api/v1/access/grants/{grant}" => {
                 let grant = self
                     .store
@@ -324,6 +362,19 @@ impl Fixture {
                     "/api/v1/access/grants",
                     "/api/v1/tokens",
                     "/api/v1/audit",
+                    "/assets/console-1.css",
+                    "/assets/console-1.js",
+                    "/assets/htmx-2.0.11.min.js",
+                    "/tenants/{tenant}",
+                    "/tenants/{tenant}/force",
+                    "/tenants/{tenant}/reports",
+                    "/tenants/{tenant}/people",
+                    "/tenants/{tenant}/settings",
+                    "/tenants/{tenant}/check",
+                    "/tenants/{tenant}/preview",
+                    "/operator/access",
+                    "/operator/tokens",
+                    "/operator/audit",
                 ]
                 .contains(&template) =>
             {
@@ -347,6 +398,21 @@ impl Fixture {
             })),
             ("POST", "/api/v1/tokens") => {
                 Some(json!({"name": "made in the matrix", "role": "viewer", "tenant": "beta"}))
+            }
+            // Page forms (sent form-encoded, see `with_body`).
+            ("POST", "/tenants/{tenant}/settings") => Some(json!({
+                "name": format!("{t} LLP"), "entra_tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+                "time_zone": "Europe/London", "retention": "3", "deletion_threshold": "500",
+                "deactivation_status": "inactive",
+                "groups": "00006900-0000-0000-0000-000000000000 internal", "target_kind": "none"
+            })),
+            ("POST", "/operator/access") => Some(json!({
+                "entra_tenant_id": "00000000-0000-4000-8000-000000000001",
+                "entra_object_id": "00000000-0000-4000-8000-000000000003",
+                "role": "viewer", "tenant": "beta"
+            })),
+            ("POST", "/operator/tokens") => {
+                Some(json!({"name": "made on the page", "role": "viewer", "tenant": "beta"}))
             }
             _ => None,
         };
@@ -396,10 +462,28 @@ impl Fixture {
         if who == Who::AdminTokenOfAcme {
             request = request.bearer_auth(&self.admin_token);
         }
-        if let Some(body) = body {
-            request = request.json(&body);
+        with_body(request, spec, body).send().await.unwrap()
+    }
+}
+
+/// The example body: JSON for the API, a form for a page.
+fn with_body(
+    request: reqwest::RequestBuilder,
+    spec: &RouteSpec,
+    body: Option<Value>,
+) -> reqwest::RequestBuilder {
+    match (body, spec.surface) {
+        (None, _) => request,
+        (Some(body), Surface::Api) => request.json(&body),
+        (Some(body), Surface::Page) => {
+            let fields: Vec<(String, String)> = body
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                .collect();
+            request.form(&fields)
         }
-        request.send().await.unwrap()
     }
 }
 
@@ -432,7 +516,15 @@ async fn check(
         (Expect::Forbidden, _) => status == StatusCode::FORBIDDEN,
     };
     let code = if expect != Expect::Allowed && !to_sign_in {
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let text = response.text().await.unwrap_or_default();
+        // The API answers JSON; a page answers a page carrying the same code.
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| {
+            let code = text
+                .split("data-error-code=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next());
+            json!({"error": {"code": code}})
+        });
         let want = match expect {
             Expect::Unauthorized => "unauthorized",
             Expect::NotFound => "not_found",
@@ -527,9 +619,7 @@ async fn state_changing_session_requests_without_their_csrf_token_or_from_elsewh
                 format!("{}{path}", fx.base),
             )
             .bearer_auth(&fx.operator_token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
+        request = with_body(request, spec, body);
         let response = request.send().await.unwrap();
         if let Some(failure) = check(spec, Who::Operator, tenant, Expect::Allowed, response).await {
             failures.push(format!("bearer: {failure}"));

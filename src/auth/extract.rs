@@ -206,7 +206,7 @@ where
 }
 
 /// A page route's guard: as `E`, but an anonymous visitor is redirected to sign in and comes
-/// back here afterwards.
+/// back here afterwards, and a refusal is a page (with the API's status and sentence).
 #[derive(Debug)]
 pub struct Page<E>(pub E);
 
@@ -234,7 +234,7 @@ where
                     .finish();
                 Err(Redirect::to(&format!("{SIGN_IN_PATH}?{query}")).into_response())
             }
-            Err(other) => Err(other.into_response()),
+            Err(other) => Err(crate::http::error_page(other)),
         }
     }
 }

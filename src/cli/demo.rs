@@ -26,6 +26,12 @@ pub struct DemoArgs {
     /// Keep the emulators running after the sync (until Ctrl-C), to try other commands on them.
     #[arg(long)]
     keep_running: bool,
+    /// After the sync, serve the admin console (sign-in through the Entra emulator) until Ctrl-C.
+    #[arg(long)]
+    console: bool,
+    /// Where the console listens (with --console).
+    #[arg(long, default_value = "127.0.0.1:8420")]
+    console_addr: std::net::SocketAddr,
 }
 
 /// How many report lines of each severity are printed before "… and N more".
@@ -153,9 +159,25 @@ pub(super) async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<E
     println!("  - README.md, sections \"Demo\" and \"CLI\": check, preview, sync, emulate");
     println!("  - run `cargo run --release -- demo --keep-running` to keep the emulators up and");
     println!("    try `dirsync check` and `dirsync preview` against them from another terminal");
+    println!("  - run `cargo run --release -- demo --console` to look at it all in the browser");
     println!("  - run it again: it starts over with a fresh database");
 
-    if args.keep_running {
+    if args.console {
+        let listener = tokio::net::TcpListener::bind(args.console_addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("could not listen on {}: {e}", args.console_addr))?;
+        let handle = crate::demo::console::serve(&demo, listener).await?;
+        println!("\nThe admin console: http://{}/", handle.addr);
+        println!("Sign in through the Entra emulator's sign-in form (a username, no password):");
+        for person in crate::demo::console::PEOPLE {
+            println!("  {:<30} {}", person.username, person.role);
+        }
+        println!("Press Ctrl-C to stop.");
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        handle.stop().await?;
+    } else if args.keep_running {
         let settings_path = report_dir.join("dirsync-demo.toml");
         std::fs::write(&settings_path, demo.settings_toml())?;
         println!("\nThe emulators keep running. From another terminal:");

@@ -156,16 +156,7 @@ pub(super) async fn check_stored_tenant(
 /// Connects to the tenant's target and looks up one address that cannot exist: the sign-in and
 /// the API answer, or the sentence saying why not. Changes nothing.
 async fn check_target(ctx: &crate::sync::SyncContext, tenant: &Tenant) -> bool {
-    let probe = crate::domain::Email::parse("dirsync-connection-check@invalid.example")
-        .expect("a valid address");
-    let outcome = match ctx.connector.target(tenant).await {
-        Ok(target) => target
-            .find_users_by_email(std::slice::from_ref(&probe))
-            .await
-            .map(|_| target.kind())
-            .map_err(|err| format!("{} answered: {err}", target.kind())),
-        Err(problem) => Err(problem),
-    };
+    let outcome = crate::sync::probe_target(ctx, tenant).await;
     match outcome {
         Ok(kind) => {
             println!("target    {kind} ok");

@@ -4,6 +4,7 @@
 //! [`Demo::start`] returns the running pieces (emulators, store, run context, tenant) so the CLI
 //! can run and print a sync, and a server can keep serving them.
 
+pub mod console;
 pub mod directory;
 
 use std::path::{Path, PathBuf};

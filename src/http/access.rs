@@ -10,6 +10,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{AppState, Guard, Route};
 use crate::audit::Action;
+use crate::auth::caller::Caller;
 use crate::auth::extract::Operator;
 use crate::auth::manage::{ManageError, new_grant};
 use crate::domain::{AccessRole, TenantKey};
@@ -79,23 +80,16 @@ async fn grant(
     Operator(caller): Operator,
     ApiJson(body): ApiJson<GrantBody>,
 ) -> ApiResult<(StatusCode, Json<GrantRecord>)> {
-    let grant = new_grant(
+    let record = grant_access(
+        &state,
+        &caller,
         &body.entra_tenant_id,
         &body.entra_object_id,
         body.role,
         body.tenant.as_deref(),
         body.label.as_deref(),
-        &caller.name,
-    )?;
-    let record = state.auth.access().grant(&grant).await?;
-    state
-        .audit(
-            &caller,
-            Action::Grant,
-            record.tenant.as_ref(),
-            serde_json::to_value(&record).unwrap_or_default(),
-        )
-        .await;
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -104,6 +98,45 @@ async fn revoke(
     Operator(caller): Operator,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<GrantRecord>> {
+    Ok(Json(revoke_access(&state, &caller, id).await?))
+}
+
+/// Grants a role and records it in the audit log (the API and the console's Access page).
+pub(crate) async fn grant_access(
+    state: &AppState,
+    caller: &Caller,
+    entra_tenant_id: &str,
+    entra_object_id: &str,
+    role: AccessRole,
+    tenant: Option<&str>,
+    label: Option<&str>,
+) -> ApiResult<GrantRecord> {
+    let grant = new_grant(
+        entra_tenant_id,
+        entra_object_id,
+        role,
+        tenant,
+        label,
+        &caller.name,
+    )?;
+    let record = state.auth.access().grant(&grant).await?;
+    state
+        .audit(
+            caller,
+            Action::Grant,
+            record.tenant.as_ref(),
+            serde_json::to_value(&record).unwrap_or_default(),
+        )
+        .await;
+    Ok(record)
+}
+
+/// Revokes grant `id` and records it in the audit log.
+pub(crate) async fn revoke_access(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> ApiResult<GrantRecord> {
     let record = state
         .auth
         .access()
@@ -112,11 +145,11 @@ async fn revoke(
         .ok_or_else(|| ApiError::NotFound(format!("there is no grant {id}")))?;
     state
         .audit(
-            &caller,
+            caller,
             Action::GrantRevoke,
             record.tenant.as_ref(),
             serde_json::to_value(&record).unwrap_or_default(),
         )
         .await;
-    Ok(Json(record))
+    Ok(record)
 }

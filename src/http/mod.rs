@@ -5,16 +5,17 @@
 //! built from that table, and `tests/authorization.rs` walks the same table, so a route cannot
 //! be added without its guard being tested for every kind of caller.
 
-mod access;
-mod audit_log;
+pub(crate) mod access;
+pub(crate) mod audit_log;
+mod console;
 mod error;
 pub mod extract;
 mod health;
 mod me;
 mod pages;
-mod runs;
-mod tenants;
-mod tokens;
+pub(crate) mod runs;
+pub(crate) mod tenants;
+pub(crate) mod tokens;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -30,6 +31,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+pub(crate) use console::error_page;
 pub use error::{ApiError, ApiResult};
 pub use health::metrics_app;
 pub use pages::escape as escape_html;
@@ -170,6 +172,7 @@ pub fn routes() -> Vec<Route> {
     [
         health::routes(),
         pages::routes(),
+        console::routes(),
         me::routes(),
         tenants::routes(),
         runs::routes(),
@@ -223,7 +226,8 @@ async fn wrong_method(method: Method, uri: Uri) -> Response {
 }
 
 /// Headers every response carries: nothing is framed, sniffed, cached or sent on as a referrer
-/// (a sign-in callback's URL holds a code), unless a handler says otherwise.
+/// (a sign-in callback's URL holds a code; pages send one only to this service), unless a handler
+/// says otherwise.
 fn security_headers(router: Router<AppState>) -> Router<AppState> {
     let headers = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -232,9 +236,23 @@ fn security_headers(router: Router<AppState>) -> Router<AppState> {
         (header::CACHE_CONTROL, "no-store"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     ];
+    // A page's own forms must carry its origin (`Origin: null` under `no-referrer` would fail
+    // the CSRF check), so HTML pages send a referrer to this service and nowhere else.
+    let router = router.layer(SetResponseHeaderLayer::if_not_present(
+        header::REFERRER_POLICY,
+        |response: &Response| {
+            let html = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/html"));
+            html.then(|| HeaderValue::from_static("same-origin"))
+        },
+    ));
     headers.into_iter().fold(router, |router, (name, value)| {
         router.layer(SetResponseHeaderLayer::if_not_present(
             name,

@@ -1,6 +1,5 @@
-//! The sign-in flow's pages, plain HTML that works without JavaScript: the start page (who is
-//! signed in, their tenants, a sign-out form carrying the CSRF token), the sign-in page, and
-//! sign-out. The console (issue 9) builds on these.
+//! The sign-in flow's pages, plain HTML that works without JavaScript: the sign-in page, the
+//! round trip through Entra, and sign-out. The start page (`/`) is the console's Tenants page.
 
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
@@ -11,7 +10,6 @@ use serde::Deserialize;
 use super::error::ApiResult;
 use super::{AppState, Guard, Route};
 use crate::audit::{self, Action, Actor};
-use crate::auth::csrf::CSRF_FIELD;
 use crate::auth::extract::{Page, SIGN_IN_PATH, Signed};
 use crate::auth::oidc::CALLBACK_PATH;
 use crate::auth::{SignInCallback, SignInRefused, safe_return_to};
@@ -20,7 +18,12 @@ use serde_json::json;
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
-        Route::page(Method::GET, "/", Guard::Signed, home),
+        Route::page(
+            Method::GET,
+            "/",
+            Guard::Signed,
+            super::console::tenants_page,
+        ),
         Route::page(Method::GET, SIGN_IN_PATH, Guard::Public, sign_in_page),
         Route::page(Method::GET, "/auth/sign-in", Guard::Public, begin_sign_in),
         Route::page(Method::GET, CALLBACK_PATH, Guard::Public, callback),
@@ -52,44 +55,6 @@ pub(crate) fn page(title: &str, body: &str) -> Html<String> {
          <title>{} · dirsync</title></head>\n<body>\n{body}\n</body></html>\n",
         escape(title)
     ))
-}
-
-async fn home(Page(Signed(caller)): Page<Signed>) -> Html<String> {
-    let tenants: String = if caller.access.operator {
-        "<p>You are an operator: every tenant.</p>".to_owned()
-    } else if caller.access.tenants.is_empty() {
-        "<p>You have no tenants.</p>".to_owned()
-    } else {
-        let items: String = caller
-            .access
-            .tenants
-            .iter()
-            .map(|(key, role)| {
-                format!(
-                    "<li>{} <small>({})</small></li>",
-                    escape(key.as_str()),
-                    escape(role.as_str())
-                )
-            })
-            .collect();
-        format!("<ul>{items}</ul>")
-    };
-    let sign_out = match caller.csrf_token() {
-        Some(token) => format!(
-            "<form method=\"post\" action=\"/sign-out\">\
-             <input type=\"hidden\" name=\"{CSRF_FIELD}\" value=\"{}\">\
-             <button type=\"submit\">Sign out</button></form>",
-            escape(token)
-        ),
-        None => String::new(),
-    };
-    page(
-        "dirsync",
-        &format!(
-            "<h1>dirsync</h1>\n<p>Signed in as <strong>{}</strong>.</p>\n{tenants}\n{sign_out}",
-            escape(&caller.name)
-        ),
-    )
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -20,6 +20,7 @@ use crate::auth::caller::Caller;
 use crate::auth::extract::{Operate, Read, TenantAccess};
 use crate::domain::AccessRole;
 use crate::plan::{GroupSummary, PlanCounts, Severity};
+use crate::service::Launched;
 use crate::store::{
     ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, SubjectKind, Trigger,
     TriggerKind,
@@ -83,7 +84,11 @@ struct Started {
 }
 
 /// Loads a run and checks that it belongs to the tenant in the URL.
-async fn tenant_run(state: &AppState, tenant: &Tenant, run: RunId) -> ApiResult<RunRecord> {
+pub(crate) async fn tenant_run(
+    state: &AppState,
+    tenant: &Tenant,
+    run: RunId,
+) -> ApiResult<RunRecord> {
     match state.store().run(run).await? {
         Some(record) if record.tenant == tenant.key => Ok(record),
         _ => Err(ApiError::NotFound(format!(
@@ -93,14 +98,14 @@ async fn tenant_run(state: &AppState, tenant: &Tenant, run: RunId) -> ApiResult<
     }
 }
 
-/// Launches the run, records in the audit log who forced it, and answers.
-async fn start(
+/// Launches the run and records in the audit log who forced it.
+async fn launch(
     state: &AppState,
     caller: &Caller,
     tenant: &Tenant,
     trigger: Trigger,
     options: RunOptions,
-) -> ApiResult<Response> {
+) -> ApiResult<Launched> {
     let launched = state.runner.launch(&tenant.key, trigger, options).await?;
     state
         .audit(
@@ -113,6 +118,11 @@ async fn start(
             }),
         )
         .await;
+    Ok(launched)
+}
+
+/// Answers a launch: `202` with the new run, or `200` with the one already in progress.
+async fn started(state: &AppState, tenant: &Tenant, launched: Launched) -> ApiResult<Response> {
     let run = tenant_run(state, tenant, launched.run_id).await?;
     let status = if launched.already_running {
         StatusCode::OK
@@ -161,15 +171,48 @@ async fn force(
     body: Bytes,
 ) -> ApiResult<Response> {
     no_body(&body)?;
-    let by = access.caller.name.clone();
-    start(
-        &state,
-        &access.caller,
-        &access.tenant,
-        Trigger::manual(by),
+    let launched = launch_manual(&state, &access.caller, &access.tenant).await?;
+    started(&state, &access.tenant, launched).await
+}
+
+/// R21: a Manual run in `caller`'s name (or the one in progress), recorded in the audit log; the
+/// API and the console both force a sync through here.
+pub(crate) async fn launch_manual(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &Tenant,
+) -> ApiResult<Launched> {
+    launch(
+        state,
+        caller,
+        tenant,
+        Trigger::manual(caller.name.clone()),
         RunOptions::default(),
     )
     .await
+}
+
+/// R18: `caller` approves the tenant's held run `run`, carried out at once by a new run; the
+/// API and the console both approve through here.
+pub(crate) async fn approve_held(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &Tenant,
+    run: RunId,
+) -> ApiResult<Launched> {
+    // The held run must be this tenant's; who may approve is the extractor's to say, and
+    // whether this approval stands (once, latest, recent) the runner's.
+    tenant_run(state, tenant, run).await?;
+    let launched = state.runner.approve(&tenant.key, run, &caller.name).await?;
+    state
+        .audit(
+            caller,
+            Action::RunApprove,
+            Some(&tenant.key),
+            json!({"approved_run": run, "run": launched.run_id}),
+        )
+        .await;
+    Ok(launched)
 }
 
 /// R18: an admin approves a held run: `202` with the new run, which plans afresh and may
@@ -182,21 +225,7 @@ async fn approve(
 ) -> ApiResult<Response> {
     no_body(&body)?;
     let tenant = &access.tenant;
-    // The held run must be this tenant's; who may approve is the extractor's to say, and
-    // whether this approval stands (once, latest, recent) the runner's.
-    tenant_run(&state, tenant, run).await?;
-    let launched = state
-        .runner
-        .approve(&tenant.key, run, &access.caller.name)
-        .await?;
-    state
-        .audit(
-            &access.caller,
-            Action::RunApprove,
-            Some(&tenant.key),
-            json!({"approved_run": run, "run": launched.run_id}),
-        )
-        .await;
+    let launched = approve_held(&state, &access.caller, tenant, run).await?;
     let record = tenant_run(&state, tenant, launched.run_id).await?;
     let location = format!("/api/v1/tenants/{}/runs/{}", tenant.key, record.id);
     Ok((

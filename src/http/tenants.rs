@@ -123,8 +123,20 @@ async fn show(access: TenantAccess<Read>) -> ApiResult<Json<TenantView>> {
 async fn replace(
     State(state): State<AppState>,
     configure: ConfigureTenant,
-    ApiJson(mut spec): ApiJson<TenantSpec>,
+    ApiJson(spec): ApiJson<TenantSpec>,
 ) -> ApiResult<Json<TenantView>> {
+    let tenant = save_spec(&state, &configure, spec).await?;
+    Ok(Json(view(&tenant)))
+}
+
+/// Validates `spec` for the tenant being configured, keeps stored secrets where the spec says
+/// `"[redacted]"`, saves it and records it in the audit log; the API's `PUT` and the console's
+/// settings form both save through here.
+pub(crate) async fn save_spec(
+    state: &AppState,
+    configure: &ConfigureTenant,
+    mut spec: TenantSpec,
+) -> ApiResult<Tenant> {
     let key = configure.key.as_str();
     if spec.key.is_empty() {
         spec.key = key.to_owned();
@@ -158,19 +170,19 @@ async fn replace(
             }),
         )
         .await;
-    Ok(Json(shown))
+    Ok(tenant)
 }
 
 #[derive(Serialize)]
-struct GroupCountView {
-    id: EntraObjectId,
-    role: Role,
-    name: Option<String>,
-    direct_user_members: Option<u64>,
+pub(crate) struct GroupCountView {
+    pub id: EntraObjectId,
+    pub role: Role,
+    pub name: Option<String>,
+    pub direct_user_members: Option<u64>,
     /// R16: too many members to sync.
-    over_limit: bool,
-    outcome: &'static str,
-    message: Option<String>,
+    pub over_limit: bool,
+    pub outcome: &'static str,
+    pub message: Option<String>,
 }
 
 /// The selected groups with their Entra names and direct user member counts (R22).
@@ -181,7 +193,11 @@ async fn groups(
     Ok(Json(group_counts(&state, &access.tenant).await?))
 }
 
-async fn group_counts(state: &AppState, tenant: &Tenant) -> ApiResult<Vec<GroupCountView>> {
+/// Each selected group's Entra name and direct user member count, read now (R22).
+pub(crate) async fn group_counts(
+    state: &AppState,
+    tenant: &Tenant,
+) -> ApiResult<Vec<GroupCountView>> {
     let source = state
         .runner
         .context()

@@ -11,6 +11,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath};
 use super::{AppState, Guard, Route};
 use crate::audit::Action;
+use crate::auth::caller::Caller;
 use crate::auth::extract::Operator;
 use crate::auth::manage::issue_token;
 use crate::domain::AccessRole;
@@ -58,25 +59,15 @@ async fn create(
     Operator(caller): Operator,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<Created>)> {
-    let (token, record) = issue_token(
-        state.auth.access().as_ref(),
-        &state.auth.settings().tokens,
+    let (token, record) = create_token(
+        &state,
+        &caller,
         &body.name,
         body.role,
         body.tenant.as_deref(),
         body.expires_in_days,
-        &caller.name,
-        state.auth.now(),
     )
     .await?;
-    state
-        .audit(
-            &caller,
-            Action::TokenCreate,
-            record.tenant.as_ref(),
-            serde_json::to_value(&record).unwrap_or_default(),
-        )
-        .await;
     Ok((
         StatusCode::CREATED,
         Json(Created {
@@ -91,6 +82,47 @@ async fn revoke(
     Operator(caller): Operator,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TokenRecord>> {
+    Ok(Json(revoke_token(&state, &caller, id).await?))
+}
+
+/// Issues an API token (shown once) and records it in the audit log (the API and the console's
+/// API tokens page).
+pub(crate) async fn create_token(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    role: AccessRole,
+    tenant: Option<&str>,
+    expires_in_days: Option<u32>,
+) -> ApiResult<(secrecy::SecretString, TokenRecord)> {
+    let (token, record) = issue_token(
+        state.auth.access().as_ref(),
+        &state.auth.settings().tokens,
+        name,
+        role,
+        tenant,
+        expires_in_days,
+        &caller.name,
+        state.auth.now(),
+    )
+    .await?;
+    state
+        .audit(
+            caller,
+            Action::TokenCreate,
+            record.tenant.as_ref(),
+            serde_json::to_value(&record).unwrap_or_default(),
+        )
+        .await;
+    Ok((token, record))
+}
+
+/// Revokes token `id` and records it in the audit log.
+pub(crate) async fn revoke_token(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> ApiResult<TokenRecord> {
     let record = state
         .auth
         .access()
@@ -99,11 +131,11 @@ async fn revoke(
         .ok_or_else(|| ApiError::NotFound(format!("there is no token {id}")))?;
     state
         .audit(
-            &caller,
+            caller,
             Action::TokenRevoke,
             record.tenant.as_ref(),
             serde_json::to_value(&record).unwrap_or_default(),
         )
         .await;
-    Ok(Json(record))
+    Ok(record)
 }

@@ -7,6 +7,7 @@ mod access_postgres;
 mod approval;
 mod model;
 pub mod postgres;
+mod search;
 mod target_tokens;
 
 pub use access::AccessStore;
@@ -18,8 +19,9 @@ use chrono::{DateTime, Utc};
 
 pub use approval::{ApprovalError, ApprovalRefused, ApprovedRun};
 pub use model::*;
+pub use search::{EntryPage, EntryQuery, PersonEvent, PersonMatch};
 
-use crate::domain::TenantKey;
+use crate::domain::{EntraObjectId, TenantKey};
 use crate::plan::{GroupSummary, Mirror};
 use crate::tenant::Tenant;
 
@@ -127,6 +129,99 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<RunRecord>, StoreError>;
     async fn run_groups(&self, run: RunId) -> Result<Vec<GroupSummary>, StoreError>;
     async fn run_entries(&self, run: RunId) -> Result<Vec<ReportEntry>, StoreError>;
+
+    /// One page of a run's report, searched by name or email. A backend should page in its
+    /// query; this default reads the whole report.
+    async fn entries_page(&self, run: RunId, query: &EntryQuery) -> Result<EntryPage, StoreError> {
+        let matching: Vec<ReportEntry> = self
+            .run_entries(run)
+            .await?
+            .into_iter()
+            .filter(|e| query.matches(e))
+            .collect();
+        Ok(EntryPage {
+            total: matching.len() as u64,
+            entries: matching
+                .into_iter()
+                .skip(query.offset.max(0) as usize)
+                .take(query.limit.max(0) as usize)
+                .collect(),
+        })
+    }
+
+    /// The people the tenant's reports mention whose name or email contains `text`, most
+    /// recently seen first. This default reads every report of the tenant.
+    async fn find_people(
+        &self,
+        tenant: &TenantKey,
+        text: &str,
+        limit: i64,
+    ) -> Result<Vec<PersonMatch>, StoreError> {
+        let query = EntryQuery {
+            search: Some(text.to_owned()),
+            ..EntryQuery::default()
+        };
+        let mut people: Vec<PersonMatch> = Vec::new();
+        for run in self.runs(tenant, i64::MAX).await? {
+            let mut seen_here = std::collections::HashSet::new();
+            for entry in self.run_entries(run.id).await? {
+                let Some(id) = entry.entra_id.clone() else {
+                    continue;
+                };
+                if entry.subject != SubjectKind::User || !query.matches(&entry) {
+                    continue;
+                }
+                match people.iter_mut().find(|p| p.entra_id == id) {
+                    Some(person) if seen_here.insert(id.clone()) => person.runs += 1,
+                    Some(_) => {}
+                    None => {
+                        seen_here.insert(id.clone());
+                        people.push(PersonMatch {
+                            entra_id: id,
+                            email: entry.email.clone(),
+                            name: entry.name.clone(),
+                            runs: 1,
+                            last_seen: run.started_at,
+                        });
+                    }
+                }
+            }
+        }
+        people.truncate(limit.max(0) as usize);
+        Ok(people)
+    }
+
+    /// Every report line about `person` in the tenant's runs (the newest `limit` runs that
+    /// mention them), newest run first. This default reads every report of the tenant.
+    async fn person_history(
+        &self,
+        tenant: &TenantKey,
+        person: &EntraObjectId,
+        limit: i64,
+    ) -> Result<Vec<PersonEvent>, StoreError> {
+        let mut events = Vec::new();
+        let mut runs = 0;
+        for run in self.runs(tenant, i64::MAX).await? {
+            let lines: Vec<ReportEntry> = self
+                .run_entries(run.id)
+                .await?
+                .into_iter()
+                .filter(|e| e.entra_id.as_ref() == Some(person))
+                .collect();
+            if lines.is_empty() {
+                continue;
+            }
+            runs += 1;
+            if runs > limit {
+                break;
+            }
+            events.extend(lines.into_iter().map(|entry| PersonEvent {
+                run: run.clone(),
+                entry,
+            }));
+        }
+        Ok(events)
+    }
 
     /// R19: deletes the tenant's runs (and their reports) that started before `cutoff`.
     async fn purge_runs_before(

@@ -16,9 +16,10 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{
-    Approval, ApprovalError, ApprovedRun, MirrorChanges, ReportEntry, RunFilter, RunFinish, RunId,
-    RunOptions, RunProgress, RunRecord, RunStart, RunStatus, RunSummary, Store, StoreError,
-    SubjectKind, TenantSaved, Trigger, TriggerKind,
+    Approval, ApprovalError, ApprovedRun, EntryPage, EntryQuery, MirrorChanges, PersonEvent,
+    PersonMatch, ReportEntry, RunFilter, RunFinish, RunId, RunOptions, RunProgress, RunRecord,
+    RunStart, RunStatus, RunSummary, Store, StoreError, SubjectKind, TenantSaved, Trigger,
+    TriggerKind,
 };
 use crate::domain::expose_for_storage;
 use crate::domain::{
@@ -796,35 +797,29 @@ impl Store for PgStore {
         .bind(run)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(
-                |(
-                    subject,
-                    entra_id,
-                    email,
-                    name,
-                    action,
-                    field,
-                    old_value,
-                    new_value,
-                    severity,
-                    message,
-                )| {
-                    Ok(ReportEntry {
-                        subject: parse("report_entries.subject", subject_kind(&subject))?,
-                        entra_id: entra_id.map(EntraObjectId::from),
-                        email,
-                        name,
-                        action,
-                        field,
-                        old_value,
-                        new_value,
-                        severity: parse("report_entries.severity", severity_level(&severity))?,
-                        message,
-                    })
-                },
-            )
-            .collect()
+        rows.into_iter().map(entry_from_row).collect()
+    }
+
+    async fn entries_page(&self, run: RunId, query: &EntryQuery) -> Result<EntryPage, StoreError> {
+        super::search::entries_page(&self.pool, run, query).await
+    }
+
+    async fn find_people(
+        &self,
+        tenant: &TenantKey,
+        text: &str,
+        limit: i64,
+    ) -> Result<Vec<PersonMatch>, StoreError> {
+        super::search::find_people(&self.pool, tenant, text, limit).await
+    }
+
+    async fn person_history(
+        &self,
+        tenant: &TenantKey,
+        person: &EntraObjectId,
+        limit: i64,
+    ) -> Result<Vec<PersonEvent>, StoreError> {
+        super::search::person_history(&self.pool, tenant, person, limit).await
     }
 
     async fn purge_runs_before(
@@ -888,12 +883,12 @@ type UserRow = (
     String,
 );
 
-const RUN_COLUMNS: &str = "SELECT r.id, t.key, r.trigger_kind, r.triggered_by, r.status, r.started_at, \
+pub(super) const RUN_COLUMNS: &str = "SELECT r.id, t.key, r.trigger_kind, r.triggered_by, r.status, r.started_at, \
      r.finished_at, r.summary, r.message, r.approves, r.progress_stage, r.progress_done, \
      r.progress_total, r.heartbeat_at, r.approved_deactivations \
      FROM runs r JOIN tenants t ON t.id = r.tenant_id";
 
-type RunRow = (
+pub(super) type RunRow = (
     i64,
     String,
     String,
@@ -911,7 +906,7 @@ type RunRow = (
     Option<i64>,
 );
 
-type EntryRow = (
+pub(super) type EntryRow = (
     String,
     Option<Uuid>,
     Option<String>,
@@ -927,6 +922,24 @@ type EntryRow = (
 /// Maps a value that did not parse to [`StoreError::Corrupt`], naming where it was stored.
 fn parse<T, E: Display>(column: &str, parsed: Result<T, E>) -> Result<T, StoreError> {
     parsed.map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+/// A report line as stored.
+pub(super) fn entry_from_row(row: EntryRow) -> Result<ReportEntry, StoreError> {
+    let (subject, entra_id, email, name, action, field, old_value, new_value, severity, message) =
+        row;
+    Ok(ReportEntry {
+        subject: parse("report_entries.subject", subject_kind(&subject))?,
+        entra_id: entra_id.map(EntraObjectId::from),
+        email,
+        name,
+        action,
+        field,
+        old_value,
+        new_value,
+        severity: parse("report_entries.severity", severity_level(&severity))?,
+        message,
+    })
 }
 
 fn tenant_from_row(row: TenantRow, groups: Vec<(i64, Uuid, String)>) -> Result<Tenant, StoreError> {
@@ -994,7 +1007,7 @@ fn mirror_user_from_row(row: UserRow) -> Result<MirrorUser, StoreError> {
     })
 }
 
-fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
+pub(super) fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
     let (
         id,
         key,

@@ -316,6 +316,20 @@ impl Progress {
     }
 }
 
+/// Connects to the tenant's target and looks up one address that cannot exist: the target's kind
+/// when the sign-in and the API answer, or the sentence saying why not. Changes nothing (the
+/// CLI's `check` and the console's Test connection).
+pub async fn probe_target(ctx: &SyncContext, tenant: &Tenant) -> Result<&'static str, String> {
+    let probe = crate::domain::Email::parse("dirsync-connection-check@invalid.example")
+        .expect("a valid address");
+    let target = ctx.connector.target(tenant).await?;
+    target
+        .find_users_by_email(std::slice::from_ref(&probe))
+        .await
+        .map(|_| target.kind())
+        .map_err(|err| format!("{} answered: {err}", target.kind()))
+}
+
 /// R22 dry run: the plan a run would carry out now, without writing anything anywhere.
 pub async fn dry_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Plan, SyncError> {
     let config = ctx

@@ -1,6 +1,8 @@
 //! The API as a hostile caller would try it (issue 8's three attacks), and its input handling:
 //! private keys never returned, `env:` references outside `DIRSYNC_SECRET_` refused, a moved
 //! HighQ `base_url` sent nothing stored; tokens, grants and query parameters.
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! The `dirsync` binary end to end: `check`, `preview`, `sync`, `tenant apply|connect-highq` and
 //! `demo`, run as a child process against emulators started in the test and a fresh database.
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,4 +1,6 @@
 //! The HighQ adapter against the HighQ emulator: each test starts its own emulator on port 0.
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 use std::sync::Arc;
 use std::time::Duration;

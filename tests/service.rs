@@ -1,5 +1,7 @@
 //! `dirsync serve` as a whole: the HTTP API against the Entra and HighQ emulators, two replicas
 //! at a simulated midnight, a killed run, and a graceful shutdown.
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! The `dirsync` command line: run the service's jobs by hand, manage tenants, test a tenant's
-//! connection, run the local emulators and the demo.
+//! connection, and (with the `emulators` feature, on by default) run the local emulators and the
+//! demo.
 //!
 //! This file holds the argument types and the dispatch; each command's work lives in its own
 //! file (`tenant.rs`, `sync.rs`, `emulate.rs`, `demo.rs`, `access.rs`, `token.rs`, `audit.rs`),
@@ -8,7 +9,9 @@
 mod access;
 mod audit;
 mod config;
+#[cfg(feature = "emulators")]
 mod demo;
+#[cfg(feature = "emulators")]
 mod emulate;
 mod sync;
 mod tenant;
@@ -27,7 +30,9 @@ use crate::store::RunStatus;
 use crate::store::postgres::PgStore;
 use crate::sync::SyncContext;
 
+#[cfg(feature = "emulators")]
 pub use self::demo::DemoArgs;
+#[cfg(feature = "emulators")]
 pub use self::emulate::EmulateCommand;
 pub use self::sync::{describe_outcome, describe_plan, describe_plan_counts};
 
@@ -96,11 +101,13 @@ enum Command {
         #[arg(long)]
         tenant: String,
     },
+    #[cfg(feature = "emulators")]
     /// Run a local emulator standalone (Entra + Graph, or HighQ) until Ctrl-C.
     Emulate {
         #[command(subcommand)]
         command: EmulateCommand,
     },
+    #[cfg(feature = "emulators")]
     /// Start both emulators with a realistic directory, configure a demo tenant in PostgreSQL,
     /// sync it and print the report summary.
     Demo(DemoArgs),
@@ -230,6 +237,17 @@ enum TenantCommand {
     },
 }
 
+impl Command {
+    /// Commands whose output is for people to read (the demo), so logs stay quiet.
+    fn is_for_people(&self) -> bool {
+        #[cfg(feature = "emulators")]
+        if matches!(self, Command::Demo(_)) {
+            return true;
+        }
+        false
+    }
+}
+
 /// Exit codes shared by the commands that run a sync.
 pub fn exit_code(status: RunStatus, already_running: bool) -> ExitCode {
     match (status, already_running) {
@@ -278,7 +296,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(config::check(cli.config.as_deref()));
     }
     let settings = Settings::load(cli.config.as_deref()).context("could not load the settings")?;
-    init_tracing(&settings, matches!(cli.command, Command::Demo(_)));
+    init_tracing(&settings, cli.command.is_for_people());
     match cli.command {
         Command::Migrate => {
             open_store(&settings).await?;
@@ -307,7 +325,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Approve { tenant, run, by } => sync::approve(&settings, &tenant, run, &by).await,
         Command::Check { tenant } => sync::check(&settings, &tenant).await,
         Command::Preview { tenant } => sync::preview(&settings, &tenant).await,
+        #[cfg(feature = "emulators")]
         Command::Emulate { command } => emulate::run(command).await,
+        #[cfg(feature = "emulators")]
         Command::Demo(args) => demo::run(&settings, args).await,
         Command::Serve => crate::service::serve(&settings)
             .await

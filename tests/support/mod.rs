@@ -3,4 +3,5 @@
 pub mod auth;
 pub mod counting;
 pub mod scim_server;
+#[cfg(feature = "emulators")]
 pub mod world;

@@ -38,9 +38,9 @@ use crate::audit::{self, Action, Actor};
 use crate::auth::Auth;
 use crate::auth::caller::Caller;
 use crate::domain::{AccessRole, SecretEnvPolicy, TenantKey};
-use crate::service::Runner;
 use crate::store::Store;
 use crate::store::access::AuditOutcome;
+use crate::sync::Runner;
 
 /// What every handler shares.
 #[derive(Clone)]

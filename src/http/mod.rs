@@ -11,6 +11,7 @@ mod error;
 pub mod extract;
 mod health;
 mod me;
+pub mod openapi;
 mod pages;
 mod runs;
 mod tenants;
@@ -176,6 +177,7 @@ pub fn routes() -> Vec<Route> {
         access::routes(),
         tokens::routes(),
         audit_log::routes(),
+        openapi::routes(),
     ]
     .into_iter()
     .flatten()

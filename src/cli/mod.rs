@@ -13,6 +13,7 @@ mod config;
 mod demo;
 #[cfg(feature = "emulators")]
 mod emulate;
+mod health;
 mod sync;
 mod tenant;
 mod token;
@@ -113,6 +114,13 @@ enum Command {
     Demo(DemoArgs),
     /// Run the service: the HTTP API, the midnight scheduler and forced runs, until SIGTERM.
     Serve,
+    /// Ask the running service whether it is alive (`GET /healthz` on `server.listen`, or
+    /// --url): the container's HEALTHCHECK. Exit code 0 when it answers 200, 1 otherwise.
+    Healthcheck {
+        /// Another address to ask (default: `http://127.0.0.1:{port of server.listen}/healthz`).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Who may use dirsync: grant, revoke and list roles.
     Access {
         #[command(subcommand)]
@@ -224,6 +232,24 @@ enum TenantCommand {
     },
     /// List the configured tenants.
     List,
+    /// Print the admin-consent URL to send a customer: their Entra administrator opens it once to
+    /// grant the app registration Group.Read.All, GroupMember.Read.All and User.Read.All in
+    /// their directory (see docs/onboarding.md).
+    ConsentUrl {
+        /// A stored tenant (uses its own app registration when it has one).
+        #[arg(
+            long,
+            conflicts_with = "entra_tenant_id",
+            required_unless_present = "entra_tenant_id"
+        )]
+        tenant: Option<String>,
+        /// The customer's Entra directory (tenant) ID, before the tenant is configured.
+        #[arg(long)]
+        entra_tenant_id: Option<String>,
+        /// Where Entra sends the administrator afterwards (must be a redirect URI of the app).
+        #[arg(long)]
+        redirect_uri: Option<String>,
+    },
     /// Connect a tenant to HighQ: exchange the authorization code an admin's consent produced
     /// for the first refresh token, and store it.
     ConnectHighq {
@@ -313,6 +339,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenant {
             command: TenantCommand::List,
         } => tenant::list(&settings).await,
+        Command::Tenant {
+            command:
+                TenantCommand::ConsentUrl {
+                    tenant,
+                    entra_tenant_id,
+                    redirect_uri,
+                },
+        } => {
+            tenant::consent_url(
+                &settings,
+                tenant.as_deref(),
+                entra_tenant_id.as_deref(),
+                redirect_uri.as_deref(),
+            )
+            .await
+        }
+        Command::Healthcheck { url } => health::check(&settings, url.as_deref()).await,
         Command::Tenant {
             command:
                 TenantCommand::ConnectHighq {

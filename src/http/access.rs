@@ -85,7 +85,7 @@ pub(super) struct GrantBody {
 /// Grants a role (or changes the role already granted on that scope).
 #[utoipa::path(post, path = "/api/v1/access/grants", operation_id = "create_grant", tag = "access",
     request_body = GrantBody,
-    responses((status = 201, description = "The grant", body = Object), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody)))]
+    responses((status = 201, description = "The grant", body = Object), (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = super::openapi::ErrorBody), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody)))]
 pub(super) async fn grant(
     State(state): State<AppState>,
     Operator(caller): Operator,

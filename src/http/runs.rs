@@ -159,7 +159,7 @@ fn no_body(body: &Bytes) -> ApiResult<()> {
 
 /// R21: starts a Manual run (`202`), or answers with the run in progress (`200`).
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/runs", operation_id = "force_run", tag = "runs",
-    params(("tenant" = String, Path, description = "The tenant's key")),
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme")),
     responses(
         (status = 202, description = "A new run was started", body = Started),
         (status = 200, description = "A run was already in progress (R21)", body = Started),
@@ -184,7 +184,7 @@ pub(super) async fn force(
 /// R18: an admin approves a held run: `202` with the new run, which plans afresh and may
 /// deactivate up to what was approved; `409` with the reason when the approval is refused.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/runs/{run}/approve", operation_id = "approve_run", tag = "runs",
-    params(("tenant" = String, Path, description = "The tenant's key"), ("run" = i64, Path, description = "The run's number")),
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ("run" = i64, Path, description = "The run's number", example = 1)),
     responses(
         (status = 202, description = "Approved: the new run", body = Started),
         (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody), (status = 409, description = "Refused in the current state; the message says why", body = super::openapi::ErrorBody)))]
@@ -250,7 +250,7 @@ pub(super) struct RunsPage {
 
 /// The tenant's runs, newest first, filtered by trigger, status and start time.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs", operation_id = "list_runs", tag = "runs",
-    params(("tenant" = String, Path, description = "The tenant's key"), ListQuery),
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ListQuery),
     responses((status = 200, body = RunsPage), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -293,6 +293,7 @@ struct PlannedView {
 
 /// A group of the run with its R2 label (`Sales [Synced Group]`).
 #[derive(Serialize, ToSchema)]
+#[schema(as = RunGroupView)]
 struct GroupView {
     /// `entra_id`, `name`, `role`, `members_seen`, `status`, `message`.
     #[serde(flatten)]
@@ -303,7 +304,7 @@ struct GroupView {
 
 /// A run with its per-group rows and counts.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}", operation_id = "show_run", tag = "runs",
-    params(("tenant" = String, Path, description = "The tenant's key"), ("run" = i64, Path, description = "The run's number")),
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ("run" = i64, Path, description = "The run's number", example = 1)),
     responses((status = 200, body = RunDetail), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
 pub(super) async fn detail(
     State(state): State<AppState>,
@@ -363,7 +364,7 @@ pub(super) struct EntriesPage {
 
 /// The report's lines, filtered and paged.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}/entries", operation_id = "run_entries", tag = "runs",
-    params(("tenant" = String, Path, description = "The tenant's key"), ("run" = i64, Path, description = "The run's number"), EntriesQuery),
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ("run" = i64, Path, description = "The run's number", example = 1), EntriesQuery),
     responses((status = 200, body = EntriesPage), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
 pub(super) async fn entries(
     State(state): State<AppState>,
@@ -404,7 +405,7 @@ pub(super) struct ProgressView {
 
 /// R21: how far the run has come.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}/progress", operation_id = "run_progress", tag = "runs",
-    params(("tenant" = String, Path, description = "The tenant's key"), ("run" = i64, Path, description = "The run's number")),
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ("run" = i64, Path, description = "The run's number", example = 1)),
     responses((status = 200, body = ProgressView), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
 pub(super) async fn progress(
     State(state): State<AppState>,
@@ -428,7 +429,7 @@ pub(super) async fn progress(
 
 /// R19: the run's report as an Excel workbook (Summary, Groups, Users, Errors).
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}/report.xlsx", operation_id = "run_report", tag = "runs",
-    params(("tenant" = String, Path, description = "The tenant's key"), ("run" = i64, Path, description = "The run's number")),
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ("run" = i64, Path, description = "The run's number", example = 1)),
     responses(
         (status = 200, description = "The workbook", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>),
         (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]

@@ -70,6 +70,7 @@ pub(super) struct TenantView {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = TenantGroupView)]
 struct GroupView {
     #[schema(value_type = String)]
     id: EntraObjectId,
@@ -126,7 +127,7 @@ pub(super) async fn list(
 
 /// One tenant's configuration, secret settings redacted.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}", operation_id = "show_tenant", tag = "tenants",
-    params(("tenant" = String, Path, description = "The tenant's key")),
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme")),
     responses((status = 200, body = TenantView), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
 pub(super) async fn show(access: TenantAccess<Read>) -> ApiResult<Json<TenantView>> {
     Ok(Json(view(&access.tenant)))
@@ -136,9 +137,9 @@ pub(super) async fn show(access: TenantAccess<Read>) -> ApiResult<Json<TenantVie
 /// tenant file. `"[redacted]"` for a secret keeps the stored one while the connection it was
 /// given for is unchanged.
 #[utoipa::path(put, path = "/api/v1/tenants/{tenant}", operation_id = "replace_tenant", tag = "tenants",
-    params(("tenant" = String, Path, description = "The tenant's key")),
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme")),
     request_body(content = Object, description = "The tenant-file fields as JSON (see the README's tenant file)"),
-    responses((status = 200, body = TenantView), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
+    responses((status = 200, body = TenantView), (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = super::openapi::ErrorBody), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
 pub(super) async fn replace(
     State(state): State<AppState>,
     configure: ConfigureTenant,
@@ -198,7 +199,7 @@ pub(super) struct GroupCountView {
 
 /// The selected groups with their Entra names and direct user member counts (R22).
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/groups", operation_id = "tenant_groups", tag = "tenants",
-    params(("tenant" = String, Path, description = "The tenant's key")),
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme")),
     responses((status = 200, body = Vec<GroupCountView>), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody), (status = 502, description = "Entra or the target could not be reached", body = super::openapi::ErrorBody)))]
 pub(super) async fn groups(
     State(state): State<AppState>,
@@ -280,7 +281,7 @@ pub(super) struct PreviewView {
 
 /// R22: per group its name, member count and over-limit flag, and the dry run's counts.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/preview", operation_id = "tenant_preview", tag = "tenants",
-    params(("tenant" = String, Path, description = "The tenant's key")),
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme")),
     responses((status = 200, body = PreviewView), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody), (status = 502, description = "Entra or the target could not be reached", body = super::openapi::ErrorBody)))]
 pub(super) async fn preview(
     State(state): State<AppState>,

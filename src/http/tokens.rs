@@ -64,7 +64,7 @@ pub(super) struct Created {
 /// Creates a token: the answer holds it, once.
 #[utoipa::path(post, path = "/api/v1/tokens", operation_id = "create_token", tag = "access",
     request_body = CreateBody,
-    responses((status = 201, body = Created), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody)))]
+    responses((status = 201, body = Created), (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = super::openapi::ErrorBody), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
     Operator(caller): Operator,

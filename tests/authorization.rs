@@ -324,6 +324,7 @@ impl Fixture {
                     "/api/v1/access/grants",
                     "/api/v1/tokens",
                     "/api/v1/audit",
+                    "/api/v1/openapi.json",
                 ]
                 .contains(&template) =>
             {

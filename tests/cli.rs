@@ -815,3 +815,46 @@ async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgP
         stdout(&again)
     );
 }
+
+#[sqlx::test]
+async fn tenant_consent_url_names_the_customers_directory_and_the_graph_app(pool: PgPool) {
+    let entra = EntraEmulator::start(Directory {
+        tenants: vec![day_one()],
+    })
+    .await
+    .expect("emulator");
+    let dir = scratch();
+    let settings = write_settings(&dir, &entra);
+    let url = database_url(&pool);
+    let tenants = write_tenant_file(&dir, &[(SALES, "internal")], None);
+    let applied = dirsync(&url, None, &["tenant", "apply", tenants.to_str().unwrap()]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+
+    let expected = format!(
+        "{}/{TENANT}/adminconsent?client_id={APP}\n",
+        entra.base_url().trim_end_matches('/')
+    );
+    let stored = dirsync(
+        &url,
+        Some(&settings),
+        &["tenant", "consent-url", "--tenant", "acme"],
+    )
+    .await;
+    assert_eq!(stdout(&stored), expected, "{}", stderr(&stored));
+    let by_id = dirsync(
+        &url,
+        Some(&settings),
+        &["tenant", "consent-url", "--entra-tenant-id", TENANT],
+    )
+    .await;
+    assert_eq!(stdout(&by_id), expected, "{}", stderr(&by_id));
+
+    // Without an app registration there is nothing to consent to, and it says so.
+    let none = dirsync(&url, None, &["tenant", "consent-url", "--tenant", "acme"]).await;
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        stderr(&none).contains("no app registration to consent to"),
+        "{}",
+        stderr(&none)
+    );
+}

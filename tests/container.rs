@@ -578,6 +578,7 @@ mod directory {
 
 /// Runs a blocking child-process step off the async runtime, so the emulators in this process
 /// keep answering the service.
+#[cfg(feature = "emulators")]
 async fn blocking<T: Send + 'static>(step: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(step)
         .await

@@ -9,8 +9,10 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod connect;
+#[cfg(feature = "emulators")]
 pub mod demo;
 pub mod domain;
+#[cfg(feature = "emulators")]
 pub mod emulator;
 pub mod http;
 pub mod plan;

@@ -1,6 +1,8 @@
 //! The API as a hostile caller would try it (issue 8's three attacks), and its input handling:
 //! private keys never returned, `env:` references outside `DIRSYNC_SECRET_` refused, a moved
 //! HighQ `base_url` sent nothing stored; tokens, grants and query parameters.
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 mod support;
 
@@ -16,10 +18,11 @@ use dirsync::domain::{AccessRole, SecretEnvPolicy, TenantKey};
 use dirsync::emulator::highq::{HighQEmulator, HighQSeed};
 use dirsync::plan::EntraUser;
 use dirsync::schedule::{SchedulerSettings, SystemClock};
-use dirsync::service::{Finished, Service, ServiceHandle, start};
+use dirsync::service::{Service, ServiceHandle, start};
 use dirsync::source::DirectorySource;
 use dirsync::source::memory::{MemoryDirectory, MemorySource};
 use dirsync::store::{PgStore, PgTokenStore, RunStatus, Store};
+use dirsync::sync::Finished;
 use dirsync::sync::{Connector, SyncContext, SyncSettings};
 use dirsync::target::TargetAdapter;
 use dirsync::target::highq::TokenStore;

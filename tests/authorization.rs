@@ -375,6 +375,7 @@ impl Fixture {
                     "/operator/access",
                     "/operator/tokens",
                     "/operator/audit",
+                    "/api/v1/openapi.json",
                 ]
                 .contains(&template) =>
             {

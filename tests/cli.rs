@@ -1,5 +1,7 @@
 //! The `dirsync` binary end to end: `check`, `preview`, `sync`, `tenant apply|connect-highq` and
 //! `demo`, run as a child process against emulators started in the test and a fresh database.
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -811,5 +813,48 @@ async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgP
         stdout(&again).starts_with("approval refused: run 2 was already approved by Ada Admin"),
         "{}",
         stdout(&again)
+    );
+}
+
+#[sqlx::test]
+async fn tenant_consent_url_names_the_customers_directory_and_the_graph_app(pool: PgPool) {
+    let entra = EntraEmulator::start(Directory {
+        tenants: vec![day_one()],
+    })
+    .await
+    .expect("emulator");
+    let dir = scratch();
+    let settings = write_settings(&dir, &entra);
+    let url = database_url(&pool);
+    let tenants = write_tenant_file(&dir, &[(SALES, "internal")], None);
+    let applied = dirsync(&url, None, &["tenant", "apply", tenants.to_str().unwrap()]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+
+    let expected = format!(
+        "{}/{TENANT}/adminconsent?client_id={APP}\n",
+        entra.base_url().trim_end_matches('/')
+    );
+    let stored = dirsync(
+        &url,
+        Some(&settings),
+        &["tenant", "consent-url", "--tenant", "acme"],
+    )
+    .await;
+    assert_eq!(stdout(&stored), expected, "{}", stderr(&stored));
+    let by_id = dirsync(
+        &url,
+        Some(&settings),
+        &["tenant", "consent-url", "--entra-tenant-id", TENANT],
+    )
+    .await;
+    assert_eq!(stdout(&by_id), expected, "{}", stderr(&by_id));
+
+    // Without an app registration there is nothing to consent to, and it says so.
+    let none = dirsync(&url, None, &["tenant", "consent-url", "--tenant", "acme"]).await;
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        stderr(&none).contains("no app registration to consent to"),
+        "{}",
+        stderr(&none)
     );
 }

@@ -1,6 +1,8 @@
 //! R12 and R17 against the Entra emulator read through the real Graph client: a synced group is
 //! converted only when a second read, a short delay later in the same run, confirms that Entra
 //! deleted it. A single 404 is not a deletion; until a second read agrees, the group is Failed.
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! The Microsoft Graph source against the in-process Entra/Graph emulator, and the client's
 //! parsing of bodies typed from Microsoft Graph's documentation examples.
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -1,4 +1,6 @@
 //! The HighQ adapter against the HighQ emulator: each test starts its own emulator on port 0.
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -736,4 +738,58 @@ async fn a_call_that_times_out_is_retried_when_it_is_safe_to() {
 
     assert!(found.is_ok(), "{found:?}");
     assert_eq!(h.adapter.stats().retries, 1);
+}
+
+/// A token store read by a connection just before another one rotated the token: its first load
+/// returns the token the other connection is about to use up.
+struct ReadJustBeforeRotation {
+    stale: std::sync::Mutex<Option<SecretString>>,
+    shared: MemoryTokenStore,
+}
+
+#[async_trait::async_trait]
+impl TokenStore for ReadJustBeforeRotation {
+    async fn load(&self) -> Result<Option<SecretString>, dirsync::target::highq::TokenStoreError> {
+        let stale = self.stale.lock().unwrap().take();
+        match stale {
+            Some(stale) => Ok(Some(stale)),
+            None => self.shared.load().await,
+        }
+    }
+
+    async fn save(
+        &self,
+        token: &SecretString,
+    ) -> Result<(), dirsync::target::highq::TokenStoreError> {
+        self.shared.save(token).await
+    }
+}
+
+#[tokio::test]
+async fn two_connections_refreshing_at_once_both_authenticate_with_the_rotated_token() {
+    let h = harness().await;
+    let read_before = h.emulator.refresh_token();
+    // A run and an API request (or two replicas) read the same refresh token; the run uses it
+    // first, and HighQ rotates it for the run.
+    h.adapter.refresh_access_token().await.unwrap();
+    let request = HighQAdapter::new(
+        config(&h.emulator, json!({"retry_base_ms": 1})),
+        Arc::new(ReadJustBeforeRotation {
+            stale: std::sync::Mutex::new(Some(SecretString::from(read_before))),
+            shared: h.store.clone(),
+        }),
+    )
+    .unwrap();
+
+    let found = request
+        .find_users_by_email(&[Email::parse("x@contoso.com").unwrap()])
+        .await;
+
+    assert!(found.is_ok(), "{found:?}");
+    assert_eq!(
+        h.store.current().unwrap().expose_secret(),
+        h.emulator.refresh_token(),
+        "the token HighQ rotated for the second connection is the one stored"
+    );
+    assert_eq!(h.emulator.with(|s| s.oauth.grants), 2);
 }

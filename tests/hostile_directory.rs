@@ -8,6 +8,8 @@
 //! the hostile input; the test asserts the day-2 run's report lines and the target's state.
 //!
 //! `DIRSYNC_BLESS=1 cargo test --test hostile_directory` rewrites the document from [`CASES`].
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 mod support;
 

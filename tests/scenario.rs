@@ -4,6 +4,8 @@
 //! the HighQ adapter, or scim2-server through the SCIM adapter. After every day the whole target
 //! is compared with what the rules say it must be, and a second run with no change in Entra must
 //! not write to the target at all.
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 mod support;
 

@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 use dirsync::domain::{DeactivationStatus, EntraObjectId, Role, TenantKey};
 use dirsync::plan::{EntraUser, SelectedGroup, TenantPolicy};
 use dirsync::schedule::{Clock, Scheduler, SchedulerSettings, next_midnight};
-use dirsync::service::{Finished, Runner};
 use dirsync::source::memory::{MemoryDirectory, MemorySource};
 use dirsync::store::access::{
     AccessStore, AuditEvent, AuditFilter, AuditOutcome, EntraIdentity, SecretHash, SessionRecord,
 };
 use dirsync::store::{PgStore, RunFilter, RunStatus, Store, TriggerKind};
+use dirsync::sync::{Finished, Runner};
 use dirsync::sync::{FixedConnector, SyncContext, SyncSettings};
 use dirsync::target::memory::MemoryTarget;
 use dirsync::tenant::{Retention, Tenant};

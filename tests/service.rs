@@ -1,5 +1,7 @@
 //! `dirsync serve` as a whole: the HTTP API against the Entra and HighQ emulators, two replicas
 //! at a simulated midnight, a killed run, and a graceful shutdown.
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 mod support;
 
@@ -18,13 +20,14 @@ use dirsync::emulator::entra::{AppRegistration, Directory, EntraEmulator, Group,
 use dirsync::emulator::highq::{HighQEmulator, HighQSeed};
 use dirsync::plan::{EntraUser, SelectedGroup, TenantPolicy};
 use dirsync::schedule::{Clock, SchedulerSettings};
-use dirsync::service::{Finished, Service, ServiceHandle, start};
+use dirsync::service::{Service, ServiceHandle, start};
 use dirsync::source::graph::{CredentialSettings, GraphConnector, GraphSettings};
 use dirsync::source::memory::{MemoryDirectory, MemorySource};
 use dirsync::source::{DirectorySource, GroupCount, SourceError, SourceFetch, UserPresence};
 use dirsync::store::{
     AccessStore, PgStore, RunFilter, RunOptions, RunStatus, Store, Trigger, TriggerKind,
 };
+use dirsync::sync::Finished;
 use dirsync::sync::{
     FixedConnector, RunStartOutcome, SyncContext, SyncSettings, run_sync, start_run,
 };

@@ -2,6 +2,8 @@
 //! Entra emulator's authorize form, the callback, the session cookie, sign-out — driven by a
 //! client with a cookie jar, as a browser would. Bad ID tokens (signature, audience, expiry, a
 //! replayed nonce, a wrong `tid`) are each refused and leave no session.
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 use std::sync::Arc;
 use std::time::Duration;

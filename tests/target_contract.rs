@@ -4,6 +4,8 @@
 //! target, read through the target's own API or state, with what the rules say.
 //!
 //! SCIM has no archived state: the archived half of a case is skipped there (and says so).
+// These tests run the emulators, which only the `emulators` feature (on by default) builds.
+#![cfg(feature = "emulators")]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! The `dirsync` command line: run the service's jobs by hand, manage tenants, test a tenant's
-//! connection, run the local emulators and the demo.
+//! connection, and (with the `emulators` feature, on by default) run the local emulators and the
+//! demo.
 //!
 //! This file holds the argument types and the dispatch; each command's work lives in its own
 //! file (`tenant.rs`, `sync.rs`, `emulate.rs`, `demo.rs`, `access.rs`, `token.rs`, `audit.rs`),
@@ -8,8 +9,11 @@
 mod access;
 mod audit;
 mod config;
+#[cfg(feature = "emulators")]
 mod demo;
+#[cfg(feature = "emulators")]
 mod emulate;
+mod health;
 mod sync;
 mod tenant;
 mod token;
@@ -27,7 +31,9 @@ use crate::store::RunStatus;
 use crate::store::postgres::PgStore;
 use crate::sync::SyncContext;
 
+#[cfg(feature = "emulators")]
 pub use self::demo::DemoArgs;
+#[cfg(feature = "emulators")]
 pub use self::emulate::EmulateCommand;
 pub use self::sync::{describe_outcome, describe_plan, describe_plan_counts};
 
@@ -96,16 +102,25 @@ enum Command {
         #[arg(long)]
         tenant: String,
     },
+    #[cfg(feature = "emulators")]
     /// Run a local emulator standalone (Entra + Graph, or HighQ) until Ctrl-C.
     Emulate {
         #[command(subcommand)]
         command: EmulateCommand,
     },
+    #[cfg(feature = "emulators")]
     /// Start both emulators with a realistic directory, configure a demo tenant in PostgreSQL,
     /// sync it and print the report summary.
     Demo(DemoArgs),
     /// Run the service: the HTTP API, the midnight scheduler and forced runs, until SIGTERM.
     Serve,
+    /// Ask the running service whether it is alive (`GET /healthz` on `server.listen`, or
+    /// --url): the container's HEALTHCHECK. Exit code 0 when it answers 200, 1 otherwise.
+    Healthcheck {
+        /// Another address to ask (default: `http://127.0.0.1:{port of server.listen}/healthz`).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Who may use dirsync: grant, revoke and list roles.
     Access {
         #[command(subcommand)]
@@ -217,6 +232,24 @@ enum TenantCommand {
     },
     /// List the configured tenants.
     List,
+    /// Print the admin-consent URL to send a customer: their Entra administrator opens it once to
+    /// grant the app registration Group.Read.All, GroupMember.Read.All and User.Read.All in
+    /// their directory (see docs/onboarding.md).
+    ConsentUrl {
+        /// A stored tenant (uses its own app registration when it has one).
+        #[arg(
+            long,
+            conflicts_with = "entra_tenant_id",
+            required_unless_present = "entra_tenant_id"
+        )]
+        tenant: Option<String>,
+        /// The customer's Entra directory (tenant) ID, before the tenant is configured.
+        #[arg(long)]
+        entra_tenant_id: Option<String>,
+        /// Where Entra sends the administrator afterwards (must be a redirect URI of the app).
+        #[arg(long)]
+        redirect_uri: Option<String>,
+    },
     /// Connect a tenant to HighQ: exchange the authorization code an admin's consent produced
     /// for the first refresh token, and store it.
     ConnectHighq {
@@ -228,6 +261,17 @@ enum TenantCommand {
         #[arg(long, default_value = "http://localhost/dirsync/highq/callback")]
         redirect_uri: String,
     },
+}
+
+impl Command {
+    /// Commands whose output is for people to read (the demo), so logs stay quiet.
+    fn is_for_people(&self) -> bool {
+        #[cfg(feature = "emulators")]
+        if matches!(self, Command::Demo(_)) {
+            return true;
+        }
+        false
+    }
 }
 
 /// Exit codes shared by the commands that run a sync.
@@ -278,7 +322,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(config::check(cli.config.as_deref()));
     }
     let settings = Settings::load(cli.config.as_deref()).context("could not load the settings")?;
-    init_tracing(&settings, matches!(cli.command, Command::Demo(_)));
+    init_tracing(&settings, cli.command.is_for_people());
     match cli.command {
         Command::Migrate => {
             open_store(&settings).await?;
@@ -297,6 +341,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => tenant::list(&settings).await,
         Command::Tenant {
             command:
+                TenantCommand::ConsentUrl {
+                    tenant,
+                    entra_tenant_id,
+                    redirect_uri,
+                },
+        } => {
+            tenant::consent_url(
+                &settings,
+                tenant.as_deref(),
+                entra_tenant_id.as_deref(),
+                redirect_uri.as_deref(),
+            )
+            .await
+        }
+        Command::Healthcheck { url } => health::check(&settings, url.as_deref()).await,
+        Command::Tenant {
+            command:
                 TenantCommand::ConnectHighq {
                     tenant,
                     code,
@@ -307,7 +368,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Approve { tenant, run, by } => sync::approve(&settings, &tenant, run, &by).await,
         Command::Check { tenant } => sync::check(&settings, &tenant).await,
         Command::Preview { tenant } => sync::preview(&settings, &tenant).await,
+        #[cfg(feature = "emulators")]
         Command::Emulate { command } => emulate::run(command).await,
+        #[cfg(feature = "emulators")]
         Command::Demo(args) => demo::run(&settings, args).await,
         Command::Serve => crate::service::serve(&settings)
             .await

@@ -1,5 +1,6 @@
-//! `dirsync tenant apply|list|connect-highq`: tenants from a TOML file into the database (with
-//! an optional connection check), back out, and connected to HighQ.
+//! `dirsync tenant apply|list|connect-highq|consent-url`: tenants from a TOML file into the
+//! database (with an optional connection check), back out, connected to HighQ, and the
+//! admin-consent URL to send a customer.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -178,4 +179,98 @@ pub(super) async fn connect_highq(
     .await;
     println!("tenant {key}: connected to HighQ; the refresh token is stored");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Microsoft Entra admin-consent URL for a customer's directory: their Global (or
+/// Privileged Role) Administrator opens it, signs in and grants the app registration its Graph
+/// application permissions in their directory, once.
+pub(super) fn admin_consent_url(
+    authority_host: &url::Url,
+    entra_tenant_id: &crate::domain::EntraObjectId,
+    client_id: &str,
+    redirect_uri: Option<&str>,
+) -> url::Url {
+    let mut url = authority_host.clone();
+    url.set_path(&format!("/{entra_tenant_id}/adminconsent"));
+    url.set_query(None);
+    {
+        let mut query = url.query_pairs_mut();
+        query.append_pair("client_id", client_id);
+        if let Some(redirect_uri) = redirect_uri {
+            query.append_pair("redirect_uri", redirect_uri);
+        }
+    }
+    url
+}
+
+/// `dirsync tenant consent-url`: for a stored tenant (its own app registration if it has one),
+/// or for a directory not configured yet.
+pub(super) async fn consent_url(
+    settings: &Settings,
+    tenant: Option<&str>,
+    entra_tenant_id: Option<&str>,
+    redirect_uri: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let (directory, own_client_id) = match (tenant, entra_tenant_id) {
+        (Some(key), None) => {
+            let key = TenantKey::parse(key)?;
+            let store = open_store(settings).await?;
+            let tenant = store.tenant(&key).await?.with_context(|| {
+                format!("no tenant with key {key:?} (see `dirsync tenant list`)")
+            })?;
+            (
+                tenant.entra_tenant_id.clone(),
+                tenant.source.client_id.clone(),
+            )
+        }
+        (None, Some(id)) => (
+            crate::domain::EntraObjectId::parse(id)
+                .map_err(|e| anyhow::anyhow!("--entra-tenant-id: {e}"))?,
+            None,
+        ),
+        _ => anyhow::bail!("give either --tenant KEY or --entra-tenant-id GUID"),
+    };
+    let client_id = match (own_client_id, &settings.graph) {
+        (Some(own), _) => own,
+        (None, Some(graph)) => graph.client_id.clone(),
+        (None, None) => anyhow::bail!(
+            "no app registration to consent to: configure [graph] client_id (or the tenant's \
+             [tenant.source] client_id)"
+        ),
+    };
+    let authority = settings.graph.as_ref().map_or_else(
+        || url::Url::parse(crate::source::graph::PUBLIC_AUTHORITY_HOST).expect("a valid URL"),
+        |graph| graph.authority_host.clone(),
+    );
+    println!(
+        "{}",
+        admin_consent_url(&authority, &directory, &client_id, redirect_uri)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EntraObjectId;
+
+    #[test]
+    fn the_consent_url_names_the_customers_directory_and_the_app() {
+        let tenant = EntraObjectId::parse("72F988BF-86F1-41AF-91AB-2D7CD011DB47").unwrap();
+        let authority = url::Url::parse("https://login.microsoftonline.com").unwrap();
+        assert_eq!(
+            admin_consent_url(&authority, &tenant, "app-id", None).as_str(),
+            "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/adminconsent?client_id=app-id"
+        );
+        assert_eq!(
+            admin_consent_url(
+                &authority,
+                &tenant,
+                "a&b",
+                Some("https://x.example/done?a=1")
+            )
+            .as_str(),
+            "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/adminconsent?client_id=a%26b&redirect_uri=https%3A%2F%2Fx.example%2Fdone%3Fa%3D1"
+        );
+    }
 }

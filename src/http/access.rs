@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -43,14 +44,19 @@ impl From<ManageError> for ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
     /// Only the grants that hold on this tenant (operators included).
     tenant: Option<String>,
 }
 
-async fn list(
+/// Every grant, or those that hold on one tenant (operators included).
+#[utoipa::path(get, path = "/api/v1/access/grants", operation_id = "list_grants", tag = "access",
+    params(ListQuery),
+    responses((status = 200, description = "Grants: id, identity (tid, oid), role, tenant, label, granted_by, granted_at", body = Vec<Object>), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody)))]
+pub(super) async fn list(
     State(state): State<AppState>,
     Operator(_): Operator,
     ApiQuery(query): ApiQuery<ListQuery>,
@@ -64,18 +70,24 @@ async fn list(
     Ok(Json(state.auth.access().grants(tenant.as_ref()).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GrantBody {
+pub(super) struct GrantBody {
     entra_tenant_id: String,
     entra_object_id: String,
+    /// `operator`, `tenant_admin` or `viewer`.
+    #[schema(value_type = String)]
     role: AccessRole,
+    /// The dirsync tenant (not for operators).
     tenant: Option<String>,
     label: Option<String>,
 }
 
 /// Grants a role (or changes the role already granted on that scope).
-async fn grant(
+#[utoipa::path(post, path = "/api/v1/access/grants", operation_id = "create_grant", tag = "access",
+    request_body = GrantBody,
+    responses((status = 201, description = "The grant", body = Object), (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = super::openapi::ErrorBody), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody)))]
+pub(super) async fn grant(
     State(state): State<AppState>,
     Operator(caller): Operator,
     ApiJson(body): ApiJson<GrantBody>,
@@ -93,7 +105,10 @@ async fn grant(
     Ok((StatusCode::CREATED, Json(record)))
 }
 
-async fn revoke(
+#[utoipa::path(delete, path = "/api/v1/access/grants/{grant}", operation_id = "revoke_grant", tag = "access",
+    params(("grant" = i64, Path, description = "The grant's ID")),
+    responses((status = 200, description = "The grant taken away", body = Object), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
+pub(super) async fn revoke(
     State(state): State<AppState>,
     Operator(caller): Operator,
     ApiPath(id): ApiPath<i64>,

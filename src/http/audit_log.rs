@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::Method;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiQuery, Limit};
@@ -27,9 +28,10 @@ pub(super) fn routes() -> Vec<Route> {
     )]
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditQuery {
     tenant: Option<String>,
     action: Option<String>,
     /// `entra:{tid}/{oid}`, `token:{id}` or `cli:{user}@{host}`.
@@ -40,8 +42,10 @@ struct AuditQuery {
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
-struct AuditPage {
+#[derive(Serialize, ToSchema)]
+pub(super) struct AuditPage {
+    /// id, at, tenant, actor, actor_id, action, outcome, detail, source_ip, forwarded_for, user_agent.
+    #[schema(value_type = Vec<Object>)]
     events: Vec<AuditRecord>,
     /// Pass as `before` for the next page; absent on the last one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,7 +54,11 @@ struct AuditPage {
     limit: Limit,
 }
 
-async fn list(
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/audit", operation_id = "audit_log", tag = "access",
+    params(AuditQuery),
+    responses((status = 200, body = AuditPage), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody)))]
+pub(super) async fn list(
     State(state): State<AppState>,
     Operator(_): Operator,
     ApiQuery(query): ApiQuery<AuditQuery>,

@@ -66,7 +66,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 }
 
 /// A page size asked for, clamped to `1..=max`; `note` says so when it was changed.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct Limit {
     /// How many at most are returned.
     pub limit: usize,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::http::Method;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{Guard, Route};
 use crate::auth::caller::Credential;
@@ -16,19 +17,24 @@ pub(super) fn routes() -> Vec<Route> {
     vec![Route::api(Method::GET, "/api/v1/me", Guard::Signed, me)]
 }
 
-#[derive(Serialize)]
-struct Me {
+#[derive(Serialize, ToSchema)]
+pub(super) struct Me {
     name: String,
     actor_id: String,
     /// `session` or `token`.
     signed_in_with: &'static str,
     operator: bool,
+    /// Tenant key → `viewer` or `tenant_admin` (operators: every tenant).
+    #[schema(value_type = std::collections::HashMap<String, String>)]
     tenants: BTreeMap<TenantKey, AccessRole>,
     #[serde(skip_serializing_if = "Option::is_none")]
     csrf_token: Option<String>,
 }
 
-async fn me(Signed(caller): Signed) -> Json<Me> {
+/// Who the caller is, their roles per tenant, and (for a session) the CSRF token.
+#[utoipa::path(get, path = "/api/v1/me", operation_id = "me", tag = "service",
+    responses((status = 200, body = Me), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody)))]
+pub(super) async fn me(Signed(caller): Signed) -> Json<Me> {
     Json(Me {
         name: caller.name.clone(),
         actor_id: caller.actor_id.clone(),

@@ -12,6 +12,7 @@ mod error;
 pub mod extract;
 mod health;
 mod me;
+pub mod openapi;
 mod pages;
 pub(crate) mod runs;
 pub(crate) mod tenants;
@@ -40,9 +41,9 @@ use crate::audit::{self, Action, Actor};
 use crate::auth::Auth;
 use crate::auth::caller::Caller;
 use crate::domain::{AccessRole, SecretEnvPolicy, TenantKey};
-use crate::service::Runner;
 use crate::store::Store;
 use crate::store::access::AuditOutcome;
+use crate::sync::Runner;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -179,6 +180,7 @@ pub fn routes() -> Vec<Route> {
         access::routes(),
         tokens::routes(),
         audit_log::routes(),
+        openapi::routes(),
     ]
     .into_iter()
     .flatten()

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Limit};
@@ -20,7 +21,7 @@ use crate::auth::caller::Caller;
 use crate::auth::extract::{Operate, Read, TenantAccess};
 use crate::domain::AccessRole;
 use crate::plan::{GroupSummary, PlanCounts, Severity};
-use crate::service::Launched;
+use crate::sync::Launched;
 use crate::store::{
     ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, SubjectKind, Trigger,
     TriggerKind,
@@ -76,8 +77,10 @@ pub(super) fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Serialize)]
-struct Started {
+#[derive(Serialize, ToSchema)]
+pub(super) struct Started {
+    /// The run: id, tenant, trigger, status, times, summary, progress.
+    #[schema(value_type = Object)]
     run: RunRecord,
     /// R21: the run was already in progress; no new one was started.
     already_running: bool,
@@ -165,7 +168,13 @@ fn no_body(body: &Bytes) -> ApiResult<()> {
 }
 
 /// R21: starts a Manual run (`202`), or answers with the run in progress (`200`).
-async fn force(
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/runs", operation_id = "force_run", tag = "runs",
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme")),
+    responses(
+        (status = 202, description = "A new run was started", body = Started),
+        (status = 200, description = "A run was already in progress (R21)", body = Started),
+        (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
+pub(super) async fn force(
     State(state): State<AppState>,
     access: TenantAccess<Operate>,
     body: Bytes,
@@ -217,7 +226,12 @@ pub(crate) async fn approve_held(
 
 /// R18: an admin approves a held run: `202` with the new run, which plans afresh and may
 /// deactivate up to what was approved; `409` with the reason when the approval is refused.
-async fn approve(
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/runs/{run}/approve", operation_id = "approve_run", tag = "runs",
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ("run" = i64, Path, description = "The run's number", example = 1)),
+    responses(
+        (status = 202, description = "Approved: the new run", body = Started),
+        (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody), (status = 409, description = "Refused in the current state; the message says why", body = super::openapi::ErrorBody)))]
+pub(super) async fn approve(
     State(state): State<AppState>,
     access: TenantAccess<Operate>,
     ApiPath((_, run)): ApiPath<(String, RunId)>,
@@ -239,25 +253,35 @@ async fn approve(
         .into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// `automatic` or `manual`.
+    #[param(value_type = Option<String>)]
     trigger: Option<TriggerKind>,
+    /// `running`, `succeeded`, `completed_with_errors`, `failed` or `held`.
+    #[param(value_type = Option<String>)]
     status: Option<RunStatus>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
+    /// At most 500; more is lowered to it.
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
-struct RunsPage {
+#[derive(Serialize, ToSchema)]
+pub(super) struct RunsPage {
+    #[schema(value_type = Vec<Object>)]
     runs: Vec<RunRecord>,
     #[serde(flatten)]
     limit: Limit,
 }
 
 /// The tenant's runs, newest first, filtered by trigger, status and start time.
-async fn list(
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs", operation_id = "list_runs", tag = "runs",
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ListQuery),
+    responses((status = 200, body = RunsPage), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
+pub(super) async fn list(
     State(state): State<AppState>,
     access: TenantAccess<Read>,
     ApiQuery(query): ApiQuery<ListQuery>,
@@ -274,10 +298,12 @@ async fn list(
     Ok(Json(RunsPage { runs, limit }))
 }
 
-#[derive(Serialize)]
-struct RunDetail {
+#[derive(Serialize, ToSchema)]
+pub(super) struct RunDetail {
+    #[schema(value_type = Object)]
     run: RunRecord,
     /// What the run applied (R19).
+    #[schema(value_type = Option<Object>)]
     applied: Option<PlanCounts>,
     /// What it planned, for a held, failed, stopped or running run, with the label to show it by.
     planned: Option<PlannedView>,
@@ -287,21 +313,29 @@ struct RunDetail {
     errors: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PlannedView {
     label: &'static str,
+    #[schema(value_type = Object)]
     counts: PlanCounts,
 }
 
 /// A group of the run with its R2 label (`Sales [Synced Group]`).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = RunGroupView)]
 struct GroupView {
+    /// `entra_id`, `name`, `role`, `members_seen`, `status`, `message`.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     group: GroupSummary,
     label: String,
 }
 
-async fn detail(
+/// A run with its per-group rows and counts.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}", operation_id = "show_run", tag = "runs",
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ("run" = i64, Path, description = "The run's number", example = 1)),
+    responses((status = 200, body = RunDetail), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
+pub(super) async fn detail(
     State(state): State<AppState>,
     access: TenantAccess<Read>,
     ApiPath((_, run)): ApiPath<(String, RunId)>,
@@ -333,26 +367,35 @@ async fn detail(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct EntriesQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct EntriesQuery {
+    /// What a line is about: `run`, `group` or `user`.
+    #[param(value_type = Option<String>)]
     subject: Option<SubjectKind>,
+    /// `info`, `warning` or `error`.
+    #[param(value_type = Option<String>)]
     severity: Option<Severity>,
     offset: Option<usize>,
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
-struct EntriesPage {
+#[derive(Serialize, ToSchema)]
+pub(super) struct EntriesPage {
     total: usize,
     offset: usize,
     #[serde(flatten)]
     limit: Limit,
+    #[schema(value_type = Vec<Object>)]
     entries: Vec<ReportEntry>,
 }
 
 /// The report's lines, filtered and paged.
-async fn entries(
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}/entries", operation_id = "run_entries", tag = "runs",
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ("run" = i64, Path, description = "The run's number", example = 1), EntriesQuery),
+    responses((status = 200, body = EntriesPage), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
+pub(super) async fn entries(
     State(state): State<AppState>,
     access: TenantAccess<Read>,
     ApiPath((_, run)): ApiPath<(String, RunId)>,
@@ -379,8 +422,8 @@ async fn entries(
     }))
 }
 
-#[derive(Serialize)]
-struct ProgressView {
+#[derive(Serialize, ToSchema)]
+pub(super) struct ProgressView {
     run_id: RunId,
     status: &'static str,
     stage: Option<String>,
@@ -390,7 +433,10 @@ struct ProgressView {
 }
 
 /// R21: how far the run has come.
-async fn progress(
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}/progress", operation_id = "run_progress", tag = "runs",
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ("run" = i64, Path, description = "The run's number", example = 1)),
+    responses((status = 200, body = ProgressView), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
+pub(super) async fn progress(
     State(state): State<AppState>,
     access: TenantAccess<Read>,
     ApiPath((_, run)): ApiPath<(String, RunId)>,
@@ -411,7 +457,12 @@ async fn progress(
 }
 
 /// R19: the run's report as an Excel workbook (Summary, Groups, Users, Errors).
-async fn report(
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}/report.xlsx", operation_id = "run_report", tag = "runs",
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ("run" = i64, Path, description = "The run's number", example = 1)),
+    responses(
+        (status = 200, description = "The workbook", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>),
+        (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
+pub(super) async fn report(
     State(state): State<AppState>,
     access: TenantAccess<Read>,
     ApiPath((_, run)): ApiPath<(String, RunId)>,

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::Method;
 use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::ApiJson;
@@ -50,8 +51,8 @@ pub(super) fn routes() -> Vec<Route> {
 
 /// A tenant as the API shows it. Secret settings serialize as `"[redacted]"` (or their `env:`
 /// reference) by construction: their type has no other way out.
-#[derive(Serialize)]
-struct TenantView {
+#[derive(Serialize, ToSchema)]
+pub(super) struct TenantView {
     key: String,
     name: String,
     entra_tenant_id: String,
@@ -60,15 +61,24 @@ struct TenantView {
     deactivation_status: String,
     deletion_threshold: u32,
     groups: Vec<GroupView>,
+    /// The per-tenant Graph app registration, secrets redacted.
+    #[schema(value_type = Object)]
     source: SourceSettings,
+    /// The target connection (`kind` and its settings), secrets redacted.
+    #[schema(value_type = Option<Object>)]
     target: Option<TargetSettings>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = TenantGroupView)]
 struct GroupView {
+    #[schema(value_type = String)]
     id: EntraObjectId,
+    /// `internal` or `basic`.
+    #[schema(value_type = String)]
     role: Role,
     /// The label the UI and reports show (R2).
+    #[schema(value_type = String)]
     label_kind: crate::domain::GroupKind,
 }
 
@@ -97,7 +107,9 @@ fn view(tenant: &Tenant) -> TenantView {
 }
 
 /// The tenants the caller may see: every one for an operator, their own for the others.
-async fn list(
+#[utoipa::path(get, path = "/api/v1/tenants", operation_id = "list_tenants", tag = "tenants",
+    responses((status = 200, body = Vec<TenantView>), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody)))]
+pub(super) async fn list(
     State(state): State<AppState>,
     Signed(caller): Signed,
 ) -> ApiResult<Json<Vec<TenantView>>> {
@@ -113,14 +125,22 @@ async fn list(
     ))
 }
 
-async fn show(access: TenantAccess<Read>) -> ApiResult<Json<TenantView>> {
+/// One tenant's configuration, secret settings redacted.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}", operation_id = "show_tenant", tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme")),
+    responses((status = 200, body = TenantView), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
+pub(super) async fn show(access: TenantAccess<Read>) -> ApiResult<Json<TenantView>> {
     Ok(Json(view(&access.tenant)))
 }
 
 /// Creates or replaces a tenant's configuration (operators); the body is a tenant spec, as in the
 /// tenant file. `"[redacted]"` for a secret keeps the stored one while the connection it was
 /// given for is unchanged.
-async fn replace(
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant}", operation_id = "replace_tenant", tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme")),
+    request_body(content = Object, description = "The tenant-file fields as JSON (see the README's tenant file)"),
+    responses((status = 200, body = TenantView), (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = super::openapi::ErrorBody), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
+pub(super) async fn replace(
     State(state): State<AppState>,
     configure: ConfigureTenant,
     ApiJson(spec): ApiJson<TenantSpec>,
@@ -173,20 +193,27 @@ pub(crate) async fn save_spec(
     Ok(tenant)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct GroupCountView {
+    #[schema(value_type = String)]
     pub id: EntraObjectId,
+    /// `internal` or `basic`.
+    #[schema(value_type = String)]
     pub role: Role,
     pub name: Option<String>,
     pub direct_user_members: Option<u64>,
     /// R16: too many members to sync.
     pub over_limit: bool,
+    /// `found`, `deleted` or `failed`.
     pub outcome: &'static str,
     pub message: Option<String>,
 }
 
 /// The selected groups with their Entra names and direct user member counts (R22).
-async fn groups(
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/groups", operation_id = "tenant_groups", tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme")),
+    responses((status = 200, body = Vec<GroupCountView>), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody), (status = 502, description = "Entra or the target could not be reached", body = super::openapi::ErrorBody)))]
+pub(super) async fn groups(
     State(state): State<AppState>,
     access: TenantAccess<Read>,
 ) -> ApiResult<Json<Vec<GroupCountView>>> {
@@ -255,17 +282,24 @@ pub(crate) async fn group_counts(
         .collect())
 }
 
-#[derive(Serialize)]
-struct PreviewView {
+#[derive(Serialize, ToSchema)]
+pub(super) struct PreviewView {
     groups: Vec<GroupCountView>,
     /// What a run now would do (a dry run: nothing is written).
+    #[schema(value_type = Object)]
     plan: PlanCounts,
+    #[schema(value_type = Vec<Object>)]
     plan_groups: Vec<GroupSummary>,
+    /// Set when the deletion guard would hold the run (R18).
+    #[schema(value_type = Option<Object>)]
     hold: Option<Hold>,
 }
 
 /// R22: per group its name, member count and over-limit flag, and the dry run's counts.
-async fn preview(
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/preview", operation_id = "tenant_preview", tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme")),
+    responses((status = 200, body = PreviewView), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody), (status = 502, description = "Entra or the target could not be reached", body = super::openapi::ErrorBody)))]
+pub(super) async fn preview(
     State(state): State<AppState>,
     access: TenantAccess<Operate>,
 ) -> ApiResult<Json<PreviewView>> {

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath};
@@ -30,31 +31,42 @@ pub(super) fn routes() -> Vec<Route> {
     ]
 }
 
-async fn list(
+/// Every token, with its prefix, scope, expiry, last use and state (never the token itself).
+#[utoipa::path(get, path = "/api/v1/tokens", operation_id = "list_tokens", tag = "access",
+    responses((status = 200, description = "Tokens: id, prefix, name, role, tenant, created_by, created_at, expires_at, last_used_at, revoked_at, revoked_by", body = Vec<Object>), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody)))]
+pub(super) async fn list(
     State(state): State<AppState>,
     Operator(_): Operator,
 ) -> ApiResult<Json<Vec<TokenRecord>>> {
     Ok(Json(state.auth.access().tokens().await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+pub(super) struct CreateBody {
     name: String,
+    /// `operator`, `tenant_admin` or `viewer`.
+    #[schema(value_type = String)]
     role: AccessRole,
     tenant: Option<String>,
     expires_in_days: Option<u32>,
 }
 
-#[derive(Serialize)]
-struct Created {
+#[derive(Serialize, ToSchema)]
+pub(super) struct Created {
     /// The token itself: shown this once, stored only as a hash.
     token: String,
+    /// The token's record, as `GET /api/v1/tokens` lists it.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     record: TokenRecord,
 }
 
-async fn create(
+/// Creates a token: the answer holds it, once.
+#[utoipa::path(post, path = "/api/v1/tokens", operation_id = "create_token", tag = "access",
+    request_body = CreateBody,
+    responses((status = 201, body = Created), (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = super::openapi::ErrorBody), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody)))]
+pub(super) async fn create(
     State(state): State<AppState>,
     Operator(caller): Operator,
     ApiJson(body): ApiJson<CreateBody>,
@@ -77,7 +89,10 @@ async fn create(
     ))
 }
 
-async fn revoke(
+#[utoipa::path(delete, path = "/api/v1/tokens/{token}", operation_id = "revoke_token", tag = "access",
+    params(("token" = i64, Path, description = "The token's ID")),
+    responses((status = 200, description = "The revoked token's record", body = Object), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
+pub(super) async fn revoke(
     State(state): State<AppState>,
     Operator(caller): Operator,
     ApiPath(id): ApiPath<i64>,

@@ -17,8 +17,8 @@ use tracing::{error, info, warn};
 
 use super::{due_midnight, next_midnight};
 use crate::domain::TenantKey;
-use crate::service::Runner;
 use crate::store::{AccessStore, RunOptions, StoreError, Trigger};
+use crate::sync::Runner;
 
 /// Where the scheduler gets the time: the system clock, or a test's.
 pub trait Clock: Send + Sync {

@@ -1,7 +1,8 @@
-//! `dirsync serve`: the HTTP API, the scheduler and the run launcher, started together and
-//! stopped gracefully (runs in progress get a grace period, then are recorded as interrupted).
+//! `dirsync serve`: wires the HTTP API, the scheduler and the run launcher together, starts them
+//! and stops them gracefully (runs in progress get a grace period, then are recorded as
+//! interrupted). Only the top of the tree (the CLI, tests) imports this module; the pieces it
+//! wires never do.
 
-mod runner;
 mod serve;
 
 use std::net::SocketAddr;
@@ -13,7 +14,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-pub use runner::{Finished, Launched, Runner};
 pub use serve::serve;
 
 use crate::auth::Auth;
@@ -22,7 +22,7 @@ use crate::domain::SecretEnvPolicy;
 use crate::http::{AppState, app, metrics_app, metrics_handle};
 use crate::schedule::{Clock, Scheduler, SchedulerSettings};
 use crate::store::AccessStore;
-use crate::sync::SyncContext;
+use crate::sync::{Runner, SyncContext};
 
 /// Everything a service instance is made of.
 pub struct Service {

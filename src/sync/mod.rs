@@ -1,10 +1,12 @@
 //! One tenant's run, end to end: read Entra, plan against the mirror, apply through the target,
-//! record the mirror and the report. The scheduler, the API and the CLI all call [`run_sync`].
+//! record the mirror and the report. The scheduler, the API and the CLI all call [`run_sync`];
+//! the service's API and scheduler start runs in the background through the [`Runner`].
 
 mod apply;
 mod approve;
 mod confirm;
 mod entries;
+mod runner;
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use tracing::{info, instrument, warn};
 pub use apply::{Applier, phases};
 pub use approve::{ApproveError, approve_held_run};
 pub use entries::{note_entry, op_entries, run_entry};
+pub use runner::{Finished, Launched, Runner};
 
 use crate::domain::TenantKey;
 use crate::plan::{

@@ -4,4 +4,5 @@ pub mod auth;
 pub mod browser;
 pub mod counting;
 pub mod scim_server;
+#[cfg(feature = "emulators")]
 pub mod world;

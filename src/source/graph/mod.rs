@@ -22,7 +22,9 @@ use tracing::instrument;
 
 pub use auth::REQUIRED_PERMISSIONS;
 pub use check::{CheckReport, GroupCheck, GroupCheckOutcome, TokenCheck, check_connection};
-pub use settings::{CredentialSettings, GraphSettings, SettingsError, TenantSourceOverrides};
+pub use settings::{
+    CredentialSettings, GraphSettings, PUBLIC_AUTHORITY_HOST, SettingsError, TenantSourceOverrides,
+};
 
 use self::auth::SignIn;
 use self::http::{GetError, GetRequest, RetryBudget, RetryPolicy, StatsCounter, get_with_retries};

@@ -258,6 +258,7 @@ impl Client {
                 return Ok(token.clone());
             }
         }
+        let mut from_store = false;
         let refresh_token = match auth.unsaved.take() {
             Some(unsaved) => {
                 if let Err(err) = self.store.save(&unsaved).await {
@@ -269,22 +270,24 @@ impl Client {
                 }
                 unsaved
             }
-            None => self
-                .store
-                .load()
-                .await
-                .map_err(|err| HighQError::TokenStore {
-                    action: "loaded",
-                    detail: err.to_string(),
-                })?
-                .ok_or(HighQError::NotConnected)?,
+            None => {
+                from_store = true;
+                self.load_refresh_token().await?
+            }
         };
-        let grant = self
-            .request_token(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token.expose_secret()),
-            ])
-            .await?;
+        let grant = match self.refresh_with(&refresh_token).await {
+            // Another connection to this tenant (a run and an API request at once, or another
+            // replica) may have used the token we read a moment before us: HighQ rotated it for
+            // them and refuses it to us as already used. Their rotated token is in the store by
+            // now (or within moments): try that one, once.
+            Err(HighQError::TokenRejected(reason)) if from_store => {
+                match self.newer_stored_token(&refresh_token).await? {
+                    Some(newer) => self.refresh_with(&newer).await?,
+                    None => return Err(HighQError::TokenRejected(reason)),
+                }
+            }
+            other => other?,
+        };
         if let Some(rotated) = grant.refresh_token {
             if let Err(err) = self.store.save(&rotated).await {
                 auth.unsaved = Some(rotated);
@@ -302,6 +305,42 @@ impl Client {
             Instant::now() + grant.expires_in,
         ));
         Ok(grant.access_token)
+    }
+
+    async fn load_refresh_token(&self) -> Result<SecretString, HighQError> {
+        self.store
+            .load()
+            .await
+            .map_err(|err| HighQError::TokenStore {
+                action: "loaded",
+                detail: err.to_string(),
+            })?
+            .ok_or(HighQError::NotConnected)
+    }
+
+    async fn refresh_with(&self, refresh_token: &SecretString) -> Result<Grant, HighQError> {
+        self.request_token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+        ])
+        .await
+    }
+
+    /// The stored refresh token once it differs from `refused` (another connection saved the one
+    /// HighQ rotated for it), read a few times over a few hundred milliseconds; `None` when it
+    /// stays the same: then `refused` really is refused, and an operator must reconnect.
+    async fn newer_stored_token(
+        &self,
+        refused: &SecretString,
+    ) -> Result<Option<SecretString>, HighQError> {
+        for wait_ms in [0, 50, 100, 200] {
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            let stored = self.load_refresh_token().await?;
+            if stored.expose_secret() != refused.expose_secret() {
+                return Ok(Some(stored));
+            }
+        }
+        Ok(None)
     }
 
     /// Exchanges an authorization code (the first grant, after an admin consents) and saves the

@@ -9,12 +9,12 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
-use crate::domain::TenantKey;
-use crate::store::{RunFinish, RunId, RunOptions, RunStatus, RunSummary, Trigger};
-use crate::sync::{
+use super::{
     ApproveError, PendingRun, RunOutcome, RunStartOutcome, SyncContext, SyncError,
     approve_held_run, start_run,
 };
+use crate::domain::TenantKey;
+use crate::store::{RunFinish, RunId, RunOptions, RunStatus, RunSummary, Trigger};
 
 /// What asking the runner for a run got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

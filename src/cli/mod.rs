@@ -16,6 +16,7 @@ mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -24,7 +25,7 @@ use crate::domain::AccessRole;
 use crate::settings::Settings;
 use crate::source::graph::GraphConnector;
 use crate::store::RunStatus;
-use crate::store::postgres::PgStore;
+use crate::store::Database;
 use crate::sync::SyncContext;
 
 pub use self::demo::DemoArgs;
@@ -258,15 +259,20 @@ fn init_tracing(settings: &Settings, quiet: bool) {
 }
 
 fn graph_connector(settings: &Settings) -> anyhow::Result<Option<GraphConnector>> {
-    settings.graph_connector()
+    crate::connect::graph_connector(settings)
 }
 
-async fn open_store(settings: &Settings) -> anyhow::Result<PgStore> {
-    settings.open_store().await
+/// The database the settings describe, migrated.
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Database>> {
+    crate::store::open(&settings.database).await
 }
 
 /// The run context the service's settings describe: the database and the production connector.
-fn sync_context(settings: &Settings, store: PgStore, graph: Option<GraphConnector>) -> SyncContext {
+fn sync_context(
+    settings: &Settings,
+    store: Arc<dyn Database>,
+    graph: Option<GraphConnector>,
+) -> SyncContext {
     crate::connect::production_context(settings, store, graph)
 }
 

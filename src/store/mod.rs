@@ -1,17 +1,22 @@
 //! dirsync's own records: tenants, the mirror of what was synced, runs and their reports —
-//! the `Store` trait and its PostgreSQL implementation; and who may use dirsync, the
-//! `AccessStore` (`access.rs`).
+//! the `Store` trait with its PostgreSQL and SQLite implementations; who may use dirsync, the
+//! `AccessStore` (`access.rs`); and `open`, which opens the one the settings describe.
 
 pub mod access;
 mod access_postgres;
+mod access_sqlite;
 mod approval;
+mod database;
 mod model;
 pub mod postgres;
+pub mod sqlite;
 mod target_tokens;
 
 pub use access::AccessStore;
+pub use database::{Database, ServeLock, claim_for_serving, open, open_location};
 pub use postgres::PgStore;
-pub use target_tokens::PgTokenStore;
+pub use sqlite::SqliteStore;
+pub use target_tokens::{PgTokenStore, SqliteTokenStore};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -860,10 +860,10 @@ impl Store for PgStore {
 // Rows and their parsing
 // ---------------------------------------------------------------------------------------------
 
-const TENANT_COLUMNS: &str = "SELECT id, key, display_name, entra_tenant_id, time_zone, \
+pub(super) const TENANT_COLUMNS: &str = "SELECT id, key, display_name, entra_tenant_id, time_zone, \
      report_retention_months, deactivation_status, deletion_threshold, source, target FROM tenants";
 
-type TenantRow = (
+pub(super) type TenantRow = (
     i64,
     String,
     String,
@@ -876,7 +876,7 @@ type TenantRow = (
     serde_json::Value,
 );
 
-type UserRow = (
+pub(super) type UserRow = (
     Uuid,
     String,
     String,
@@ -888,12 +888,12 @@ type UserRow = (
     String,
 );
 
-const RUN_COLUMNS: &str = "SELECT r.id, t.key, r.trigger_kind, r.triggered_by, r.status, r.started_at, \
+pub(super) const RUN_COLUMNS: &str = "SELECT r.id, t.key, r.trigger_kind, r.triggered_by, r.status, r.started_at, \
      r.finished_at, r.summary, r.message, r.approves, r.progress_stage, r.progress_done, \
      r.progress_total, r.heartbeat_at, r.approved_deactivations \
      FROM runs r JOIN tenants t ON t.id = r.tenant_id";
 
-type RunRow = (
+pub(super) type RunRow = (
     i64,
     String,
     String,
@@ -911,7 +911,7 @@ type RunRow = (
     Option<i64>,
 );
 
-type EntryRow = (
+pub(super) type EntryRow = (
     String,
     Option<Uuid>,
     Option<String>,
@@ -925,11 +925,11 @@ type EntryRow = (
 );
 
 /// Maps a value that did not parse to [`StoreError::Corrupt`], naming where it was stored.
-fn parse<T, E: Display>(column: &str, parsed: Result<T, E>) -> Result<T, StoreError> {
+pub(super) fn parse<T, E: Display>(column: &str, parsed: Result<T, E>) -> Result<T, StoreError> {
     parsed.map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
-fn tenant_from_row(row: TenantRow, groups: Vec<(i64, Uuid, String)>) -> Result<Tenant, StoreError> {
+pub(super) fn tenant_from_row(row: TenantRow, groups: Vec<(i64, Uuid, String)>) -> Result<Tenant, StoreError> {
     let (
         _,
         key,
@@ -975,7 +975,7 @@ fn tenant_from_row(row: TenantRow, groups: Vec<(i64, Uuid, String)>) -> Result<T
     })
 }
 
-fn mirror_user_from_row(row: UserRow) -> Result<MirrorUser, StoreError> {
+pub(super) fn mirror_user_from_row(row: UserRow) -> Result<MirrorUser, StoreError> {
     let (entra_id, target_id, email, first_name, last_name, phone, job_title, role, status) = row;
     Ok(MirrorUser {
         entra_id: entra_id.into(),
@@ -994,7 +994,7 @@ fn mirror_user_from_row(row: UserRow) -> Result<MirrorUser, StoreError> {
     })
 }
 
-fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
+pub(super) fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
     let (
         id,
         key,
@@ -1052,14 +1052,14 @@ fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
     })
 }
 
-fn trigger_kind_text(kind: TriggerKind) -> &'static str {
+pub(super) fn trigger_kind_text(kind: TriggerKind) -> &'static str {
     match kind {
         TriggerKind::Automatic => "automatic",
         TriggerKind::Manual => "manual",
     }
 }
 
-fn group_status(text: &str) -> Result<GroupStatus, String> {
+pub(super) fn group_status(text: &str) -> Result<GroupStatus, String> {
     [
         GroupStatus::Found,
         GroupStatus::Deleted,
@@ -1071,14 +1071,14 @@ fn group_status(text: &str) -> Result<GroupStatus, String> {
     .ok_or_else(|| format!("{text:?} is not a group status"))
 }
 
-fn subject_kind(text: &str) -> Result<SubjectKind, String> {
+pub(super) fn subject_kind(text: &str) -> Result<SubjectKind, String> {
     [SubjectKind::User, SubjectKind::Group, SubjectKind::Run]
         .into_iter()
         .find(|s| s.as_str() == text)
         .ok_or_else(|| format!("{text:?} is not a report subject"))
 }
 
-fn severity_level(text: &str) -> Result<Severity, String> {
+pub(super) fn severity_level(text: &str) -> Result<Severity, String> {
     [Severity::Info, Severity::Warning, Severity::Error]
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -1106,7 +1106,7 @@ async fn tenant_id(conn: &mut PgConnection, tenant: &TenantKey) -> Result<i64, S
         .ok_or_else(|| no_tenant(tenant))
 }
 
-fn no_tenant(tenant: &TenantKey) -> StoreError {
+pub(super) fn no_tenant(tenant: &TenantKey) -> StoreError {
     StoreError::NotFound(format!(
         "tenant {tenant:?} does not exist",
         tenant = tenant.as_str()
@@ -1114,7 +1114,7 @@ fn no_tenant(tenant: &TenantKey) -> StoreError {
 }
 
 /// A report row for a run that is not there violates the foreign key; say so plainly.
-fn missing_run(error: sqlx::Error, run: RunId) -> StoreError {
+pub(super) fn missing_run(error: sqlx::Error, run: RunId) -> StoreError {
     match &error {
         sqlx::Error::Database(e) if e.is_foreign_key_violation() => {
             StoreError::NotFound(format!("run {run} does not exist"))
@@ -1140,7 +1140,7 @@ fn renamed_columns(chunk: &[(GroupKey, String)]) -> (Vec<Uuid>, Vec<&'static str
 }
 
 /// One state per user, the last one given: an upsert may not touch the same row twice.
-fn last_state_per_user(users: &[MirrorUser]) -> Vec<&MirrorUser> {
+pub(super) fn last_state_per_user(users: &[MirrorUser]) -> Vec<&MirrorUser> {
     let mut at: HashMap<&EntraObjectId, usize> = HashMap::with_capacity(users.len());
     let mut unique: Vec<&MirrorUser> = Vec::with_capacity(users.len());
     for user in users {
@@ -1265,7 +1265,7 @@ async fn release_users(
 
 /// A rename or conversion of a group the mirror does not hold means the caller's plan and the
 /// mirror disagree; the rest of the run's changes are still worth keeping, so it is logged.
-fn warn_if_missed(tenant: &TenantKey, what: &str, expected: usize, done: usize) {
+pub(super) fn warn_if_missed(tenant: &TenantKey, what: &str, expected: usize, done: usize) {
     if done < expected {
         tracing::warn!(
             tenant = tenant.as_str(),

@@ -7,15 +7,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use async_trait::async_trait;
 
 use super::target_tokens::{PgTokenStore, SqliteTokenStore};
-use super::{AccessStore, PgStore, SqliteStore, Store};
+use super::{AccessStore, PgStore, SqliteStore, Store, StoreError};
 use crate::domain::TenantKey;
 use crate::settings::{DatabaseLocation, DatabaseSettings};
 use crate::target::highq::TokenStore;
 
 /// One database holding all of dirsync's records.
+#[async_trait]
 pub trait Database: Store + AccessStore {
+    /// Applies the embedded migrations this database has not seen yet.
+    async fn migrate(&self) -> Result<(), StoreError>;
     /// Where a tenant's rotating target refresh token is kept.
     fn target_tokens(&self, tenant: TenantKey, target_kind: &'static str) -> Arc<dyn TokenStore>;
     /// "PostgreSQL" or "SQLite file ./dirsync-data/dirsync.db", for people.
@@ -28,7 +32,12 @@ pub trait Database: Store + AccessStore {
     }
 }
 
+#[async_trait]
 impl Database for PgStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        PgStore::migrate(self).await
+    }
+
     fn target_tokens(&self, tenant: TenantKey, target_kind: &'static str) -> Arc<dyn TokenStore> {
         Arc::new(PgTokenStore::new(self.pool().clone(), tenant, target_kind))
     }
@@ -42,7 +51,12 @@ impl Database for PgStore {
     }
 }
 
+#[async_trait]
 impl Database for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        SqliteStore::migrate(self).await
+    }
+
     fn target_tokens(&self, tenant: TenantKey, target_kind: &'static str) -> Arc<dyn TokenStore> {
         Arc::new(SqliteTokenStore::new(
             self.pool().clone(),

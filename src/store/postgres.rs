@@ -33,7 +33,7 @@ use crate::tenant::{Retention, TargetSettings, Tenant};
 
 /// Rows per statement for bulk writes: large enough that a run is a few statements, small enough
 /// that one statement's arrays stay a few megabytes.
-const CHUNK: usize = 10_000;
+pub(super) const CHUNK: usize = 10_000;
 
 /// The migrations in `migrations/`, compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

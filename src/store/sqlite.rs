@@ -2,8 +2,9 @@
 //! single-replica service. Built like `postgres.rs`, statement for statement where SQLite allows;
 //! rows are parsed by the same functions, so both backends read back the same records.
 //!
-//! SQLite has no arrays, so bulk writes are one prepared statement per row inside one
-//! transaction (in-process, no round trips). Every write transaction begins `IMMEDIATE`, taking
+//! SQLite has no arrays: where PostgreSQL binds columns and `UNNEST`s them, bulk writes here bind
+//! one JSON array of rows and expand it with `json_each` (UUIDs travel as hex, `unhex`ed back),
+//! so a run that touches 100,000 users is still a handful of statements. Every write transaction begins `IMMEDIATE`, taking
 //! the file's write lock first, so a transaction that reads and then writes never fails half way
 //! on a concurrent writer; readers are not blocked (WAL). Timestamps are written by dirsync, not
 //! by SQLite's clock, all as RFC 3339 in UTC, so they compare in time order as text.
@@ -23,7 +24,7 @@ use uuid::Uuid;
 
 use super::approval::{ApprovingRow, HeldRow, decide};
 use super::postgres::{
-    EntryRow, RUN_COLUMNS, RunRow, TENANT_COLUMNS, TenantRow, UserRow, group_status,
+    CHUNK, EntryRow, RUN_COLUMNS, RunRow, TENANT_COLUMNS, TenantRow, UserRow, group_status,
     last_state_per_user, missing_run, mirror_user_from_row, no_tenant, parse, run_from_row,
     severity_level, subject_kind, tenant_from_row, trigger_kind_text, warn_if_missed,
 };
@@ -379,18 +380,18 @@ impl Store for SqliteStore {
         release_users(&mut tx, tenant_id, &changes.users_released).await?;
 
         // Memberships first: the plan removes members before it converts their group.
-        for (group, user) in &changes.members_removed {
+        for chunk in changes.members_removed.chunks(CHUNK) {
             sqlx::query(
                 "DELETE FROM memberships
-                 WHERE entra_user_id = $4
-                   AND synced_group_id IN (SELECT id FROM synced_groups
-                                           WHERE tenant_id = $1 AND kind = 'synced'
-                                             AND entra_group_id = $2 AND role = $3)",
+                 WHERE (synced_group_id, entra_user_id) IN (
+                     SELECT g.id, unhex(c.value ->> 2)
+                     FROM json_each($2) AS c
+                     JOIN synced_groups g
+                       ON g.tenant_id = $1 AND g.kind = 'synced'
+                      AND g.entra_group_id = unhex(c.value ->> 0) AND g.role = c.value ->> 1)",
             )
             .bind(tenant_id)
-            .bind(group.entra_id.as_uuid())
-            .bind(group.role.as_str())
-            .bind(user.as_uuid())
+            .bind(Json(membership_rows(chunk)))
             .execute(&mut *tx)
             .await?;
         }
@@ -466,21 +467,24 @@ impl Store for SqliteStore {
             renamed_count,
         );
 
-        for user in last_state_per_user(&changes.users) {
-            upsert_user(&mut tx, tenant_id, user, now).await?;
+        let users = last_state_per_user(&changes.users);
+        for chunk in users.chunks(CHUNK) {
+            upsert_users(&mut tx, tenant_id, chunk, now).await?;
         }
 
-        for (group, user) in &changes.members_added {
+        for chunk in changes.members_added.chunks(CHUNK) {
             sqlx::query(
                 "INSERT INTO memberships (synced_group_id, entra_user_id)
-                 SELECT id, $4 FROM synced_groups
-                 WHERE tenant_id = $1 AND kind = 'synced' AND entra_group_id = $2 AND role = $3
+                 SELECT g.id, unhex(c.value ->> 2)
+                 FROM json_each($2) AS c
+                 JOIN synced_groups g
+                   ON g.tenant_id = $1 AND g.kind = 'synced'
+                  AND g.entra_group_id = unhex(c.value ->> 0) AND g.role = c.value ->> 1
+                 WHERE true
                  ON CONFLICT DO NOTHING",
             )
             .bind(tenant_id)
-            .bind(group.entra_id.as_uuid())
-            .bind(group.role.as_str())
-            .bind(user.as_uuid())
+            .bind(Json(membership_rows(chunk)))
             .execute(&mut *tx)
             .await?;
         }
@@ -629,23 +633,34 @@ impl Store for SqliteStore {
         }
         let mut tx = self.write().await?;
         // Ids are drawn in the order written, so reading by id returns the lines as written.
-        for entry in entries {
+        for chunk in entries.chunks(CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|e| {
+                    (
+                        e.subject.as_str(),
+                        e.entra_id.as_ref().map(|id| hex(id.as_uuid())),
+                        e.email.as_deref(),
+                        e.name.as_deref(),
+                        e.action.as_str(),
+                        e.field.as_deref(),
+                        e.old_value.as_deref(),
+                        e.new_value.as_deref(),
+                        e.severity.as_str(),
+                        e.message.as_deref(),
+                    )
+                })
+                .collect();
             sqlx::query(
                 "INSERT INTO report_entries (run_id, subject, entra_id, email, name, action, field,
                                              old_value, new_value, severity, message)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 SELECT $1, c.value ->> 0, unhex(c.value ->> 1), c.value ->> 2, c.value ->> 3,
+                        c.value ->> 4, c.value ->> 5, c.value ->> 6, c.value ->> 7, c.value ->> 8,
+                        c.value ->> 9
+                 FROM json_each($2) AS c ORDER BY c.key",
             )
             .bind(run)
-            .bind(entry.subject.as_str())
-            .bind(entry.entra_id.as_ref().map(EntraObjectId::as_uuid))
-            .bind(entry.email.as_deref())
-            .bind(entry.name.as_deref())
-            .bind(&entry.action)
-            .bind(entry.field.as_deref())
-            .bind(entry.old_value.as_deref())
-            .bind(entry.new_value.as_deref())
-            .bind(entry.severity.as_str())
-            .bind(entry.message.as_deref())
+            .bind(Json(rows))
             .execute(&mut *tx)
             .await
             .map_err(|e| missing_run(e, run))?;
@@ -942,17 +957,49 @@ async fn tenant_id(conn: &mut SqliteConnection, tenant: &TenantKey) -> Result<i6
         .ok_or_else(|| no_tenant(tenant))
 }
 
-async fn upsert_user(
+/// A UUID as the 32 hex digits SQLite's `unhex` turns back into its 16 bytes.
+fn hex(id: Uuid) -> String {
+    id.simple().to_string()
+}
+
+/// `[group, role, user]` per membership, for `json_each`.
+fn membership_rows(chunk: &[(GroupKey, EntraObjectId)]) -> Vec<(String, &'static str, String)> {
+    chunk
+        .iter()
+        .map(|(g, u)| (hex(g.entra_id.as_uuid()), g.role.as_str(), hex(u.as_uuid())))
+        .collect()
+}
+
+async fn upsert_users(
     conn: &mut SqliteConnection,
     tenant_id: i64,
-    user: &MirrorUser,
+    users: &[&MirrorUser],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let fields = &user.state.fields;
+    let rows: Vec<_> = users
+        .iter()
+        .map(|u| {
+            let fields = &u.state.fields;
+            (
+                hex(u.entra_id.as_uuid()),
+                u.target_id.as_str(),
+                fields.email.as_str(),
+                fields.first_name.as_str(),
+                fields.last_name.as_str(),
+                fields.phone.as_deref(),
+                fields.job_title.as_deref(),
+                u.state.role.as_str(),
+                u.state.status.as_str(),
+            )
+        })
+        .collect();
     sqlx::query(
         "INSERT INTO synced_users (tenant_id, entra_user_id, target_user_id, email, first_name,
                                    last_name, phone, job_title, role, status, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         SELECT $1, unhex(c.value ->> 0), c.value ->> 1, c.value ->> 2, c.value ->> 3,
+                c.value ->> 4, c.value ->> 5, c.value ->> 6, c.value ->> 7, c.value ->> 8, $3
+         FROM json_each($2) AS c
+         WHERE true
          ON CONFLICT (tenant_id, entra_user_id) DO UPDATE SET
              target_user_id = excluded.target_user_id,
              email = excluded.email,
@@ -971,15 +1018,7 @@ async fn upsert_user(
                 excluded.phone, excluded.job_title, excluded.role, excluded.status)",
     )
     .bind(tenant_id)
-    .bind(user.entra_id.as_uuid())
-    .bind(user.target_id.as_str())
-    .bind(fields.email.as_str())
-    .bind(&fields.first_name)
-    .bind(&fields.last_name)
-    .bind(fields.phone.as_deref())
-    .bind(fields.job_title.as_deref())
-    .bind(user.state.role.as_str())
-    .bind(user.state.status.as_str())
+    .bind(Json(rows))
     .bind(now)
     .execute(conn)
     .await?;

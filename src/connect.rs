@@ -106,13 +106,11 @@ impl Connector for ConfiguredConnector {
                 "tenant {} has no target connection: set [tenant.target] (kind highq or scim)",
                 tenant.key
             )),
-            Some(TargetSettings::Highq(config)) => {
-                Ok(Arc::new(highq_adapter(
+            Some(TargetSettings::Highq(config)) => Ok(Arc::new(highq_adapter(
                 self.database.as_ref(),
                 tenant,
                 config,
-            )?))
-            }
+            )?)),
             Some(TargetSettings::Scim(settings)) => {
                 let adapter = ScimAdapter::new(settings.clone()).map_err(|err| err.to_string())?;
                 Ok(Arc::new(adapter))

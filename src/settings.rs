@@ -494,7 +494,9 @@ mod tests {
         );
         assert_eq!(
             settings.database.location(),
-            Ok(DatabaseLocation::Postgres("postgres://u:hunter2@db/x".to_owned()))
+            Ok(DatabaseLocation::Postgres(
+                "postgres://u:hunter2@db/x".to_owned()
+            ))
         );
         assert!(!format!("{settings:?}").contains("hunter2"));
         assert!(Settings::load(Some(&file.with_file_name("missing.toml"))).is_err());

@@ -209,7 +209,9 @@ async fn secret_settings_are_stored_for_connecting_and_read_back_intact(db: Test
     let store = db.store.clone();
     let acme = tenant("acme", vec![]);
     store.upsert_tenant(&acme).await.unwrap();
-    let stored = db.json("SELECT target FROM tenants WHERE key = 'acme'").await;
+    let stored = db
+        .json("SELECT target FROM tenants WHERE key = 'acme'")
+        .await;
     assert_eq!(stored["client_secret"], "highq-client-secret");
     assert_eq!(store.tenant(&acme.key).await.unwrap(), Some(acme));
 }
@@ -465,7 +467,9 @@ async fn r12_a_converted_group_without_a_successor_is_remembered_for_the_planner
     );
 }
 
-async fn a_converted_group_is_kept_as_history_and_its_entra_group_can_be_synced_again_with_the_other_role(db: TestDb) {
+async fn a_converted_group_is_kept_as_history_and_its_entra_group_can_be_synced_again_with_the_other_role(
+    db: TestDb,
+) {
     let (store, acme) = store_with_tenant(&db, "acme").await;
     let group = new_id();
     let (u1, u2) = (new_id(), new_id());
@@ -557,7 +561,9 @@ async fn a_converted_group_is_kept_as_history_and_its_entra_group_can_be_synced_
     assert_eq!(system_groups, 2);
 }
 
-async fn a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_of_that_change_is_kept(db: TestDb) {
+async fn a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_of_that_change_is_kept(
+    db: TestDb,
+) {
     let (store, acme) = store_with_tenant(&db, "acme").await;
     let group = new_id();
     let internal = group_key(&group, Role::Internal);
@@ -710,7 +716,9 @@ async fn twenty_thousand_users_and_memberships_are_written_in_one_call_and_load_
 // Runs
 // ---------------------------------------------------------------------------------------------
 
-async fn begin_run_refuses_a_second_running_run_for_the_same_tenant_but_not_for_another(db: TestDb) {
+async fn begin_run_refuses_a_second_running_run_for_the_same_tenant_but_not_for_another(
+    db: TestDb,
+) {
     let (store, acme) = store_with_tenant(&db, "acme").await;
     store.upsert_tenant(&tenant("beta", vec![])).await.unwrap();
 
@@ -943,7 +951,9 @@ async fn runs_are_listed_newest_first_and_only_for_their_tenant(db: TestDb) {
     assert!(!listed.contains(&beta_run));
 }
 
-async fn purging_deletes_runs_started_before_the_cutoff_with_their_reports_and_keeps_newer_ones(db: TestDb) {
+async fn purging_deletes_runs_started_before_the_cutoff_with_their_reports_and_keeps_newer_ones(
+    db: TestDb,
+) {
     let (store, acme) = store_with_tenant(&db, "acme").await;
     store.upsert_tenant(&tenant("beta", vec![])).await.unwrap();
     let old = started(&store, &acme).await;

@@ -24,8 +24,8 @@ use clap::{Parser, Subcommand};
 use crate::domain::AccessRole;
 use crate::settings::Settings;
 use crate::source::graph::GraphConnector;
-use crate::store::RunStatus;
 use crate::store::Database;
+use crate::store::RunStatus;
 use crate::sync::SyncContext;
 
 pub use self::demo::DemoArgs;

@@ -91,7 +91,11 @@ pub(super) async fn approve(
 async fn tenant_and_graph(
     settings: &Settings,
     key: &TenantKey,
-) -> anyhow::Result<(std::sync::Arc<dyn crate::store::Database>, Tenant, GraphConnector)> {
+) -> anyhow::Result<(
+    std::sync::Arc<dyn crate::store::Database>,
+    Tenant,
+    GraphConnector,
+)> {
     let store = open_store(settings).await?;
     let tenant = store
         .tenant(key)

@@ -29,7 +29,10 @@ pub(super) fn role(text: &str, column: &str) -> Result<AccessRole, StoreError> {
     text.parse().map_err(|e| corrupt(column, e))
 }
 
-pub(super) fn tenant_key(text: Option<String>, column: &str) -> Result<Option<TenantKey>, StoreError> {
+pub(super) fn tenant_key(
+    text: Option<String>,
+    column: &str,
+) -> Result<Option<TenantKey>, StoreError> {
     text.map(|k| TenantKey::parse(&k).map_err(|e| corrupt(column, e)))
         .transpose()
 }

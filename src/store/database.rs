@@ -140,8 +140,9 @@ pub fn claim_for_serving(database: &dyn Database) -> anyhow::Result<ServeLock> {
             path.display(),
             path.display()
         ),
-        Err(TryLockError::Error(err)) => Err(err)
-            .with_context(|| format!("could not lock {}", lock_path.display())),
+        Err(TryLockError::Error(err)) => {
+            Err(err).with_context(|| format!("could not lock {}", lock_path.display()))
+        }
     }
 }
 

@@ -929,7 +929,10 @@ pub(super) fn parse<T, E: Display>(column: &str, parsed: Result<T, E>) -> Result
     parsed.map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
-pub(super) fn tenant_from_row(row: TenantRow, groups: Vec<(i64, Uuid, String)>) -> Result<Tenant, StoreError> {
+pub(super) fn tenant_from_row(
+    row: TenantRow,
+    groups: Vec<(i64, Uuid, String)>,
+) -> Result<Tenant, StoreError> {
     let (
         _,
         key,

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::approval::{ApprovingRow, HeldRow, decide};
 use super::postgres::{
     CHUNK, EntryRow, RUN_COLUMNS, RunRow, TENANT_COLUMNS, TenantRow, UserRow, group_status,
-    last_state_per_user, missing_run, mirror_user_from_row, no_tenant, parse, run_from_row,
+    last_state_per_user, mirror_user_from_row, missing_run, no_tenant, parse, run_from_row,
     severity_level, subject_kind, tenant_from_row, trigger_kind_text, warn_if_missed,
 };
 use super::{
@@ -133,12 +133,11 @@ impl Store for SqliteStore {
     async fn upsert_tenant(&self, tenant: &Tenant) -> Result<TenantSaved, StoreError> {
         let mut tx = self.write().await?;
         let now = Utc::now();
-        let before: Option<(Uuid, serde_json::Value, serde_json::Value)> = sqlx::query_as(
-            "SELECT entra_tenant_id, source, target FROM tenants WHERE key = $1",
-        )
-        .bind(tenant.key.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let before: Option<(Uuid, serde_json::Value, serde_json::Value)> =
+            sqlx::query_as("SELECT entra_tenant_id, source, target FROM tenants WHERE key = $1")
+                .bind(tenant.key.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
         let connection_changed = match &before {
             None => false,
             Some((entra_tenant_id, source, target)) => {

@@ -599,6 +599,61 @@ async fn demo_needs_no_database_server_it_keeps_its_records_in_a_fresh_sqlite_fi
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
 }
 
+#[test]
+fn a_second_serve_on_the_same_sqlite_file_refuses_to_start_saying_why() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch();
+    let file = dir.join("data").join("dirsync.db");
+    let serve = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dirsync"));
+        command
+            .arg("serve")
+            .env("DIRSYNC__DATABASE__PATH", &file)
+            .env("DIRSYNC__SERVER__LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .env_remove("DATABASE_URL")
+            .env_remove("DIRSYNC__DATABASE__URL")
+            .env_remove("DIRSYNC_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let mut first = serve().spawn().expect("the first server started");
+    // It has the file once it says where its records are kept.
+    let mut log = BufReader::new(first.stderr.take().expect("stderr")).lines();
+    let said = log
+        .by_ref()
+        .map(|line| line.expect("a log line"))
+        .find(|line| line.contains("records kept in SQLite file"));
+
+    let second = serve().output().expect("the second server ran");
+    first.kill().expect("the first server stopped");
+    first.wait().expect("the first server exited");
+
+    assert!(said.is_some(), "the first server never said it was serving");
+    let err = stderr(&second);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "another dirsync serve is already running on the SQLite database {}",
+            file.display()
+        )) && err.contains("move to PostgreSQL"),
+        "{err}"
+    );
+    // Once the first has stopped, the file is free again.
+    let mut third = serve().spawn().expect("a new server started");
+    let found = BufReader::new(third.stderr.take().expect("stderr"))
+        .lines()
+        .map(|line| line.expect("a log line"))
+        .find(|line| line.contains("records kept in SQLite file") || line.contains("Error"));
+    third.kill().expect("the new server stopped");
+    third.wait().expect("the new server exited");
+    assert!(
+        found.is_some_and(|line| line.contains("records kept in")),
+        "the file was not freed"
+    );
+}
+
 /// Starts `dirsync ARGS` and reads its stdout up to "Press Ctrl-C to stop.", then stops it.
 fn banner_of(args: &[&str]) -> String {
     use std::io::{BufRead, BufReader};

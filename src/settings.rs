@@ -61,10 +61,10 @@ pub struct DatabaseSettings {
 }
 
 /// The database the settings describe; `store::open` connects to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum DatabaseLocation {
     /// A `postgres://` or `postgresql://` URL (kept secret: it may carry a password).
-    Postgres(String),
+    Postgres(SecretString),
     /// A SQLite database file.
     Sqlite(PathBuf),
 }
@@ -76,30 +76,46 @@ impl DatabaseSettings {
         let Some(url) = &self.url else {
             return Ok(DatabaseLocation::Sqlite(self.path.clone()));
         };
-        let url = url.expose_secret();
+        DatabaseLocation::parse(url.expose_secret())
+            .map_err(|problem| format!("database.url {problem}"))
+    }
+}
+
+impl DatabaseLocation {
+    /// `postgres://…` (or `postgresql://…`) for PostgreSQL, `sqlite://FILE` for a SQLite file.
+    pub fn parse(url: &str) -> Result<Self, String> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(DatabaseLocation::Postgres(url.to_owned()));
+            return Ok(Self::Postgres(SecretString::from(url)));
         }
-        if url.starts_with("sqlite:") {
-            let file = url
-                .trim_start_matches("sqlite:")
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let file = rest
                 .trim_start_matches("//")
                 .split('?')
                 .next()
                 .unwrap_or_default();
             if file.is_empty() || file == ":memory:" {
                 return Err(
-                    "database.url: a sqlite: URL must name a file, such as sqlite://./dirsync-data/dirsync.db"
+                    "must name a file when it is a sqlite: URL, such as sqlite://./dirsync-data/dirsync.db"
                         .to_owned(),
                 );
             }
-            return Ok(DatabaseLocation::Sqlite(PathBuf::from(file)));
+            return Ok(Self::Sqlite(PathBuf::from(file)));
         }
         Err(
-            "database.url must start with postgres:// (PostgreSQL) or sqlite:// (a SQLite file); \
-             leave it unset to use the SQLite file at database.path"
+            "must start with postgres:// (PostgreSQL) or sqlite:// (a SQLite file); leave \
+             database.url unset to use the SQLite file at database.path"
                 .to_owned(),
         )
+    }
+}
+
+impl PartialEq for DatabaseLocation {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Postgres(a), Self::Postgres(b)) => a.expose_secret() == b.expose_secret(),
+            (Self::Sqlite(a), Self::Sqlite(b)) => a == b,
+            _ => false,
+        }
     }
 }
 

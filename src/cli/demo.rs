@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use secrecy::ExposeSecret;
 
 use super::sync::describe_outcome;
 use crate::demo::{Demo, DemoOptions, directory};
@@ -42,7 +43,7 @@ pub(super) async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<E
     let options = match args.database {
         Some(database) => DemoOptions::Postgres {
             server_url: match settings.database.location() {
-                Ok(DatabaseLocation::Postgres(url)) => url,
+                Ok(DatabaseLocation::Postgres(url)) => url.expose_secret().to_owned(),
                 _ => DEFAULT_POSTGRES_SERVER.to_owned(),
             },
             database,

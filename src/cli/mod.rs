@@ -2,7 +2,8 @@
 //! connection, run the local emulators and the demo.
 //!
 //! This file holds the argument types and the dispatch; each command's work lives in its own
-//! file (`tenant.rs`, `sync.rs`, `emulate.rs`, `demo.rs`, `access.rs`, `token.rs`, `audit.rs`),
+//! file (`tenant.rs`, `sync.rs`, `emulate.rs`, `demo.rs`, `access.rs`, `token.rs`, `audit.rs`,
+//! `store.rs`),
 //! so a new command is one variant, one match arm and one file.
 
 mod access;
@@ -10,6 +11,7 @@ mod audit;
 mod config;
 mod demo;
 mod emulate;
+mod store;
 mod sync;
 mod tenant;
 mod token;
@@ -123,6 +125,11 @@ enum Command {
         command: AuditCommand,
     },
     /// Inspect the service settings.
+    /// Move dirsync's records between databases.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
@@ -192,6 +199,26 @@ enum AuditCommand {
         action: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy every record (tenants, mirror, runs, reports, grants, tokens, audit log) from one
+    /// database to another, keeping their IDs: say from the SQLite file up to PostgreSQL, to run
+    /// more than one replica. Stop `dirsync serve` first.
+    ///
+    /// Refused when the destination already holds records, unless --replace.
+    Migrate {
+        /// The database to copy from: sqlite://FILE or postgres://…
+        #[arg(long)]
+        from: String,
+        /// The database to copy to (migrated first): postgres://… or sqlite://FILE
+        #[arg(long)]
+        to: String,
+        /// Delete everything the destination holds first (in the same transaction as the copy).
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -357,6 +384,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     limit,
                 },
         } => audit::list(&settings, tenant.as_deref(), action.as_deref(), limit).await,
+        Command::Store {
+            command: StoreCommand::Migrate { from, to, replace },
+        } => store::migrate(&from, &to, replace).await,
         Command::Config { .. } => unreachable!("handled before the settings are loaded"),
     }
 }

@@ -86,7 +86,7 @@ impl Demo {
                 database,
             } => {
                 let url = fresh_database(server_url, database).await?;
-                (url.clone(), DatabaseLocation::Postgres(url))
+                (url.clone(), DatabaseLocation::Postgres(url.into()))
             }
         };
         let store = crate::store::open_location(&location, 5)

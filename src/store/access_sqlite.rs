@@ -115,7 +115,7 @@ impl AccessStore for SqliteStore {
         .bind(tenant_id)
         .bind(&grant.label)
         .bind(&grant.granted_by)
-        .bind(Utc::now())
+        .bind(super::sqlite::now())
         .fetch_one(self.pool())
         .await?;
         self.grant_by_id(id)

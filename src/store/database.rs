@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use secrecy::ExposeSecret;
 
 use super::target_tokens::{PgTokenStore, SqliteTokenStore};
 use super::{AccessStore, PgStore, SqliteStore, Store, StoreError};
@@ -93,10 +94,12 @@ pub async fn open_location(
 ) -> anyhow::Result<Arc<dyn Database>> {
     match location {
         DatabaseLocation::Postgres(url) => {
-            let store = PgStore::open(url, max_connections).await.context(
-                "could not open the PostgreSQL database (set DIRSYNC__DATABASE__URL or \
+            let store = PgStore::open(url.expose_secret(), max_connections)
+                .await
+                .context(
+                    "could not open the PostgreSQL database (set DIRSYNC__DATABASE__URL or \
                  DATABASE_URL; leave both unset to use a SQLite file)",
-            )?;
+                )?;
             Ok(Arc::new(store))
         }
         DatabaseLocation::Sqlite(path) => {
@@ -121,9 +124,19 @@ pub struct ServeLock {
 /// (runs and midnights are claimed in the database); a SQLite file serves one, so a second
 /// server on it is refused with a sentence saying what to do.
 pub fn claim_for_serving(database: &dyn Database) -> anyhow::Result<ServeLock> {
-    let Some(path) = database.sqlite_file() else {
-        return Ok(ServeLock { _file: None });
-    };
+    match database.sqlite_file() {
+        Some(path) => lock_sqlite_file(path),
+        None => Ok(ServeLock { _file: None }),
+    }
+}
+
+/// Takes the SQLite file's serve lock (see [`claim_for_serving`]), for `serve` and for anything
+/// that must not run beside it.
+pub fn lock_sqlite_file(path: &Path) -> anyhow::Result<ServeLock> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create the data directory {}", dir.display()))?;
+    }
     let lock_path = serve_lock_path(path);
     let file = File::options()
         .create(true)

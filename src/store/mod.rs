@@ -6,6 +6,7 @@ pub mod access;
 mod access_postgres;
 mod access_sqlite;
 mod approval;
+mod copy;
 mod database;
 mod model;
 pub mod postgres;
@@ -13,7 +14,8 @@ pub mod sqlite;
 mod target_tokens;
 
 pub use access::AccessStore;
-pub use database::{Database, ServeLock, claim_for_serving, open, open_location};
+pub use copy::{CopyError, CopyReport, copied_columns, copy_database};
+pub use database::{Database, ServeLock, claim_for_serving, lock_sqlite_file, open, open_location};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use target_tokens::{PgTokenStore, SqliteTokenStore};

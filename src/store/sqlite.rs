@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -119,6 +119,11 @@ impl SqliteStore {
     }
 }
 
+/// The time now, to the microsecond as PostgreSQL keeps it, so both stores read back the same.
+pub(super) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
 /// The file a `sqlite://path` (or `sqlite:path`) URL names, without its query.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url
@@ -132,7 +137,7 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
 impl Store for SqliteStore {
     async fn upsert_tenant(&self, tenant: &Tenant) -> Result<TenantSaved, StoreError> {
         let mut tx = self.write().await?;
-        let now = Utc::now();
+        let now = now();
         let before: Option<(Uuid, serde_json::Value, serde_json::Value)> =
             sqlx::query_as("SELECT entra_tenant_id, source, target FROM tenants WHERE key = $1")
                 .bind(tenant.key.as_str())
@@ -373,7 +378,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let tenant_id = tenant_id(&mut tx, tenant).await?;
-        let now = Utc::now();
+        let now = now();
 
         // R9a first: a rehired user's link moves to the new user before anything else names it.
         release_users(&mut tx, tenant_id, &changes.users_released).await?;
@@ -522,7 +527,7 @@ impl Store for SqliteStore {
         .bind(trigger.by.as_deref())
         .bind(approval.map(|a| a.held_run))
         .bind(approval.map(|a| i64::try_from(a.deactivations).unwrap_or(i64::MAX)))
-        .bind(Utc::now())
+        .bind(now())
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -548,7 +553,7 @@ impl Store for SqliteStore {
         )
         .bind(held)
         .bind(tenant.as_str())
-        .bind(Utc::now())
+        .bind(now())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -583,7 +588,7 @@ impl Store for SqliteStore {
         .bind(approver)
         .bind(held)
         .bind(i64::try_from(deactivations).unwrap_or(i64::MAX))
-        .bind(Utc::now())
+        .bind(now())
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -681,7 +686,7 @@ impl Store for SqliteStore {
         .bind(finish.status.as_str())
         .bind(Json(&finish.summary))
         .bind(finish.message.as_deref())
-        .bind(Utc::now())
+        .bind(now())
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -759,7 +764,7 @@ impl Store for SqliteStore {
         .bind(&progress.stage)
         .bind(clamp(progress.done))
         .bind(clamp(progress.total))
-        .bind(Utc::now())
+        .bind(now())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -772,7 +777,7 @@ impl Store for SqliteStore {
         message: &str,
     ) -> Result<Vec<RunId>, StoreError> {
         let mut tx = self.write().await?;
-        let now = Utc::now();
+        let now = now();
         let closed: Vec<RunId> = sqlx::query_scalar(
             "UPDATE runs SET status = 'failed', finished_at = $4, message = $3
              WHERE tenant_id = (SELECT id FROM tenants WHERE key = $1) AND status = 'running'
@@ -811,7 +816,7 @@ impl Store for SqliteStore {
         )
         .bind(tenant.as_str())
         .bind(midnight)
-        .bind(Utc::now())
+        .bind(now())
         .execute(&self.pool)
         .await?;
         Ok(claimed.rows_affected() == 1)

@@ -102,7 +102,7 @@ impl TokenStore for SqliteTokenStore {
         .bind(self.tenant.as_str())
         .bind(self.target_kind)
         .bind(token.expose_secret())
-        .bind(chrono::Utc::now())
+        .bind(super::sqlite::now())
         .execute(&self.pool)
         .await?;
         if saved.rows_affected() == 0 {

@@ -511,7 +511,7 @@ mod tests {
         assert_eq!(
             settings.database.location(),
             Ok(DatabaseLocation::Postgres(
-                "postgres://u:hunter2@db/x".to_owned()
+                "postgres://u:hunter2@db/x".into()
             ))
         );
         assert!(!format!("{settings:?}").contains("hunter2"));

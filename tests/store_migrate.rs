@@ -17,7 +17,9 @@ use dirsync::store::access::{
     AuditEvent, AuditFilter, AuditOutcome, EntraIdentity, NewGrant, NewToken, SecretHash,
     SessionRecord,
 };
-use dirsync::store::{Database, PgStore, RunOptions, RunStatus, Trigger, copied_columns};
+use dirsync::store::{
+    Database, PgStore, RunOptions, RunStatus, Trigger, copied_columns, lock_sqlite_file,
+};
 use dirsync::sync::{FixedConnector, RunOutcome, SyncContext, SyncSettings, run_sync};
 use dirsync::target::memory::MemoryTarget;
 use dirsync::tenant::{Retention, Tenant};
@@ -262,6 +264,19 @@ async fn a_synced_sqlite_installation_moves_to_postgresql_with_its_history_and_t
 
     let from = format!("sqlite://{}", sqlite.sqlite_file().unwrap().display());
     let to = database_url(&pool);
+    // Not while a server still writes to the file.
+    let serving = lock_sqlite_file(&sqlite.sqlite_file().unwrap())
+        .await
+        .unwrap();
+    let refused = store_migrate(&from, &to, &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused).contains("stop dirsync serve before moving its records"),
+        "{}",
+        text(&refused)
+    );
+    drop(serving);
+
     let moved = store_migrate(&from, &to, &[]);
     assert_eq!(moved.status.code(), Some(0), "{}", text(&moved));
     assert!(text(&moved).contains("report_entries"), "{}", text(&moved));

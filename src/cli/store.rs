@@ -15,14 +15,15 @@ pub(super) async fn migrate(from: &str, to: &str, replace: bool) -> anyhow::Resu
         anyhow::bail!("--from and --to name the same database: nothing to copy");
     }
     // Nothing may write to a SQLite file while it is copied: hold the lock `serve` holds.
-    let _locks = [&source, &destination]
-        .into_iter()
-        .filter_map(|location| match location {
-            DatabaseLocation::Sqlite(path) => Some(lock_sqlite_file(path)),
-            DatabaseLocation::Postgres(_) => None,
-        })
-        .collect::<anyhow::Result<Vec<_>>>()
-        .context("stop dirsync serve before moving its records")?;
+    let mut locks = Vec::new();
+    for location in [&source, &destination] {
+        if let DatabaseLocation::Sqlite(path) = location {
+            let lock = lock_sqlite_file(path)
+                .await
+                .context("stop dirsync serve before moving its records")?;
+            locks.push(lock);
+        }
+    }
     let report = copy_database(&source, &destination, replace).await?;
     print!("{report}");
     println!(

@@ -2,7 +2,6 @@
 //! embedded SQLite file. Everything that needs dirsync's records (the service, the CLI, the
 //! connectors' token stores) gets them from here as one [`Database`].
 
-use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -113,51 +112,77 @@ pub async fn open_location(
     }
 }
 
-/// While held, no other `dirsync serve` can start on the same SQLite file (the lock is the
-/// operating system's, so it goes with the process however it ends).
+/// While held, no other `dirsync serve` can start on the same SQLite file. The lock is SQLite's
+/// own (an exclusive lock on a small file beside the database), so the operating system releases
+/// it with the process however it ends.
 #[derive(Debug)]
 pub struct ServeLock {
-    _file: Option<File>,
+    _holder: Option<sqlx::SqliteConnection>,
 }
 
 /// Claims `database` for this `dirsync serve`. PostgreSQL is shared by any number of replicas
 /// (runs and midnights are claimed in the database); a SQLite file serves one, so a second
 /// server on it is refused with a sentence saying what to do.
-pub fn claim_for_serving(database: &dyn Database) -> anyhow::Result<ServeLock> {
+pub async fn claim_for_serving(database: &dyn Database) -> anyhow::Result<ServeLock> {
     match database.sqlite_file() {
-        Some(path) => lock_sqlite_file(path),
-        None => Ok(ServeLock { _file: None }),
+        Some(path) => lock_sqlite_file(path).await,
+        None => Ok(ServeLock { _holder: None }),
     }
 }
 
 /// Takes the SQLite file's serve lock (see [`claim_for_serving`]), for `serve` and for anything
 /// that must not run beside it.
-pub fn lock_sqlite_file(path: &Path) -> anyhow::Result<ServeLock> {
+pub async fn lock_sqlite_file(path: &Path) -> anyhow::Result<ServeLock> {
+    use sqlx::ConnectOptions;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteLockingMode};
+
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create the data directory {}", dir.display()))?;
     }
     let lock_path = serve_lock_path(path);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
+    let mut holder = SqliteConnectOptions::new()
+        .filename(&lock_path)
+        .create_if_missing(true)
+        .locking_mode(SqliteLockingMode::Exclusive)
+        .busy_timeout(std::time::Duration::ZERO)
+        .connect()
+        .await
         .with_context(|| format!("could not open the lock file {}", lock_path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(ServeLock { _file: Some(file) }),
-        Err(TryLockError::WouldBlock) => anyhow::bail!(
-            "another dirsync serve is already running on the SQLite database {}: a SQLite file \
-             serves one replica. Stop the other one, or move to PostgreSQL to run more \
-             (dirsync store migrate --from sqlite://{} --to postgres://…)",
-            path.display(),
-            path.display()
-        ),
-        Err(TryLockError::Error(err)) => {
-            Err(err).with_context(|| format!("could not lock {}", lock_path.display()))
+    // In exclusive locking mode, the first write keeps the file locked until the connection
+    // closes; another process's write is refused at once.
+    let claimed = sqlx::query(
+        "CREATE TABLE IF NOT EXISTS serving (pid INTEGER NOT NULL);
+         DELETE FROM serving;
+         INSERT INTO serving (pid) VALUES ($1);",
+    )
+    .bind(i64::from(std::process::id()))
+    .execute(&mut holder)
+    .await;
+    match claimed {
+        Ok(_) => Ok(ServeLock {
+            _holder: Some(holder),
+        }),
+        Err(sqlx::Error::Database(err))
+            if err
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| code & 0xff == SQLITE_BUSY) =>
+        {
+            anyhow::bail!(
+                "another dirsync serve is already running on the SQLite database {}: a SQLite \
+                 file serves one replica. Stop the other one, or move to PostgreSQL to run more \
+                 (dirsync store migrate --from sqlite://{} --to postgres://…)",
+                path.display(),
+                path.display()
+            )
         }
+        Err(err) => Err(err).with_context(|| format!("could not lock {}", lock_path.display())),
     }
 }
+
+/// SQLite's primary result code for "another connection holds the lock".
+const SQLITE_BUSY: i32 = 5;
 
 /// `dirsync.db` → `dirsync.db-serve.lock`, beside SQLite's own `-wal` and `-shm` files. (Not
 /// the database file itself: closing a second handle on it would drop SQLite's own locks.)

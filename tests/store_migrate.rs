@@ -275,7 +275,7 @@ async fn a_synced_sqlite_installation_moves_to_postgresql_with_its_history_and_t
         "{}",
         text(&refused)
     );
-    drop(serving);
+    serving.release().await.unwrap();
 
     let moved = store_migrate(&from, &to, &[]);
     assert_eq!(moved.status.code(), Some(0), "{}", text(&moved));

@@ -120,6 +120,16 @@ pub struct ServeLock {
     _holder: Option<sqlx::SqliteConnection>,
 }
 
+impl ServeLock {
+    /// Gives the lock back now (dropping it gives it back soon after, on SQLite's own thread).
+    pub async fn release(self) -> Result<(), StoreError> {
+        if let Some(holder) = self._holder {
+            sqlx::Connection::close(holder).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Claims `database` for this `dirsync serve`. PostgreSQL is shared by any number of replicas
 /// (runs and midnights are claimed in the database); a SQLite file serves one, so a second
 /// server on it is refused with a sentence saying what to do.

@@ -519,6 +519,32 @@ mod tests {
     }
 
     #[test]
+    fn without_a_url_the_database_is_a_sqlite_file_and_the_url_scheme_picks_the_backend() {
+        let settings = Settings::load(Some(&settings_file(""))).unwrap();
+        assert_eq!(settings.database.path, PathBuf::from(DEFAULT_SQLITE_PATH));
+        let no_url = DatabaseSettings {
+            url: None,
+            ..settings.database.clone()
+        };
+        assert_eq!(
+            no_url.location(),
+            Ok(DatabaseLocation::Sqlite(PathBuf::from(DEFAULT_SQLITE_PATH)))
+        );
+        let file = settings_file("[database]\nurl = \"sqlite://./data/x.db?mode=rwc\"\n");
+        assert_eq!(
+            Settings::load(Some(&file)).unwrap().database.location(),
+            Ok(DatabaseLocation::Sqlite(PathBuf::from("./data/x.db")))
+        );
+        let err = problems("[database]\nurl = \"mysql://db/x\"\n");
+        assert!(
+            err.contains("database.url must start with postgres:// (PostgreSQL) or sqlite://"),
+            "{err}"
+        );
+        let err = problems("[database]\nurl = \"sqlite::memory:\"\n");
+        assert!(err.contains("must name a file"), "{err}");
+    }
+
+    #[test]
     fn the_example_settings_file_loads_with_its_sections() {
         let example =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dirsync.example.toml");

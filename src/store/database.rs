@@ -24,8 +24,6 @@ pub trait Database: Store + AccessStore {
     fn target_tokens(&self, tenant: TenantKey, target_kind: &'static str) -> Arc<dyn TokenStore>;
     /// "PostgreSQL" or "SQLite file ./dirsync-data/dirsync.db", for people.
     fn describe(&self) -> String;
-    /// Whether more than one `dirsync serve` may share this database.
-    fn serves_many_replicas(&self) -> bool;
     /// The SQLite file, when it is one.
     fn sqlite_file(&self) -> Option<&Path> {
         None
@@ -45,10 +43,6 @@ impl Database for PgStore {
     fn describe(&self) -> String {
         "PostgreSQL".to_owned()
     }
-
-    fn serves_many_replicas(&self) -> bool {
-        true
-    }
 }
 
 #[async_trait]
@@ -67,10 +61,6 @@ impl Database for SqliteStore {
 
     fn describe(&self) -> String {
         format!("SQLite file {}", self.path().display())
-    }
-
-    fn serves_many_replicas(&self) -> bool {
-        false
     }
 
     fn sqlite_file(&self) -> Option<&Path> {

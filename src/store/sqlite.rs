@@ -68,14 +68,6 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Opens a `sqlite://path` URL (as `DATABASE_URL` may give it), then as [`open`](Self::open).
-    pub async fn open_url(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let path = sqlite_path(url).ok_or_else(|| {
-            StoreError::NotFound(format!("{url:?} is not a sqlite:// URL naming a file"))
-        })?;
-        Self::open(&path, max_connections).await
-    }
-
     async fn connect_with(
         options: SqliteConnectOptions,
         path: &Path,
@@ -122,15 +114,6 @@ impl SqliteStore {
 /// The time now, to the microsecond as PostgreSQL keeps it, so both stores read back the same.
 pub(super) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
-}
-
-/// The file a `sqlite://path` (or `sqlite:path`) URL names, without its query.
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let file = rest.split('?').next().unwrap_or_default();
-    (!file.is_empty() && file != ":memory:").then(|| PathBuf::from(file))
 }
 
 #[async_trait]

@@ -314,8 +314,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_tracing(&settings, matches!(cli.command, Command::Demo(_)));
     match cli.command {
         Command::Migrate => {
-            open_store(&settings).await?;
-            println!("migrations applied");
+            let store = open_store(&settings).await?;
+            println!("migrations applied ({})", store.describe());
             Ok(ExitCode::SUCCESS)
         }
         Command::Tenant {

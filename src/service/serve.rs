@@ -15,7 +15,7 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let store = crate::store::open(&settings.database).await?;
     // Held until the server stops: a SQLite file serves one replica.
     let _serving = crate::store::claim_for_serving(store.as_ref()).await?;
-    tracing::info!(database = %store.describe(), "records kept in {}", store.describe());
+    tracing::info!("records kept in {}", store.describe());
     let graph = crate::connect::graph_connector(settings)?;
     if graph.is_none() {
         tracing::warn!(

@@ -136,11 +136,9 @@ pub async fn lock_sqlite_file(path: &Path) -> anyhow::Result<ServeLock> {
     use sqlx::ConnectOptions;
     use sqlx::sqlite::{SqliteConnectOptions, SqliteLockingMode};
 
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("could not create the data directory {}", dir.display()))?;
-    }
     let lock_path = serve_lock_path(path);
+    super::sqlite::create_private_file(&lock_path)
+        .with_context(|| format!("could not create the lock file {}", lock_path.display()))?;
     let mut holder = SqliteConnectOptions::new()
         .filename(&lock_path)
         .create_if_missing(true)

@@ -54,14 +54,12 @@ impl SqliteStore {
     /// Opens (creating it and its directory if need be) the database file at `path`, in WAL
     /// mode with foreign keys on and a busy timeout, and applies the migrations: ready to use.
     pub async fn open(path: &Path, max_connections: u32) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::NotFound(format!(
-                    "could not create the data directory {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        }
+        create_private_file(path).map_err(|e| {
+            StoreError::NotFound(format!(
+                "could not create the SQLite database file {}: {e}",
+                path.display()
+            ))
+        })?;
         let options = SqliteConnectOptions::new().filename(path);
         let store = Self::connect_with(options, path, max_connections).await?;
         store.migrate().await?;
@@ -108,6 +106,29 @@ impl SqliteStore {
     /// A write transaction holding the file's write lock from its first statement.
     pub(super) async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Creates `path` (and its directory) readable by its owner only, unless it exists: the database
+/// holds tenants' secrets and refresh tokens. SQLite gives its `-wal` and `-shm` files the same
+/// permissions.
+pub(super) fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut dir = std::fs::DirBuilder::new();
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        dir.mode(0o700);
+        file.mode(0o600);
+    }
+    if let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        dir.recursive(true).create(parent)?;
+    }
+    match file.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
     }
 }
 
@@ -1048,4 +1069,27 @@ async fn release_users(
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_database_and_its_directory_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("dirsync-private-{}", Uuid::new_v4()));
+        let path = dir.join("data").join("dirsync.db");
+        let store = SqliteStore::open(&path, 1).await.unwrap();
+        store.ready().await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        assert_eq!(mode(Path::new(&wal)), 0o600);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -291,7 +291,7 @@ fn graph_connector(settings: &Settings) -> anyhow::Result<Option<GraphConnector>
 
 /// The database the settings describe, migrated.
 async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Database>> {
-    crate::store::open(&settings.database).await
+    Ok(crate::store::open(&settings.database).await?)
 }
 
 /// The run context the service's settings describe: the database and the production connector.

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
 
@@ -68,11 +67,32 @@ impl Database for SqliteStore {
     }
 }
 
+/// Why the database the settings describe could not be opened, in a sentence an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Settings(String),
+    #[error(
+        "could not open the PostgreSQL database (set DIRSYNC__DATABASE__URL or DATABASE_URL; \
+         leave both unset to use a SQLite file): {0}"
+    )]
+    Postgres(StoreError),
+    #[error("could not open the SQLite database file {path}: {source}")]
+    Sqlite { path: PathBuf, source: StoreError },
+    #[error(
+        "another dirsync serve is already running on the SQLite database {path}: a SQLite file \
+         serves one replica. Stop the other one, or move to PostgreSQL to run more \
+         (dirsync store migrate --from sqlite://{path} --to postgres://…)",
+        path = .0.display()
+    )]
+    AlreadyServed(PathBuf),
+    #[error("could not lock {path}: {source}")]
+    Lock { path: PathBuf, source: StoreError },
+}
+
 /// Opens the database `settings` describe and applies its migrations: ready to use.
-pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Arc<dyn Database>> {
-    let location = settings
-        .location()
-        .map_err(|problem| anyhow::anyhow!(problem))?;
+pub async fn open(settings: &DatabaseSettings) -> Result<Arc<dyn Database>, OpenError> {
+    let location = settings.location().map_err(OpenError::Settings)?;
     open_location(&location, settings.max_connections).await
 }
 
@@ -80,22 +100,20 @@ pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Arc<dyn Databas
 pub async fn open_location(
     location: &DatabaseLocation,
     max_connections: u32,
-) -> anyhow::Result<Arc<dyn Database>> {
+) -> Result<Arc<dyn Database>, OpenError> {
     match location {
         DatabaseLocation::Postgres(url) => {
             let store = PgStore::open(url.expose_secret(), max_connections)
                 .await
-                .context(
-                    "could not open the PostgreSQL database (set DIRSYNC__DATABASE__URL or \
-                 DATABASE_URL; leave both unset to use a SQLite file)",
-                )?;
+                .map_err(OpenError::Postgres)?;
             Ok(Arc::new(store))
         }
         DatabaseLocation::Sqlite(path) => {
             let store = SqliteStore::open(path, max_connections)
                 .await
-                .with_context(|| {
-                    format!("could not open the SQLite database file {}", path.display())
+                .map_err(|source| OpenError::Sqlite {
+                    path: path.clone(),
+                    source,
                 })?;
             Ok(Arc::new(store))
         }
@@ -123,7 +141,7 @@ impl ServeLock {
 /// Claims `database` for this `dirsync serve`. PostgreSQL is shared by any number of replicas
 /// (runs and midnights are claimed in the database); a SQLite file serves one, so a second
 /// server on it is refused with a sentence saying what to do.
-pub async fn claim_for_serving(database: &dyn Database) -> anyhow::Result<ServeLock> {
+pub async fn claim_for_serving(database: &dyn Database) -> Result<ServeLock, OpenError> {
     match database.sqlite_file() {
         Some(path) => lock_sqlite_file(path).await,
         None => Ok(ServeLock { _holder: None }),
@@ -132,13 +150,17 @@ pub async fn claim_for_serving(database: &dyn Database) -> anyhow::Result<ServeL
 
 /// Takes the SQLite file's serve lock (see [`claim_for_serving`]), for `serve` and for anything
 /// that must not run beside it.
-pub async fn lock_sqlite_file(path: &Path) -> anyhow::Result<ServeLock> {
+pub async fn lock_sqlite_file(path: &Path) -> Result<ServeLock, OpenError> {
     use sqlx::ConnectOptions;
     use sqlx::sqlite::{SqliteConnectOptions, SqliteLockingMode};
 
     let lock_path = serve_lock_path(path);
+    let failed = |source: StoreError| OpenError::Lock {
+        path: lock_path.clone(),
+        source,
+    };
     super::sqlite::create_private_file(&lock_path)
-        .with_context(|| format!("could not create the lock file {}", lock_path.display()))?;
+        .map_err(|e| failed(StoreError::File(e.to_string())))?;
     let mut holder = SqliteConnectOptions::new()
         .filename(&lock_path)
         .create_if_missing(true)
@@ -146,7 +168,7 @@ pub async fn lock_sqlite_file(path: &Path) -> anyhow::Result<ServeLock> {
         .busy_timeout(std::time::Duration::ZERO)
         .connect()
         .await
-        .with_context(|| format!("could not open the lock file {}", lock_path.display()))?;
+        .map_err(|e| failed(e.into()))?;
     // In exclusive locking mode, the first write keeps the file locked until the connection
     // closes; another process's write is refused at once.
     let claimed = sqlx::query(
@@ -167,15 +189,9 @@ pub async fn lock_sqlite_file(path: &Path) -> anyhow::Result<ServeLock> {
                 .and_then(|code| code.parse::<i32>().ok())
                 .is_some_and(|code| code & 0xff == SQLITE_BUSY) =>
         {
-            anyhow::bail!(
-                "another dirsync serve is already running on the SQLite database {}: a SQLite \
-                 file serves one replica. Stop the other one, or move to PostgreSQL to run more \
-                 (dirsync store migrate --from sqlite://{} --to postgres://…)",
-                path.display(),
-                path.display()
-            )
+            Err(OpenError::AlreadyServed(path.to_owned()))
         }
-        Err(err) => Err(err).with_context(|| format!("could not lock {}", lock_path.display())),
+        Err(err) => Err(failed(err.into())),
     }
 }
 

@@ -41,6 +41,9 @@ pub enum StoreError {
     /// A stored row no longer parses (edited by hand, or written by a newer version).
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The database's file or directory could not be made (SQLite).
+    #[error("{0}")]
+    File(String),
 }
 
 /// What saving a tenant did.

@@ -55,7 +55,7 @@ impl SqliteStore {
     /// mode with foreign keys on and a busy timeout, and applies the migrations: ready to use.
     pub async fn open(path: &Path, max_connections: u32) -> Result<Self, StoreError> {
         create_private_file(path).map_err(|e| {
-            StoreError::NotFound(format!(
+            StoreError::File(format!(
                 "could not create the SQLite database file {}: {e}",
                 path.display()
             ))

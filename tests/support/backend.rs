@@ -1,8 +1,9 @@
-#![allow(dead_code)]
 //! The two store backends as the store, access and scenario suites see them: a fresh PostgreSQL
 //! database (from `#[sqlx::test]`) or a fresh SQLite file, each behind `Arc<dyn Database>`, with
 //! the few raw statements the suites need to reach under the store. `on_both_backends!` turns
 //! each `async fn case(db: TestDb)` into one test per backend.
+
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

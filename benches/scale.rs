@@ -1,5 +1,6 @@
 //! Scale figures for a 100,000-user tenant with 50,000-member groups: planning (initial sync,
-//! no change, 1% change) and, when PostgreSQL is reachable, the mirror's bulk write and load.
+//! no change, 1% change) and the mirror's bulk write and load on SQLite and, when PostgreSQL is
+//! reachable, on PostgreSQL.
 //! Prints figures; asserts only that the work was done. Run: `cargo bench --bench scale`.
 
 use std::time::Instant;
@@ -13,7 +14,7 @@ use dirsync::plan::{
     SelectedGroup, SourceSnapshot, TargetLookups, TenantPolicy, UserFields, UserState,
     emails_to_look_up, plan,
 };
-use dirsync::store::{CreatedGroup, MirrorChanges, PgStore, Store};
+use dirsync::store::{CreatedGroup, MirrorChanges, PgStore, SqliteStore, Store};
 
 const USERS: u128 = 100_000;
 const GROUPS: u128 = 4;
@@ -182,19 +183,6 @@ async fn main() {
     let some = run_plan("plan: 1% of users changed", &changed, &mirror);
     println!("    -> {} users updated", some.counts().users_updated);
 
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let Ok(admin) = sqlx::PgPool::connect(&url).await else {
-        println!("(PostgreSQL not reachable at {url}: store figures skipped)");
-        return;
-    };
-    let db = format!("dirsync_bench_{}", std::process::id());
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let base = &url[..url.rfind('/').expect("a database URL ends in /NAME")];
-    let store = PgStore::open(&format!("{base}/{db}"), 4).await.unwrap();
     let tenant = dirsync::tenant::Tenant {
         key: dirsync::domain::TenantKey::parse("bench").unwrap(),
         display_name: "Bench".to_owned(),
@@ -205,7 +193,6 @@ async fn main() {
         source: Default::default(),
         target: None,
     };
-    store.upsert_tenant(&tenant).await.unwrap();
     let changes = MirrorChanges {
         groups_created: mirror
             .groups
@@ -224,15 +211,51 @@ async fn main() {
             .collect(),
         ..MirrorChanges::default()
     };
+
+    // The embedded store, in a file of its own.
+    let dir = std::env::temp_dir().join(format!("dirsync-bench-{}", std::process::id()));
+    let sqlite = SqliteStore::open(&dir.join("dirsync.db"), 4).await.unwrap();
+    store_figures("sqlite", &sqlite, &tenant, &changes).await;
+    drop(sqlite);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let Ok(admin) = sqlx::PgPool::connect(&url).await else {
+        println!("(PostgreSQL not reachable at {url}: its store figures skipped)");
+        return;
+    };
+    let db = format!("dirsync_bench_{}", std::process::id());
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let base = &url[..url.rfind('/').expect("a database URL ends in /NAME")];
+    let store = PgStore::open(&format!("{base}/{db}"), 4).await.unwrap();
+    store_figures("postgres", &store, &tenant, &changes).await;
+    drop(store);
+    let _ = sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .execute(&admin)
+        .await;
+}
+
+/// The mirror's bulk write and load on one store.
+async fn store_figures(
+    backend: &str,
+    store: &dyn Store,
+    tenant: &dirsync::tenant::Tenant,
+    changes: &MirrorChanges,
+) {
+    store.upsert_tenant(tenant).await.unwrap();
     let started = Instant::now();
     store
-        .apply_mirror_changes(&tenant.key, &changes)
+        .apply_mirror_changes(&tenant.key, changes)
         .await
         .unwrap();
     println!(
         "{:<58} {:>9.1} ms",
         format!(
-            "store: write {} users, {} memberships",
+            "{backend}: write {} users, {} memberships",
             changes.users.len(),
             changes.members_added.len()
         ),
@@ -242,12 +265,8 @@ async fn main() {
     let loaded = store.load_mirror(&tenant.key).await.unwrap();
     println!(
         "{:<58} {:>9.1} ms",
-        "store: load the mirror",
+        format!("{backend}: load the mirror"),
         started.elapsed().as_secs_f64() * 1000.0
     );
     assert_eq!(loaded.users.len(), USERS as usize);
-    drop(store);
-    let _ = sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .execute(&admin)
-        .await;
 }

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use async_trait::async_trait;
-use sqlx::PgPool;
 
 use crate::domain::SecretEnvPolicy;
 use crate::settings::Settings;
 use crate::source::DirectorySource;
 use crate::source::graph::GraphConnector;
-use crate::store::{PgStore, PgTokenStore};
+use crate::store::Database;
 use crate::sync::{Connector, SyncContext};
 use crate::target::TargetAdapter;
 use crate::target::highq::{HighQAdapter, HighQConfig};
@@ -20,7 +20,7 @@ use crate::tenant::{TargetSettings, Tenant};
 /// `target.kind` for the target. Target credentials that rotate are kept in the database.
 #[derive(Clone)]
 pub struct ConfiguredConnector {
-    pool: PgPool,
+    database: Arc<dyn Database>,
     graph: Option<GraphConnector>,
     /// Which environment variables tenant settings may read.
     secrets: SecretEnvPolicy,
@@ -29,28 +29,42 @@ pub struct ConfiguredConnector {
 impl ConfiguredConnector {
     /// `graph` is `None` when the service has no Graph app registration configured; runs then
     /// fail with a sentence saying so.
-    pub fn new(pool: PgPool, graph: Option<GraphConnector>, secrets: SecretEnvPolicy) -> Self {
+    pub fn new(
+        database: Arc<dyn Database>,
+        graph: Option<GraphConnector>,
+        secrets: SecretEnvPolicy,
+    ) -> Self {
         Self {
-            pool,
+            database,
             graph,
             secrets,
         }
     }
 }
 
-/// The run context for production: the PostgreSQL store and this connector, tuned by `settings`.
+/// The Graph connector the settings' `[graph]` section describes, if there is one.
+pub fn graph_connector(settings: &Settings) -> anyhow::Result<Option<GraphConnector>> {
+    settings
+        .graph
+        .clone()
+        .map(GraphConnector::new)
+        .transpose()
+        .context("the [graph] settings are not valid")
+}
+
+/// The run context for production: the database and this connector, tuned by `settings`.
 pub fn production_context(
     settings: &Settings,
-    store: PgStore,
+    database: Arc<dyn Database>,
     graph: Option<GraphConnector>,
 ) -> SyncContext {
     SyncContext {
         connector: Arc::new(ConfiguredConnector::new(
-            store.pool().clone(),
+            database.clone(),
             graph,
             settings.secrets.clone(),
         )),
-        store: Arc::new(store),
+        store: database,
         settings: settings.sync.into(),
     }
 }
@@ -64,12 +78,12 @@ pub fn resolved(tenant: &Tenant, policy: &SecretEnvPolicy) -> Result<Tenant, Str
 /// The HighQ adapter of a tenant whose settings are resolved, with its refresh token in the
 /// database.
 pub fn highq_adapter(
-    pool: &PgPool,
+    database: &dyn Database,
     tenant: &Tenant,
     config: &HighQConfig,
 ) -> Result<HighQAdapter, String> {
-    let tokens = PgTokenStore::new(pool.clone(), tenant.key.clone(), "highq");
-    HighQAdapter::new(config.clone(), Arc::new(tokens)).map_err(|err| err.to_string())
+    let tokens = database.target_tokens(tenant.key.clone(), "highq");
+    HighQAdapter::new(config.clone(), tokens).map_err(|err| err.to_string())
 }
 
 #[async_trait]
@@ -92,9 +106,11 @@ impl Connector for ConfiguredConnector {
                 "tenant {} has no target connection: set [tenant.target] (kind highq or scim)",
                 tenant.key
             )),
-            Some(TargetSettings::Highq(config)) => {
-                Ok(Arc::new(highq_adapter(&self.pool, tenant, config)?))
-            }
+            Some(TargetSettings::Highq(config)) => Ok(Arc::new(highq_adapter(
+                self.database.as_ref(),
+                tenant,
+                config,
+            )?)),
             Some(TargetSettings::Scim(settings)) => {
                 let adapter = ScimAdapter::new(settings.clone()).map_err(|err| err.to_string())?;
                 Ok(Arc::new(adapter))

@@ -5,7 +5,7 @@
 
 mod strict;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -15,11 +15,9 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::schedule::SchedulerSettings;
-use anyhow::Context;
 use secrecy::ExposeSecret;
 
-use crate::source::graph::{GraphConnector, GraphSettings};
-use crate::store::PgStore;
+use crate::source::graph::GraphSettings;
 use crate::sync::SyncSettings;
 
 pub(crate) use strict::closest as closest_name;
@@ -44,20 +42,88 @@ pub struct Settings {
     pub auth: crate::auth::settings::AuthSettings,
 }
 
-/// The database connection. The URL may carry a password, so it is a secret; `config check`
-/// shows it with the password and query replaced.
+/// Where dirsync keeps its records. With no `url`, a SQLite file at `path` (no database server
+/// needed: one replica). `url` = `postgres://…` selects PostgreSQL (any number of replicas);
+/// `sqlite://FILE` names a SQLite file. The URL may carry a password, so it is a secret;
+/// `config check` shows it with the password and query replaced.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    #[serde(serialize_with = "redacted_database_url")]
-    pub url: SecretString,
+    #[serde(
+        default,
+        serialize_with = "redacted_database_url",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub url: Option<SecretString>,
+    /// The SQLite database file used when no `url` is set (its directory is created).
+    pub path: PathBuf,
     pub max_connections: u32,
+}
+
+/// The database the settings describe; `store::open` connects to it.
+#[derive(Debug, Clone)]
+pub enum DatabaseLocation {
+    /// A `postgres://` or `postgresql://` URL (kept secret: it may carry a password).
+    Postgres(SecretString),
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+}
+
+impl DatabaseSettings {
+    /// Which database, and where: the URL's scheme decides, and no URL means the SQLite file at
+    /// `path`.
+    pub fn location(&self) -> Result<DatabaseLocation, String> {
+        let Some(url) = &self.url else {
+            return Ok(DatabaseLocation::Sqlite(self.path.clone()));
+        };
+        DatabaseLocation::parse(url.expose_secret())
+            .map_err(|problem| format!("database.url {problem}"))
+    }
+}
+
+impl DatabaseLocation {
+    /// `postgres://…` (or `postgresql://…`) for PostgreSQL, `sqlite://FILE` for a SQLite file.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(SecretString::from(url)));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let file = rest
+                .trim_start_matches("//")
+                .split('?')
+                .next()
+                .unwrap_or_default();
+            if file.is_empty() || file == ":memory:" {
+                return Err(
+                    "must name a file when it is a sqlite: URL, such as sqlite://./dirsync-data/dirsync.db"
+                        .to_owned(),
+                );
+            }
+            return Ok(Self::Sqlite(PathBuf::from(file)));
+        }
+        Err(
+            "must start with postgres:// (PostgreSQL) or sqlite:// (a SQLite file); leave \
+             database.url unset to use the SQLite file at database.path"
+                .to_owned(),
+        )
+    }
+}
+
+impl PartialEq for DatabaseLocation {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Postgres(a), Self::Postgres(b)) => a.expose_secret() == b.expose_secret(),
+            (Self::Sqlite(a), Self::Sqlite(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Debug for DatabaseSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseSettings")
-            .field("url", &"[redacted]")
+            .field("url", &self.url.as_ref().map(|_| "[redacted]"))
+            .field("path", &self.path)
             .field("max_connections", &self.max_connections)
             .finish()
     }
@@ -66,9 +132,12 @@ impl std::fmt::Debug for DatabaseSettings {
 /// `postgres://user:[redacted]@host/db`: what an operator needs to recognise the database,
 /// without its password (or any query, which may carry one).
 fn redacted_database_url<S: serde::Serializer>(
-    url: &SecretString,
+    url: &Option<SecretString>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
+    let Some(url) = url else {
+        return serializer.serialize_none();
+    };
     let shown = match url::Url::parse(url.expose_secret()) {
         Ok(mut parsed) => {
             let had_password = parsed.password().is_some();
@@ -181,9 +250,12 @@ struct Defaults {
 
 #[derive(Serialize)]
 struct DefaultDatabase {
-    url: String,
+    path: String,
     max_connections: u32,
 }
+
+/// Where the SQLite database lives when no database URL is set.
+pub const DEFAULT_SQLITE_PATH: &str = "./dirsync-data/dirsync.db";
 
 fn defaults() -> Defaults {
     let sync = SyncSettings::default();
@@ -200,7 +272,7 @@ fn defaults() -> Defaults {
             purge_interval_secs: scheduler.purge_interval.as_secs(),
         },
         database: DefaultDatabase {
-            url: "postgres://postgres@127.0.0.1:5432/dirsync".to_owned(),
+            path: DEFAULT_SQLITE_PATH.to_owned(),
             max_connections: 10,
         },
         sync: SyncTuning {
@@ -221,25 +293,6 @@ fn defaults() -> Defaults {
 }
 
 impl Settings {
-    /// The Graph connector the `[graph]` section describes, if there is one.
-    pub fn graph_connector(&self) -> anyhow::Result<Option<GraphConnector>> {
-        self.graph
-            .clone()
-            .map(GraphConnector::new)
-            .transpose()
-            .context("the [graph] settings are not valid")
-    }
-
-    /// Connects to the database and applies the migrations.
-    pub async fn open_store(&self) -> anyhow::Result<PgStore> {
-        PgStore::open(
-            self.database.url.expose_secret(),
-            self.database.max_connections,
-        )
-        .await
-        .context("could not open the database (set DIRSYNC__DATABASE__URL or DATABASE_URL)")
-    }
-
     /// Loads settings: built-in defaults (`DATABASE_URL` is honoured), then `file` if given,
     /// then environment variables such as `DIRSYNC__DATABASE__URL`. Every problem is refused
     /// here, before anything connects, and all of them are named at once.
@@ -373,6 +426,9 @@ impl Settings {
                 ),
             ));
         }
+        if let Err(problem) = self.database.location() {
+            problems.push(("database.url".to_owned(), problem));
+        }
         if let Err(problem) = listen_address(&self.server.listen) {
             problems.push(("server.listen".to_owned(), problem));
         }
@@ -453,11 +509,39 @@ mod tests {
             SyncSettings::default().flush_every
         );
         assert_eq!(
-            settings.database.url.expose_secret(),
-            "postgres://u:hunter2@db/x"
+            settings.database.location(),
+            Ok(DatabaseLocation::Postgres(
+                "postgres://u:hunter2@db/x".into()
+            ))
         );
         assert!(!format!("{settings:?}").contains("hunter2"));
         assert!(Settings::load(Some(&file.with_file_name("missing.toml"))).is_err());
+    }
+
+    #[test]
+    fn without_a_url_the_database_is_a_sqlite_file_and_the_url_scheme_picks_the_backend() {
+        let settings = Settings::load(Some(&settings_file(""))).unwrap();
+        assert_eq!(settings.database.path, PathBuf::from(DEFAULT_SQLITE_PATH));
+        let no_url = DatabaseSettings {
+            url: None,
+            ..settings.database.clone()
+        };
+        assert_eq!(
+            no_url.location(),
+            Ok(DatabaseLocation::Sqlite(PathBuf::from(DEFAULT_SQLITE_PATH)))
+        );
+        let file = settings_file("[database]\nurl = \"sqlite://./data/x.db?mode=rwc\"\n");
+        assert_eq!(
+            Settings::load(Some(&file)).unwrap().database.location(),
+            Ok(DatabaseLocation::Sqlite(PathBuf::from("./data/x.db")))
+        );
+        let err = problems("[database]\nurl = \"mysql://db/x\"\n");
+        assert!(
+            err.contains("database.url must start with postgres:// (PostgreSQL) or sqlite://"),
+            "{err}"
+        );
+        let err = problems("[database]\nurl = \"sqlite::memory:\"\n");
+        assert!(err.contains("must name a file"), "{err}");
     }
 
     #[test]

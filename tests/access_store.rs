@@ -1,7 +1,6 @@
 //! The `AccessStore` conformance suite: grants, sign-in attempts, sessions, API tokens and the
 //! audit log. Each case is a function over any store that is also a `Store` (to create
-//! tenants); a backend runs the whole suite by adding one line per case below (PostgreSQL
-//! today; a second backend adds its own list).
+//! tenants); `on_both_backends!` below runs every case on PostgreSQL and on SQLite.
 
 use chrono::{Duration, SubsecRound, Utc};
 use dirsync::domain::{AccessRole, DeactivationStatus, EntraObjectId, TenantKey};
@@ -10,10 +9,12 @@ use dirsync::store::access::{
     AccessStore, AuditEvent, AuditFilter, AuditOutcome, EntraIdentity, NewGrant, NewToken,
     SecretHash, SessionRecord, SignInAttempt,
 };
-use dirsync::store::{PgStore, Store, StoreError};
+use dirsync::store::{Store, StoreError};
 use dirsync::tenant::{Retention, Tenant};
 use serde_json::json;
-use sqlx::PgPool;
+use support::backend::TestDb;
+
+mod support;
 
 mod suite {
     use super::*;
@@ -33,7 +34,7 @@ mod suite {
         SecretHash([n; 32])
     }
 
-    pub async fn tenant<S: Store>(store: &S, name: &str, retention: Retention) {
+    pub async fn tenant<S: Store + ?Sized>(store: &S, name: &str, retention: Retention) {
         store
             .upsert_tenant(&Tenant {
                 key: key(name),
@@ -54,7 +55,7 @@ mod suite {
     }
 
     pub async fn a_grant_is_one_per_person_and_scope_and_regranting_replaces_the_role<
-        S: AccessStore + Store,
+        S: AccessStore + Store + ?Sized,
     >(
         store: &S,
     ) {
@@ -134,7 +135,9 @@ mod suite {
         );
     }
 
-    pub async fn a_sign_in_attempt_is_taken_once_and_not_after_it_expires<S: AccessStore>(
+    pub async fn a_sign_in_attempt_is_taken_once_and_not_after_it_expires<
+        S: AccessStore + ?Sized,
+    >(
         store: &S,
     ) {
         let now = Utc::now().trunc_subsecs(6);
@@ -164,7 +167,9 @@ mod suite {
         assert!(store.take_sign_in(&hash(9), now).await.unwrap().is_none());
     }
 
-    pub async fn a_session_lives_until_its_idle_or_absolute_expiry_or_sign_out<S: AccessStore>(
+    pub async fn a_session_lives_until_its_idle_or_absolute_expiry_or_sign_out<
+        S: AccessStore + ?Sized,
+    >(
         store: &S,
     ) {
         let start = Utc::now().trunc_subsecs(6);
@@ -234,7 +239,7 @@ mod suite {
     }
 
     pub async fn a_token_works_until_it_expires_or_is_revoked_and_records_its_last_use<
-        S: AccessStore + Store,
+        S: AccessStore + Store + ?Sized,
     >(
         store: &S,
     ) {
@@ -301,7 +306,9 @@ mod suite {
         assert_eq!(listed, vec![op.id, ci.id], "newest first");
     }
 
-    pub async fn audit_events_filter_page_and_are_purged_per_retention<S: AccessStore + Store>(
+    pub async fn audit_events_filter_page_and_are_purged_per_retention<
+        S: AccessStore + Store + ?Sized,
+    >(
         store: &S,
     ) {
         tenant(store, "monthly", Retention::OneMonth).await;
@@ -390,37 +397,32 @@ mod suite {
     }
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn postgres_a_grant_is_one_per_person_and_scope_and_regranting_replaces_the_role(
-    pool: PgPool,
-) {
-    suite::a_grant_is_one_per_person_and_scope_and_regranting_replaces_the_role(&PgStore::new(
-        pool,
-    ))
-    .await;
+async fn a_grant_is_one_per_person_and_scope_and_regranting_replaces_the_role(db: TestDb) {
+    suite::a_grant_is_one_per_person_and_scope_and_regranting_replaces_the_role(db.store.as_ref())
+        .await;
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn postgres_a_sign_in_attempt_is_taken_once_and_not_after_it_expires(pool: PgPool) {
-    suite::a_sign_in_attempt_is_taken_once_and_not_after_it_expires(&PgStore::new(pool)).await;
+async fn a_sign_in_attempt_is_taken_once_and_not_after_it_expires(db: TestDb) {
+    suite::a_sign_in_attempt_is_taken_once_and_not_after_it_expires(db.store.as_ref()).await;
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn postgres_a_session_lives_until_its_idle_or_absolute_expiry_or_sign_out(pool: PgPool) {
-    suite::a_session_lives_until_its_idle_or_absolute_expiry_or_sign_out(&PgStore::new(pool)).await;
+async fn a_session_lives_until_its_idle_or_absolute_expiry_or_sign_out(db: TestDb) {
+    suite::a_session_lives_until_its_idle_or_absolute_expiry_or_sign_out(db.store.as_ref()).await;
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn postgres_a_token_works_until_it_expires_or_is_revoked_and_records_its_last_use(
-    pool: PgPool,
-) {
-    suite::a_token_works_until_it_expires_or_is_revoked_and_records_its_last_use(&PgStore::new(
-        pool,
-    ))
-    .await;
+async fn a_token_works_until_it_expires_or_is_revoked_and_records_its_last_use(db: TestDb) {
+    suite::a_token_works_until_it_expires_or_is_revoked_and_records_its_last_use(db.store.as_ref())
+        .await;
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn postgres_audit_events_filter_page_and_are_purged_per_retention(pool: PgPool) {
-    suite::audit_events_filter_page_and_are_purged_per_retention(&PgStore::new(pool)).await;
+async fn audit_events_filter_page_and_are_purged_per_retention(db: TestDb) {
+    suite::audit_events_filter_page_and_are_purged_per_retention(db.store.as_ref()).await;
 }
+
+on_both_backends!(
+    a_grant_is_one_per_person_and_scope_and_regranting_replaces_the_role,
+    a_sign_in_attempt_is_taken_once_and_not_after_it_expires,
+    a_session_lives_until_its_idle_or_absolute_expiry_or_sign_out,
+    a_token_works_until_it_expires_or_is_revoked_and_records_its_last_use,
+    audit_events_filter_page_and_are_purged_per_retention,
+);

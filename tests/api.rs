@@ -84,7 +84,7 @@ async fn api(pool: PgPool) -> Api {
         store: store.clone(),
         connector: Arc::new(MemorySourceRealTarget {
             source: Arc::new(source.clone()),
-            targets: ConfiguredConnector::new(pool, None, SecretEnvPolicy::default()),
+            targets: ConfiguredConnector::new(store.clone(), None, SecretEnvPolicy::default()),
         }),
         settings: SyncSettings::default(),
     };
@@ -381,7 +381,7 @@ async fn moving_a_highq_base_url_sends_nothing_stored_to_the_new_host_until_an_o
     let Some(dirsync::tenant::TargetSettings::Highq(config)) = &moved.target else {
         panic!("{moved:?}");
     };
-    let connect = dirsync::connect::highq_adapter(&pool, &moved, config).unwrap();
+    let connect = dirsync::connect::highq_adapter(api.store.as_ref(), &moved, config).unwrap();
     let refused = connect
         .connect_with_authorization_code(&SecretString::from("code-1"), "http://localhost/cb")
         .await;

@@ -535,6 +535,127 @@ async fn demo_syncs_the_seeded_firm_into_highq_prints_the_summary_and_runs_again
     }
 }
 
+/// What every demo prints, whichever database it keeps its records in.
+const DEMO_SUMMARY: &[&str] = &[
+    "run 1: succeeded\n",
+    "users: 297 created, 2 adopted, 0 updated, 0 activated, 0 deactivated\n",
+    "groups: 6 created, 0 renamed, 0 converted; memberships: 415 added, 0 removed\n",
+    "2 warnings, 0 errors\n",
+    "reached HighQ as +44$20$7946$0958 (R6)",
+    "HighQ now: 301 users (299 synced by dirsync, 2 made by hand and left alone), 8 groups \
+     (6 synced, 2 made by hand and left alone)",
+];
+
+#[tokio::test]
+async fn demo_needs_no_database_server_it_keeps_its_records_in_a_fresh_sqlite_file() {
+    let dir = scratch();
+    let file = dir.join("dirsync-demo.db");
+    let args = [
+        "demo",
+        "--sqlite-file",
+        file.to_str().unwrap(),
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ];
+    // The settings name a PostgreSQL server that is not there: the demo must not need it.
+    let nowhere = "postgres://nobody@127.0.0.1:1/nowhere";
+    let run = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dirsync"));
+        command
+            .args(args)
+            .env("DIRSYNC__DATABASE__URL", nowhere)
+            .env("DATABASE_URL", nowhere)
+            .env("RUST_LOG", "warn")
+            .env_remove("DIRSYNC_CONFIG");
+        tokio::task::spawn_blocking(move || command.output())
+    };
+
+    let first = run().await.unwrap().expect("the binary ran");
+    let second = run().await.unwrap().expect("the binary ran");
+
+    for output in [first, second] {
+        let text = stdout(&output);
+        assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+        for expected in DEMO_SUMMARY {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        let shown = format!("database        sqlite://{}", file.display());
+        assert!(text.contains(&shown), "missing {shown:?} in:\n{text}");
+    }
+    assert!(file.is_file(), "the demo's SQLite file {}", file.display());
+
+    // A file not named as a demo's is never deleted.
+    let precious = dir.join("dirsync.db");
+    std::fs::write(&precious, "keep me").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .args(["demo", "--sqlite-file", precious.to_str().unwrap()])
+        .env_remove("DIRSYNC_CONFIG")
+        .output()
+        .expect("the binary ran");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("must be named dirsync-demo"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+}
+
+#[test]
+fn a_second_serve_on_the_same_sqlite_file_refuses_to_start_saying_why() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch();
+    let file = dir.join("data").join("dirsync.db");
+    let serve = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dirsync"));
+        command
+            .arg("serve")
+            .env("DIRSYNC__DATABASE__PATH", &file)
+            .env("DIRSYNC__SERVER__LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .env_remove("DATABASE_URL")
+            .env_remove("DIRSYNC__DATABASE__URL")
+            .env_remove("DIRSYNC_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let mut first = serve().spawn().expect("the first server started");
+    // It has the file once it says where its records are kept.
+    let mut log = BufReader::new(first.stderr.take().expect("stderr")).lines();
+    let said = log
+        .by_ref()
+        .map(|line| line.expect("a log line"))
+        .find(|line| line.contains("records kept in SQLite file"));
+
+    let second = serve().output().expect("the second server ran");
+    first.kill().expect("the first server stopped");
+    first.wait().expect("the first server exited");
+
+    assert!(said.is_some(), "the first server never said it was serving");
+    let err = stderr(&second);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "another dirsync serve is already running on the SQLite database {}",
+            file.display()
+        )) && err.contains("move to PostgreSQL"),
+        "{err}"
+    );
+    // Once the first has stopped, the file is free again.
+    let mut third = serve().spawn().expect("a new server started");
+    let found = BufReader::new(third.stderr.take().expect("stderr"))
+        .lines()
+        .map(|line| line.expect("a log line"))
+        .find(|line| line.contains("records kept in SQLite file") || line.contains("Error"));
+    third.kill().expect("the new server stopped");
+    third.wait().expect("the new server exited");
+    assert!(
+        found.is_some_and(|line| line.contains("records kept in")),
+        "the file was not freed"
+    );
+}
+
 /// Starts `dirsync ARGS` and reads its stdout up to "Press Ctrl-C to stop.", then stops it.
 fn banner_of(args: &[&str]) -> String {
     use std::io::{BufRead, BufReader};

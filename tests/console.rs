@@ -18,7 +18,7 @@ use dirsync::demo::directory::{self, PARTNERS};
 use dirsync::demo::{Demo, DemoOptions};
 use dirsync::domain::{EntraObjectId, TenantKey};
 use dirsync::service::ServiceHandle;
-use dirsync::store::{RunStatus, Store};
+use dirsync::store::RunStatus;
 use dirsync::tenant::Tenant;
 use support::browser::Browser;
 
@@ -42,7 +42,7 @@ async fn world(name: &str) -> World {
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     );
-    let demo = Demo::start(&DemoOptions {
+    let demo = Demo::start(&DemoOptions::Postgres {
         server_url: server_url(),
         database: database.clone(),
     })
@@ -432,7 +432,7 @@ async fn an_operator_onboards_a_tenant_tests_its_connection_previews_it_and_conf
         panic!("the form saved a HighQ target: {:?}", northwind.target);
     };
     let code = world.demo.highq.with(|s| s.issue_authorization_code());
-    dirsync::connect::highq_adapter(world.demo.store.pool(), &northwind, config)
+    dirsync::connect::highq_adapter(world.demo.store.as_ref(), &northwind, config)
         .unwrap()
         .connect_with_authorization_code(&code.into(), "http://localhost/callback")
         .await

@@ -1,5 +1,5 @@
 //! The engine's multi-day scenario (issues 2, 3 and 4): one five-day script through the real
-//! PostgreSQL store and applier, run in several worlds — the in-memory source or the Entra
+//! store (PostgreSQL and SQLite) and applier, run in several worlds — the in-memory source or the Entra
 //! emulator read by the real Graph client, and the in-memory target, the HighQ emulator through
 //! the HighQ adapter, or scim2-server through the SCIM adapter. After every day the whole target
 //! is compared with what the rules say it must be, and a second run with no change in Entra must
@@ -17,13 +17,13 @@ use std::sync::{Arc, Mutex};
 use dirsync::domain::{DeactivationStatus, EntraObjectId, GroupKind, Role, UserStatus};
 use dirsync::plan::{EntraUser, SelectedGroup, TenantPolicy};
 use dirsync::source::memory::MemoryDirectory;
-use dirsync::store::postgres::PgStore;
-use dirsync::store::{RunOptions, RunStatus, Store, Trigger};
+use dirsync::store::Database;
+use dirsync::store::{RunOptions, RunStatus, Trigger};
 use dirsync::sync::{
     FixedConnector, RunOutcome, SyncContext, SyncSettings, approve_held_run, run_sync,
 };
 use dirsync::tenant::{Retention, Tenant};
-use sqlx::PgPool;
+use support::backend::TestDb;
 use support::world::{
     DirectoryDriver, EntraDriver, HighQWorld, ManualUser, MemoryDriver, MemoryWorld, ScimWorld,
     TargetWorld, View,
@@ -192,7 +192,9 @@ use UserStatus::{Active, Inactive};
 
 /// One world: a directory driver, a target, and the engine between them.
 struct World {
-    store: Arc<PgStore>,
+    store: Arc<dyn Database>,
+    /// The database behind `store`, kept for as long as the world.
+    _db: TestDb,
     /// What Entra says today; the driver publishes it after every edit.
     directory: Mutex<MemoryDirectory>,
     driver: Box<dyn DirectoryDriver>,
@@ -204,11 +206,11 @@ struct World {
 
 impl World {
     async fn new(
-        pool: PgPool,
+        db: TestDb,
         driver: impl DirectoryDriver + 'static,
         target: impl TargetWorld + 'static,
     ) -> Self {
-        let store = Arc::new(PgStore::new(pool));
+        let store = db.store.clone();
         store.upsert_tenant(&tenant(Basic, 500)).await.unwrap();
         let directory = day_one_directory();
         driver.publish(&directory);
@@ -249,6 +251,7 @@ impl World {
         };
         Self {
             store,
+            _db: db,
             directory: Mutex::new(directory),
             driver: Box::new(driver),
             target: Box::new(target),
@@ -342,36 +345,38 @@ impl World {
     }
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn five_days_of_directory_changes_leave_the_target_exactly_as_the_rules_say(pool: PgPool) {
-    let world = World::new(pool, MemoryDriver::new(), MemoryWorld::new()).await;
+async fn five_days_of_directory_changes_leave_the_target_exactly_as_the_rules_say(db: TestDb) {
+    let world = World::new(db, MemoryDriver::new(), MemoryWorld::new()).await;
     five_days(world).await;
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn five_days_read_through_graph_from_the_entra_emulator_leave_the_same_target(pool: PgPool) {
+async fn five_days_read_through_graph_from_the_entra_emulator_leave_the_same_target(db: TestDb) {
     let driver = EntraDriver::start(&tenant(Basic, 500)).await;
-    let world = World::new(pool, driver, MemoryWorld::new()).await;
+    let world = World::new(db, driver, MemoryWorld::new()).await;
     five_days(world).await;
 }
 
-#[sqlx::test(migrations = "./migrations")]
 async fn five_days_from_the_entra_emulator_into_the_highq_emulator_leave_highq_as_the_rules_say(
-    pool: PgPool,
+    db: TestDb,
 ) {
     let driver = EntraDriver::start(&tenant(Basic, 500)).await;
-    let world = World::new(pool, driver, HighQWorld::start().await).await;
+    let world = World::new(db, driver, HighQWorld::start().await).await;
     five_days(world).await;
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn five_days_from_the_entra_emulator_into_scim2_server_leave_it_as_the_rules_say(
-    pool: PgPool,
-) {
+async fn five_days_from_the_entra_emulator_into_scim2_server_leave_it_as_the_rules_say(db: TestDb) {
     let driver = EntraDriver::start(&tenant(Basic, 500)).await;
-    let world = World::new(pool, driver, ScimWorld::new("scenario")).await;
+    let world = World::new(db, driver, ScimWorld::new("scenario")).await;
     five_days(world).await;
 }
+
+// Every world on both stores: the engine's promises do not depend on where it keeps its records.
+on_both_backends!(
+    five_days_of_directory_changes_leave_the_target_exactly_as_the_rules_say,
+    five_days_read_through_graph_from_the_entra_emulator_leave_the_same_target,
+    five_days_from_the_entra_emulator_into_the_highq_emulator_leave_highq_as_the_rules_say,
+    five_days_from_the_entra_emulator_into_scim2_server_leave_it_as_the_rules_say,
+);
 
 /// The script: five days of changes in Entra and what the target must look like after each.
 async fn five_days(world: World) {

@@ -1,4 +1,5 @@
-//! The PostgreSQL store against a real database: each test gets a fresh, migrated database.
+//! The store contract: every case runs against both backends, a fresh PostgreSQL database and a
+//! fresh SQLite file (`on_both_backends!` at the end), so they keep the same promises.
 
 use std::time::Instant;
 
@@ -11,13 +12,19 @@ use dirsync::plan::{
     ConvertedGroup, GroupKey, GroupStatus, GroupSummary, Mirror, MirrorGroup, MirrorUser,
     PlanCounts, SelectedGroup, Severity, TenantPolicy, UserFields, UserState,
 };
-use dirsync::store::postgres::PgStore;
 use dirsync::store::{
     Approval, CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunOptions, RunStart, RunStatus,
-    RunSummary, Store, StoreError, SubjectKind, Trigger, TriggerKind,
+    RunSummary, StoreError, SubjectKind, Trigger, TriggerKind,
 };
 use dirsync::tenant::{Retention, SourceSettings, TargetSettings, Tenant};
-use sqlx::PgPool;
+use std::sync::Arc;
+
+use dirsync::store::Database;
+use support::backend::TestDb;
+
+mod support;
+
+type Db = Arc<dyn Database>;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -52,8 +59,8 @@ fn tenant(name: &str, groups: Vec<SelectedGroup>) -> Tenant {
     }
 }
 
-async fn store_with_tenant(pool: PgPool, name: &str) -> (PgStore, TenantKey) {
-    let store = PgStore::new(pool);
+async fn store_with_tenant(db: &TestDb, name: &str) -> (Db, TenantKey) {
+    let store = db.store.clone();
     store.upsert_tenant(&tenant(name, vec![])).await.unwrap();
     (store, key(name))
 }
@@ -128,7 +135,7 @@ fn finish(status: RunStatus) -> RunFinish {
     }
 }
 
-async fn started(store: &PgStore, tenant: &TenantKey) -> i64 {
+async fn started(store: &Db, tenant: &TenantKey) -> i64 {
     match store
         .begin_run(tenant, &Trigger::automatic(), RunOptions::default())
         .await
@@ -143,9 +150,8 @@ async fn started(store: &PgStore, tenant: &TenantKey) -> i64 {
 // Tenants
 // ---------------------------------------------------------------------------------------------
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_tenant_round_trips_and_a_second_upsert_replaces_its_selected_groups(pool: PgPool) {
-    let store = PgStore::new(pool);
+async fn a_tenant_round_trips_and_a_second_upsert_replaces_its_selected_groups(db: TestDb) {
+    let store = db.store.clone();
     let (a, b, c) = (new_id(), new_id(), new_id());
     let mut acme = tenant(
         "acme",
@@ -199,30 +205,25 @@ async fn a_tenant_round_trips_and_a_second_upsert_replaces_its_selected_groups(p
     assert_eq!(store.tenant(&key("nobody")).await.unwrap(), None);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn secret_settings_are_stored_for_connecting_and_read_back_intact(pool: PgPool) {
-    let store = PgStore::new(pool.clone());
+async fn secret_settings_are_stored_for_connecting_and_read_back_intact(db: TestDb) {
+    let store = db.store.clone();
     let acme = tenant("acme", vec![]);
     store.upsert_tenant(&acme).await.unwrap();
-    let stored: serde_json::Value =
-        sqlx::query_scalar("SELECT target FROM tenants WHERE key = 'acme'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let stored = db
+        .json("SELECT target FROM tenants WHERE key = 'acme'")
+        .await;
     assert_eq!(stored["client_secret"], "highq-client-secret");
     assert_eq!(store.tenant(&acme.key).await.unwrap(), Some(acme));
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_tenant_that_connects_elsewhere_loses_its_stored_target_token(pool: PgPool) {
-    use dirsync::target::highq::TokenStore;
+async fn a_tenant_that_connects_elsewhere_loses_its_stored_target_token(db: TestDb) {
     use secrecy::{ExposeSecret, SecretString};
 
-    let store = PgStore::new(pool.clone());
+    let store = db.store.clone();
     let mut acme = tenant("acme", vec![]);
     let saved = store.upsert_tenant(&acme).await.unwrap();
     assert!(saved.created && !saved.connection_changed);
-    let tokens = dirsync::store::PgTokenStore::new(pool.clone(), acme.key.clone(), "highq");
+    let tokens = store.target_tokens(acme.key.clone(), "highq");
     tokens.save(&SecretString::from("rt-live")).await.unwrap();
 
     // Same connection, other fields changed: the token stays.
@@ -268,9 +269,8 @@ async fn a_tenant_that_connects_elsewhere_loses_its_stored_target_token(pool: Pg
 // Mirror
 // ---------------------------------------------------------------------------------------------
 
-#[sqlx::test(migrations = "./migrations")]
-async fn the_mirror_round_trips_through_applied_changes_renames_and_removals(pool: PgPool) {
-    let (store, acme) = store_with_tenant(pool, "acme").await;
+async fn the_mirror_round_trips_through_applied_changes_renames_and_removals(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     let (sales, legal) = (new_id(), new_id());
     let (u1, u2, u3) = (new_id(), new_id(), new_id());
     let sales_key = group_key(&sales, Role::Internal);
@@ -368,9 +368,8 @@ async fn the_mirror_round_trips_through_applied_changes_renames_and_removals(poo
     );
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn r09a_a_released_user_hands_its_target_user_and_memberships_to_its_successor(pool: PgPool) {
-    let (store, acme) = store_with_tenant(pool, "acme").await;
+async fn r09a_a_released_user_hands_its_target_user_and_memberships_to_its_successor(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     let (sales, legal) = (
         group_key(&new_id(), Role::Internal),
         group_key(&new_id(), Role::Internal),
@@ -428,9 +427,8 @@ async fn r09a_a_released_user_hands_its_target_user_and_memberships_to_its_succe
     assert_eq!(members["Legal"], vec![], "the successor left Legal");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn r12_a_converted_group_without_a_successor_is_remembered_for_the_planner(pool: PgPool) {
-    let (store, acme) = store_with_tenant(pool, "acme").await;
+async fn r12_a_converted_group_without_a_successor_is_remembered_for_the_planner(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     let (deleted, recreated) = (new_id(), new_id());
     let (gone, old_role, new_role) = (
         group_key(&deleted, Role::Internal),
@@ -469,11 +467,10 @@ async fn r12_a_converted_group_without_a_successor_is_remembered_for_the_planner
     );
 }
 
-#[sqlx::test(migrations = "./migrations")]
 async fn a_converted_group_is_kept_as_history_and_its_entra_group_can_be_synced_again_with_the_other_role(
-    pool: PgPool,
+    db: TestDb,
 ) {
-    let (store, acme) = store_with_tenant(pool.clone(), "acme").await;
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     let group = new_id();
     let (u1, u2) = (new_id(), new_id());
     let internal = group_key(&group, Role::Internal);
@@ -519,14 +516,13 @@ async fn a_converted_group_is_kept_as_history_and_its_entra_group_can_be_synced_
             members: vec![u2.clone()],
         }]
     );
-    let history: Vec<(String, String, String, Option<String>, bool, i64)> = sqlx::query_as(
-        "SELECT g.role, g.kind, g.target_group_id, g.system_name, g.converted_at IS NOT NULL,
-                (SELECT count(*) FROM memberships m WHERE m.synced_group_id = g.id)
-         FROM synced_groups g ORDER BY g.id",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let history: Vec<(String, String, String, Option<String>, bool, i64)> = db
+        .rows(
+            "SELECT g.role, g.kind, g.target_group_id, g.system_name, g.converted_at IS NOT NULL,
+                    (SELECT count(*) FROM memberships m WHERE m.synced_group_id = g.id)
+             FROM synced_groups g ORDER BY g.id",
+        )
+        .await;
     assert_eq!(
         history,
         vec![
@@ -559,19 +555,16 @@ async fn a_converted_group_is_kept_as_history_and_its_entra_group_can_be_synced_
     assert_eq!(mirror.groups[0].key, internal);
     assert_eq!(mirror.groups[0].target_id.as_str(), "g3");
     assert!(mirror.groups[0].members.is_empty());
-    let system_groups: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM synced_groups WHERE kind = 'system'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let system_groups: i64 = db
+        .scalar("SELECT count(*) FROM synced_groups WHERE kind = 'system'")
+        .await;
     assert_eq!(system_groups, 2);
 }
 
-#[sqlx::test(migrations = "./migrations")]
 async fn a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_of_that_change_is_kept(
-    pool: PgPool,
+    db: TestDb,
 ) {
-    let (store, acme) = store_with_tenant(pool, "acme").await;
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     let group = new_id();
     let internal = group_key(&group, Role::Internal);
     store
@@ -603,9 +596,8 @@ async fn a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_o
     assert!(mirror.users.is_empty(), "the transaction rolled back");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn each_tenant_has_its_own_mirror_even_for_the_same_entra_ids(pool: PgPool) {
-    let (store, acme) = store_with_tenant(pool, "acme").await;
+async fn each_tenant_has_its_own_mirror_even_for_the_same_entra_ids(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     store.upsert_tenant(&tenant("beta", vec![])).await.unwrap();
     let beta = key("beta");
     let (group, u1) = (new_id(), new_id());
@@ -638,9 +630,8 @@ async fn each_tenant_has_its_own_mirror_even_for_the_same_entra_ids(pool: PgPool
     assert_eq!(beta_mirror.users, acme_mirror.users);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn the_mirror_of_an_unknown_tenant_is_not_found(pool: PgPool) {
-    let store = PgStore::new(pool);
+async fn the_mirror_of_an_unknown_tenant_is_not_found(db: TestDb) {
+    let store = db.store.clone();
 
     let loaded = store.load_mirror(&key("ghost")).await;
     let applied = store
@@ -657,9 +648,8 @@ async fn the_mirror_of_an_unknown_tenant_is_not_found(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_stored_row_that_no_longer_parses_is_reported_as_corrupt_naming_its_column(pool: PgPool) {
-    let (store, acme) = store_with_tenant(pool.clone(), "acme").await;
+async fn a_stored_row_that_no_longer_parses_is_reported_as_corrupt_naming_its_column(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     let u1 = new_id();
     store
         .apply_mirror_changes(
@@ -671,10 +661,8 @@ async fn a_stored_row_that_no_longer_parses_is_reported_as_corrupt_naming_its_co
         )
         .await
         .unwrap();
-    sqlx::query("UPDATE synced_users SET email = 'not an email'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    db.execute("UPDATE synced_users SET email = 'not an email'")
+        .await;
 
     let loaded = store.load_mirror(&acme).await;
 
@@ -684,9 +672,8 @@ async fn a_stored_row_that_no_longer_parses_is_reported_as_corrupt_naming_its_co
     );
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn twenty_thousand_users_and_memberships_are_written_in_one_call_and_load_back(pool: PgPool) {
-    let (store, acme) = store_with_tenant(pool, "acme").await;
+async fn twenty_thousand_users_and_memberships_are_written_in_one_call_and_load_back(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     let everyone = group_key(&new_id(), Role::Internal);
     let ids: Vec<EntraObjectId> = (0..20_000).map(|_| new_id()).collect();
     let users: Vec<MirrorUser> = ids.iter().enumerate().map(|(n, id)| user(id, n)).collect();
@@ -729,11 +716,10 @@ async fn twenty_thousand_users_and_memberships_are_written_in_one_call_and_load_
 // Runs
 // ---------------------------------------------------------------------------------------------
 
-#[sqlx::test(migrations = "./migrations")]
 async fn begin_run_refuses_a_second_running_run_for_the_same_tenant_but_not_for_another(
-    pool: PgPool,
+    db: TestDb,
 ) {
-    let (store, acme) = store_with_tenant(pool, "acme").await;
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     store.upsert_tenant(&tenant("beta", vec![])).await.unwrap();
 
     let first = started(&store, &acme).await;
@@ -757,9 +743,8 @@ async fn begin_run_refuses_a_second_running_run_for_the_same_tenant_but_not_for_
     );
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn concurrent_begin_runs_for_one_tenant_start_exactly_one(pool: PgPool) {
-    let (store, acme) = store_with_tenant(pool, "acme").await;
+async fn concurrent_begin_runs_for_one_tenant_start_exactly_one(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
 
     let attempts = (0..8).map(|_| {
         let (store, acme) = (store.clone(), acme.clone());
@@ -789,9 +774,8 @@ async fn concurrent_begin_runs_for_one_tenant_start_exactly_one(pool: PgPool) {
     ));
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_finished_run_keeps_its_outcome_and_a_new_run_may_begin(pool: PgPool) {
-    let (store, acme) = store_with_tenant(pool, "acme").await;
+async fn a_finished_run_keeps_its_outcome_and_a_new_run_may_begin(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     let held = started(&store, &acme).await;
     let mut held_finish = finish(RunStatus::Held);
     held_finish.message = Some("held: the run would deactivate 600 users".into());
@@ -852,9 +836,8 @@ async fn a_finished_run_keeps_its_outcome_and_a_new_run_may_begin(pool: PgPool) 
     ));
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_run_for_an_unknown_tenant_does_not_begin(pool: PgPool) {
-    let store = PgStore::new(pool);
+async fn a_run_for_an_unknown_tenant_does_not_begin(db: TestDb) {
+    let store = db.store.clone();
 
     let result = store
         .begin_run(&key("ghost"), &Trigger::automatic(), RunOptions::default())
@@ -863,9 +846,8 @@ async fn a_run_for_an_unknown_tenant_does_not_begin(pool: PgPool) {
     assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn report_entries_and_groups_read_back_in_the_order_they_were_written(pool: PgPool) {
-    let (store, acme) = store_with_tenant(pool, "acme").await;
+async fn report_entries_and_groups_read_back_in_the_order_they_were_written(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     let run = started(&store, &acme).await;
     let first: Vec<ReportEntry> = (0..5).map(|n| entry("created", n)).collect();
     let mut second: Vec<ReportEntry> = (5..12_000).map(|n| entry("updated", n)).collect();
@@ -923,9 +905,8 @@ async fn report_entries_and_groups_read_back_in_the_order_they_were_written(pool
     assert_eq!(store.run_groups(run).await.unwrap(), expected_groups);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn report_lines_for_a_run_that_does_not_exist_are_refused(pool: PgPool) {
-    let store = PgStore::new(pool);
+async fn report_lines_for_a_run_that_does_not_exist_are_refused(db: TestDb) {
+    let store = db.store.clone();
 
     let result = store.record_entries(12345, &[entry("created", 1)]).await;
 
@@ -935,9 +916,8 @@ async fn report_lines_for_a_run_that_does_not_exist_are_refused(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn runs_are_listed_newest_first_and_only_for_their_tenant(pool: PgPool) {
-    let (store, acme) = store_with_tenant(pool, "acme").await;
+async fn runs_are_listed_newest_first_and_only_for_their_tenant(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     store.upsert_tenant(&tenant("beta", vec![])).await.unwrap();
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -971,11 +951,10 @@ async fn runs_are_listed_newest_first_and_only_for_their_tenant(pool: PgPool) {
     assert!(!listed.contains(&beta_run));
 }
 
-#[sqlx::test(migrations = "./migrations")]
 async fn purging_deletes_runs_started_before_the_cutoff_with_their_reports_and_keeps_newer_ones(
-    pool: PgPool,
+    db: TestDb,
 ) {
-    let (store, acme) = store_with_tenant(pool.clone(), "acme").await;
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     store.upsert_tenant(&tenant("beta", vec![])).await.unwrap();
     let old = started(&store, &acme).await;
     store
@@ -1015,11 +994,8 @@ async fn purging_deletes_runs_started_before_the_cutoff_with_their_reports_and_k
         .finish_run(other_tenant_old, &finish(RunStatus::Succeeded))
         .await
         .unwrap();
-    sqlx::query("UPDATE runs SET started_at = now() - interval '100 days' WHERE id = ANY($1)")
-        .bind(vec![old, still_running_old, other_tenant_old])
-        .execute(&pool)
-        .await
-        .unwrap();
+    db.backdate_runs(&[old, still_running_old, other_tenant_old], 100)
+        .await;
 
     let purged = store
         .purge_runs_before(&acme, Utc::now() - Duration::days(90))
@@ -1040,20 +1016,17 @@ async fn purging_deletes_runs_started_before_the_cutoff_with_their_reports_and_k
         store.run(other_tenant_old).await.unwrap().is_some(),
         "other tenants keep theirs"
     );
-    let orphans: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM report_entries WHERE run_id = $1)
-              + (SELECT count(*) FROM run_groups WHERE run_id = $1)",
-    )
-    .bind(old)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let orphans: i64 = db
+        .scalar(&format!(
+            "SELECT (SELECT count(*) FROM report_entries WHERE run_id = {old})
+                  + (SELECT count(*) FROM run_groups WHERE run_id = {old})"
+        ))
+        .await;
     assert_eq!(orphans, 0);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn migrations_apply_through_the_store_and_are_idempotent(pool: PgPool) {
-    let store = PgStore::new(pool);
+async fn migrations_apply_through_the_store_and_are_idempotent(db: TestDb) {
+    let store = db.store.clone();
 
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
@@ -1061,41 +1034,37 @@ async fn migrations_apply_through_the_store_and_are_idempotent(pool: PgPool) {
     assert!(store.tenants().await.unwrap().is_empty());
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_saved_refresh_token_replaces_the_last_one_and_is_kept_per_tenant(pool: PgPool) {
-    use dirsync::store::PgTokenStore;
-    use dirsync::target::highq::TokenStore;
+async fn a_saved_refresh_token_replaces_the_last_one_and_is_kept_per_tenant(db: TestDb) {
     use secrecy::{ExposeSecret, SecretString};
 
-    let (store, acme) = store_with_tenant(pool.clone(), "acme").await;
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     store
         .upsert_tenant(&tenant("globex", vec![]))
         .await
         .unwrap();
-    let tokens = PgTokenStore::new(pool.clone(), acme.clone(), "highq");
+    let tokens = store.target_tokens(acme.clone(), "highq");
     assert!(tokens.load().await.unwrap().is_none());
 
     tokens.save(&SecretString::from("first")).await.unwrap();
     tokens.save(&SecretString::from("second")).await.unwrap();
     // A new store object, as after a restart, reads what the last save committed.
-    let reopened = PgTokenStore::new(pool.clone(), acme, "highq");
+    let reopened = store.target_tokens(acme, "highq");
     assert_eq!(
         reopened.load().await.unwrap().unwrap().expose_secret(),
         "second"
     );
-    let other = PgTokenStore::new(pool.clone(), key("globex"), "highq");
+    let other = store.target_tokens(key("globex"), "highq");
     assert!(other.load().await.unwrap().is_none());
 
-    let unknown = PgTokenStore::new(pool, key("nobody"), "highq");
+    let unknown = store.target_tokens(key("nobody"), "highq");
     let err = unknown.save(&SecretString::from("x")).await.unwrap_err();
     assert!(err.to_string().contains("no tenant nobody"), "{err}");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn purging_drops_old_claimed_midnights_but_keeps_the_latest_the_schedule_reads(pool: PgPool) {
+async fn purging_drops_old_claimed_midnights_but_keeps_the_latest_the_schedule_reads(db: TestDb) {
     use chrono::{Duration, TimeZone, Utc};
 
-    let (store, acme) = store_with_tenant(pool.clone(), "acme").await;
+    let (store, acme) = store_with_tenant(&db, "acme").await;
     let first = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap();
     for day in 0..3 {
         assert!(
@@ -1116,11 +1085,38 @@ async fn purging_drops_old_claimed_midnights_but_keeps_the_latest_the_schedule_r
         .purge_runs_before(&acme, latest + Duration::days(30))
         .await
         .unwrap();
-    let left: Vec<chrono::DateTime<Utc>> =
-        sqlx::query_scalar("SELECT midnight FROM scheduled_midnights")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let left: Vec<chrono::DateTime<Utc>> = db
+        .rows::<(chrono::DateTime<Utc>,)>("SELECT midnight FROM scheduled_midnights")
+        .await
+        .into_iter()
+        .map(|(midnight,)| midnight)
+        .collect();
     assert_eq!(left, vec![latest]);
     assert_eq!(store.schedule_baseline(&acme).await.unwrap(), baseline);
 }
+
+on_both_backends!(
+    a_tenant_round_trips_and_a_second_upsert_replaces_its_selected_groups,
+    secret_settings_are_stored_for_connecting_and_read_back_intact,
+    a_tenant_that_connects_elsewhere_loses_its_stored_target_token,
+    the_mirror_round_trips_through_applied_changes_renames_and_removals,
+    r09a_a_released_user_hands_its_target_user_and_memberships_to_its_successor,
+    r12_a_converted_group_without_a_successor_is_remembered_for_the_planner,
+    a_converted_group_is_kept_as_history_and_its_entra_group_can_be_synced_again_with_the_other_role,
+    a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_of_that_change_is_kept,
+    each_tenant_has_its_own_mirror_even_for_the_same_entra_ids,
+    the_mirror_of_an_unknown_tenant_is_not_found,
+    a_stored_row_that_no_longer_parses_is_reported_as_corrupt_naming_its_column,
+    twenty_thousand_users_and_memberships_are_written_in_one_call_and_load_back,
+    begin_run_refuses_a_second_running_run_for_the_same_tenant_but_not_for_another,
+    concurrent_begin_runs_for_one_tenant_start_exactly_one,
+    a_finished_run_keeps_its_outcome_and_a_new_run_may_begin,
+    a_run_for_an_unknown_tenant_does_not_begin,
+    report_entries_and_groups_read_back_in_the_order_they_were_written,
+    report_lines_for_a_run_that_does_not_exist_are_refused,
+    runs_are_listed_newest_first_and_only_for_their_tenant,
+    purging_deletes_runs_started_before_the_cutoff_with_their_reports_and_keeps_newer_ones,
+    migrations_apply_through_the_store_and_are_idempotent,
+    a_saved_refresh_token_replaces_the_last_one_and_is_kept_per_tenant,
+    purging_drops_old_claimed_midnights_but_keeps_the_latest_the_schedule_reads,
+);

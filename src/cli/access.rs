@@ -11,7 +11,7 @@ use crate::audit::{self, Action, Actor};
 use crate::auth::manage::new_grant;
 use crate::domain::{AccessRole, TenantKey};
 use crate::settings::Settings;
-use crate::store::access::{AccessStore, AuditOutcome, GrantRecord};
+use crate::store::access::{AuditOutcome, GrantRecord};
 
 fn line(grant: &GrantRecord) -> String {
     format!(
@@ -48,7 +48,7 @@ pub(super) async fn grant(
     let store = open_store(settings).await?;
     let record = store.grant(&grant).await?;
     audit::record(
-        &store,
+        store.as_ref(),
         chrono::Utc::now(),
         &actor,
         Action::Grant,
@@ -68,7 +68,7 @@ pub(super) async fn revoke(settings: &Settings, id: i64) -> anyhow::Result<ExitC
         .await?
         .with_context(|| format!("there is no grant {id} (see `dirsync access list`)"))?;
     audit::record(
-        &store,
+        store.as_ref(),
         chrono::Utc::now(),
         &Actor::cli(),
         Action::GrantRevoke,

@@ -6,7 +6,7 @@ use super::open_store;
 use crate::audit::Action;
 use crate::domain::TenantKey;
 use crate::settings::Settings;
-use crate::store::access::{AccessStore, AuditFilter};
+use crate::store::access::AuditFilter;
 
 pub(super) async fn list(
     settings: &Settings,

@@ -8,18 +8,23 @@ use clap::Args;
 use secrecy::ExposeSecret;
 
 use super::sync::describe_outcome;
-use crate::demo::{DEFAULT_DATABASE, Demo, DemoOptions, directory};
+use crate::demo::{Demo, DemoOptions, directory};
 use crate::plan::Severity;
-use crate::settings::Settings;
+use crate::settings::{DatabaseLocation, Settings};
 use crate::source::graph::check_connection;
-use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The demo's own database on the configured PostgreSQL server; dropped and created afresh
-    /// each time. Must start with "dirsync_demo".
-    #[arg(long, default_value = DEFAULT_DATABASE)]
-    database: String,
+    /// Use PostgreSQL instead of a SQLite file: the demo's own database on the configured server
+    /// (`database.url`, or postgres://postgres@127.0.0.1:5432), dropped and created afresh each
+    /// time. Must start with "dirsync_demo" (say `--database dirsync_demo`).
+    #[arg(long)]
+    database: Option<String>,
+    /// The demo's SQLite file (when no --database is given), deleted and created afresh each
+    /// time; its name must start with "dirsync-demo". Default: dirsync-demo/dirsync-demo.db in
+    /// the system's temporary directory.
+    #[arg(long, conflicts_with = "database")]
+    sqlite_file: Option<PathBuf>,
     /// Where to write the run's report workbook.
     #[arg(long)]
     report_dir: Option<PathBuf>,
@@ -34,13 +39,25 @@ pub struct DemoArgs {
     console_addr: std::net::SocketAddr,
 }
 
+/// The PostgreSQL server `--database` uses when the settings name none.
+const DEFAULT_POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
 /// How many report lines of each severity are printed before "… and N more".
 const SHOWN_NOTES: usize = 8;
 
 pub(super) async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let options = DemoOptions {
-        server_url: settings.database.url.expose_secret().to_owned(),
-        database: args.database,
+    let options = match args.database {
+        Some(database) => DemoOptions::Postgres {
+            server_url: match settings.database.location() {
+                Ok(DatabaseLocation::Postgres(url)) => url.expose_secret().to_owned(),
+                _ => DEFAULT_POSTGRES_SERVER.to_owned(),
+            },
+            database,
+        },
+        None => DemoOptions::Sqlite(
+            args.sqlite_file
+                .unwrap_or_else(DemoOptions::default_sqlite_file),
+        ),
     };
     let demo = Demo::start(&options).await?;
     let (manual_users, manual_groups) = (
@@ -153,8 +170,11 @@ pub(super) async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<E
         "  - the workbook above: sheets Summary, Groups, Users (every action, old -> new) and Errors"
     );
     println!(
-        "  - the database: psql {} -c 'select action, count(*) from report_entries group by 1'",
-        demo.database_url
+        "  - the database: {} 'select action, count(*) from report_entries group by 1'",
+        match demo.database_url.strip_prefix("sqlite://") {
+            Some(file) => format!("sqlite3 {file}"),
+            None => format!("psql {} -c", demo.database_url),
+        }
     );
     println!("  - README.md, sections \"Demo\" and \"CLI\": check, preview, sync, emulate");
     println!("  - run `cargo run --release -- demo --keep-running` to keep the emulators up and");

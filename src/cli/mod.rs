@@ -3,7 +3,8 @@
 //! demo.
 //!
 //! This file holds the argument types and the dispatch; each command's work lives in its own
-//! file (`tenant.rs`, `sync.rs`, `emulate.rs`, `demo.rs`, `access.rs`, `token.rs`, `audit.rs`),
+//! file (`tenant.rs`, `sync.rs`, `emulate.rs`, `demo.rs`, `access.rs`, `token.rs`, `audit.rs`,
+//! `store.rs`),
 //! so a new command is one variant, one match arm and one file.
 
 mod access;
@@ -14,12 +15,14 @@ mod demo;
 #[cfg(feature = "emulators")]
 mod emulate;
 mod health;
+mod store;
 mod sync;
 mod tenant;
 mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -27,8 +30,8 @@ use clap::{Parser, Subcommand};
 use crate::domain::AccessRole;
 use crate::settings::Settings;
 use crate::source::graph::GraphConnector;
+use crate::store::Database;
 use crate::store::RunStatus;
-use crate::store::postgres::PgStore;
 use crate::sync::SyncContext;
 
 #[cfg(feature = "emulators")]
@@ -137,6 +140,11 @@ enum Command {
         command: AuditCommand,
     },
     /// Inspect the service settings.
+    /// Move dirsync's records between databases.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
@@ -206,6 +214,26 @@ enum AuditCommand {
         action: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy every record (tenants, mirror, runs, reports, grants, tokens, audit log) from one
+    /// database to another, keeping their IDs: say from the SQLite file up to PostgreSQL, to run
+    /// more than one replica. Stop `dirsync serve` first.
+    ///
+    /// Refused when the destination already holds records, unless --replace.
+    Migrate {
+        /// The database to copy from: sqlite://FILE or postgres://…
+        #[arg(long)]
+        from: String,
+        /// The database to copy to (migrated first): postgres://… or sqlite://FILE
+        #[arg(long)]
+        to: String,
+        /// Delete everything the destination holds first (in the same transaction as the copy).
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -302,15 +330,20 @@ fn init_tracing(settings: &Settings, quiet: bool) {
 }
 
 fn graph_connector(settings: &Settings) -> anyhow::Result<Option<GraphConnector>> {
-    settings.graph_connector()
+    crate::connect::graph_connector(settings)
 }
 
-async fn open_store(settings: &Settings) -> anyhow::Result<PgStore> {
-    settings.open_store().await
+/// The database the settings describe, migrated.
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Database>> {
+    Ok(crate::store::open(&settings.database).await?)
 }
 
 /// The run context the service's settings describe: the database and the production connector.
-fn sync_context(settings: &Settings, store: PgStore, graph: Option<GraphConnector>) -> SyncContext {
+fn sync_context(
+    settings: &Settings,
+    store: Arc<dyn Database>,
+    graph: Option<GraphConnector>,
+) -> SyncContext {
     crate::connect::production_context(settings, store, graph)
 }
 
@@ -325,8 +358,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_tracing(&settings, cli.command.is_for_people());
     match cli.command {
         Command::Migrate => {
-            open_store(&settings).await?;
-            println!("migrations applied");
+            let store = open_store(&settings).await?;
+            println!("migrations applied ({})", store.describe());
             Ok(ExitCode::SUCCESS)
         }
         Command::Tenant {
@@ -414,6 +447,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     limit,
                 },
         } => audit::list(&settings, tenant.as_deref(), action.as_deref(), limit).await,
+        Command::Store {
+            command: StoreCommand::Migrate { from, to, replace },
+        } => store::migrate(&from, &to, replace).await,
         Command::Config { .. } => unreachable!("handled before the settings are loaded"),
     }
 }

@@ -12,7 +12,7 @@ use crate::plan::Plan;
 use crate::settings::Settings;
 use crate::source::graph::{CheckReport, GraphConnector, TokenCheck, check_connection};
 use crate::store::access::AuditOutcome;
-use crate::store::{RunOptions, Store, Trigger};
+use crate::store::{RunOptions, Trigger};
 use crate::sync::{ApproveError, RunOutcome, approve_held_run, dry_run, run_sync};
 use crate::tenant::Tenant;
 
@@ -36,7 +36,7 @@ pub(super) async fn sync(settings: &Settings, tenant: &str, dry: bool) -> anyhow
     )
     .await?;
     audit::record(
-        &store,
+        store.as_ref(),
         chrono::Utc::now(),
         &actor,
         Action::RunForce,
@@ -68,7 +68,7 @@ pub(super) async fn approve(
         Err(ApproveError::Sync(err)) => return Err(err.into()),
     };
     audit::record(
-        &store,
+        store.as_ref(),
         chrono::Utc::now(),
         &Actor::cli(),
         Action::RunApprove,
@@ -91,7 +91,11 @@ pub(super) async fn approve(
 async fn tenant_and_graph(
     settings: &Settings,
     key: &TenantKey,
-) -> anyhow::Result<(crate::store::PgStore, Tenant, GraphConnector)> {
+) -> anyhow::Result<(
+    std::sync::Arc<dyn crate::store::Database>,
+    Tenant,
+    GraphConnector,
+)> {
     let store = open_store(settings).await?;
     let tenant = store
         .tenant(key)
@@ -136,7 +140,7 @@ pub(super) async fn check(settings: &Settings, tenant: &str) -> anyhow::Result<E
 /// printing both. True when everything answered as it should.
 pub(super) async fn check_stored_tenant(
     settings: &Settings,
-    store: crate::store::PgStore,
+    store: std::sync::Arc<dyn crate::store::Database>,
     tenant: &Tenant,
 ) -> anyhow::Result<bool> {
     // The check reads the tenant's own source settings: `env:` references resolved, as in a run.

@@ -15,7 +15,6 @@ use super::sync::check_stored_tenant;
 use crate::audit::{self, Action, Actor};
 use crate::domain::TenantKey;
 use crate::settings::Settings;
-use crate::store::Store;
 use crate::store::access::AuditOutcome;
 use crate::tenant::{
     MAX_TENANT_FILE_BYTES, TargetSettings, TenantFileError, parse_tenant_file_bytes,
@@ -55,7 +54,7 @@ pub(super) async fn apply(
     for tenant in &tenants {
         let saved = store.upsert_tenant(tenant).await?;
         audit::record(
-            &store,
+            store.as_ref(),
             chrono::Utc::now(),
             &actor,
             if saved.created {
@@ -161,14 +160,14 @@ pub(super) async fn connect_highq(
             "tenant {key}: its [tenant.target] is not a HighQ connection (kind = \"highq\")"
         );
     };
-    let adapter = crate::connect::highq_adapter(store.pool(), &tenant, config)
+    let adapter = crate::connect::highq_adapter(store.as_ref(), &tenant, config)
         .map_err(|problem| anyhow::anyhow!("tenant {key}: [tenant.target]: {problem}"))?;
     adapter
         .connect_with_authorization_code(&SecretString::from(code), redirect_uri)
         .await
         .with_context(|| format!("tenant {key}"))?;
     audit::record(
-        &store,
+        store.as_ref(),
         chrono::Utc::now(),
         &Actor::cli(),
         Action::TargetConnect,

@@ -11,7 +11,7 @@ use crate::audit::{self, Action, Actor};
 use crate::auth::manage::issue_token;
 use crate::domain::{AccessRole, TenantKey};
 use crate::settings::Settings;
-use crate::store::access::{AccessStore, AuditOutcome, TokenRecord};
+use crate::store::access::{AuditOutcome, TokenRecord};
 
 fn line(token: &TokenRecord) -> String {
     let state = match (&token.revoked_at, token.expires_at <= chrono::Utc::now()) {
@@ -49,7 +49,7 @@ pub(super) async fn create(
     let store = open_store(settings).await?;
     let now = chrono::Utc::now();
     let (token, record) = issue_token(
-        &store,
+        store.as_ref(),
         &settings.auth.tokens,
         name,
         role,
@@ -60,7 +60,7 @@ pub(super) async fn create(
     )
     .await?;
     audit::record(
-        &store,
+        store.as_ref(),
         now,
         &actor,
         Action::TokenCreate,
@@ -102,7 +102,7 @@ pub(super) async fn revoke(settings: &Settings, id: i64) -> anyhow::Result<ExitC
         .await?
         .with_context(|| format!("there is no token {id} (see `dirsync token list`)"))?;
     audit::record(
-        &store,
+        store.as_ref(),
         now,
         &actor,
         Action::TokenRevoke,

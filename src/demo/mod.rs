@@ -1,5 +1,6 @@
 //! `dirsync demo`: both emulators in-process with a seeded, realistic directory, a demo tenant in
-//! its own PostgreSQL database, connected the way an operator connects a real one — ready to sync.
+//! its own database (a fresh SQLite file by default, or a PostgreSQL database), connected the way
+//! an operator connects a real one — ready to sync.
 //!
 //! [`Demo::start`] returns the running pieces (emulators, store, run context, tenant) so the CLI
 //! can run and print a sync, and a server can keep serving them.
@@ -13,43 +14,56 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use secrecy::SecretString;
 use serde_json::json;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 
 use crate::connect::ConfiguredConnector;
 use crate::domain::{DeactivationStatus, EntraObjectId, TenantKey};
 use crate::emulator::entra::{Directory, EntraEmulator};
 use crate::emulator::highq::{HighQEmulator, HighQSeed};
 use crate::plan::{SelectedGroup, TenantPolicy};
+use crate::settings::DatabaseLocation;
 use crate::source::graph::{CredentialSettings, GraphConnector, GraphSettings};
-use crate::store::{PgStore, RunId, RunOptions, Store, Trigger};
+use crate::store::{Database, RunId, RunOptions, Trigger};
 use crate::sync::{RunOutcome, SyncContext, SyncSettings, run_sync};
 use crate::tenant::{Retention, SourceSettings, TargetSettings, Tenant};
 
-/// The database the demo uses unless told otherwise. Every database the demo is given must start
-/// with this, because the demo drops and recreates it.
+/// The PostgreSQL database the demo uses when asked for one. Every PostgreSQL database the demo
+/// is given must start with this, because the demo drops and recreates it.
 pub const DEFAULT_DATABASE: &str = "dirsync_demo";
+/// Every SQLite file the demo is given must be named so, because the demo deletes and recreates it.
+pub const SQLITE_FILE_PREFIX: &str = "dirsync-demo";
 pub const TENANT_KEY: &str = "demo";
 
-/// Where the demo's database lives.
+/// Where the demo's database lives: dropped and created afresh on every start.
 #[derive(Debug, Clone)]
-pub struct DemoOptions {
-    /// Any URL of the PostgreSQL server (its database name is ignored), such as the service's
-    /// `database.url`.
-    pub server_url: String,
-    /// The demo's own database: dropped and created afresh on every start.
-    pub database: String,
+pub enum DemoOptions {
+    /// A SQLite file (the default: no database server needed).
+    Sqlite(PathBuf),
+    /// A database on a PostgreSQL server.
+    Postgres {
+        /// Any URL of the server (its database name is ignored), such as `database.url`.
+        server_url: String,
+        /// The demo's own database.
+        database: String,
+    },
+}
+
+impl DemoOptions {
+    /// A `dirsync-demo.db` in the system's temporary directory.
+    pub fn default_sqlite_file() -> PathBuf {
+        std::env::temp_dir().join(format!("{SQLITE_FILE_PREFIX}/{SQLITE_FILE_PREFIX}.db"))
+    }
 }
 
 /// A running demo: drop it to stop the emulators.
 pub struct Demo {
     pub entra: EntraEmulator,
     pub highq: HighQEmulator,
-    pub store: Arc<PgStore>,
+    pub store: Arc<dyn Database>,
     pub ctx: SyncContext,
     pub tenant: Tenant,
     pub graph: GraphSettings,
-    /// The demo database's URL, for `psql` or another dirsync process.
+    /// The demo database's URL (`sqlite://…` or `postgres://…`), for another dirsync process.
     pub database_url: String,
 }
 
@@ -60,14 +74,25 @@ impl Demo {
     /// The database is recreated rather than reused because the emulators start empty every time:
     /// a mirror left from an earlier demo would describe HighQ users that no longer exist.
     pub async fn start(options: &DemoOptions) -> anyhow::Result<Self> {
-        let database_url = fresh_database(&options.server_url, &options.database).await?;
-        let pool = PgPoolOptions::new()
-            .max_connections(5)
-            .connect(&database_url)
+        let (database_url, location) = match options {
+            DemoOptions::Sqlite(path) => {
+                fresh_sqlite_file(path)?;
+                (
+                    format!("sqlite://{}", path.display()),
+                    DatabaseLocation::Sqlite(path.clone()),
+                )
+            }
+            DemoOptions::Postgres {
+                server_url,
+                database,
+            } => {
+                let url = fresh_database(server_url, database).await?;
+                (url.clone(), DatabaseLocation::Postgres(url.into()))
+            }
+        };
+        let store = crate::store::open_location(&location, 5)
             .await
-            .with_context(|| format!("could not connect to the demo database {database_url}"))?;
-        let store = PgStore::new(pool.clone());
-        store.migrate().await?;
+            .with_context(|| format!("could not open the demo database {database_url}"))?;
 
         let entra = EntraEmulator::start(Directory {
             tenants: vec![directory::entra_tenant()],
@@ -84,15 +109,14 @@ impl Demo {
 
         let tenant = demo_tenant(&highq);
         store.upsert_tenant(&tenant).await?;
-        connect_highq(&pool, &tenant, &highq).await?;
+        connect_highq(store.as_ref(), &tenant, &highq).await?;
 
         let graph = graph_settings(&entra);
         let connector = GraphConnector::new(graph.clone())?;
-        let store = Arc::new(store);
         let ctx = SyncContext {
             store: store.clone(),
             connector: Arc::new(ConfiguredConnector::new(
-                pool,
+                store.clone(),
                 Some(connector),
                 crate::domain::SecretEnvPolicy::default(),
             )),
@@ -320,7 +344,7 @@ fn demo_tenant(highq: &HighQEmulator) -> Tenant {
 /// Connects the tenant to HighQ as an operator does: an admin's consent yields an authorization
 /// code, which is exchanged for the first refresh token, stored in the database.
 async fn connect_highq(
-    pool: &PgPool,
+    database: &dyn Database,
     tenant: &Tenant,
     highq: &HighQEmulator,
 ) -> anyhow::Result<()> {
@@ -329,10 +353,40 @@ async fn connect_highq(
         bail!("the demo tenant connects to HighQ");
     };
     let adapter =
-        crate::connect::highq_adapter(pool, tenant, config).map_err(anyhow::Error::msg)?;
+        crate::connect::highq_adapter(database, tenant, config).map_err(anyhow::Error::msg)?;
     adapter
         .connect_with_authorization_code(&code, "http://localhost/dirsync/highq/callback")
         .await?;
+    Ok(())
+}
+
+/// Deletes the demo's SQLite file (and SQLite's `-wal` and `-shm` beside it) so the demo starts
+/// afresh; refuses a file not named as a demo's.
+fn fresh_sqlite_file(path: &Path) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if !name.starts_with(SQLITE_FILE_PREFIX) {
+        bail!(
+            "the demo's SQLite file {} must be named {SQLITE_FILE_PREFIX}… (the demo deletes and \
+             recreates it)",
+            path.display()
+        );
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!("could not delete the old demo database {}", path.display())
+                });
+            }
+        }
+    }
     Ok(())
 }
 

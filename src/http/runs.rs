@@ -21,11 +21,11 @@ use crate::auth::caller::Caller;
 use crate::auth::extract::{Operate, Read, TenantAccess};
 use crate::domain::AccessRole;
 use crate::plan::{GroupSummary, PlanCounts, Severity};
-use crate::sync::Launched;
 use crate::store::{
     ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, SubjectKind, Trigger,
     TriggerKind,
 };
+use crate::sync::Launched;
 use crate::tenant::Tenant;
 
 /// The most runs one list returns.

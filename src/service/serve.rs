@@ -12,14 +12,17 @@ use crate::settings::Settings;
 
 /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully.
 pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
-    let store = settings.open_store().await?;
-    let graph = settings.graph_connector()?;
+    let store = crate::store::open(&settings.database).await?;
+    // Held until the server stops: a SQLite file serves one replica.
+    let _serving = crate::store::claim_for_serving(store.as_ref()).await?;
+    tracing::info!("records kept in {}", store.describe());
+    let graph = crate::connect::graph_connector(settings)?;
     if graph.is_none() {
         tracing::warn!(
             "no [graph] settings: runs will fail until a Graph app registration is configured"
         );
     }
-    let access: Arc<dyn crate::store::AccessStore> = Arc::new(store.clone());
+    let access: Arc<dyn crate::store::AccessStore> = store.clone();
     let ctx = production_context(settings, store, graph);
     let listener = tokio::net::TcpListener::bind(&settings.server.listen)
         .await

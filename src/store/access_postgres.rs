@@ -17,35 +17,38 @@ use crate::domain::{AccessRole, TenantKey};
 
 /// A used token's `last_used_at` and a session's `last_seen_at` are written at most this often,
 /// so reads do not become writes.
-fn touch_every() -> Duration {
+pub(super) fn touch_every() -> Duration {
     Duration::seconds(60)
 }
 
-fn corrupt(what: &str, problem: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &str, problem: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {problem}"))
 }
 
-fn role(text: &str, column: &str) -> Result<AccessRole, StoreError> {
+pub(super) fn role(text: &str, column: &str) -> Result<AccessRole, StoreError> {
     text.parse().map_err(|e| corrupt(column, e))
 }
 
-fn tenant_key(text: Option<String>, column: &str) -> Result<Option<TenantKey>, StoreError> {
+pub(super) fn tenant_key(
+    text: Option<String>,
+    column: &str,
+) -> Result<Option<TenantKey>, StoreError> {
     text.map(|k| TenantKey::parse(&k).map_err(|e| corrupt(column, e)))
         .transpose()
 }
 
-fn hash(bytes: Vec<u8>, column: &str) -> Result<SecretHash, StoreError> {
+pub(super) fn hash(bytes: Vec<u8>, column: &str) -> Result<SecretHash, StoreError> {
     <[u8; 32]>::try_from(bytes.as_slice())
         .map(SecretHash)
         .map_err(|_| corrupt(column, "not a SHA-256 hash"))
 }
 
-fn no_tenant(tenant: &TenantKey) -> StoreError {
+pub(super) fn no_tenant(tenant: &TenantKey) -> StoreError {
     StoreError::NotFound(format!("tenant {:?} does not exist", tenant.as_str()))
 }
 
 #[derive(sqlx::FromRow)]
-struct GrantRow {
+pub(super) struct GrantRow {
     id: i64,
     entra_tenant_id: Uuid,
     entra_object_id: Uuid,
@@ -57,7 +60,7 @@ struct GrantRow {
 }
 
 impl GrantRow {
-    fn parse(self) -> Result<GrantRecord, StoreError> {
+    pub(super) fn parse(self) -> Result<GrantRecord, StoreError> {
         Ok(GrantRecord {
             id: self.id,
             identity: EntraIdentity {
@@ -73,7 +76,7 @@ impl GrantRow {
     }
 }
 
-const GRANT_COLUMNS: &str = "SELECT g.id, g.entra_tenant_id, g.entra_object_id, g.role, \
+pub(super) const GRANT_COLUMNS: &str = "SELECT g.id, g.entra_tenant_id, g.entra_object_id, g.role, \
      t.key AS tenant_key, g.label, g.granted_by, g.granted_at \
      FROM access_grants g LEFT JOIN tenants t ON t.id = g.tenant_id";
 
@@ -111,7 +114,7 @@ impl SessionRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct TokenRow {
+pub(super) struct TokenRow {
     id: i64,
     prefix: String,
     name: String,
@@ -126,7 +129,7 @@ struct TokenRow {
 }
 
 impl TokenRow {
-    fn parse(self) -> Result<TokenRecord, StoreError> {
+    pub(super) fn parse(self) -> Result<TokenRecord, StoreError> {
         Ok(TokenRecord {
             id: self.id,
             prefix: self.prefix,
@@ -143,12 +146,12 @@ impl TokenRow {
     }
 }
 
-const TOKEN_COLUMNS: &str = "SELECT a.id, a.prefix, a.name, a.role, t.key AS tenant_key, \
+pub(super) const TOKEN_COLUMNS: &str = "SELECT a.id, a.prefix, a.name, a.role, t.key AS tenant_key, \
      a.created_by, a.created_at, a.expires_at, a.last_used_at, a.revoked_at, a.revoked_by \
      FROM api_tokens a LEFT JOIN tenants t ON t.id = a.tenant_id";
 
 #[derive(sqlx::FromRow)]
-struct AuditRow {
+pub(super) struct AuditRow {
     id: i64,
     at: DateTime<Utc>,
     tenant_key: Option<String>,
@@ -163,7 +166,7 @@ struct AuditRow {
 }
 
 impl AuditRow {
-    fn parse(self) -> Result<AuditRecord, StoreError> {
+    pub(super) fn parse(self) -> Result<AuditRecord, StoreError> {
         Ok(AuditRecord {
             id: self.id,
             event: AuditEvent {

@@ -93,20 +93,20 @@ fn describe_window(window: chrono::Duration) -> String {
 }
 
 /// The name of the partial unique index that lets one run carry out a held run's approval.
-const APPROVE_ONCE: &str = "runs_approve_a_held_run_once";
+pub(super) const APPROVE_ONCE: &str = "runs_approve_a_held_run_once";
 const ONE_RUNNING_RUN: &str = "runs_one_running_per_tenant";
 
 #[derive(sqlx::FromRow)]
-struct HeldRow {
-    tenant_id: i64,
-    status: String,
-    finished_at: Option<DateTime<Utc>>,
-    summary: Option<Json<RunSummary>>,
-    now: DateTime<Utc>,
+pub(super) struct HeldRow {
+    pub(super) tenant_id: i64,
+    pub(super) status: String,
+    pub(super) finished_at: Option<DateTime<Utc>>,
+    pub(super) summary: Option<Json<RunSummary>>,
+    pub(super) now: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
-struct ApprovingRow {
+pub(super) struct ApprovingRow {
     id: RunId,
     triggered_by: Option<String>,
     started_at: DateTime<Utc>,
@@ -143,10 +143,6 @@ pub(super) async fn approve_held_run(
         }
         .into());
     };
-    let status = RunStatus::parse(&row.status).ok_or_else(|| {
-        StoreError::Corrupt(format!("runs.status: {:?} is not a run status", row.status))
-    })?;
-
     let approving: Option<ApprovingRow> = sqlx::query_as(
         "SELECT id, triggered_by, started_at FROM runs
          WHERE approves = $1 AND approved_deactivations IS NOT NULL",
@@ -154,19 +150,6 @@ pub(super) async fn approve_held_run(
     .bind(held)
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(approving) = approving {
-        return Err(ApprovalRefused::AlreadyApproved {
-            run: held,
-            approving_run: approving.id,
-            by: approving.triggered_by,
-            at: approving.started_at,
-        }
-        .into());
-    }
-    if status != RunStatus::Held {
-        return Err(ApprovalRefused::NotHeld { run: held, status }.into());
-    }
-
     let newer: Vec<(RunId, String)> = sqlx::query_as(
         "SELECT id, status FROM runs WHERE tenant_id = $1 AND id > $2 ORDER BY id DESC",
     )
@@ -174,38 +157,7 @@ pub(super) async fn approve_held_run(
     .bind(held)
     .fetch_all(&mut *tx)
     .await?;
-    if let Some((running, _)) = newer.iter().find(|(_, s)| s == "running") {
-        return Err(ApprovalRefused::RunInProgress { running: *running }.into());
-    }
-    if let Some((newer, _)) = newer.iter().find(|(_, s)| s == "held") {
-        return Err(ApprovalRefused::NewerHeldRun {
-            run: held,
-            newer: *newer,
-        }
-        .into());
-    }
-    if let Some((newer, newer_status)) = newer.first() {
-        return Err(ApprovalRefused::Superseded {
-            run: held,
-            newer: *newer,
-            newer_status: RunStatus::parse(newer_status).unwrap_or(RunStatus::Failed),
-        }
-        .into());
-    }
-
-    let held_at = row.finished_at.unwrap_or(row.now);
-    if row.now - held_at > window {
-        return Err(ApprovalRefused::Expired {
-            run: held,
-            held_at,
-            window,
-        }
-        .into());
-    }
-    let deactivations = row
-        .summary
-        .map(|Json(summary)| summary.planned.users_deactivated as u64)
-        .ok_or_else(|| StoreError::Corrupt(format!("runs.summary: held run {held} has none")))?;
+    let deactivations = decide(held, &row, approving, &newer, window)?;
 
     let inserted = sqlx::query_scalar::<_, RunId>(
         "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves, approved_deactivations)
@@ -241,6 +193,65 @@ pub(super) async fn approve_held_run(
     };
     tx.commit().await?;
     Ok(ApprovedRun { run, deactivations })
+}
+
+/// Every condition of R18, decided on what the transaction read: the held run, the run that
+/// carried out an earlier approval of it (if any) and the tenant's runs begun after it, newest
+/// first. Returns how many deactivations the approval allows.
+pub(super) fn decide(
+    held: RunId,
+    row: &HeldRow,
+    approving: Option<ApprovingRow>,
+    newer: &[(RunId, String)],
+    window: chrono::Duration,
+) -> Result<u64, ApprovalError> {
+    let status = RunStatus::parse(&row.status).ok_or_else(|| {
+        StoreError::Corrupt(format!("runs.status: {:?} is not a run status", row.status))
+    })?;
+    if let Some(approving) = approving {
+        return Err(ApprovalRefused::AlreadyApproved {
+            run: held,
+            approving_run: approving.id,
+            by: approving.triggered_by,
+            at: approving.started_at,
+        }
+        .into());
+    }
+    if status != RunStatus::Held {
+        return Err(ApprovalRefused::NotHeld { run: held, status }.into());
+    }
+    if let Some((running, _)) = newer.iter().find(|(_, s)| s == "running") {
+        return Err(ApprovalRefused::RunInProgress { running: *running }.into());
+    }
+    if let Some((newer, _)) = newer.iter().find(|(_, s)| s == "held") {
+        return Err(ApprovalRefused::NewerHeldRun {
+            run: held,
+            newer: *newer,
+        }
+        .into());
+    }
+    if let Some((newer, newer_status)) = newer.first() {
+        return Err(ApprovalRefused::Superseded {
+            run: held,
+            newer: *newer,
+            newer_status: RunStatus::parse(newer_status).unwrap_or(RunStatus::Failed),
+        }
+        .into());
+    }
+    let held_at = row.finished_at.unwrap_or(row.now);
+    if row.now - held_at > window {
+        return Err(ApprovalRefused::Expired {
+            run: held,
+            held_at,
+            window,
+        }
+        .into());
+    }
+    let summary = row
+        .summary
+        .as_ref()
+        .ok_or_else(|| StoreError::Corrupt(format!("runs.summary: held run {held} has none")))?;
+    Ok(summary.0.planned.users_deactivated as u64)
 }
 
 async fn already_approved(pool: &PgPool, held: RunId) -> Result<ApprovalRefused, StoreError> {

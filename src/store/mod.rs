@@ -1,18 +1,25 @@
 //! dirsync's own records: tenants, the mirror of what was synced, runs and their reports —
-//! the `Store` trait and its PostgreSQL implementation; and who may use dirsync, the
-//! `AccessStore` (`access.rs`).
+//! the `Store` trait with its PostgreSQL and SQLite implementations; who may use dirsync, the
+//! `AccessStore` (`access.rs`); and `open`, which opens the one the settings describe.
 
 pub mod access;
 mod access_postgres;
+mod access_sqlite;
 mod approval;
+mod copy;
+mod database;
 mod model;
 pub mod postgres;
 mod search;
+pub mod sqlite;
 mod target_tokens;
 
 pub use access::AccessStore;
+pub use copy::{CopyError, CopyReport, copied_columns, copy_database};
+pub use database::{Database, ServeLock, claim_for_serving, lock_sqlite_file, open, open_location};
 pub use postgres::PgStore;
-pub use target_tokens::PgTokenStore;
+pub use sqlite::SqliteStore;
+pub use target_tokens::{PgTokenStore, SqliteTokenStore};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -36,6 +43,9 @@ pub enum StoreError {
     /// A stored row no longer parses (edited by hand, or written by a newer version).
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The database's file or directory could not be made (SQLite).
+    #[error("{0}")]
+    File(String),
 }
 
 /// What saving a tenant did.

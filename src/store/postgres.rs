@@ -34,7 +34,7 @@ use crate::tenant::{Retention, TargetSettings, Tenant};
 
 /// Rows per statement for bulk writes: large enough that a run is a few statements, small enough
 /// that one statement's arrays stay a few megabytes.
-const CHUNK: usize = 10_000;
+pub(super) const CHUNK: usize = 10_000;
 
 /// The migrations in `migrations/`, compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -855,10 +855,10 @@ impl Store for PgStore {
 // Rows and their parsing
 // ---------------------------------------------------------------------------------------------
 
-const TENANT_COLUMNS: &str = "SELECT id, key, display_name, entra_tenant_id, time_zone, \
+pub(super) const TENANT_COLUMNS: &str = "SELECT id, key, display_name, entra_tenant_id, time_zone, \
      report_retention_months, deactivation_status, deletion_threshold, source, target FROM tenants";
 
-type TenantRow = (
+pub(super) type TenantRow = (
     i64,
     String,
     String,
@@ -871,7 +871,7 @@ type TenantRow = (
     serde_json::Value,
 );
 
-type UserRow = (
+pub(super) type UserRow = (
     Uuid,
     String,
     String,
@@ -920,7 +920,7 @@ pub(super) type EntryRow = (
 );
 
 /// Maps a value that did not parse to [`StoreError::Corrupt`], naming where it was stored.
-fn parse<T, E: Display>(column: &str, parsed: Result<T, E>) -> Result<T, StoreError> {
+pub(super) fn parse<T, E: Display>(column: &str, parsed: Result<T, E>) -> Result<T, StoreError> {
     parsed.map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
@@ -942,7 +942,10 @@ pub(super) fn entry_from_row(row: EntryRow) -> Result<ReportEntry, StoreError> {
     })
 }
 
-fn tenant_from_row(row: TenantRow, groups: Vec<(i64, Uuid, String)>) -> Result<Tenant, StoreError> {
+pub(super) fn tenant_from_row(
+    row: TenantRow,
+    groups: Vec<(i64, Uuid, String)>,
+) -> Result<Tenant, StoreError> {
     let (
         _,
         key,
@@ -988,7 +991,7 @@ fn tenant_from_row(row: TenantRow, groups: Vec<(i64, Uuid, String)>) -> Result<T
     })
 }
 
-fn mirror_user_from_row(row: UserRow) -> Result<MirrorUser, StoreError> {
+pub(super) fn mirror_user_from_row(row: UserRow) -> Result<MirrorUser, StoreError> {
     let (entra_id, target_id, email, first_name, last_name, phone, job_title, role, status) = row;
     Ok(MirrorUser {
         entra_id: entra_id.into(),
@@ -1065,14 +1068,14 @@ pub(super) fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
     })
 }
 
-fn trigger_kind_text(kind: TriggerKind) -> &'static str {
+pub(super) fn trigger_kind_text(kind: TriggerKind) -> &'static str {
     match kind {
         TriggerKind::Automatic => "automatic",
         TriggerKind::Manual => "manual",
     }
 }
 
-fn group_status(text: &str) -> Result<GroupStatus, String> {
+pub(super) fn group_status(text: &str) -> Result<GroupStatus, String> {
     [
         GroupStatus::Found,
         GroupStatus::Deleted,
@@ -1084,14 +1087,14 @@ fn group_status(text: &str) -> Result<GroupStatus, String> {
     .ok_or_else(|| format!("{text:?} is not a group status"))
 }
 
-fn subject_kind(text: &str) -> Result<SubjectKind, String> {
+pub(super) fn subject_kind(text: &str) -> Result<SubjectKind, String> {
     [SubjectKind::User, SubjectKind::Group, SubjectKind::Run]
         .into_iter()
         .find(|s| s.as_str() == text)
         .ok_or_else(|| format!("{text:?} is not a report subject"))
 }
 
-fn severity_level(text: &str) -> Result<Severity, String> {
+pub(super) fn severity_level(text: &str) -> Result<Severity, String> {
     [Severity::Info, Severity::Warning, Severity::Error]
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -1119,7 +1122,7 @@ async fn tenant_id(conn: &mut PgConnection, tenant: &TenantKey) -> Result<i64, S
         .ok_or_else(|| no_tenant(tenant))
 }
 
-fn no_tenant(tenant: &TenantKey) -> StoreError {
+pub(super) fn no_tenant(tenant: &TenantKey) -> StoreError {
     StoreError::NotFound(format!(
         "tenant {tenant:?} does not exist",
         tenant = tenant.as_str()
@@ -1127,7 +1130,7 @@ fn no_tenant(tenant: &TenantKey) -> StoreError {
 }
 
 /// A report row for a run that is not there violates the foreign key; say so plainly.
-fn missing_run(error: sqlx::Error, run: RunId) -> StoreError {
+pub(super) fn missing_run(error: sqlx::Error, run: RunId) -> StoreError {
     match &error {
         sqlx::Error::Database(e) if e.is_foreign_key_violation() => {
             StoreError::NotFound(format!("run {run} does not exist"))
@@ -1153,7 +1156,7 @@ fn renamed_columns(chunk: &[(GroupKey, String)]) -> (Vec<Uuid>, Vec<&'static str
 }
 
 /// One state per user, the last one given: an upsert may not touch the same row twice.
-fn last_state_per_user(users: &[MirrorUser]) -> Vec<&MirrorUser> {
+pub(super) fn last_state_per_user(users: &[MirrorUser]) -> Vec<&MirrorUser> {
     let mut at: HashMap<&EntraObjectId, usize> = HashMap::with_capacity(users.len());
     let mut unique: Vec<&MirrorUser> = Vec::with_capacity(users.len());
     for user in users {
@@ -1278,7 +1281,7 @@ async fn release_users(
 
 /// A rename or conversion of a group the mirror does not hold means the caller's plan and the
 /// mirror disagree; the rest of the run's changes are still worth keeping, so it is logged.
-fn warn_if_missed(tenant: &TenantKey, what: &str, expected: usize, done: usize) {
+pub(super) fn warn_if_missed(tenant: &TenantKey, what: &str, expected: usize, done: usize) {
     if done < expected {
         tracing::warn!(
             tenant = tenant.as_str(),

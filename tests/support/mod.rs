@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests.
 
 pub mod auth;
+pub mod backend;
 pub mod browser;
 pub mod counting;
 pub mod scim_server;

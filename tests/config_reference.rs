@@ -68,6 +68,15 @@ fn every_setting() -> BTreeMap<String, Effective> {
         "kind = \"managed_identity\"\nclient_id = \"m\"\n",
     ];
     let mut all = config_check("");
+    // `database.url` is printed only when set (unset, the SQLite file at `database.path` is used).
+    let postgres = config_check("[database]\nurl = \"postgres://u:p@db/x\"\n");
+    all.entry("database.url".to_owned()).or_insert(
+        postgres
+            .into_iter()
+            .find(|(k, _)| k == "database.url")
+            .expect("database.url printed")
+            .1,
+    );
     for credential in credentials {
         let text = format!("{oidc}[graph]\nclient_id = \"app\"\n[graph.credential]\n{credential}");
         for (key, effective) in config_check(&text) {

@@ -1,5 +1,5 @@
 //! Runs: force a sync (R21), list and inspect runs and their reports (R19), follow progress,
-//! approve a held run (R18), and download a report as `.xlsx`. Readers of a tenant (viewers and
+//! approve or reject a held run (R18), and download a report as `.xlsx`. Readers of a tenant (viewers and
 //! up) see its runs and reports; tenant admins and operators force and approve, and the run
 //! records who did, from their sign-in or API token — never from the request.
 
@@ -22,7 +22,7 @@ use crate::domain::AccessRole;
 use crate::plan::{GroupSummary, PlanCounts, Severity};
 use crate::service::Launched;
 use crate::store::{
-    ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, SubjectKind, Trigger,
+    Rejection, ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, SubjectKind, Trigger,
     TriggerKind,
 };
 use crate::tenant::Tenant;
@@ -66,6 +66,12 @@ pub(super) fn routes() -> Vec<Route> {
             "/api/v1/tenants/{tenant}/runs/{run}/approve",
             operate,
             approve,
+        ),
+        Route::api(
+            Method::POST,
+            "/api/v1/tenants/{tenant}/runs/{run}/reject",
+            operate,
+            reject,
         ),
         Route::api(
             Method::GET,
@@ -237,6 +243,69 @@ async fn approve(
         }),
     )
         .into_response())
+}
+
+/// R18: `caller` rejects the tenant's held run `run`, with an optional reason; the API and the
+/// console both reject through here.
+pub(crate) async fn reject_held(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &Tenant,
+    run: RunId,
+    reason: Option<&str>,
+) -> ApiResult<Rejection> {
+    tenant_run(state, tenant, run).await?;
+    let rejection = state
+        .runner
+        .reject(&tenant.key, run, &caller.name, reason)
+        .await?;
+    state
+        .audit(
+            caller,
+            Action::RunReject,
+            Some(&tenant.key),
+            json!({"rejected_run": run, "reason": rejection.reason}),
+        )
+        .await;
+    Ok(rejection)
+}
+
+/// The body of a rejection: only the reason, if any; who rejects comes from the sign-in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Rejected {
+    run: RunRecord,
+    rejection: Rejection,
+}
+
+/// R18: an admin rejects a held run: `200` with the run, now `rejected`, and who rejected it;
+/// `409` with the reason when it is not held or was approved or rejected already.
+async fn reject(
+    State(state): State<AppState>,
+    access: TenantAccess<Operate>,
+    ApiPath((_, run)): ApiPath<(String, RunId)>,
+    body: Bytes,
+) -> ApiResult<Json<Rejected>> {
+    let body: RejectBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RejectBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|err| {
+            ApiError::BadRequest(format!(
+                "the body is a JSON object with at most a \"reason\"; who rejects is taken from \
+                 the sign-in or API token: {err}"
+            ))
+        })?
+    };
+    let tenant = &access.tenant;
+    let rejection =
+        reject_held(&state, &access.caller, tenant, run, body.reason.as_deref()).await?;
+    let run = tenant_run(&state, tenant, run).await?;
+    Ok(Json(Rejected { run, rejection }))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt};
 use tracing::{info, instrument, warn};
 
 pub use apply::{Applier, phases};
-pub use approve::{ApproveError, approve_held_run};
+pub use approve::{ApproveError, RejectError, approve_held_run, reject_held_run};
 pub use entries::{note_entry, op_entries, run_entry};
 
 use crate::domain::TenantKey;

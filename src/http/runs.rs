@@ -22,8 +22,8 @@ use crate::domain::AccessRole;
 use crate::plan::{GroupSummary, PlanCounts, Severity};
 use crate::service::Launched;
 use crate::store::{
-    Rejection, ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, SubjectKind, Trigger,
-    TriggerKind,
+    Rejection, ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, SubjectKind,
+    Trigger, TriggerKind,
 };
 use crate::tenant::Tenant;
 

@@ -399,7 +399,10 @@ pub(super) async fn reject_held_run(
 }
 
 /// Who rejected run `run`, when and why; `None` when it was not rejected.
-pub(super) async fn rejection_of<'e, E>(executor: E, run: RunId) -> Result<Option<Rejection>, sqlx::Error>
+pub(super) async fn rejection_of<'e, E>(
+    executor: E,
+    run: RunId,
+) -> Result<Option<Rejection>, sqlx::Error>
 where
     E: sqlx::PgExecutor<'e>,
 {

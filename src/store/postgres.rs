@@ -16,10 +16,10 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{
-    Approval, ApprovalError, ApprovedRun, EntryPage, Rejection, RejectionError, EntryQuery, MirrorChanges, PersonEvent,
-    PersonMatch, ReportEntry, RunFilter, RunFinish, RunId, RunOptions, RunProgress, RunRecord,
-    RunStart, RunStatus, RunSummary, Store, StoreError, SubjectKind, TenantSaved, Trigger,
-    TriggerKind,
+    Approval, ApprovalError, ApprovedRun, EntryPage, EntryQuery, MirrorChanges, PersonEvent,
+    PersonMatch, Rejection, RejectionError, ReportEntry, RunFilter, RunFinish, RunId, RunOptions,
+    RunProgress, RunRecord, RunStart, RunStatus, RunSummary, Store, StoreError, SubjectKind,
+    TenantSaved, Trigger, TriggerKind,
 };
 use crate::domain::expose_for_storage;
 use crate::domain::{

@@ -274,6 +274,14 @@ impl Fixture {
                 let held = finished_run(&self.store, t, RunStatus::Held).await;
                 format!("/tenants/{t}/reports/{held}/approve")
             }
+            "/api/v1/tenants/{tenant}/runs/{run}/reject" => {
+                let held = finished_run(&self.store, t, RunStatus::Held).await;
+                format!("/api/v1/tenants/{t}/runs/{held}/reject")
+            }
+            "/tenants/{tenant}/reports/{run}/reject" => {
+                let held = finished_run(&self.store, t, RunStatus::Held).await;
+                format!("/tenants/{t}/reports/{held}/reject")
+            }
             "/operator/access/{grant}/revoke" => {
                 let grant = self
                     .store
@@ -411,6 +419,9 @@ impl Fixture {
                 "entra_object_id": "00000000-0000-4000-8000-000000000003",
                 "role": "viewer", "tenant": "beta"
             })),
+            ("POST", "/tenants/{tenant}/reports/{run}/reject") => {
+                Some(json!({"reason": "rejected in the matrix"}))
+            }
             ("POST", "/operator/tokens") => {
                 Some(json!({"name": "made on the page", "role": "viewer", "tenant": "beta"}))
             }

@@ -716,9 +716,16 @@ async fn access_token_and_audit_commands_manage_who_may_use_dirsync(pool: PgPool
     assert!(!audit.contains(&token), "{audit}");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgPool) {
-    // Arrange: the tenant holds any run that would deactivate more than one user.
+/// A tenant synced once through the CLI whose second run (run 2) is held: it would deactivate two
+/// users, one more than its threshold.
+struct HeldRun {
+    entra: EntraEmulator,
+    highq: HighQEmulator,
+    settings: PathBuf,
+    url: String,
+}
+
+async fn tenant_with_held_run_2(pool: &PgPool) -> HeldRun {
     let entra = EntraEmulator::start(Directory {
         tenants: vec![day_one()],
     })
@@ -729,7 +736,7 @@ async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgP
         .expect("HighQ emulator");
     let dir = scratch();
     let settings = write_settings(&dir, &entra);
-    let url = database_url(&pool);
+    let url = database_url(pool);
     let tenants = write_tenant_file(&dir, &[(SALES, "internal")], Some(&highq));
     let text = std::fs::read_to_string(&tenants).unwrap().replace(
         "time_zone = \"Europe/London\"\n",
@@ -770,7 +777,22 @@ async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgP
         "{}",
         stdout(&held)
     );
+    HeldRun {
+        entra,
+        highq,
+        settings,
+        url,
+    }
+}
 
+#[sqlx::test(migrations = "./migrations")]
+async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgPool) {
+    let HeldRun {
+        highq,
+        settings,
+        url,
+        ..
+    } = tenant_with_held_run_2(&pool).await;
     let approve = [
         "approve",
         "--tenant",
@@ -812,4 +834,76 @@ async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgP
         "{}",
         stdout(&again)
     );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn r18_reject_closes_a_held_run_in_the_rejecters_name_and_approve_is_refused_after(
+    pool: PgPool,
+) {
+    let HeldRun {
+        highq,
+        settings,
+        url,
+        ..
+    } = tenant_with_held_run_2(&pool).await;
+    let reject = [
+        "reject",
+        "--tenant",
+        "acme",
+        "--run",
+        "2",
+        "--by",
+        "Ada Admin",
+        "--reason",
+        "a reorganisation, not departures",
+    ];
+    let rejected = dirsync(&url, Some(&settings), &reject).await;
+    assert_eq!(
+        rejected.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&rejected),
+        stderr(&rejected)
+    );
+    assert_eq!(
+        stdout(&rejected),
+        "run 2 rejected by Ada Admin; it applies nothing and can no longer be approved\n"
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = 2")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "rejected");
+    let audited: (String, serde_json::Value) =
+        sqlx::query_as("SELECT actor, detail FROM audit_events WHERE action = 'run_reject'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        audited.1,
+        serde_json::json!({"rejected_run": 2, "by": "Ada Admin", "reason": "a reorganisation, not departures"})
+    );
+
+    let approve = ["approve", "--tenant", "acme", "--run", "2", "--by", "Bob"];
+    let refused = dirsync(&url, Some(&settings), &approve).await;
+    assert_eq!(refused.status.code(), Some(5), "{}", stdout(&refused));
+    assert!(
+        stdout(&refused).starts_with("approval refused: run 2 was rejected by Ada Admin at "),
+        "{}",
+        stdout(&refused)
+    );
+    let again = dirsync(&url, Some(&settings), &reject).await;
+    assert_eq!(again.status.code(), Some(5), "{}", stdout(&again));
+    assert!(
+        stdout(&again).starts_with("rejection refused: run 2 was already rejected by Ada Admin"),
+        "{}",
+        stdout(&again)
+    );
+    let active = highq.with(|s| {
+        [1, 2]
+            .iter()
+            .filter(|n| s.user_by_email(&email(**n)).unwrap().status == UserStatus::Active)
+            .count()
+    });
+    assert_eq!(active, 2, "a rejected run deactivates nobody");
 }

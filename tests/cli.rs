@@ -719,7 +719,8 @@ async fn access_token_and_audit_commands_manage_who_may_use_dirsync(pool: PgPool
 /// A tenant synced once through the CLI whose second run (run 2) is held: it would deactivate two
 /// users, one more than its threshold.
 struct HeldRun {
-    entra: EntraEmulator,
+    /// Kept running until the test ends.
+    _entra: EntraEmulator,
     highq: HighQEmulator,
     settings: PathBuf,
     url: String,
@@ -778,7 +779,7 @@ async fn tenant_with_held_run_2(pool: &PgPool) -> HeldRun {
         stdout(&held)
     );
     HeldRun {
-        entra,
+        _entra: entra,
         highq,
         settings,
         url,
@@ -787,11 +788,12 @@ async fn tenant_with_held_run_2(pool: &PgPool) -> HeldRun {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgPool) {
+    // Every field is bound, so the emulators run until the test ends.
     let HeldRun {
+        _entra,
         highq,
         settings,
         url,
-        ..
     } = tenant_with_held_run_2(&pool).await;
     let approve = [
         "approve",
@@ -840,11 +842,12 @@ async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgP
 async fn r18_reject_closes_a_held_run_in_the_rejecters_name_and_approve_is_refused_after(
     pool: PgPool,
 ) {
+    // Every field is bound, so the emulators run until the test ends.
     let HeldRun {
+        _entra,
         highq,
         settings,
         url,
-        ..
     } = tenant_with_held_run_2(&pool).await;
     let reject = [
         "reject",

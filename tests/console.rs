@@ -3,7 +3,8 @@
 //! Entra emulator (sign-in and Graph) and the HighQ emulator, each test on its own database.
 //! Flows: sign in through the emulator's form; a tenant admin sees only their tenant; Force sync
 //! now → progress reaches 100% → the report shows the directory's changes; Download gives the
-//! four-sheet workbook; a held run is approved once; the person page explains a departure; an
+//! four-sheet workbook; a held run is rejected (and cannot be approved after), the next one is
+//! approved once; the person page explains a departure; an
 //! operator onboards a tenant, tests its connection and previews it; sign-out. Screenshots of
 //! each page go to `target/screenshots/`.
 
@@ -257,7 +258,8 @@ async fn a_tenant_admin_forces_a_sync_follows_it_to_100_percent_reads_and_downlo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_run_is_approved_once_and_the_person_page_explains_a_departure() {
+async fn a_held_run_is_rejected_the_next_is_approved_once_and_the_person_page_explains_a_departure()
+{
     let world = world("held").await;
     // A first run, and then five people leave every group: more than the threshold of three.
     let first = world.demo.sync("setup").await.unwrap();
@@ -280,7 +282,94 @@ async fn a_held_run_is_approved_once_and_the_person_page_explains_a_departure() 
         .wait_for_text("#held-banner", |t| t.contains("held for approval"))
         .await;
     assert!(banner.contains("5 users deactivated"), "{banner}");
+    assert!(browser.exists("#approve").await && browser.exists("#reject").await);
     browser.screenshot("held-run").await;
+    let rejected_run = world
+        .demo
+        .store
+        .runs(&world.demo.tenant.key, 1)
+        .await
+        .unwrap()[0]
+        .id;
+
+    // Reject, with a confirmation page that says what it does and takes a reason.
+    browser.click("#reject").await;
+    let confirm = browser
+        .wait_for_text("main", |t| t.contains("can no longer be approved"))
+        .await;
+    assert!(
+        confirm.contains(&format!("Reject held run {rejected_run}?")),
+        "{confirm}"
+    );
+    browser
+        .fill("#reject-reason", "A reorganisation, not departures")
+        .await;
+    browser.click("#confirm-reject").await;
+    browser
+        .wait_for_text("#notice", |t| t.contains("Rejected"))
+        .await;
+    browser.wait_for("#groups").await;
+    assert!(!browser.exists("#held-banner").await);
+    assert!(!browser.exists("#approve").await);
+    browser
+        .goto(&format!("{base}/tenants/demo/reports/{rejected_run}"))
+        .await;
+    let status = browser
+        .wait_for_text("#run-status", |t| !t.is_empty())
+        .await;
+    assert!(status.starts_with("Rejected"), "{status}");
+    let rejection = browser.text("#run-rejection").await;
+    assert!(
+        rejection.contains(&format!("by {}", TENANT_ADMIN.name))
+            && rejection.ends_with("A reorganisation, not departures"),
+        "{rejection}"
+    );
+    // Approving it afterwards (a stale page's form, replayed with this session) is refused.
+    let csrf = browser
+        .find("input[name=csrf_token]")
+        .await
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let session = browser.cookie("dirsync_session").await;
+    let refused = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!(
+            "{base}/tenants/demo/reports/{rejected_run}/approve"
+        ))
+        .header("cookie", format!("dirsync_session={session}"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("a rejected run cannot be approved"), "{page}");
+    assert_eq!(
+        world
+            .demo
+            .store
+            .runs(&world.demo.tenant.key, 1)
+            .await
+            .unwrap()[0]
+            .status,
+        RunStatus::Rejected,
+        "no run carried out the refused approval"
+    );
+
+    // The leavers are still gone: the next forced run is held again.
+    browser.goto(&format!("{base}/tenants/demo/force")).await;
+    browser.click("#confirm-force").await;
+    browser
+        .wait_for("#progress[data-state='done'] [data-run-state='done']")
+        .await;
+    browser.goto(&format!("{base}/tenants/demo")).await;
+    browser
+        .wait_for_text("#held-banner", |t| t.contains("held for approval"))
+        .await;
 
     // Approve: carried out once; the banner and its button are gone after.
     browser.click("#approve").await;
@@ -303,8 +392,13 @@ async fn a_held_run_is_approved_once_and_the_person_page_explains_a_departure() 
     let statuses: Vec<RunStatus> = runs.iter().map(|r| r.status).collect();
     assert_eq!(
         statuses,
-        [RunStatus::Succeeded, RunStatus::Held, RunStatus::Succeeded],
-        "one approval, one run carrying it out"
+        [
+            RunStatus::Succeeded,
+            RunStatus::Held,
+            RunStatus::Rejected,
+            RunStatus::Succeeded
+        ],
+        "one rejection, one approval, one run carrying it out"
     );
     assert_eq!(
         runs[0].summary.as_ref().unwrap().applied.users_deactivated,

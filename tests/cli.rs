@@ -910,3 +910,164 @@ async fn r18_reject_closes_a_held_run_in_the_rejecters_name_and_approve_is_refus
     });
     assert_eq!(active, 2, "a rejected run deactivates nobody");
 }
+
+/// A child process killed when dropped, whose stdout lines arrive on a channel as it prints them.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(command: &mut Command) -> Self {
+        use std::io::BufRead;
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary started");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The lines printed up to and including the first that starts with `last`, read within
+    /// `deadline`.
+    fn lines_until(&self, last: &str, deadline: std::time::Duration) -> String {
+        let until = std::time::Instant::now() + deadline;
+        let mut text = String::new();
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    text.push_str(&line);
+                    text.push('\n');
+                    if line.starts_with(last) {
+                        return text;
+                    }
+                }
+                Err(err) => {
+                    panic!("no line starting {last:?} within {deadline:?} ({err}):\n{text}")
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_console_serves_the_console_prints_its_url_and_sign_ins_and_signs_one_in_through_the_emulator()
+ {
+    let database = format!("dirsync_demo_console_cli_{}", uuid::Uuid::new_v4().simple());
+    let dir = scratch();
+    let demo = Running::start(
+        Command::new(env!("CARGO_BIN_EXE_dirsync"))
+            .args([
+                "demo",
+                "--console",
+                "--console-addr",
+                "127.0.0.1:0",
+                "--database",
+                &database,
+                "--report-dir",
+                dir.to_str().unwrap(),
+            ])
+            .env("DIRSYNC__DATABASE__URL", server_url().as_str())
+            .env("RUST_LOG", "warn")
+            .env_remove("DIRSYNC_CONFIG"),
+    );
+    let text = tokio::task::block_in_place(|| {
+        demo.lines_until("Press Ctrl-C to stop.", std::time::Duration::from_secs(180))
+    });
+
+    let base = text
+        .lines()
+        .find_map(|l| l.strip_prefix("The admin console: "))
+        .unwrap_or_else(|| panic!("the console's URL in:\n{text}"))
+        .trim_end_matches('/')
+        .to_owned();
+    assert!(
+        base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
+        "the port it listens on: {base}"
+    );
+    let ca = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("(the emulator's TLS certificate authority: ")
+        })
+        .and_then(|l| l.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("the emulator's CA in:\n{text}"));
+    let sign_ins: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Sign in through the Entra emulator"))
+        .filter(|l| l.starts_with("  ") && l.contains('@'))
+        .collect();
+    assert_eq!(
+        sign_ins.len(),
+        3,
+        "an operator, a tenant admin, a viewer:\n{text}"
+    );
+    let admin = sign_ins
+        .iter()
+        .find(|l| l.contains("tenant admin of \"demo\""))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("a tenant admin's sign-in in:\n{text}"));
+
+    // Sign in as a browser would: the console sends us to the emulator's form, the form sends
+    // us back with a code, and the session cookie lands in the jar.
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let form = http
+        .get(format!("{base}/auth/sign-in?return_to=%2Ftenants%2Fdemo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let authorize = form.url().clone();
+    assert!(
+        authorize.path().ends_with("/oauth2/v2.0/authorize"),
+        "{authorize}"
+    );
+    assert!(form.text().await.unwrap().contains("name=\"username\""));
+    let tenant_page = http
+        .post(authorize)
+        .form(&[("username", admin)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tenant_page.url().path(), "/tenants/demo");
+    assert_eq!(tenant_page.status(), 200);
+    let page = tenant_page.text().await.unwrap();
+    assert!(
+        page.contains("Tess Admin") && page.contains("id=\"force-sync\""),
+        "the demo tenant's page, to its admin: {page}"
+    );
+    assert!(page.contains("Succeeded"), "the demo's run: {page}");
+
+    drop(demo);
+    let mut admin_db = server_url();
+    admin_db.set_path("/postgres");
+    let pool = PgPool::connect(admin_db.as_str())
+        .await
+        .expect("the server");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .execute(&pool)
+        .await
+        .expect("the demo database dropped");
+}

@@ -380,6 +380,8 @@ impl Fixture {
                     "/tenants/{tenant}/settings",
                     "/tenants/{tenant}/check",
                     "/tenants/{tenant}/preview",
+                    "/tenants/{tenant}/connect-highq",
+                    "/tenants/{tenant}/connect-highq/callback",
                     "/operator/access",
                     "/operator/tokens",
                     "/operator/audit",
@@ -419,6 +421,9 @@ impl Fixture {
                 "entra_object_id": "00000000-0000-4000-8000-000000000003",
                 "role": "viewer", "tenant": "beta"
             })),
+            ("POST", "/tenants/{tenant}/connect-highq") => {
+                Some(json!({"code": "not-a-code-issued-by-highq"}))
+            }
             ("POST", "/tenants/{tenant}/reports/{run}/reject") => {
                 Some(json!({"reason": "rejected in the matrix"}))
             }

@@ -512,30 +512,44 @@ async fn an_operator_onboards_a_tenant_tests_its_connection_previews_it_and_conf
     let target = browser.text("#target-result").await;
     assert!(target.contains("Failed"), "{target}");
 
-    // The operator connects HighQ with an authorization code (`dirsync tenant connect-highq`),
-    // and the test passes.
-    let northwind_key = TenantKey::parse("northwind").unwrap();
-    let northwind = world
-        .demo
-        .store
-        .tenant(&northwind_key)
-        .await
-        .unwrap()
-        .unwrap();
-    let Some(dirsync::tenant::TargetSettings::Highq(config)) = &northwind.target else {
-        panic!("the form saved a HighQ target: {:?}", northwind.target);
-    };
-    let code = world.demo.highq.with(|s| s.issue_authorization_code());
-    dirsync::connect::highq_adapter(world.demo.store.pool(), &northwind, config)
-        .unwrap()
-        .connect_with_authorization_code(&code.into(), "http://localhost/callback")
-        .await
-        .unwrap();
-    browser.refresh_page().await;
+    // The operator connects HighQ from the console: a code that HighQ did not issue is refused
+    // with HighQ's reason; then HighQ's consent page, and back with a code, exchanged.
+    browser.click("#connect-highq").await;
+    browser
+        .wait_for_path("/tenants/northwind/connect-highq")
+        .await;
+    browser
+        .fill("#highq-code", "a-code-highq-never-issued")
+        .await;
+    browser.click("#highq-paste").await;
+    let failed = browser
+        .wait_for_text("#connect-failed", |t| !t.is_empty())
+        .await;
+    assert!(failed.contains("authorization code"), "{failed}");
+    browser.screenshot("connect-highq").await;
+    browser.click("#highq-authorize").await;
+    browser.click("#highq-allow").await;
+    browser.wait_for_path("/tenants/northwind/check").await;
     let target = browser
         .wait_for_text("#target-result", |t| !t.is_empty())
         .await;
     assert!(target.contains("Connected"), "{target}");
+    let connects: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT detail FROM audit_events WHERE action = 'target_connect' ORDER BY id",
+    )
+    .fetch_all(world.demo.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        connects.len(),
+        1,
+        "only the exchange that worked: {connects:?}"
+    );
+    assert_eq!(connects[0]["via"], "callback");
+    assert_eq!(
+        connects[0]["redirect_uri"],
+        format!("{base}/tenants/northwind/connect-highq/callback")
+    );
     browser.screenshot("test-connection").await;
 
     // Preview: what a first sync would do, changing nothing.

@@ -35,6 +35,20 @@ use crate::tenant::Tenant;
 pub trait Connector: Send + Sync {
     async fn source(&self, tenant: &Tenant) -> Result<Arc<dyn DirectorySource>, String>;
     async fn target(&self, tenant: &Tenant) -> Result<Arc<dyn TargetAdapter>, String>;
+    /// Connects the tenant's target for the first time with the authorization code an admin's
+    /// consent produced (HighQ), keeping what it yields. Connectors with nowhere to keep it
+    /// refuse.
+    async fn connect_target(
+        &self,
+        tenant: &Tenant,
+        _code: &secrecy::SecretString,
+        _redirect_uri: &str,
+    ) -> Result<(), String> {
+        Err(format!(
+            "tenant {}: this service cannot connect a target with an authorization code",
+            tenant.key
+        ))
+    }
 }
 
 /// A connector that hands every tenant the same source and target: for tests and the demo.

@@ -6,6 +6,7 @@
 
 mod admin;
 mod assets;
+mod connect;
 mod operator;
 mod reports;
 mod tenant;
@@ -27,6 +28,7 @@ pub(super) fn routes() -> Vec<Route> {
         tenant::routes(),
         reports::routes(),
         operator::routes(),
+        connect::routes(),
         admin::routes(),
     ]
     .into_iter()

@@ -543,8 +543,7 @@ async fn r18_a_rejected_run_applies_nothing_can_no_longer_be_approved_and_the_ne
     );
     let again = reject_held_run(&tenancy.ctx, &key(), held.run_id, "Bob Boss", None)
         .await
-        .err()
-        .expect("rejected once");
+        .expect_err("rejected once");
     assert!(
         matches!(again, RejectError::Refused(RejectionRefused::AlreadyRejected { ref rejection, .. }) if rejection.by == "Ada Admin"),
         "{again}"

@@ -371,26 +371,28 @@ struct AuthorizeQuery {
 }
 
 impl AuthorizeQuery {
-    /// The redirect URI to send the browser back to, when the request is one HighQ would serve.
-    fn checked(&self, client_id: &str) -> Result<url::Url, Response> {
-        let refuse = |message: &str| {
-            (
-                StatusCode::BAD_REQUEST,
-                format!("HighQ emulator: {message}"),
-            )
-                .into_response()
-        };
+    /// The redirect URI to send the browser back to, when the request is one HighQ would
+    /// serve; otherwise why not (answered as a `400`).
+    fn checked(&self, client_id: &str) -> Result<url::Url, &'static str> {
         if self.response_type.as_deref() != Some("code") {
-            return Err(refuse("response_type must be \"code\""));
+            return Err("response_type must be \"code\"");
         }
         if self.client_id.as_deref() != Some(client_id) {
-            return Err(refuse("unknown client_id"));
+            return Err("unknown client_id");
         }
         self.redirect_uri
             .as_deref()
             .and_then(|uri| url::Url::parse(uri).ok())
-            .ok_or_else(|| refuse("redirect_uri must be an absolute URL"))
+            .ok_or("redirect_uri must be an absolute URL")
     }
+}
+
+fn refuse_authorize(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        format!("HighQ emulator: {message}"),
+    )
+        .into_response()
 }
 
 /// `GET /authorize.action`: the consent page a HighQ site admin sees (already signed in).
@@ -400,7 +402,7 @@ async fn authorize_form(
 ) -> Response {
     let client_id = state.lock().expect("emulator lock").oauth.client_id.clone();
     if let Err(refused) = query.checked(&client_id) {
-        return refused;
+        return refuse_authorize(refused);
     }
     axum::response::Html(
         "<!doctype html><html><head><title>Authorise application</title></head><body>\
@@ -429,7 +431,7 @@ async fn authorize_submit(
     let client_id = emulator.oauth.client_id.clone();
     let mut back = match query.checked(&client_id) {
         Ok(url) => url,
-        Err(refused) => return refused,
+        Err(refused) => return refuse_authorize(refused),
     };
     {
         let mut pairs = back.query_pairs_mut();

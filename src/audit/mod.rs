@@ -159,10 +159,15 @@ mod tests {
 
     #[test]
     fn run_and_report_actions_are_the_ones_kept_for_the_tenants_retention() {
-        let retained: Vec<&str> = [Action::RunForce, Action::RunApprove, Action::ReportDownload]
-            .iter()
-            .map(|a| a.as_str())
-            .collect();
+        let retained: Vec<&str> = [
+            Action::RunForce,
+            Action::RunApprove,
+            Action::RunReject,
+            Action::ReportDownload,
+        ]
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
         assert_eq!(retained, crate::store::access::TENANT_RETAINED_ACTIONS);
     }
 }

@@ -534,20 +534,30 @@ async fn an_operator_onboards_a_tenant_tests_its_connection_previews_it_and_conf
         .wait_for_text("#target-result", |t| !t.is_empty())
         .await;
     assert!(target.contains("Connected"), "{target}");
-    let connects: Vec<serde_json::Value> = sqlx::query_scalar(
-        "SELECT detail FROM audit_events WHERE action = 'target_connect' ORDER BY id",
+    let connects: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT outcome, detail FROM audit_events WHERE action = 'target_connect' ORDER BY id",
     )
     .fetch_all(world.demo.store.pool())
     .await
     .unwrap();
     assert_eq!(
         connects.len(),
-        1,
-        "only the exchange that worked: {connects:?}"
+        2,
+        "the refused code, then the exchange: {connects:?}"
     );
-    assert_eq!(connects[0]["via"], "callback");
+    assert_eq!(connects[0].0, "refused");
+    assert_eq!(connects[0].1["via"], "pasted");
+    assert!(
+        connects[0].1["refused"]
+            .as_str()
+            .unwrap()
+            .contains("authorization code"),
+        "{connects:?}"
+    );
+    assert_eq!(connects[1].0, "ok");
+    assert_eq!(connects[1].1["via"], "callback");
     assert_eq!(
-        connects[0]["redirect_uri"],
+        connects[1].1["redirect_uri"],
         format!("{base}/tenants/northwind/connect-highq/callback")
     );
     browser.screenshot("test-connection").await;

@@ -19,6 +19,7 @@ use crate::audit::Action;
 use crate::auth::caller::Caller;
 use crate::auth::extract::{ConfigureTenant, Page};
 use crate::http::{ApiError, AppState, Guard, Route};
+use crate::store::access::AuditOutcome;
 use crate::target::highq::HighQConfig;
 use crate::tenant::{TargetSettings, Tenant};
 
@@ -155,20 +156,32 @@ async fn exchange(
     redirect_uri: &str,
     how: &'static str,
 ) -> Result<Response, String> {
-    state
+    let connected = state
         .runner
         .context()
         .connector
         .connect_target(tenant, code, redirect_uri)
-        .await?;
-    state
-        .audit(
-            caller,
-            Action::TargetConnect,
-            Some(&tenant.key),
-            json!({"target": "highq", "redirect_uri": redirect_uri, "via": how}),
-        )
         .await;
+    // A refused code is recorded too, with HighQ's reason: repeated refusals are worth seeing.
+    let mut detail = json!({"target": "highq", "redirect_uri": redirect_uri, "via": how});
+    let outcome = match &connected {
+        Ok(()) => AuditOutcome::Ok,
+        Err(problem) => {
+            detail["refused"] = json!(problem);
+            AuditOutcome::Refused
+        }
+    };
+    crate::audit::record(
+        state.auth.access().as_ref(),
+        state.auth.now(),
+        &crate::audit::Actor::of(caller),
+        Action::TargetConnect,
+        Some(&tenant.key),
+        outcome,
+        detail,
+    )
+    .await;
+    connected?;
     Ok(Redirect::to(&format!("/tenants/{}/check", tenant.key)).into_response())
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use secrecy::SecretString;
 
 use crate::domain::SecretEnvPolicy;
 use crate::settings::Settings;
@@ -86,8 +87,49 @@ pub fn highq_adapter(
     HighQAdapter::new(config.clone(), tokens).map_err(|err| err.to_string())
 }
 
+/// Connects a stored tenant to HighQ for the first time: exchanges the authorization code a HighQ
+/// admin's consent produced (issued for `redirect_uri`) for the first refresh token, stored in
+/// the database. `dirsync tenant connect-highq` and the console both connect through here.
+pub async fn connect_highq(
+    database: &dyn Database,
+    tenant: &Tenant,
+    policy: &SecretEnvPolicy,
+    code: &SecretString,
+    redirect_uri: &str,
+) -> Result<(), String> {
+    let tenant = resolved(tenant, policy)?;
+    let Some(TargetSettings::Highq(config)) = &tenant.target else {
+        return Err(format!(
+            "tenant {}: its target is not a HighQ connection (kind = \"highq\")",
+            tenant.key
+        ));
+    };
+    let adapter = highq_adapter(database, &tenant, config)
+        .map_err(|problem| format!("tenant {}: target: {problem}", tenant.key))?;
+    adapter
+        .connect_with_authorization_code(code, redirect_uri)
+        .await
+        .map_err(|err| format!("tenant {}: {err}", tenant.key))
+}
+
 #[async_trait]
 impl Connector for ConfiguredConnector {
+    async fn connect_target(
+        &self,
+        tenant: &Tenant,
+        code: &SecretString,
+        redirect_uri: &str,
+    ) -> Result<(), String> {
+        connect_highq(
+            self.database.as_ref(),
+            tenant,
+            &self.secrets,
+            code,
+            redirect_uri,
+        )
+        .await
+    }
+
     async fn source(&self, tenant: &Tenant) -> Result<Arc<dyn DirectorySource>, String> {
         let tenant = &resolved(tenant, &self.secrets)?;
         let graph = self.graph.as_ref().ok_or_else(|| {

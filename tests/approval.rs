@@ -1,6 +1,7 @@
 //! R18: approving a held run — once, by a named person, only while it is the tenant's latest run
-//! and recent — through the store, the run engine and the HTTP API. The approved run plans afresh
-//! and may deactivate up to the number that was approved; more is held again.
+//! and recent — or rejecting it, through the store, the run engine and the HTTP API. The approved
+//! run plans afresh and may deactivate up to the number that was approved; more is held again. A
+//! rejected run applies nothing and can no longer be approved.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +17,12 @@ use dirsync::schedule::{SchedulerSettings, SystemClock};
 use dirsync::service::{Service, start};
 use dirsync::source::memory::{MemoryDirectory, MemorySource};
 use dirsync::store::{
-    Approval, ApprovalError, ApprovalRefused, PgStore, RunFinish, RunOptions, RunStart, RunStatus,
-    RunSummary, Store, Trigger,
+    Approval, ApprovalError, ApprovalRefused, PgStore, RejectionError, RejectionRefused, RunFinish,
+    RunOptions, RunStart, RunStatus, RunSummary, Store, Trigger,
 };
 use dirsync::sync::{
-    ApproveError, FixedConnector, RunOutcome, SyncContext, SyncSettings, approve_held_run, run_sync,
+    ApproveError, FixedConnector, RejectError, RunOutcome, SyncContext, SyncSettings,
+    approve_held_run, reject_held_run, run_sync,
 };
 use dirsync::target::memory::MemoryTarget;
 use dirsync::tenant::{Retention, Tenant};
@@ -472,4 +474,287 @@ async fn r18_the_engine_refuses_an_approval_without_a_name_before_touching_the_s
         .await
         .unwrap();
     assert_eq!(approvals, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rejecting a held run
+// ---------------------------------------------------------------------------------------------
+
+fn rejection_refusal(result: Result<impl std::fmt::Debug, RejectionError>) -> RejectionRefused {
+    match result {
+        Err(RejectionError::Refused(refused)) => refused,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn r18_a_rejected_run_applies_nothing_can_no_longer_be_approved_and_the_next_run_is_held_again(
+    pool: PgPool,
+) {
+    let tenancy = Tenancy::synced(pool).await;
+    tenancy.keep(4);
+    let held = tenancy.sync().await;
+    assert_eq!(held.status, RunStatus::Held);
+
+    let rejection = reject_held_run(
+        &tenancy.ctx,
+        &key(),
+        held.run_id,
+        "  Ada Admin ",
+        Some(" a migration, not departures "),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rejection.by, "Ada Admin");
+    assert_eq!(
+        rejection.reason.as_deref(),
+        Some("a migration, not departures")
+    );
+    let run = tenancy.store.run(held.run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Rejected);
+    assert_eq!(
+        tenancy.store.run_rejection(held.run_id).await.unwrap(),
+        Some(rejection.clone())
+    );
+    assert_eq!(tenancy.inactive(), 0, "rejecting applies nothing");
+
+    let refused = approve_held_run(&tenancy.ctx, &key(), held.run_id, "Bob Boss")
+        .await
+        .err()
+        .expect("a rejected run cannot be approved");
+    let ApproveError::Refused(refused) = refused else {
+        panic!("{refused}")
+    };
+    assert_eq!(
+        refused,
+        ApprovalRefused::Rejected {
+            run: held.run_id,
+            rejection: rejection.clone()
+        }
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains(&format!("run {} was rejected by Ada Admin at", held.run_id))
+            && refused
+                .to_string()
+                .contains("a rejected run cannot be approved"),
+        "{refused}"
+    );
+    let again = reject_held_run(&tenancy.ctx, &key(), held.run_id, "Bob Boss", None)
+        .await
+        .expect_err("rejected once");
+    assert!(
+        matches!(again, RejectError::Refused(RejectionRefused::AlreadyRejected { ref rejection, .. }) if rejection.by == "Ada Admin"),
+        "{again}"
+    );
+    let approvals: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE approves IS NOT NULL")
+        .fetch_one(tenancy.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(approvals, 0);
+
+    // The directory still says four people left: the next run plans afresh and is held again,
+    // and that run can be approved.
+    let next = tenancy.sync().await;
+    assert_eq!(next.status, RunStatus::Held);
+    approve_held_run(&tenancy.ctx, &key(), next.run_id, "Bob Boss")
+        .await
+        .unwrap()
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(tenancy.inactive(), 4);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn r18_only_an_unapproved_held_run_of_the_tenant_can_be_rejected_by_a_named_person(
+    pool: PgPool,
+) {
+    let store = store_with_tenant(pool).await;
+    let succeeded = finished_run(&store, RunStatus::Succeeded).await;
+    assert_eq!(
+        rejection_refusal(store.reject_held_run(&key(), succeeded, "Ada", None).await),
+        RejectionRefused::NotHeld {
+            run: succeeded,
+            status: RunStatus::Succeeded
+        }
+    );
+    let held = finished_run(&store, RunStatus::Held).await;
+    assert_eq!(
+        rejection_refusal(store.reject_held_run(&key(), held, " ", None).await),
+        RejectionRefused::NoRejecter
+    );
+    assert_eq!(
+        rejection_refusal(
+            store
+                .reject_held_run(&key(), held, "Ada", Some(&"x".repeat(501)))
+                .await
+        ),
+        RejectionRefused::ReasonTooLong
+    );
+    let other = TenantKey::parse("globex").unwrap();
+    let mut globex = tenant(500);
+    globex.key = other.clone();
+    store.upsert_tenant(&globex).await.unwrap();
+    assert_eq!(
+        rejection_refusal(store.reject_held_run(&other, held, "Ada", None).await),
+        RejectionRefused::UnknownRun {
+            tenant: other,
+            run: held
+        }
+    );
+
+    let approved = store
+        .approve_held_run(&key(), held, "Ada", DAY)
+        .await
+        .unwrap();
+    let refused = rejection_refusal(store.reject_held_run(&key(), held, "Bob", None).await);
+    assert!(
+        matches!(refused, RejectionRefused::AlreadyApproved { approving_run, .. } if approving_run == approved.run),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.run(held).await.unwrap().unwrap().status,
+        RunStatus::Held
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn r18_an_approval_and_a_rejection_of_one_held_run_at_once_one_wins_and_the_other_is_refused(
+    pool: PgPool,
+) {
+    let store = Arc::new(store_with_tenant(pool).await);
+    for _ in 0..4 {
+        let held = finished_run(&store, RunStatus::Held).await;
+        let approve = {
+            let store = store.clone();
+            tokio::spawn(async move { store.approve_held_run(&key(), held, "Ada", DAY).await })
+        };
+        let reject = {
+            let store = store.clone();
+            tokio::spawn(async move { store.reject_held_run(&key(), held, "Bob", None).await })
+        };
+        let (approved, rejected) = (approve.await.unwrap(), reject.await.unwrap());
+        let status = store.run(held).await.unwrap().unwrap().status;
+        match (approved, rejected) {
+            (
+                Ok(approved),
+                Err(RejectionError::Refused(RejectionRefused::AlreadyApproved { .. })),
+            ) => {
+                assert_eq!(status, RunStatus::Held);
+                // Let the approving run end so the next held run is the tenant's latest.
+                store
+                    .finish_run(
+                        approved.run,
+                        &RunFinish {
+                            status: RunStatus::Succeeded,
+                            summary: RunSummary::default(),
+                            message: None,
+                        },
+                    )
+                    .await
+                    .unwrap();
+            }
+            (Err(ApprovalError::Refused(ApprovalRefused::Rejected { .. })), Ok(rejection)) => {
+                assert_eq!(status, RunStatus::Rejected);
+                assert_eq!(rejection.by, "Bob");
+            }
+            (approved, rejected) => panic!("{approved:?} {rejected:?}"),
+        }
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn r18_rejecting_over_http_takes_the_name_from_the_sign_in_is_audited_and_approval_is_refused_after(
+    pool: PgPool,
+) {
+    let tenancy = Tenancy::synced(pool).await;
+    tenancy.keep(4);
+    let held = tenancy.sync().await;
+    assert_eq!(held.status, RunStatus::Held);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = start(
+        Service {
+            ctx: tenancy.ctx.clone(),
+            access: tenancy.store.clone(),
+            auth: AuthSettings::default(),
+            secrets: SecretEnvPolicy::default(),
+            clock: Arc::new(SystemClock),
+            scheduler: SchedulerSettings {
+                enabled: false,
+                ..SchedulerSettings::default()
+            },
+            shutdown_grace: Duration::from_secs(5),
+            metrics_listener: None,
+        },
+        listener,
+    )
+    .unwrap();
+    let base = format!(
+        "http://{}/api/v1/tenants/acme/runs/{}",
+        handle.addr, held.run_id
+    );
+    let person = auth::person(1);
+    auth::grant(
+        tenancy.store.as_ref(),
+        &person,
+        AccessRole::TenantAdmin,
+        Some("acme"),
+    )
+    .await;
+    let session = auth::session(tenancy.store.as_ref(), &person, "Ada Admin").await;
+    let post = |path: &str| {
+        reqwest::Client::new()
+            .post(format!("{base}/{path}"))
+            .header("cookie", session.cookie_header())
+            .header("x-csrf-token", &session.csrf_token)
+    };
+
+    let named = post("reject")
+        .json(&json!({"by": "Somebody Else"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        named.status(),
+        400,
+        "the rejecter cannot be named by the request"
+    );
+    let rejected = post("reject")
+        .json(&json!({"reason": "expected: a migration"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rejected.status(), 200);
+    let rejected: Value = rejected.json().await.unwrap();
+    assert_eq!(rejected["run"]["status"], "rejected");
+    assert_eq!(rejected["rejection"]["by"], "Ada Admin (ada@contoso.com)");
+    assert_eq!(rejected["rejection"]["reason"], "expected: a migration");
+
+    let approve = post("approve").send().await.unwrap();
+    assert_eq!(approve.status(), 409);
+    let refusal: Value = approve.json().await.unwrap();
+    let message = refusal["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("was rejected by Ada Admin (ada@contoso.com)"),
+        "{message}"
+    );
+    let twice = post("reject").send().await.unwrap();
+    assert_eq!(twice.status(), 409);
+
+    let audited: Vec<(String, Value)> =
+        sqlx::query_as("SELECT actor, detail FROM audit_events WHERE action = 'run_reject'")
+            .fetch_all(tenancy.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        audited,
+        vec![(
+            "Ada Admin (ada@contoso.com)".to_owned(),
+            json!({"rejected_run": held.run_id, "reason": "expected: a migration"})
+        )]
+    );
+    assert_eq!(tenancy.inactive(), 0);
+    handle.stop().await.unwrap();
 }

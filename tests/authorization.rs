@@ -274,6 +274,14 @@ impl Fixture {
                 let held = finished_run(&self.store, t, RunStatus::Held).await;
                 format!("/tenants/{t}/reports/{held}/approve")
             }
+            "/api/v1/tenants/{tenant}/runs/{run}/reject" => {
+                let held = finished_run(&self.store, t, RunStatus::Held).await;
+                format!("/api/v1/tenants/{t}/runs/{held}/reject")
+            }
+            "/tenants/{tenant}/reports/{run}/reject" => {
+                let held = finished_run(&self.store, t, RunStatus::Held).await;
+                format!("/tenants/{t}/reports/{held}/reject")
+            }
             "/operator/access/{grant}/revoke" => {
                 let grant = self
                     .store
@@ -372,6 +380,8 @@ impl Fixture {
                     "/tenants/{tenant}/settings",
                     "/tenants/{tenant}/check",
                     "/tenants/{tenant}/preview",
+                    "/tenants/{tenant}/connect-highq",
+                    "/tenants/{tenant}/connect-highq/callback",
                     "/operator/access",
                     "/operator/tokens",
                     "/operator/audit",
@@ -412,6 +422,12 @@ impl Fixture {
                 "entra_object_id": "00000000-0000-4000-8000-000000000003",
                 "role": "viewer", "tenant": "beta"
             })),
+            ("POST", "/tenants/{tenant}/connect-highq") => {
+                Some(json!({"code": "not-a-code-issued-by-highq"}))
+            }
+            ("POST", "/tenants/{tenant}/reports/{run}/reject") => {
+                Some(json!({"reason": "rejected in the matrix"}))
+            }
             ("POST", "/operator/tokens") => {
                 Some(json!({"name": "made on the page", "role": "viewer", "tenant": "beta"}))
             }

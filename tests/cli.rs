@@ -839,9 +839,17 @@ async fn access_token_and_audit_commands_manage_who_may_use_dirsync(pool: PgPool
     assert!(!audit.contains(&token), "{audit}");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgPool) {
-    // Arrange: the tenant holds any run that would deactivate more than one user.
+/// A tenant synced once through the CLI whose second run (run 2) is held: it would deactivate two
+/// users, one more than its threshold.
+struct HeldRun {
+    /// Kept running until the test ends.
+    _entra: EntraEmulator,
+    highq: HighQEmulator,
+    settings: PathBuf,
+    url: String,
+}
+
+async fn tenant_with_held_run_2(pool: &PgPool) -> HeldRun {
     let entra = EntraEmulator::start(Directory {
         tenants: vec![day_one()],
     })
@@ -852,7 +860,7 @@ async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgP
         .expect("HighQ emulator");
     let dir = scratch();
     let settings = write_settings(&dir, &entra);
-    let url = database_url(&pool);
+    let url = database_url(pool);
     let tenants = write_tenant_file(&dir, &[(SALES, "internal")], Some(&highq));
     let text = std::fs::read_to_string(&tenants).unwrap().replace(
         "time_zone = \"Europe/London\"\n",
@@ -893,7 +901,23 @@ async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgP
         "{}",
         stdout(&held)
     );
+    HeldRun {
+        _entra: entra,
+        highq,
+        settings,
+        url,
+    }
+}
 
+#[sqlx::test(migrations = "./migrations")]
+async fn r18_approve_carries_out_a_held_run_once_in_the_approvers_name(pool: PgPool) {
+    // Every field is bound, so the emulators run until the test ends.
+    let HeldRun {
+        _entra,
+        highq,
+        settings,
+        url,
+    } = tenant_with_held_run_2(&pool).await;
     let approve = [
         "approve",
         "--tenant",
@@ -978,4 +1002,238 @@ async fn tenant_consent_url_names_the_customers_directory_and_the_graph_app(pool
         "{}",
         stderr(&none)
     );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn r18_reject_closes_a_held_run_in_the_rejecters_name_and_approve_is_refused_after(
+    pool: PgPool,
+) {
+    // Every field is bound, so the emulators run until the test ends.
+    let HeldRun {
+        _entra,
+        highq,
+        settings,
+        url,
+    } = tenant_with_held_run_2(&pool).await;
+    let reject = [
+        "reject",
+        "--tenant",
+        "acme",
+        "--run",
+        "2",
+        "--by",
+        "Ada Admin",
+        "--reason",
+        "a reorganisation, not departures",
+    ];
+    let rejected = dirsync(&url, Some(&settings), &reject).await;
+    assert_eq!(
+        rejected.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&rejected),
+        stderr(&rejected)
+    );
+    assert_eq!(
+        stdout(&rejected),
+        "run 2 rejected by Ada Admin; it applies nothing and can no longer be approved\n"
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM runs WHERE id = 2")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "rejected");
+    let audited: (String, serde_json::Value) =
+        sqlx::query_as("SELECT actor, detail FROM audit_events WHERE action = 'run_reject'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        audited.1,
+        serde_json::json!({"rejected_run": 2, "by": "Ada Admin", "reason": "a reorganisation, not departures"})
+    );
+
+    let approve = ["approve", "--tenant", "acme", "--run", "2", "--by", "Bob"];
+    let refused = dirsync(&url, Some(&settings), &approve).await;
+    assert_eq!(refused.status.code(), Some(5), "{}", stdout(&refused));
+    assert!(
+        stdout(&refused).starts_with("approval refused: run 2 was rejected by Ada Admin at "),
+        "{}",
+        stdout(&refused)
+    );
+    let again = dirsync(&url, Some(&settings), &reject).await;
+    assert_eq!(again.status.code(), Some(5), "{}", stdout(&again));
+    assert!(
+        stdout(&again).starts_with("rejection refused: run 2 was already rejected by Ada Admin"),
+        "{}",
+        stdout(&again)
+    );
+    let active = highq.with(|s| {
+        [1, 2]
+            .iter()
+            .filter(|n| s.user_by_email(&email(**n)).unwrap().status == UserStatus::Active)
+            .count()
+    });
+    assert_eq!(active, 2, "a rejected run deactivates nobody");
+}
+
+/// A child process killed when dropped, whose stdout lines arrive on a channel as it prints them.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(command: &mut Command) -> Self {
+        use std::io::BufRead;
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary started");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The lines printed up to and including the first that starts with `last`, read within
+    /// `deadline`.
+    fn lines_until(&self, last: &str, deadline: std::time::Duration) -> String {
+        let until = std::time::Instant::now() + deadline;
+        let mut text = String::new();
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    text.push_str(&line);
+                    text.push('\n');
+                    if line.starts_with(last) {
+                        return text;
+                    }
+                }
+                Err(err) => {
+                    panic!("no line starting {last:?} within {deadline:?} ({err}):\n{text}")
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_console_serves_the_console_prints_its_url_and_sign_ins_and_signs_one_in_through_the_emulator()
+ {
+    let database = format!("dirsync_demo_console_cli_{}", uuid::Uuid::new_v4().simple());
+    let dir = scratch();
+    let demo = Running::start(
+        Command::new(env!("CARGO_BIN_EXE_dirsync"))
+            .args([
+                "demo",
+                "--console",
+                "--console-addr",
+                "127.0.0.1:0",
+                "--database",
+                &database,
+                "--report-dir",
+                dir.to_str().unwrap(),
+            ])
+            .env("DIRSYNC__DATABASE__URL", server_url().as_str())
+            .env("RUST_LOG", "warn")
+            .env_remove("DIRSYNC_CONFIG"),
+    );
+    let text = tokio::task::block_in_place(|| {
+        demo.lines_until("Press Ctrl-C to stop.", std::time::Duration::from_secs(180))
+    });
+
+    let base = text
+        .lines()
+        .find_map(|l| l.strip_prefix("The admin console: "))
+        .unwrap_or_else(|| panic!("the console's URL in:\n{text}"))
+        .trim_end_matches('/')
+        .to_owned();
+    assert!(
+        base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
+        "the port it listens on: {base}"
+    );
+    let ca = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("(the emulator's TLS certificate authority: ")
+        })
+        .and_then(|l| l.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("the emulator's CA in:\n{text}"));
+    let sign_ins: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Sign in through the Entra emulator"))
+        .filter(|l| l.starts_with("  ") && l.contains('@'))
+        .collect();
+    assert_eq!(
+        sign_ins.len(),
+        3,
+        "an operator, a tenant admin, a viewer:\n{text}"
+    );
+    let admin = sign_ins
+        .iter()
+        .find(|l| l.contains("tenant admin of \"demo\""))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("a tenant admin's sign-in in:\n{text}"));
+
+    // Sign in as a browser would: the console sends us to the emulator's form, the form sends
+    // us back with a code, and the session cookie lands in the jar.
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let form = http
+        .get(format!("{base}/auth/sign-in?return_to=%2Ftenants%2Fdemo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let authorize = form.url().clone();
+    assert!(
+        authorize.path().ends_with("/oauth2/v2.0/authorize"),
+        "{authorize}"
+    );
+    assert!(form.text().await.unwrap().contains("name=\"username\""));
+    let tenant_page = http
+        .post(authorize)
+        .form(&[("username", admin)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tenant_page.url().path(), "/tenants/demo");
+    assert_eq!(tenant_page.status(), 200);
+    let page = tenant_page.text().await.unwrap();
+    assert!(
+        page.contains("Tess Admin") && page.contains("id=\"force-sync\""),
+        "the demo tenant's page, to its admin: {page}"
+    );
+    assert!(page.contains("Succeeded"), "the demo's run: {page}");
+
+    drop(demo);
+    let mut admin_db = server_url();
+    admin_db.set_path("/postgres");
+    let pool = PgPool::connect(admin_db.as_str())
+        .await
+        .expect("the server");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .execute(&pool)
+        .await
+        .expect("the demo database dropped");
 }

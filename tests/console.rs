@@ -3,7 +3,8 @@
 //! Entra emulator (sign-in and Graph) and the HighQ emulator, each test on its own database.
 //! Flows: sign in through the emulator's form; a tenant admin sees only their tenant; Force sync
 //! now → progress reaches 100% → the report shows the directory's changes; Download gives the
-//! four-sheet workbook; a held run is approved once; the person page explains a departure; an
+//! four-sheet workbook; a held run is rejected (and cannot be approved after), the next one is
+//! approved once; the person page explains a departure; an
 //! operator onboards a tenant, tests its connection and previews it; sign-out. Screenshots of
 //! each page go to `target/screenshots/`.
 
@@ -28,6 +29,17 @@ struct World {
     service: ServiceHandle,
     base: String,
     database: String,
+}
+
+impl World {
+    /// A connection to the demo's own PostgreSQL database, for reading what the pages recorded.
+    async fn pool(&self) -> sqlx::PgPool {
+        let mut url = url::Url::parse(&server_url()).expect("DATABASE_URL is a URL");
+        url.set_path(&self.database);
+        sqlx::PgPool::connect(url.as_str())
+            .await
+            .expect("the demo database")
+    }
 }
 
 fn server_url() -> String {
@@ -257,7 +269,8 @@ async fn a_tenant_admin_forces_a_sync_follows_it_to_100_percent_reads_and_downlo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_run_is_approved_once_and_the_person_page_explains_a_departure() {
+async fn a_held_run_is_rejected_the_next_is_approved_once_and_the_person_page_explains_a_departure()
+{
     let world = world("held").await;
     // A first run, and then five people leave every group: more than the threshold of three.
     let first = world.demo.sync("setup").await.unwrap();
@@ -280,7 +293,94 @@ async fn a_held_run_is_approved_once_and_the_person_page_explains_a_departure() 
         .wait_for_text("#held-banner", |t| t.contains("held for approval"))
         .await;
     assert!(banner.contains("5 users deactivated"), "{banner}");
+    assert!(browser.exists("#approve").await && browser.exists("#reject").await);
     browser.screenshot("held-run").await;
+    let rejected_run = world
+        .demo
+        .store
+        .runs(&world.demo.tenant.key, 1)
+        .await
+        .unwrap()[0]
+        .id;
+
+    // Reject, with a confirmation page that says what it does and takes a reason.
+    browser.click("#reject").await;
+    let confirm = browser
+        .wait_for_text("main", |t| t.contains("can no longer be approved"))
+        .await;
+    assert!(
+        confirm.contains(&format!("Reject held run {rejected_run}?")),
+        "{confirm}"
+    );
+    browser
+        .fill("#reject-reason", "A reorganisation, not departures")
+        .await;
+    browser.click("#confirm-reject").await;
+    browser
+        .wait_for_text("#notice", |t| t.contains("Rejected"))
+        .await;
+    browser.wait_for("#groups").await;
+    assert!(!browser.exists("#held-banner").await);
+    assert!(!browser.exists("#approve").await);
+    browser
+        .goto(&format!("{base}/tenants/demo/reports/{rejected_run}"))
+        .await;
+    let status = browser
+        .wait_for_text("#run-status", |t| !t.is_empty())
+        .await;
+    assert!(status.starts_with("Rejected"), "{status}");
+    let rejection = browser.text("#run-rejection").await;
+    assert!(
+        rejection.contains(&format!("by {}", TENANT_ADMIN.name))
+            && rejection.ends_with("A reorganisation, not departures"),
+        "{rejection}"
+    );
+    // Approving it afterwards (a stale page's form, replayed with this session) is refused.
+    let csrf = browser
+        .find("input[name=csrf_token]")
+        .await
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let session = browser.cookie("dirsync_session").await;
+    let refused = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!(
+            "{base}/tenants/demo/reports/{rejected_run}/approve"
+        ))
+        .header("cookie", format!("dirsync_session={session}"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("a rejected run cannot be approved"), "{page}");
+    assert_eq!(
+        world
+            .demo
+            .store
+            .runs(&world.demo.tenant.key, 1)
+            .await
+            .unwrap()[0]
+            .status,
+        RunStatus::Rejected,
+        "no run carried out the refused approval"
+    );
+
+    // The leavers are still gone: the next forced run is held again.
+    browser.goto(&format!("{base}/tenants/demo/force")).await;
+    browser.click("#confirm-force").await;
+    browser
+        .wait_for("#progress[data-state='done'] [data-run-state='done']")
+        .await;
+    browser.goto(&format!("{base}/tenants/demo")).await;
+    browser
+        .wait_for_text("#held-banner", |t| t.contains("held for approval"))
+        .await;
 
     // Approve: carried out once; the banner and its button are gone after.
     browser.click("#approve").await;
@@ -303,8 +403,13 @@ async fn a_held_run_is_approved_once_and_the_person_page_explains_a_departure() 
     let statuses: Vec<RunStatus> = runs.iter().map(|r| r.status).collect();
     assert_eq!(
         statuses,
-        [RunStatus::Succeeded, RunStatus::Held, RunStatus::Succeeded],
-        "one approval, one run carrying it out"
+        [
+            RunStatus::Succeeded,
+            RunStatus::Held,
+            RunStatus::Rejected,
+            RunStatus::Succeeded
+        ],
+        "one rejection, one approval, one run carrying it out"
     );
     assert_eq!(
         runs[0].summary.as_ref().unwrap().applied.users_deactivated,
@@ -418,30 +523,54 @@ async fn an_operator_onboards_a_tenant_tests_its_connection_previews_it_and_conf
     let target = browser.text("#target-result").await;
     assert!(target.contains("Failed"), "{target}");
 
-    // The operator connects HighQ with an authorization code (`dirsync tenant connect-highq`),
-    // and the test passes.
-    let northwind_key = TenantKey::parse("northwind").unwrap();
-    let northwind = world
-        .demo
-        .store
-        .tenant(&northwind_key)
-        .await
-        .unwrap()
-        .unwrap();
-    let Some(dirsync::tenant::TargetSettings::Highq(config)) = &northwind.target else {
-        panic!("the form saved a HighQ target: {:?}", northwind.target);
-    };
-    let code = world.demo.highq.with(|s| s.issue_authorization_code());
-    dirsync::connect::highq_adapter(world.demo.store.as_ref(), &northwind, config)
-        .unwrap()
-        .connect_with_authorization_code(&code.into(), "http://localhost/callback")
-        .await
-        .unwrap();
-    browser.refresh_page().await;
+    // The operator connects HighQ from the console: a code that HighQ did not issue is refused
+    // with HighQ's reason; then HighQ's consent page, and back with a code, exchanged.
+    browser.click("#connect-highq").await;
+    browser
+        .wait_for_path("/tenants/northwind/connect-highq")
+        .await;
+    browser
+        .fill("#highq-code", "a-code-highq-never-issued")
+        .await;
+    browser.click("#highq-paste").await;
+    let failed = browser
+        .wait_for_text("#connect-failed", |t| !t.is_empty())
+        .await;
+    assert!(failed.contains("authorization code"), "{failed}");
+    browser.screenshot("connect-highq").await;
+    browser.click("#highq-authorize").await;
+    browser.click("#highq-allow").await;
+    browser.wait_for_path("/tenants/northwind/check").await;
     let target = browser
         .wait_for_text("#target-result", |t| !t.is_empty())
         .await;
     assert!(target.contains("Connected"), "{target}");
+    let connects: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT outcome, detail FROM audit_events WHERE action = 'target_connect' ORDER BY id",
+    )
+    .fetch_all(&world.pool().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        connects.len(),
+        2,
+        "the refused code, then the exchange: {connects:?}"
+    );
+    assert_eq!(connects[0].0, "refused");
+    assert_eq!(connects[0].1["via"], "pasted");
+    assert!(
+        connects[0].1["refused"]
+            .as_str()
+            .unwrap()
+            .contains("authorization code"),
+        "{connects:?}"
+    );
+    assert_eq!(connects[1].0, "ok");
+    assert_eq!(connects[1].1["via"], "callback");
+    assert_eq!(
+        connects[1].1["redirect_uri"],
+        format!("{base}/tenants/northwind/connect-highq/callback")
+    );
     browser.screenshot("test-connection").await;
 
     // Preview: what a first sync would do, changing nothing.

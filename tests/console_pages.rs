@@ -1,7 +1,8 @@
 //! The console's pages over plain HTTP, where a browser is not needed: the live-progress event
 //! stream follows a run from its first heartbeat to its end; a 100,000-line report is searched
 //! and paged in SQL (the figures are printed, not asserted); the store's person look-up and its
-//! in-memory default agree; the assets are served with long cache lifetimes.
+//! in-memory default agree; the assets are served with long cache lifetimes; the audit log states
+//! its times in UTC with the offset, and a tenant's event also in the tenant's zone.
 
 mod support;
 
@@ -437,5 +438,67 @@ async fn assets_are_served_by_the_binary_with_long_cache_lifetimes(pool: PgPool)
         "{csp}"
     );
     assert_eq!(page.headers()["referrer-policy"], "same-origin");
+    fx.handle.stop().await.unwrap();
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_audit_log_states_each_time_in_utc_with_its_offset_and_a_tenants_event_in_its_zone(
+    pool: PgPool,
+) {
+    let fx = fixture(pool).await;
+    let operator = auth::person(9);
+    auth::grant(fx.store.as_ref(), &operator, AccessRole::Operator, None).await;
+    let session = auth::session(fx.store.as_ref(), &operator, "Olga Operator").await;
+    // Sydney keeps daylight saving time in January: 00:30 UTC is 11:30 there.
+    let at = chrono::DateTime::parse_from_rfc3339("2026-01-15T00:30:00Z")
+        .unwrap()
+        .to_utc();
+    let acme = TenantKey::parse("acme").unwrap();
+    dirsync::audit::record(
+        fx.store.as_ref(),
+        at,
+        &dirsync::audit::Actor::cli(),
+        dirsync::audit::Action::RunReject,
+        Some(&acme),
+        dirsync::store::access::AuditOutcome::Ok,
+        serde_json::json!({"rejected_run": 1}),
+    )
+    .await;
+    dirsync::audit::record(
+        fx.store.as_ref(),
+        at + chrono::Duration::hours(1),
+        &dirsync::audit::Actor::cli(),
+        dirsync::audit::Action::TokenCreate,
+        None,
+        dirsync::store::access::AuditOutcome::Ok,
+        serde_json::json!({}),
+    )
+    .await;
+
+    let page = fx
+        .http
+        .get(format!("{}/operator/audit", fx.base))
+        .header("cookie", session.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    let rows: Vec<&str> = page
+        .split("<tr>")
+        .filter(|r| r.contains("<td class=\"when\">"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{page}");
+    let [token, reject] = [rows[0], rows[1]];
+    assert!(
+        reject.contains("2026-01-15 00:30:00 UTC (UTC+00:00)")
+            && reject.contains("2026-01-15 11:30:00 AEDT (UTC+11:00)")
+            && reject.contains("run_reject"),
+        "{reject}"
+    );
+    assert!(
+        token.contains("2026-01-15 01:30:00 UTC (UTC+00:00)") && !token.contains("<small>"),
+        "an event about no tenant is in UTC only: {token}"
+    );
     fx.handle.stop().await.unwrap();
 }

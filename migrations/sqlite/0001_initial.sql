@@ -74,7 +74,8 @@ CREATE TABLE runs (
     trigger_kind   TEXT NOT NULL CHECK (trigger_kind IN ('automatic', 'manual')),
     triggered_by   TEXT,
     status         TEXT NOT NULL DEFAULT 'running'
-                   CHECK (status IN ('running', 'succeeded', 'completed with errors', 'failed', 'held')),
+                   CHECK (status IN ('running', 'succeeded', 'completed with errors', 'failed', 'held',
+                                     'rejected')),
     started_at     TEXT NOT NULL,
     finished_at    TEXT,
     summary        TEXT,

@@ -1,5 +1,5 @@
 //! The audit log: every sign-in, grant change, token creation and revocation, tenant change,
-//! forced and approved run and report download, with who, when and from where, kept in the
+//! forced, approved and rejected run and report download, with who, when and from where, kept in the
 //! `AccessStore` and read by operators (`GET /api/v1/audit`, `dirsync audit list`).
 //!
 //! Events about a tenant's runs and reports are kept as long as the reports (the tenant's
@@ -28,6 +28,8 @@ pub enum Action {
     TargetConnect,
     RunForce,
     RunApprove,
+    /// R18: a held run rejected.
+    RunReject,
     ReportDownload,
 }
 
@@ -44,6 +46,7 @@ impl Action {
         Self::TargetConnect,
         Self::RunForce,
         Self::RunApprove,
+        Self::RunReject,
         Self::ReportDownload,
     ];
 
@@ -60,6 +63,7 @@ impl Action {
             Self::TargetConnect => "target_connect",
             Self::RunForce => "run_force",
             Self::RunApprove => "run_approve",
+            Self::RunReject => "run_reject",
             Self::ReportDownload => "report_download",
         }
     }
@@ -155,10 +159,15 @@ mod tests {
 
     #[test]
     fn run_and_report_actions_are_the_ones_kept_for_the_tenants_retention() {
-        let retained: Vec<&str> = [Action::RunForce, Action::RunApprove, Action::ReportDownload]
-            .iter()
-            .map(|a| a.as_str())
-            .collect();
+        let retained: Vec<&str> = [
+            Action::RunForce,
+            Action::RunApprove,
+            Action::RunReject,
+            Action::ReportDownload,
+        ]
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
         assert_eq!(retained, crate::store::access::TENANT_RETAINED_ACTIONS);
     }
 }

@@ -187,8 +187,16 @@ pub(super) async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<E
             .await
             .map_err(|e| anyhow::anyhow!("could not listen on {}: {e}", args.console_addr))?;
         let handle = crate::demo::console::serve(&demo, listener).await?;
+        // The Entra emulator's TLS certificate is its own: a browser warns once; a script can
+        // trust this file instead.
+        let ca = report_dir.join("entra-emulator-ca.pem");
+        std::fs::write(&ca, demo.entra.ca_pem())?;
         println!("\nThe admin console: http://{}/", handle.addr);
         println!("Sign in through the Entra emulator's sign-in form (a username, no password):");
+        println!(
+            "  (the emulator's TLS certificate authority: {})",
+            ca.display()
+        );
         for person in crate::demo::console::PEOPLE {
             println!("  {:<30} {}", person.username, person.role);
         }

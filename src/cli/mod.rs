@@ -89,6 +89,24 @@ enum Command {
         #[arg(long)]
         by: String,
     },
+    /// Reject a run the deletion guard held (R18), in your name: nothing it planned is applied,
+    /// and it can no longer be approved. The next run plans afresh.
+    ///
+    /// Exit code 0 when rejected; 5 (with the reason) when the run is not held or was approved or
+    /// rejected already.
+    Reject {
+        #[arg(long)]
+        tenant: String,
+        /// The held run's number.
+        #[arg(long)]
+        run: i64,
+        /// Who rejects, for the report.
+        #[arg(long)]
+        by: String,
+        /// Why, for the report and the audit log (up to 500 characters).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Test a tenant's Entra connection: sign in, then find and count each selected group.
     ///
     /// Exit code 0 when the token works and every group is found within the 50,000-member
@@ -309,7 +327,7 @@ pub fn exit_code(status: RunStatus, already_running: bool) -> ExitCode {
         (RunStatus::Succeeded, _) => ExitCode::SUCCESS,
         (RunStatus::CompletedWithErrors, _) => ExitCode::from(2),
         (RunStatus::Held, _) => ExitCode::from(3),
-        (RunStatus::Failed | RunStatus::Running, _) => ExitCode::from(1),
+        (RunStatus::Failed | RunStatus::Running | RunStatus::Rejected, _) => ExitCode::from(1),
     }
 }
 
@@ -399,6 +417,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => tenant::connect_highq(&settings, &tenant, code, &redirect_uri).await,
         Command::Sync { tenant, dry_run } => sync::sync(&settings, &tenant, dry_run).await,
         Command::Approve { tenant, run, by } => sync::approve(&settings, &tenant, run, &by).await,
+        Command::Reject {
+            tenant,
+            run,
+            by,
+            reason,
+        } => sync::reject(&settings, &tenant, run, &by, reason.as_deref()).await,
         Command::Check { tenant } => sync::check(&settings, &tenant).await,
         Command::Preview { tenant } => sync::preview(&settings, &tenant).await,
         #[cfg(feature = "emulators")]

@@ -1,5 +1,5 @@
-//! `dirsync sync`, `dirsync check` and `dirsync preview`: one tenant's run, connection test and
-//! R22 preview, and how their results print.
+//! `dirsync sync`, `approve`, `reject`, `check` and `preview`: one tenant's run, the R18 decision
+//! on a held run, connection test and R22 preview, and how their results print.
 
 use std::process::ExitCode;
 
@@ -13,7 +13,9 @@ use crate::settings::Settings;
 use crate::source::graph::{CheckReport, GraphConnector, TokenCheck, check_connection};
 use crate::store::access::AuditOutcome;
 use crate::store::{RunOptions, Trigger};
-use crate::sync::{ApproveError, RunOutcome, approve_held_run, dry_run, run_sync};
+use crate::sync::{
+    ApproveError, RejectError, RunOutcome, approve_held_run, dry_run, reject_held_run, run_sync,
+};
 use crate::tenant::Tenant;
 
 /// A Manual run now, forced by whoever runs the command (recorded in the report and the audit
@@ -85,6 +87,42 @@ pub(super) async fn approve(
     let outcome = pending.execute().await?;
     print!("{}", describe_outcome(&outcome));
     Ok(exit_code(outcome.status, outcome.already_running))
+}
+
+/// R18: rejects a held run; it can no longer be approved.
+pub(super) async fn reject(
+    settings: &Settings,
+    tenant: &str,
+    run: i64,
+    by: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let key = TenantKey::parse(tenant)?;
+    let store = open_store(settings).await?;
+    let ctx = sync_context(settings, store.clone(), graph_connector(settings)?);
+    let rejection = match reject_held_run(&ctx, &key, run, by, reason).await {
+        Ok(rejection) => rejection,
+        Err(RejectError::Refused(refused)) => {
+            println!("rejection refused: {refused}");
+            return Ok(ExitCode::from(5));
+        }
+        Err(RejectError::Sync(err)) => return Err(err.into()),
+    };
+    audit::record(
+        store.as_ref(),
+        chrono::Utc::now(),
+        &Actor::cli(),
+        Action::RunReject,
+        Some(&key),
+        AuditOutcome::Ok,
+        serde_json::json!({"rejected_run": run, "by": rejection.by, "reason": rejection.reason}),
+    )
+    .await;
+    println!(
+        "run {run} rejected by {}; it applies nothing and can no longer be approved",
+        rejection.by
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The tenant and the Graph connector `check` and `preview` both need, or why there are none.

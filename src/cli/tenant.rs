@@ -16,9 +16,7 @@ use crate::audit::{self, Action, Actor};
 use crate::domain::TenantKey;
 use crate::settings::Settings;
 use crate::store::access::AuditOutcome;
-use crate::tenant::{
-    MAX_TENANT_FILE_BYTES, TargetSettings, TenantFileError, parse_tenant_file_bytes,
-};
+use crate::tenant::{MAX_TENANT_FILE_BYTES, TenantFileError, parse_tenant_file_bytes};
 
 pub(super) async fn apply(
     settings: &Settings,
@@ -153,19 +151,15 @@ pub(super) async fn connect_highq(
         .tenant(&key)
         .await?
         .with_context(|| format!("no tenant with key {key:?} (see `dirsync tenant list`)"))?;
-    let tenant = crate::connect::resolved(&tenant, &settings.secrets)
-        .map_err(|problem| anyhow::anyhow!("tenant {key}: {problem}"))?;
-    let Some(TargetSettings::Highq(config)) = &tenant.target else {
-        anyhow::bail!(
-            "tenant {key}: its [tenant.target] is not a HighQ connection (kind = \"highq\")"
-        );
-    };
-    let adapter = crate::connect::highq_adapter(store.as_ref(), &tenant, config)
-        .map_err(|problem| anyhow::anyhow!("tenant {key}: [tenant.target]: {problem}"))?;
-    adapter
-        .connect_with_authorization_code(&SecretString::from(code), redirect_uri)
-        .await
-        .with_context(|| format!("tenant {key}"))?;
+    crate::connect::connect_highq(
+        store.as_ref(),
+        &tenant,
+        &settings.secrets,
+        &SecretString::from(code),
+        redirect_uri,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
     audit::record(
         store.as_ref(),
         chrono::Utc::now(),

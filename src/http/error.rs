@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::error;
 
-use crate::store::{ApprovalRefused, StoreError};
-use crate::sync::{ApproveError, SyncError};
+use crate::store::{ApprovalRefused, RejectionRefused, StoreError};
+use crate::sync::{ApproveError, RejectError, SyncError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -101,6 +101,21 @@ impl From<ApproveError> for ApiError {
             }
             ApproveError::Refused(refused) => Self::Conflict(refused.to_string()),
             ApproveError::Sync(err) => err.into(),
+        }
+    }
+}
+
+impl From<RejectError> for ApiError {
+    fn from(err: RejectError) -> Self {
+        match err {
+            RejectError::Refused(refused @ RejectionRefused::UnknownRun { .. }) => {
+                Self::NotFound(refused.to_string())
+            }
+            RejectError::Refused(
+                refused @ (RejectionRefused::NoRejecter | RejectionRefused::ReasonTooLong),
+            ) => Self::BadRequest(refused.to_string()),
+            RejectError::Refused(refused) => Self::Conflict(refused.to_string()),
+            RejectError::Sync(err) => err.into(),
         }
     }
 }

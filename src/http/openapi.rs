@@ -90,6 +90,7 @@ impl Modify for Credentials {
         super::runs::entries,
         super::runs::progress,
         super::runs::approve,
+        super::runs::reject,
         super::runs::report,
         super::access::list,
         super::access::grant,

@@ -1,5 +1,5 @@
 //! Runs: force a sync (R21), list and inspect runs and their reports (R19), follow progress,
-//! approve a held run (R18), and download a report as `.xlsx`. Readers of a tenant (viewers and
+//! approve or reject a held run (R18), and download a report as `.xlsx`. Readers of a tenant (viewers and
 //! up) see its runs and reports; tenant admins and operators force and approve, and the run
 //! records who did, from their sign-in or API token — never from the request.
 
@@ -22,8 +22,8 @@ use crate::auth::extract::{Operate, Read, TenantAccess};
 use crate::domain::AccessRole;
 use crate::plan::{GroupSummary, PlanCounts, Severity};
 use crate::store::{
-    ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, SubjectKind, Trigger,
-    TriggerKind,
+    Rejection, ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, SubjectKind,
+    Trigger, TriggerKind,
 };
 use crate::sync::Launched;
 use crate::tenant::Tenant;
@@ -67,6 +67,12 @@ pub(super) fn routes() -> Vec<Route> {
             "/api/v1/tenants/{tenant}/runs/{run}/approve",
             operate,
             approve,
+        ),
+        Route::api(
+            Method::POST,
+            "/api/v1/tenants/{tenant}/runs/{run}/reject",
+            operate,
+            reject,
         ),
         Route::api(
             Method::GET,
@@ -251,6 +257,75 @@ pub(super) async fn approve(
         }),
     )
         .into_response())
+}
+
+/// R18: `caller` rejects the tenant's held run `run`, with an optional reason; the API and the
+/// console both reject through here.
+pub(crate) async fn reject_held(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &Tenant,
+    run: RunId,
+    reason: Option<&str>,
+) -> ApiResult<Rejection> {
+    tenant_run(state, tenant, run).await?;
+    let rejection = state
+        .runner
+        .reject(&tenant.key, run, &caller.name, reason)
+        .await?;
+    state
+        .audit(
+            caller,
+            Action::RunReject,
+            Some(&tenant.key),
+            json!({"rejected_run": run, "reason": rejection.reason}),
+        )
+        .await;
+    Ok(rejection)
+}
+
+/// The body of a rejection: only the reason, if any; who rejects comes from the sign-in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(super) struct Rejected {
+    run: RunRecord,
+    rejection: Rejection,
+}
+
+/// R18: an admin rejects a held run: `200` with the run, now `rejected`, and who rejected it;
+/// `409` with the reason when it is not held or was approved or rejected already.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/runs/{run}/reject", operation_id = "reject_run", tag = "runs",
+    params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ("run" = i64, Path, description = "The run's number", example = 1)),
+    request_body(content = Object, description = "Empty, or {\"reason\": \"…\"} (at most 500 characters); who rejects is taken from the sign-in or API token", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Rejected: the run, now `rejected`, and who rejected it, when and why", body = Object),
+        (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody), (status = 409, description = "Refused in the current state; the message says why", body = super::openapi::ErrorBody)))]
+pub(super) async fn reject(
+    State(state): State<AppState>,
+    access: TenantAccess<Operate>,
+    ApiPath((_, run)): ApiPath<(String, RunId)>,
+    body: Bytes,
+) -> ApiResult<Json<Rejected>> {
+    let body: RejectBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RejectBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|err| {
+            ApiError::BadRequest(format!(
+                "the body is a JSON object with at most a \"reason\"; who rejects is taken from \
+                 the sign-in or API token: {err}"
+            ))
+        })?
+    };
+    let tenant = &access.tenant;
+    let rejection =
+        reject_held(&state, &access.caller, tenant, run, body.reason.as_deref()).await?;
+    let run = tenant_run(&state, tenant, run).await?;
+    Ok(Json(Rejected { run, rejection }))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]

@@ -200,7 +200,8 @@ pub const SERVICE_AUDIT_RETENTION_MONTHS: u32 = 12;
 
 /// The audit actions about a tenant's runs and reports: kept for the tenant's report retention,
 /// like the reports themselves.
-pub const TENANT_RETAINED_ACTIONS: &[&str] = &["run_force", "run_approve", "report_download"];
+pub const TENANT_RETAINED_ACTIONS: &[&str] =
+    &["run_force", "run_approve", "run_reject", "report_download"];
 
 /// Persistence for who may use dirsync. Each method is atomic on its own; times are passed in,
 /// so expiry follows the caller's clock.

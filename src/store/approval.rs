@@ -1,5 +1,6 @@
 //! R18: approving a held run — once, by a named person, only while it is the tenant's latest run
-//! and recent — decided and recorded in one PostgreSQL transaction.
+//! and recent — or rejecting it, each decided in one transaction (PostgreSQL here; the SQLite
+//! store shares the decisions).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -17,6 +18,12 @@ pub enum ApprovalRefused {
     UnknownRun { tenant: TenantKey, run: RunId },
     #[error("run {run} is {}, not held: only a held run can be approved", status.as_str())]
     NotHeld { run: RunId, status: RunStatus },
+    #[error(
+        "run {run} was rejected by {} at {}: a rejected run cannot be approved; start a new run, \
+         and approve it if it is held",
+        rejection.by, rejection.at
+    )]
+    Rejected { run: RunId, rejection: Rejection },
     #[error(
         "run {run} was already approved by {} at {at} (run {approving_run} carried it out): \
          an approval is used once",
@@ -70,6 +77,60 @@ pub enum ApprovalError {
 }
 
 impl From<sqlx::Error> for ApprovalError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
+/// R18: who rejected a held run, when, and why (if they said).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub reason: Option<String>,
+}
+
+/// The longest reason a rejection keeps.
+pub const MAX_REJECTION_REASON: usize = 500;
+
+/// Why a rejection was refused, in words an admin can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RejectionRefused {
+    #[error("a rejection must name the person rejecting")]
+    NoRejecter,
+    #[error("a rejection's reason is at most {MAX_REJECTION_REASON} characters")]
+    ReasonTooLong,
+    #[error("tenant {tenant} has no run {run}")]
+    UnknownRun { tenant: TenantKey, run: RunId },
+    #[error("run {run} is {}, not held: only a held run can be rejected", status.as_str())]
+    NotHeld { run: RunId, status: RunStatus },
+    #[error(
+        "run {run} was already rejected by {} at {}", rejection.by, rejection.at
+    )]
+    AlreadyRejected { run: RunId, rejection: Rejection },
+    #[error(
+        "run {run} was already approved by {} at {at} (run {approving_run} carried it out): an \
+         approved run cannot be rejected",
+        by.as_deref().unwrap_or("someone")
+    )]
+    AlreadyApproved {
+        run: RunId,
+        approving_run: RunId,
+        by: Option<String>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// What asking the store to reject a held run came to.
+#[derive(Debug, thiserror::Error)]
+pub enum RejectionError {
+    #[error(transparent)]
+    Refused(#[from] RejectionRefused),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for RejectionError {
     fn from(err: sqlx::Error) -> Self {
         Self::Store(err.into())
     }
@@ -157,7 +218,8 @@ pub(super) async fn approve_held_run(
     .bind(held)
     .fetch_all(&mut *tx)
     .await?;
-    let deactivations = decide(held, &row, approving, &newer, window)?;
+    let rejection = rejection_of(&mut *tx, held).await?;
+    let deactivations = decide(held, &row, approving, rejection, &newer, window)?;
 
     let inserted = sqlx::query_scalar::<_, RunId>(
         "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves, approved_deactivations)
@@ -202,6 +264,7 @@ pub(super) fn decide(
     held: RunId,
     row: &HeldRow,
     approving: Option<ApprovingRow>,
+    rejection: Option<Rejection>,
     newer: &[(RunId, String)],
     window: chrono::Duration,
 ) -> Result<u64, ApprovalError> {
@@ -214,6 +277,16 @@ pub(super) fn decide(
             approving_run: approving.id,
             by: approving.triggered_by,
             at: approving.started_at,
+        }
+        .into());
+    }
+    if status == RunStatus::Rejected {
+        let rejection = rejection.ok_or_else(|| {
+            StoreError::Corrupt(format!("run_rejections: rejected run {held} has no row"))
+        })?;
+        return Err(ApprovalRefused::Rejected {
+            run: held,
+            rejection,
         }
         .into());
     }
@@ -252,6 +325,121 @@ pub(super) fn decide(
         .as_ref()
         .ok_or_else(|| StoreError::Corrupt(format!("runs.summary: held run {held} has none")))?;
     Ok(summary.0.planned.users_deactivated as u64)
+}
+
+/// Rejects the tenant's held run `held` in `rejecter`'s name: refused unless it is held and was
+/// neither approved nor rejected before. The held run's row is locked first, so a rejection and
+/// an approval of one run are decided one after the other; whichever comes second is refused.
+pub(super) async fn reject_held_run(
+    pool: &PgPool,
+    tenant: &TenantKey,
+    held: RunId,
+    rejecter: &str,
+    reason: Option<&str>,
+) -> Result<Rejection, RejectionError> {
+    let rejecter = rejecter.trim();
+    if rejecter.is_empty() {
+        return Err(RejectionRefused::NoRejecter.into());
+    }
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > MAX_REJECTION_REASON) {
+        return Err(RejectionRefused::ReasonTooLong.into());
+    }
+    let mut tx = pool.begin().await?;
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT r.status FROM runs r JOIN tenants t ON t.id = r.tenant_id
+         WHERE r.id = $1 AND t.key = $2
+         FOR UPDATE OF r",
+    )
+    .bind(held)
+    .bind(tenant.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(status) = status else {
+        return Err(RejectionRefused::UnknownRun {
+            tenant: tenant.clone(),
+            run: held,
+        }
+        .into());
+    };
+    let status = RunStatus::parse(&status).ok_or_else(|| {
+        StoreError::Corrupt(format!("runs.status: {status:?} is not a run status"))
+    })?;
+    let rejection = rejection_of(&mut *tx, held).await?;
+    let approving: Option<ApprovingRow> = sqlx::query_as(
+        "SELECT id, triggered_by, started_at FROM runs
+         WHERE approves = $1 AND approved_deactivations IS NOT NULL",
+    )
+    .bind(held)
+    .fetch_optional(&mut *tx)
+    .await?;
+    decide_rejection(held, status, rejection, approving)?;
+    sqlx::query("UPDATE runs SET status = 'rejected' WHERE id = $1")
+        .bind(held)
+        .execute(&mut *tx)
+        .await?;
+    let at: DateTime<Utc> = sqlx::query_scalar(
+        "INSERT INTO run_rejections (run_id, rejected_by, reason) VALUES ($1, $2, $3)
+         RETURNING rejected_at",
+    )
+    .bind(held)
+    .bind(rejecter)
+    .bind(reason)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Rejection {
+        by: rejecter.to_owned(),
+        at,
+        reason: reason.map(str::to_owned),
+    })
+}
+
+/// Who rejected run `run`, when and why; `None` when it was not rejected.
+pub(super) async fn rejection_of<'e, E>(
+    executor: E,
+    run: RunId,
+) -> Result<Option<Rejection>, sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    let row: Option<(String, DateTime<Utc>, Option<String>)> = sqlx::query_as(
+        "SELECT rejected_by, rejected_at, reason FROM run_rejections WHERE run_id = $1",
+    )
+    .bind(run)
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(|(by, at, reason)| Rejection { by, at, reason }))
+}
+
+/// Every condition of a rejection, decided on what the transaction read: the run's status, its
+/// rejection and the run that carried out its approval, if any.
+pub(super) fn decide_rejection(
+    held: RunId,
+    status: RunStatus,
+    rejection: Option<Rejection>,
+    approving: Option<ApprovingRow>,
+) -> Result<(), RejectionError> {
+    if let Some(rejection) = rejection {
+        return Err(RejectionRefused::AlreadyRejected {
+            run: held,
+            rejection,
+        }
+        .into());
+    }
+    if let Some(approving) = approving {
+        return Err(RejectionRefused::AlreadyApproved {
+            run: held,
+            approving_run: approving.id,
+            by: approving.triggered_by,
+            at: approving.started_at,
+        }
+        .into());
+    }
+    if status != RunStatus::Held {
+        return Err(RejectionRefused::NotHeld { run: held, status }.into());
+    }
+    Ok(())
 }
 
 async fn already_approved(pool: &PgPool, held: RunId) -> Result<ApprovalRefused, StoreError> {

@@ -120,6 +120,15 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "run_rejections",
+        &[
+            ("run_id", I64),
+            ("rejected_by", Text),
+            ("rejected_at", Time),
+            ("reason", Text),
+        ],
+    ),
+    (
         "run_groups",
         &[
             ("run_id", I64),

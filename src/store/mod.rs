@@ -24,7 +24,10 @@ pub use target_tokens::{PgTokenStore, SqliteTokenStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub use approval::{ApprovalError, ApprovalRefused, ApprovedRun};
+pub use approval::{
+    ApprovalError, ApprovalRefused, ApprovedRun, MAX_REJECTION_REASON, Rejection, RejectionError,
+    RejectionRefused,
+};
 pub use model::*;
 pub use search::{EntryPage, EntryQuery, PersonEvent, PersonMatch};
 
@@ -97,6 +100,18 @@ pub trait Store: Send + Sync {
         approver: &str,
         window: chrono::Duration,
     ) -> Result<ApprovedRun, ApprovalError>;
+    /// R18: rejects the tenant's held run `held` in `rejecter`'s name, with an optional reason:
+    /// its status becomes `rejected` and it can no longer be approved. Refused unless the run is
+    /// held and was neither approved nor rejected before.
+    async fn reject_held_run(
+        &self,
+        tenant: &TenantKey,
+        held: RunId,
+        rejecter: &str,
+        reason: Option<&str>,
+    ) -> Result<Rejection, RejectionError>;
+    /// R18: who rejected the run, when and why; `None` unless it was rejected.
+    async fn run_rejection(&self, run: RunId) -> Result<Option<Rejection>, StoreError>;
     async fn record_groups(&self, run: RunId, groups: &[GroupSummary]) -> Result<(), StoreError>;
     /// Appends report lines; they are readable as soon as this returns.
     async fn record_entries(&self, run: RunId, entries: &[ReportEntry]) -> Result<(), StoreError>;

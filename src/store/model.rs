@@ -57,6 +57,8 @@ pub enum RunStatus {
     CompletedWithErrors,
     Failed,
     Held,
+    /// R18: a held run an admin rejected: nothing was applied, and it can no longer be approved.
+    Rejected,
 }
 
 impl RunStatus {
@@ -67,6 +69,7 @@ impl RunStatus {
             Self::CompletedWithErrors => "completed with errors",
             Self::Failed => "failed",
             Self::Held => "held",
+            Self::Rejected => "rejected",
         }
     }
 
@@ -77,6 +80,7 @@ impl RunStatus {
             Self::CompletedWithErrors,
             Self::Failed,
             Self::Held,
+            Self::Rejected,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -126,6 +130,7 @@ impl RunSummary {
     pub fn planned_label(&self, status: RunStatus) -> Option<&'static str> {
         match status {
             RunStatus::Held => Some("planned (held: nothing was applied)"),
+            RunStatus::Rejected => Some("planned (held, then rejected: nothing was applied)"),
             RunStatus::Failed => Some("planned (the run failed: not all of it was applied)"),
             RunStatus::Running => Some("planned (the run is in progress)"),
             RunStatus::Succeeded | RunStatus::CompletedWithErrors if self.operations_failed > 0 => {

@@ -17,9 +17,9 @@ use uuid::Uuid;
 
 use super::{
     Approval, ApprovalError, ApprovedRun, EntryPage, EntryQuery, MirrorChanges, PersonEvent,
-    PersonMatch, ReportEntry, RunFilter, RunFinish, RunId, RunOptions, RunProgress, RunRecord,
-    RunStart, RunStatus, RunSummary, Store, StoreError, SubjectKind, TenantSaved, Trigger,
-    TriggerKind,
+    PersonMatch, Rejection, RejectionError, ReportEntry, RunFilter, RunFinish, RunId, RunOptions,
+    RunProgress, RunRecord, RunStart, RunStatus, RunSummary, Store, StoreError, SubjectKind,
+    TenantSaved, Trigger, TriggerKind,
 };
 use crate::domain::expose_for_storage;
 use crate::domain::{
@@ -502,6 +502,20 @@ impl Store for PgStore {
         window: chrono::Duration,
     ) -> Result<ApprovedRun, ApprovalError> {
         super::approval::approve_held_run(&self.pool, tenant, held, approver, window).await
+    }
+
+    async fn reject_held_run(
+        &self,
+        tenant: &TenantKey,
+        held: RunId,
+        rejecter: &str,
+        reason: Option<&str>,
+    ) -> Result<Rejection, RejectionError> {
+        super::approval::reject_held_run(&self.pool, tenant, held, rejecter, reason).await
+    }
+
+    async fn run_rejection(&self, run: RunId) -> Result<Option<Rejection>, StoreError> {
+        Ok(super::approval::rejection_of(&self.pool, run).await?)
     }
 
     async fn record_groups(&self, run: RunId, groups: &[GroupSummary]) -> Result<(), StoreError> {

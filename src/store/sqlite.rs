@@ -22,7 +22,10 @@ use sqlx::types::Json;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 use uuid::Uuid;
 
-use super::approval::{ApprovingRow, HeldRow, decide};
+use super::approval::{
+    ApprovingRow, HeldRow, MAX_REJECTION_REASON, Rejection, RejectionError, RejectionRefused,
+    decide, decide_rejection,
+};
 use super::postgres::{
     CHUNK, EntryRow, RUN_COLUMNS, RunRow, TENANT_COLUMNS, TenantRow, UserRow, group_status,
     last_state_per_user, mirror_user_from_row, missing_run, no_tenant, parse, run_from_row,
@@ -581,7 +584,8 @@ impl Store for SqliteStore {
         .bind(held)
         .fetch_all(&mut *tx)
         .await?;
-        let deactivations = decide(held, &row, approving, &newer, window)?;
+        let rejection = rejection_of(&mut *tx, held).await?;
+        let deactivations = decide(held, &row, approving, rejection, &newer, window)?;
         let run: RunId = sqlx::query_scalar(
             "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves,
                                approved_deactivations, started_at)
@@ -597,6 +601,77 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(ApprovedRun { run, deactivations })
+    }
+
+    async fn reject_held_run(
+        &self,
+        tenant: &TenantKey,
+        held: RunId,
+        rejecter: &str,
+        reason: Option<&str>,
+    ) -> Result<Rejection, RejectionError> {
+        let rejecter = rejecter.trim();
+        if rejecter.is_empty() {
+            return Err(RejectionRefused::NoRejecter.into());
+        }
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if reason.is_some_and(|r| r.chars().count() > MAX_REJECTION_REASON) {
+            return Err(RejectionRefused::ReasonTooLong.into());
+        }
+        // The write lock orders a rejection and an approval of one run, as `FOR UPDATE` does.
+        let mut tx = self.write().await?;
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT r.status FROM runs r JOIN tenants t ON t.id = r.tenant_id
+             WHERE r.id = $1 AND t.key = $2",
+        )
+        .bind(held)
+        .bind(tenant.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(status) = status else {
+            return Err(RejectionRefused::UnknownRun {
+                tenant: tenant.clone(),
+                run: held,
+            }
+            .into());
+        };
+        let status = RunStatus::parse(&status).ok_or_else(|| {
+            StoreError::Corrupt(format!("runs.status: {status:?} is not a run status"))
+        })?;
+        let rejection = rejection_of(&mut *tx, held).await?;
+        let approving: Option<ApprovingRow> = sqlx::query_as(
+            "SELECT id, triggered_by, started_at FROM runs
+             WHERE approves = $1 AND approved_deactivations IS NOT NULL",
+        )
+        .bind(held)
+        .fetch_optional(&mut *tx)
+        .await?;
+        decide_rejection(held, status, rejection, approving)?;
+        let at = now();
+        sqlx::query("UPDATE runs SET status = 'rejected' WHERE id = $1")
+            .bind(held)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO run_rejections (run_id, rejected_by, rejected_at, reason)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(held)
+        .bind(rejecter)
+        .bind(at)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Rejection {
+            by: rejecter.to_owned(),
+            at,
+            reason: reason.map(str::to_owned),
+        })
+    }
+
+    async fn run_rejection(&self, run: RunId) -> Result<Option<Rejection>, StoreError> {
+        Ok(rejection_of(&self.pool, run).await?)
     }
 
     async fn record_groups(&self, run: RunId, groups: &[GroupSummary]) -> Result<(), StoreError> {
@@ -1069,6 +1144,20 @@ async fn release_users(
             .await?;
     }
     Ok(())
+}
+
+/// Who rejected run `run`, when and why; `None` when it was not rejected.
+async fn rejection_of<'e, E>(executor: E, run: RunId) -> Result<Option<Rejection>, sqlx::Error>
+where
+    E: sqlx::SqliteExecutor<'e>,
+{
+    let row: Option<(String, DateTime<Utc>, Option<String>)> = sqlx::query_as(
+        "SELECT rejected_by, rejected_at, reason FROM run_rejections WHERE run_id = $1",
+    )
+    .bind(run)
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(|(by, at, reason)| Rejection { by, at, reason }))
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
-//! R18: approving a held run. The one function the API and the CLI call: the store decides and
-//! records the approval in one transaction, and the run that carries it out plans afresh.
+//! R18: approving or rejecting a held run. The functions the API, the console and the CLI call:
+//! the store decides and records the approval or rejection in one transaction, and the run that
+//! carries an approval out plans afresh.
 
 use tracing::info;
 
 use super::{PendingRun, SyncContext, SyncError, tenant_ready_to_run};
 use crate::domain::TenantKey;
-use crate::store::{Approval, ApprovalError, ApprovalRefused, RunId, RunOptions};
+use crate::store::{
+    Approval, ApprovalError, ApprovalRefused, Rejection, RejectionError, RejectionRefused, RunId,
+    RunOptions,
+};
 
 /// Why approving did not start a run.
 #[derive(Debug, thiserror::Error)]
@@ -64,4 +68,46 @@ pub async fn approve_held_run(
             }),
         },
     })
+}
+
+/// Why rejecting a held run did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RejectError {
+    /// R18 refuses this rejection; the reason says why.
+    #[error(transparent)]
+    Refused(#[from] RejectionRefused),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl From<RejectionError> for RejectError {
+    fn from(err: RejectionError) -> Self {
+        match err {
+            RejectionError::Refused(refused) => Self::Refused(refused),
+            RejectionError::Store(err) => Self::Sync(err.into()),
+        }
+    }
+}
+
+/// R18: `rejecter` rejects the tenant's held run `run`, saying why if they wish: nothing it
+/// planned is applied, and it can no longer be approved. The next run (at midnight or forced)
+/// plans afresh and is held again if it still deactivates too many.
+pub async fn reject_held_run(
+    ctx: &SyncContext,
+    tenant: &TenantKey,
+    run: RunId,
+    rejecter: &str,
+    reason: Option<&str>,
+) -> Result<Rejection, RejectError> {
+    let rejection = ctx
+        .store
+        .reject_held_run(tenant, run, rejecter, reason)
+        .await?;
+    info!(
+        tenant = %tenant,
+        held_run = run,
+        rejecter = %rejection.by,
+        "held run rejected"
+    );
+    Ok(rejection)
 }

@@ -16,7 +16,7 @@ use futures::stream::{self, StreamExt};
 use tracing::{info, instrument, warn};
 
 pub use apply::{Applier, phases};
-pub use approve::{ApproveError, approve_held_run};
+pub use approve::{ApproveError, RejectError, approve_held_run, reject_held_run};
 pub use entries::{note_entry, op_entries, run_entry};
 pub use runner::{Finished, Launched, Runner};
 
@@ -38,6 +38,20 @@ use crate::tenant::Tenant;
 pub trait Connector: Send + Sync {
     async fn source(&self, tenant: &Tenant) -> Result<Arc<dyn DirectorySource>, String>;
     async fn target(&self, tenant: &Tenant) -> Result<Arc<dyn TargetAdapter>, String>;
+    /// Connects the tenant's target for the first time with the authorization code an admin's
+    /// consent produced (HighQ), keeping what it yields. Connectors with nowhere to keep it
+    /// refuse.
+    async fn connect_target(
+        &self,
+        tenant: &Tenant,
+        _code: &secrecy::SecretString,
+        _redirect_uri: &str,
+    ) -> Result<(), String> {
+        Err(format!(
+            "tenant {}: this service cannot connect a target with an authorization code",
+            tenant.key
+        ))
+    }
 }
 
 /// A connector that hands every tenant the same source and target: for tests and the demo.

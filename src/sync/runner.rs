@@ -10,11 +10,11 @@ use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
 use super::{
-    ApproveError, PendingRun, RunOutcome, RunStartOutcome, SyncContext, SyncError,
-    approve_held_run, start_run,
+    ApproveError, PendingRun, RejectError, RunOutcome, RunStartOutcome, SyncContext, SyncError,
+    approve_held_run, reject_held_run, start_run,
 };
 use crate::domain::TenantKey;
-use crate::store::{RunFinish, RunId, RunOptions, RunStatus, RunSummary, Trigger};
+use crate::store::{Rejection, RunFinish, RunId, RunOptions, RunStatus, RunSummary, Trigger};
 
 /// What asking the runner for a run got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,17 @@ impl Runner {
     ) -> Result<Launched, ApproveError> {
         let pending = approve_held_run(&self.ctx, tenant, run, approver).await?;
         Ok(self.spawn(tenant, pending))
+    }
+
+    /// R18: `rejecter` rejects the tenant's held run `run`; it can no longer be approved.
+    pub async fn reject(
+        &self,
+        tenant: &TenantKey,
+        run: RunId,
+        rejecter: &str,
+        reason: Option<&str>,
+    ) -> Result<Rejection, RejectError> {
+        reject_held_run(&self.ctx, tenant, run, rejecter, reason).await
     }
 
     fn spawn(&self, tenant: &TenantKey, pending: PendingRun) -> Launched {

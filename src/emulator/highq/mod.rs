@@ -212,6 +212,10 @@ pub fn app(instance: &str, state: SharedHighQ) -> Router {
         .with_state(state.clone());
     let inner = Router::new()
         .route("/api/oauth2/token", post(token))
+        .route(
+            "/authorize.action",
+            get(authorize_form).post(authorize_submit),
+        )
         .with_state(state)
         .nest("/api/{version}", api);
     let instance = instance.trim_matches('/');
@@ -356,6 +360,91 @@ async fn token(
         )
             .into_response(),
     }
+}
+
+#[derive(Deserialize)]
+struct AuthorizeQuery {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+impl AuthorizeQuery {
+    /// The redirect URI to send the browser back to, when the request is one HighQ would
+    /// serve; otherwise why not (answered as a `400`).
+    fn checked(&self, client_id: &str) -> Result<url::Url, &'static str> {
+        if self.response_type.as_deref() != Some("code") {
+            return Err("response_type must be \"code\"");
+        }
+        if self.client_id.as_deref() != Some(client_id) {
+            return Err("unknown client_id");
+        }
+        self.redirect_uri
+            .as_deref()
+            .and_then(|uri| url::Url::parse(uri).ok())
+            .ok_or("redirect_uri must be an absolute URL")
+    }
+}
+
+fn refuse_authorize(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        format!("HighQ emulator: {message}"),
+    )
+        .into_response()
+}
+
+/// `GET /authorize.action`: the consent page a HighQ site admin sees (already signed in).
+async fn authorize_form(
+    State(state): State<SharedHighQ>,
+    Query(query): Query<AuthorizeQuery>,
+) -> Response {
+    let client_id = state.lock().expect("emulator lock").oauth.client_id.clone();
+    if let Err(refused) = query.checked(&client_id) {
+        return refuse_authorize(refused);
+    }
+    axum::response::Html(
+        "<!doctype html><html><head><title>Authorise application</title></head><body>\
+         <h1>Authorise application</h1><p>An application wants to use HighQ on your behalf.</p>\
+         <form method=\"post\"><button type=\"submit\" name=\"decision\" value=\"allow\" \
+         id=\"highq-allow\">Allow</button> <button type=\"submit\" name=\"decision\" \
+         value=\"deny\" id=\"highq-deny\">Deny</button></form></body></html>"
+            .to_owned(),
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct Decision {
+    decision: String,
+}
+
+/// `POST /authorize.action`: back to the redirect URI with a one-time code (or `access_denied`)
+/// and the state it was given.
+async fn authorize_submit(
+    State(state): State<SharedHighQ>,
+    Query(query): Query<AuthorizeQuery>,
+    Form(decision): Form<Decision>,
+) -> Response {
+    let mut emulator = state.lock().expect("emulator lock");
+    let client_id = emulator.oauth.client_id.clone();
+    let mut back = match query.checked(&client_id) {
+        Ok(url) => url,
+        Err(refused) => return refuse_authorize(refused),
+    };
+    {
+        let mut pairs = back.query_pairs_mut();
+        if decision.decision == "allow" {
+            pairs.append_pair("code", &emulator.issue_authorization_code());
+        } else {
+            pairs.append_pair("error", "access_denied");
+        }
+        if let Some(state) = &query.state {
+            pairs.append_pair("state", state);
+        }
+    }
+    (StatusCode::FOUND, [(header::LOCATION, back.to_string())]).into_response()
 }
 
 #[derive(Deserialize)]

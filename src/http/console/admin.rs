@@ -41,8 +41,10 @@ pub(super) fn routes() -> Vec<Route> {
     ]
 }
 
+/// An instant on the operator's pages, which span tenants and zones: in UTC, with the offset
+/// stated, "2026-11-23 01:05:32 UTC (UTC+00:00)".
 fn when(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    super::local_time(chrono_tz::UTC, at)
 }
 
 fn roles() -> Vec<(&'static str, &'static str)> {
@@ -281,6 +283,8 @@ struct AuditQuery {
 
 struct AuditRow {
     at: String,
+    /// For an event about a tenant: the same instant in the tenant's zone, with its offset.
+    tenant_time: Option<String>,
     actor: String,
     action: String,
     tenant: String,
@@ -352,12 +356,26 @@ async fn audit_page(
             q.append_pair("before", &before.to_string());
             q.finish()
         });
+    let zones: std::collections::HashMap<TenantKey, chrono_tz::Tz> = state
+        .store()
+        .tenants()
+        .await?
+        .into_iter()
+        .map(|t| (t.key, t.time_zone))
+        .collect();
     Ok(AuditPage {
         shell: Shell::of(&caller),
         events: events
             .into_iter()
             .map(|e| AuditRow {
                 at: when(e.event.at),
+                tenant_time: e
+                    .event
+                    .tenant
+                    .as_ref()
+                    .and_then(|t| zones.get(t))
+                    .filter(|zone| **zone != chrono_tz::UTC)
+                    .map(|zone| super::local_time(*zone, e.event.at)),
                 actor: e.event.actor.clone(),
                 action: e.event.action.clone(),
                 tenant: e

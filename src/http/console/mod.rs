@@ -6,6 +6,7 @@
 
 mod admin;
 mod assets;
+mod connect;
 mod operator;
 mod reports;
 mod tenant;
@@ -27,6 +28,7 @@ pub(super) fn routes() -> Vec<Route> {
         tenant::routes(),
         reports::routes(),
         operator::routes(),
+        connect::routes(),
         admin::routes(),
     ]
     .into_iter()
@@ -71,6 +73,7 @@ pub fn status_badge(status: RunStatus) -> (&'static str, &'static str) {
         RunStatus::CompletedWithErrors => ("Completed with errors", "badge warn"),
         RunStatus::Failed => ("Failed", "badge bad"),
         RunStatus::Held => ("Held for approval", "badge held"),
+        RunStatus::Rejected => ("Rejected (held, not applied)", "badge held"),
     }
 }
 

@@ -144,6 +144,7 @@ async fn reports(
         RunStatus::CompletedWithErrors,
         RunStatus::Failed,
         RunStatus::Held,
+        RunStatus::Rejected,
     ]
     .into_iter()
     .map(|s| (s.as_str(), status_badge(s).0))
@@ -222,6 +223,8 @@ struct ReportPage {
     finished: String,
     badge: (&'static str, &'static str),
     message: Option<String>,
+    /// R18: "Ada Lovelace at 2026-… (UTC+01:00): reason", for a rejected run.
+    rejection: Option<String>,
     applied: Vec<(&'static str, usize)>,
     planned: Option<(&'static str, Vec<(&'static str, usize)>)>,
     groups: Vec<GroupLine>,
@@ -274,8 +277,19 @@ async fn report(
     } else {
         (page - 1) * LINES_PER_PAGE + 1
     };
+    let rejection = match run.status {
+        RunStatus::Rejected => state.store().run_rejection(run.id).await?.map(|r| {
+            let at = local_time(tenant.time_zone, r.at);
+            match r.reason {
+                Some(reason) => format!("by {} at {at}: {reason}", r.by),
+                None => format!("by {} at {at} (no reason given)", r.by),
+            }
+        }),
+        _ => None,
+    };
     let summary = run.summary.as_ref();
     Ok(ReportPage {
+        rejection,
         shell: Shell::of(&access.caller),
         tenant: TenantSummary::of(tenant, state.auth.now()),
         run: run.id,

@@ -1,12 +1,13 @@
 //! The Tenants page (status of each tenant the caller may see) and the Tenant page (selected
 //! groups with their Entra names and member counts, Force sync now with its confirmation and live
-//! progress, the held-run banner with Approve), and the progress fragment and its event stream.
+//! progress, the held-run banner with Approve and Reject), and the progress fragment and its event stream.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::Method;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -22,7 +23,7 @@ use crate::http::tenants::{GroupCountView, group_counts};
 use crate::http::{ApiError, AppState, Guard, Route, runs};
 use crate::plan::PlanCounts;
 use crate::schedule::next_midnight;
-use crate::store::{RunId, RunRecord, RunStatus};
+use crate::store::{MAX_REJECTION_REASON, RunId, RunRecord, RunStatus};
 use crate::tenant::Tenant;
 
 pub(super) fn routes() -> Vec<Route> {
@@ -55,6 +56,18 @@ pub(super) fn routes() -> Vec<Route> {
             operate,
             approve,
         ),
+        Route::page(
+            Method::GET,
+            "/tenants/{tenant}/reports/{run}/reject",
+            operate,
+            confirm_reject,
+        ),
+        Route::page(
+            Method::POST,
+            "/tenants/{tenant}/reports/{run}/reject",
+            operate,
+            reject,
+        ),
     ]
 }
 
@@ -83,6 +96,7 @@ fn tenant_badge(latest: Option<&RunRecord>) -> (&'static str, &'static str) {
         None => ("No runs yet", "badge none"),
         Some(RunStatus::Running) => ("Running", "badge running"),
         Some(RunStatus::Held) => ("Held for approval", "badge held"),
+        Some(RunStatus::Rejected) => ("Held run rejected", "badge held"),
         Some(RunStatus::Failed) => ("Failing", "badge bad"),
         Some(RunStatus::CompletedWithErrors) => ("Healthy, with errors", "badge warn"),
         Some(RunStatus::Succeeded) => ("Healthy", "badge ok"),
@@ -152,6 +166,10 @@ fn notice_text(query: &TenantQuery) -> Option<(String, &'static str)> {
             "Approved. The held run is being carried out as {run}, which plans afresh and may \
              deactivate up to what was approved."
         ),
+        "rejected" => format!(
+            "Rejected: {run} applies nothing and can no longer be approved. The next run (at \
+             midnight, or forced) plans afresh and is held again if it still deactivates too many."
+        ),
         "saved" => "The tenant's configuration was saved.".to_owned(),
         _ => return None,
     };
@@ -164,6 +182,26 @@ struct HeldView {
     held_at: String,
     message: String,
     planned: Vec<(&'static str, usize)>,
+}
+
+impl HeldView {
+    fn of(tenant: &Tenant, run: &RunRecord) -> Self {
+        Self {
+            run: run.id,
+            held_at: local_time(tenant.time_zone, run.started_at),
+            message: run.message.clone().unwrap_or_default(),
+            planned: run
+                .summary
+                .as_ref()
+                .map(|s| {
+                    count_rows(&s.planned)
+                        .into_iter()
+                        .filter(|(_, n)| *n > 0)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// The Tenant page's view of a run in progress.
@@ -354,21 +392,7 @@ async fn tenant_page(
     let latest = recent.first();
     let held = latest
         .filter(|r| r.status == RunStatus::Held)
-        .map(|run| HeldView {
-            run: run.id,
-            held_at: local_time(tenant.time_zone, run.started_at),
-            message: run.message.clone().unwrap_or_default(),
-            planned: run
-                .summary
-                .as_ref()
-                .map(|s| {
-                    count_rows(&s.planned)
-                        .into_iter()
-                        .filter(|(_, n)| *n > 0)
-                        .collect()
-                })
-                .unwrap_or_default(),
-        });
+        .map(|run| HeldView::of(tenant, run));
     // The run in progress, or the one just forced or approved (to show how it ended).
     let followed = match query.run {
         Some(id) => runs::tenant_run(&state, tenant, id).await.ok(),
@@ -447,6 +471,63 @@ async fn approve(
     Ok(Redirect::to(&format!(
         "/tenants/{}?notice=approved&run={}",
         access.tenant.key, launched.run_id
+    ))
+    .into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/reject.html")]
+struct RejectPage {
+    shell: Shell,
+    tenant: TenantSummary,
+    held: HeldView,
+    max_reason: usize,
+}
+
+/// Reject a held run, step one: what rejecting does, a reason, and the button that does it.
+/// Only a run that is still held gets the form; otherwise the page says why not.
+async fn confirm_reject(
+    State(state): State<AppState>,
+    Page(access): Page<TenantAccess<Operate>>,
+    ApiPath((_, run)): ApiPath<(String, RunId)>,
+) -> PageResult {
+    let tenant = &access.tenant;
+    let record = runs::tenant_run(&state, tenant, run).await?;
+    if record.status != RunStatus::Held {
+        return Err(ApiError::Conflict(format!(
+            "run {run} is {}, not held: only a held run can be rejected",
+            record.status.as_str()
+        ))
+        .into());
+    }
+    Ok(RejectPage {
+        shell: Shell::of(&access.caller),
+        tenant: TenantSummary::of(tenant, state.auth.now()),
+        held: HeldView::of(tenant, &record),
+        max_reason: MAX_REJECTION_REASON,
+    }
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct RejectForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// R18: reject a held run, through the API's own rejection; back to the Tenant page, where the
+/// banner is gone.
+async fn reject(
+    State(state): State<AppState>,
+    Page(access): Page<TenantAccess<Operate>>,
+    ApiPath((_, run)): ApiPath<(String, RunId)>,
+    Form(form): Form<RejectForm>,
+) -> PageResult {
+    let reason = Some(form.reason.as_str()).filter(|r| !r.trim().is_empty());
+    runs::reject_held(&state, &access.caller, &access.tenant, run, reason).await?;
+    Ok(Redirect::to(&format!(
+        "/tenants/{}?notice=rejected&run={run}",
+        access.tenant.key
     ))
     .into_response())
 }

@@ -58,6 +58,24 @@ pub struct HighQConfig {
     pub undocumented: UndocumentedCalls,
 }
 
+impl HighQConfig {
+    /// Where a HighQ site admin consents to dirsync's access: HighQ's OAuth authorize page,
+    /// which sends the browser back to `redirect_uri` with a one-time code and `state`.
+    pub fn authorize_url(&self, redirect_uri: &str, state: &str) -> Result<url::Url, String> {
+        let mut url = url::Url::parse(&format!(
+            "{}/authorize.action",
+            self.base_url.trim_end_matches('/')
+        ))
+        .map_err(|e| format!("target.base_url {:?}: {e}", self.base_url))?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", state);
+        Ok(url)
+    }
+}
+
 fn default_api_version() -> u32 {
     16
 }

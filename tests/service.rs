@@ -658,8 +658,6 @@ async fn a_run_killed_midway_does_not_block_the_next_and_its_partial_report_stay
     let settings = SyncSettings {
         flush_every: 1,
         target_concurrency: 1,
-        // The killed run is silent from the moment it dies; any silence counts in this test.
-        stale_after: chrono::Duration::zero(),
         heartbeat_every: Duration::from_secs(3600),
         ..SyncSettings::default()
     };
@@ -691,7 +689,8 @@ async fn a_run_killed_midway_does_not_block_the_next_and_its_partial_report_stay
         RunStatus::Running
     );
 
-    // The next run is not blocked: the dead one is closed as interrupted first.
+    // The next run is not blocked: the dead one's lease died with it (no waiting for a
+    // heartbeat to go stale), and it is closed as interrupted first.
     stalling.release();
     let next = run_sync(&ctx, &key, Trigger::manual("test"), RunOptions::default())
         .await
@@ -700,7 +699,7 @@ async fn a_run_killed_midway_does_not_block_the_next_and_its_partial_report_stay
     assert_eq!(next.status, RunStatus::Succeeded);
 
     let interrupted = store.run(killed).await.unwrap().unwrap();
-    assert_eq!(interrupted.status, RunStatus::Failed);
+    assert_eq!(interrupted.status, RunStatus::Interrupted);
     assert!(
         interrupted
             .message
@@ -715,7 +714,7 @@ async fn a_run_killed_midway_does_not_block_the_next_and_its_partial_report_stay
         actions.contains(&"group created"),
         "what it did before dying is in its report: {actions:?}"
     );
-    assert_eq!(actions.last(), Some(&"failed"));
+    assert_eq!(actions.last(), Some(&"interrupted"));
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -761,6 +760,6 @@ async fn a_shutdown_records_the_run_in_progress_as_interrupted(pool: PgPool) {
         .unwrap();
     handle.stop().await.unwrap();
     let run = store.run(launched.run_id).await.unwrap().unwrap();
-    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.status, RunStatus::Interrupted);
     assert!(run.message.unwrap().contains("the service shut down"));
 }

@@ -13,8 +13,8 @@ use dirsync::plan::{
 };
 use dirsync::store::postgres::PgStore;
 use dirsync::store::{
-    Approval, CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunOptions, RunStart, RunStatus,
-    RunSummary, Store, StoreError, SubjectKind, Trigger, TriggerKind,
+    Approval, CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunLease, RunOptions, RunStart,
+    RunStatus, RunSummary, Store, StoreError, SubjectKind, Trigger, TriggerKind,
 };
 use dirsync::tenant::{Retention, SourceSettings, TargetSettings, Tenant};
 use sqlx::PgPool;
@@ -128,13 +128,20 @@ fn finish(status: RunStatus) -> RunFinish {
     }
 }
 
+/// A new run whose lease is dropped at once, as if its process died: enough for tests of what
+/// is recorded about runs.
 async fn started(store: &PgStore, tenant: &TenantKey) -> i64 {
+    leased(store, tenant).await.run_id()
+}
+
+/// A new run and its lease, held by the caller.
+async fn leased(store: &PgStore, tenant: &TenantKey) -> std::sync::Arc<dyn RunLease> {
     match store
         .begin_run(tenant, &Trigger::automatic(), RunOptions::default())
         .await
         .unwrap()
     {
-        RunStart::Started(id) => id,
+        RunStart::Started(lease) => lease,
         other => panic!("expected a new run, got {other:?}"),
     }
 }
@@ -736,7 +743,8 @@ async fn begin_run_refuses_a_second_running_run_for_the_same_tenant_but_not_for_
     let (store, acme) = store_with_tenant(pool, "acme").await;
     store.upsert_tenant(&tenant("beta", vec![])).await.unwrap();
 
-    let first = started(&store, &acme).await;
+    let first_lease = leased(&store, &acme).await;
+    let first = first_lease.run_id();
     let second = store
         .begin_run(
             &acme,
@@ -752,7 +760,7 @@ async fn begin_run_refuses_a_second_running_run_for_the_same_tenant_but_not_for_
 
     assert_eq!(second, RunStart::AlreadyRunning(first));
     assert!(
-        matches!(other_tenant, RunStart::Started(id) if id != first),
+        matches!(&other_tenant, RunStart::Started(lease) if lease.run_id() != first),
         "{other_tenant:?}"
     );
 }
@@ -779,14 +787,12 @@ async fn concurrent_begin_runs_for_one_tenant_start_exactly_one(pool: PgPool) {
     let winners: Vec<i64> = outcomes
         .iter()
         .filter_map(|o| match o {
-            RunStart::Started(id) => Some(*id),
+            RunStart::Started(lease) => Some(lease.run_id()),
             RunStart::AlreadyRunning(_) => None,
         })
         .collect();
     assert_eq!(winners.len(), 1, "{outcomes:?}");
-    assert!(outcomes.iter().all(
-        |o| matches!(o, RunStart::Started(id) | RunStart::AlreadyRunning(id) if *id == winners[0])
-    ));
+    assert!(outcomes.iter().all(|o| o.run_id() == winners[0]));
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -813,6 +819,7 @@ async fn a_finished_run_keeps_its_outcome_and_a_new_run_may_begin(pool: PgPool) 
     let RunStart::Started(approved) = approved else {
         panic!("a run may begin once the previous one finished: {approved:?}");
     };
+    let approved = approved.run_id();
 
     let held_record = store.run(held).await.unwrap().unwrap();
     assert_eq!(held_record.status, RunStatus::Held);

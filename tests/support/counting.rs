@@ -124,6 +124,18 @@ impl TargetAdapter for CountingTarget {
         self.inner.set_user_status(id, status).await
     }
 
+    async fn verify_access(&self) -> Result<(), TargetError> {
+        self.inner.verify_access().await
+    }
+
+    async fn find_group(
+        &self,
+        key: &GroupKey,
+        name: &str,
+    ) -> Result<Option<TargetGroupId>, TargetError> {
+        self.inner.find_group(key, name).await
+    }
+
     async fn create_group(&self, key: &GroupKey, name: &str) -> Result<TargetGroupId, TargetError> {
         self.record(format!("create group {name}")).await;
         self.inner.create_group(key, name).await

@@ -486,6 +486,45 @@ impl TargetAdapter for HighQAdapter {
             .await
     }
 
+    async fn verify_access(&self) -> Result<(), TargetError> {
+        // The cheapest authenticated call HighQ has: one page of system groups.
+        self.client
+            .send(Call::new(Method::GET, ["groups"]).query("type", "system"))
+            .await
+            .map(|_| ())
+            .map_err(|err| err.into_target("checking dirsync's access to HighQ"))
+    }
+
+    async fn find_group(
+        &self,
+        key: &GroupKey,
+        name: &str,
+    ) -> Result<Option<TargetGroupId>, TargetError> {
+        let doing = format!("looking for group {name:?} before creating it");
+        let body = self
+            .client
+            .send(Call::new(Method::GET, ["groups"]).query("type", "synced"))
+            .await
+            .map_err(|err| err.into_target(&doing))?;
+        let undocumented = &self.config.undocumented;
+        let wanted_kind = GroupKind::synced(key.role);
+        let guid = key.entra_id.to_string();
+        Ok(records(&body, "group", "groupid")
+            .into_iter()
+            .find_map(|record| {
+                let same_name = flex_string(field(record, "name")).as_deref() == Some(name);
+                let same_guid = flex_string(field(record, "guid"))
+                    .is_some_and(|g| g.eq_ignore_ascii_case(&guid));
+                let same_kind = flex_string(field(record, &undocumented.group_type_field))
+                    .and_then(|value| undocumented.group_kind(&value))
+                    == Some(wanted_kind);
+                (same_name && same_guid && same_kind)
+                    .then(|| flex_string(field(record, "groupid")))
+                    .flatten()
+                    .and_then(|id| TargetGroupId::new(id).ok())
+            }))
+    }
+
     async fn create_group(&self, key: &GroupKey, name: &str) -> Result<TargetGroupId, TargetError> {
         let doing = format!("creating group {name:?}");
         let kind = GroupKind::synced(key.role);

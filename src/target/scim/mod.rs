@@ -478,6 +478,48 @@ impl TargetAdapter for ScimAdapter {
         self.edit_user(id, UserEdit::Status(status), &doing).await
     }
 
+    async fn verify_access(&self) -> Result<(), TargetError> {
+        // One user at most: proves the token without reading the directory.
+        self.client
+            .send(
+                Call::new(Method::GET, ["Users"])
+                    .query("startIndex", 1)
+                    .query("count", 1),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|err| err.into_target("checking dirsync's access to the SCIM server"))
+    }
+
+    async fn find_group(
+        &self,
+        key: &GroupKey,
+        name: &str,
+    ) -> Result<Option<TargetGroupId>, TargetError> {
+        let display_name = self.shape.group_display_name(key.role, name);
+        let doing = format!("looking for group {display_name:?} before creating it");
+        let caps = self.capabilities().await?;
+        let filter = caps
+            .filter
+            .then(|| format!("displayName eq {}", wire::filter_string(&display_name)));
+        let groups = self
+            .list("Groups", filter.as_deref())
+            .await
+            .map_err(|err| err.into_target(&doing))?;
+        let external_id = key.entra_id.to_string();
+        // The server's filter is not trusted: the name and the link are checked here.
+        Ok(groups.iter().find_map(|group| {
+            let same_name =
+                flex_string(field(group, "displayName")).as_deref() == Some(display_name.as_str());
+            let same_link = flex_string(field(group, "externalId"))
+                .is_some_and(|id| id.eq_ignore_ascii_case(&external_id));
+            (same_name && same_link)
+                .then(|| flex_string(field(group, "id")))
+                .flatten()
+                .and_then(|id| TargetGroupId::new(id).ok())
+        }))
+    }
+
     async fn create_group(&self, key: &GroupKey, name: &str) -> Result<TargetGroupId, TargetError> {
         let display_name = self.shape.group_display_name(key.role, name);
         let doing = format!("creating group {display_name:?}");

@@ -144,6 +144,23 @@ pub(super) async fn approve_held_run(
     let Some(mut locked) =
         super::lease::LockedTenant::lock(&pool.connect_options(), tenant).await?
     else {
+        // Another run holds the tenant: perhaps the one carrying out this very approval.
+        let approving: Option<ApprovingRow> = sqlx::query_as(
+            "SELECT id, triggered_by, started_at FROM runs
+             WHERE approves = $1 AND approved_deactivations IS NOT NULL",
+        )
+        .bind(held)
+        .fetch_optional(pool)
+        .await?;
+        if let Some(approving) = approving {
+            return Err(ApprovalRefused::AlreadyApproved {
+                run: held,
+                approving_run: approving.id,
+                by: approving.triggered_by,
+                at: approving.started_at,
+            }
+            .into());
+        }
         let running: Option<RunId> = sqlx::query_scalar(
             "SELECT r.id FROM runs r JOIN tenants t ON t.id = r.tenant_id
              WHERE t.key = $1 AND r.status = 'running'",

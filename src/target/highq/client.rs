@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::error::HighQError;
-use super::token::TokenStore;
+use super::token::{TokenStore, TokenStoreError};
 use super::wire::{ApiErrorBody, field, flex_string, flex_u64};
 
 /// Access tokens this close to expiry are refreshed before use.
@@ -58,6 +58,8 @@ struct AuthState {
     /// A rotated refresh token whose save failed: the old one no longer works, so this one is
     /// saved first on the next attempt.
     unsaved: Option<SecretString>,
+    /// An access token HighQ refused: not taken again from the shared store.
+    refused: Option<SecretString>,
 }
 
 /// One request to the versioned API.
@@ -167,7 +169,7 @@ impl Client {
         let mut attempt = 0u32;
         let mut reauthenticated = false;
         loop {
-            let token = self.access_token().await?;
+            let token = self.access_token(false).await?;
             let mut request = self
                 .http
                 .request(call.method.clone(), url.clone())
@@ -213,7 +215,10 @@ impl Client {
             }
             if status == StatusCode::UNAUTHORIZED && !reauthenticated {
                 reauthenticated = true;
-                self.auth.lock().await.access = None;
+                // Not this token again, neither cached nor shared by another process.
+                let mut auth = self.auth.lock().await;
+                auth.access = None;
+                auth.refused = Some(token);
                 continue;
             }
             let text = response
@@ -243,41 +248,52 @@ impl Client {
         tokio::time::sleep(base.mul_f64(jitter)).await;
     }
 
-    /// Forgets the cached access token and gets a new one with the stored refresh token.
+    /// Gets a new access token with the stored refresh token now, whatever is cached or shared.
     pub async fn refresh_now(&self) -> Result<(), HighQError> {
         self.auth.lock().await.access = None;
-        self.access_token().await.map(drop)
+        self.access_token(true).await.map(drop)
     }
 
-    /// A valid access token: the cached one, or a new one from the refresh token. The rotated
-    /// refresh token is saved before the new access token is used or even cached.
-    async fn access_token(&self) -> Result<SecretString, HighQError> {
+    /// A valid access token: the cached one, one another process shared through the token store
+    /// (item 8), or a new one from the refresh token, obtained while holding the store's lock on
+    /// the tenant's token so that no two processes spend one refresh token. The rotated refresh
+    /// token is saved before the new access token is used or even cached. `fresh`: the cached
+    /// and shared tokens were refused, get a new one.
+    async fn access_token(&self, fresh: bool) -> Result<SecretString, HighQError> {
         let mut auth = self.auth.lock().await;
         if let Some((token, expires)) = &auth.access {
-            if Instant::now() + EXPIRY_MARGIN < *expires {
+            if !fresh && Instant::now() + EXPIRY_MARGIN < *expires {
                 return Ok(token.clone());
             }
         }
-        let refresh_token = match auth.unsaved.take() {
-            Some(unsaved) => {
-                if let Err(err) = self.store.save(&unsaved).await {
-                    auth.unsaved = Some(unsaved);
-                    return Err(HighQError::TokenStore {
-                        action: "saved",
-                        detail: err.to_string(),
-                    });
-                }
-                unsaved
+        let store_failed = |action: &'static str| {
+            move |err: TokenStoreError| HighQError::TokenStore {
+                action,
+                detail: err.to_string(),
             }
-            None => self
-                .store
-                .load()
-                .await
-                .map_err(|err| HighQError::TokenStore {
-                    action: "loaded",
-                    detail: err.to_string(),
-                })?
-                .ok_or(HighQError::NotConnected)?,
+        };
+        let refresh = self
+            .store
+            .begin_refresh()
+            .await
+            .map_err(store_failed("loaded"))?;
+        let now = chrono::Utc::now();
+        if let Some((token, expires_at)) = refresh.shared_access() {
+            let left = (expires_at - now).to_std().unwrap_or_default();
+            let refused_here = auth
+                .refused
+                .as_ref()
+                .is_some_and(|refused| refused.expose_secret() == token.expose_secret());
+            if !refused_here && left > EXPIRY_MARGIN {
+                drop(refresh);
+                auth.access = Some((token.clone(), Instant::now() + left));
+                return Ok(token);
+            }
+        }
+        // A rotated token whose save failed last time is newer than the stored one.
+        let refresh_token = match auth.unsaved.take() {
+            Some(unsaved) => unsaved,
+            None => refresh.refresh_token().ok_or(HighQError::NotConnected)?,
         };
         let grant = self
             .request_token(&[
@@ -285,18 +301,23 @@ impl Client {
                 ("refresh_token", refresh_token.expose_secret()),
             ])
             .await?;
-        if let Some(rotated) = grant.refresh_token {
-            if let Err(err) = self.store.save(&rotated).await {
-                auth.unsaved = Some(rotated);
-                return Err(HighQError::TokenStore {
-                    action: "saved",
-                    detail: err.to_string(),
-                });
-            }
+        let expires_at = now
+            + chrono::Duration::from_std(grant.expires_in).unwrap_or(chrono::Duration::minutes(5));
+        if let Err(err) = refresh
+            .commit(
+                Some(grant.refresh_token.as_ref().unwrap_or(&refresh_token)),
+                &grant.access_token,
+                expires_at,
+            )
+            .await
+        {
+            auth.unsaved = Some(grant.refresh_token.unwrap_or(refresh_token));
+            return Err(store_failed("saved")(err));
         }
         self.counters
             .token_refreshes
             .fetch_add(1, Ordering::Relaxed);
+        auth.refused = None;
         auth.access = Some((
             grant.access_token.clone(),
             Instant::now() + grant.expires_in,

@@ -24,7 +24,9 @@ pub use self::client::HighQStats;
 use self::client::{Call, Client, ClientSettings};
 pub use self::error::{HighQError, refs};
 pub use self::phone::format_phone;
-pub use self::token::{FileTokenStore, MemoryTokenStore, TokenStore, TokenStoreError};
+pub use self::token::{
+    FileTokenStore, MemoryTokenStore, TokenRefresh, TokenStore, TokenStoreError,
+};
 pub use self::undocumented::UndocumentedCalls;
 use self::wire::{field, flex_string, records};
 use super::{MembershipOutcome, TargetAdapter, TargetError};
@@ -277,6 +279,7 @@ impl HighQAdapter {
         let wanted: HashSet<&Email> = emails.iter().collect();
         let limit = self.config.tuning.page_size;
         let mut found = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut offset = 0usize;
         loop {
             let call = Call::new(Method::GET, ["users"])
@@ -291,6 +294,19 @@ impl HighQAdapter {
             // through completely.
             if page.is_empty() {
                 return Ok(found);
+            }
+            // Item 7: a server that ignores the offset sends the same page for ever; a page with
+            // no user not seen before ends the read with an error instead of a loop.
+            let new_ids = page
+                .iter()
+                .filter_map(|record| flex_string(field(record, "userid")))
+                .filter(|id| seen.insert(id.clone()))
+                .count();
+            if new_ids == 0 {
+                return Err(TargetError::Protocol(format!(
+                    "HighQ answered the users from offset {offset} with users it had already \
+                     listed (is the offset ignored?); reading stopped rather than loop"
+                )));
             }
             offset += page.len();
             found.extend(

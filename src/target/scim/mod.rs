@@ -167,6 +167,7 @@ impl ScimAdapter {
             .unwrap_or_default()
             .page_size(self.settings.tuning.page_size);
         let mut found = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut start = 1u64;
         loop {
             let mut call = Call::new(Method::GET, [endpoint])
@@ -178,12 +179,34 @@ impl ScimAdapter {
             let answer = self.client.send(call).await?;
             let (page, total) = list_page(&answer.body);
             let got = page.len() as u64;
+            // Item 7: a server that ignores `startIndex` sends the same page for ever.
+            let new_ids = page
+                .iter()
+                .filter_map(|resource| flex_string(field(resource, "id")))
+                .filter(|id| seen.insert(id.clone()))
+                .count();
+            if got > 0 && new_ids == 0 {
+                return Err(ScimError::Protocol(format!(
+                    "the {endpoint} from index {start} are ones it had already listed (is \
+                     startIndex ignored?); reading stopped rather than loop"
+                )));
+            }
             found.extend(page.into_iter().cloned());
             start += got;
             // An empty page ends the list, and so does reaching the total: a server that caps
             // `count` below ours is still paged through completely.
-            if got == 0 || total.is_none_or(|total| start > total) {
+            if got == 0 || total.is_some_and(|total| start > total) {
                 return Ok(found);
+            }
+            // Without `totalResults` only a short page says the list is complete.
+            if total.is_none() {
+                if got < count as u64 {
+                    return Ok(found);
+                }
+                return Err(ScimError::Protocol(format!(
+                    "a full page of {endpoint} came without totalResults, so whether more follow \
+                     cannot be told; reading stopped rather than guess"
+                )));
             }
         }
     }

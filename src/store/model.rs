@@ -260,6 +260,11 @@ pub struct MirrorChanges {
     /// R9a: (departed user, new user) — the departed user's link to its target user is released
     /// and its memberships become the new user's.
     pub users_released: Vec<(EntraObjectId, EntraObjectId)>,
+    /// Item 11: synced groups the target has lost (deleted by hand, restored from a backup):
+    /// forgotten, with their memberships, so the run creates them again.
+    pub groups_forgotten: Vec<GroupKey>,
+    /// Item 11: synced users the target has lost: forgotten, so the run creates or adopts them.
+    pub users_forgotten: Vec<EntraObjectId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,5 +283,7 @@ impl MirrorChanges {
             && self.members_added.is_empty()
             && self.members_removed.is_empty()
             && self.users_released.is_empty()
+            && self.groups_forgotten.is_empty()
+            && self.users_forgotten.is_empty()
     }
 }

@@ -1097,6 +1097,52 @@ pub(super) async fn write_mirror_changes(
     tenant_id: i64,
     changes: &MirrorChanges,
 ) -> Result<(), StoreError> {
+    // Item 11 first: what the target has lost is forgotten before the run records it again.
+    if !changes.groups_forgotten.is_empty() {
+        let groups: Vec<Uuid> = changes
+            .groups_forgotten
+            .iter()
+            .map(|g| g.entra_id.as_uuid())
+            .collect();
+        let roles: Vec<&str> = changes
+            .groups_forgotten
+            .iter()
+            .map(|g| g.role.as_str())
+            .collect();
+        sqlx::query(
+            "DELETE FROM synced_groups g
+         USING UNNEST($2::uuid[], $3::text[]) AS c(entra_group_id, role)
+         WHERE g.tenant_id = $1 AND g.kind = 'synced'
+           AND g.entra_group_id = c.entra_group_id AND g.role = c.role",
+        )
+        .bind(tenant_id)
+        .bind(&groups)
+        .bind(&roles)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !changes.users_forgotten.is_empty() {
+        let users: Vec<Uuid> = changes
+            .users_forgotten
+            .iter()
+            .map(EntraObjectId::as_uuid)
+            .collect();
+        sqlx::query(
+            "DELETE FROM memberships m USING synced_groups g
+         WHERE g.tenant_id = $1 AND m.synced_group_id = g.id
+           AND m.entra_user_id = ANY($2)",
+        )
+        .bind(tenant_id)
+        .bind(&users)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("DELETE FROM synced_users WHERE tenant_id = $1 AND entra_user_id = ANY($2)")
+            .bind(tenant_id)
+            .bind(&users)
+            .execute(&mut *conn)
+            .await?;
+    }
+
     // R9a first: a rehired user's link moves to the new user before anything else names it.
     for chunk in changes.users_released.chunks(CHUNK) {
         release_users(&mut *conn, tenant_id, chunk).await?;

@@ -632,4 +632,6 @@ fn merge(into: &mut MirrorChanges, from: MirrorChanges) {
     into.members_added.extend(from.members_added);
     into.members_removed.extend(from.members_removed);
     into.users_released.extend(from.users_released);
+    into.groups_forgotten.extend(from.groups_forgotten);
+    into.users_forgotten.extend(from.users_forgotten);
 }

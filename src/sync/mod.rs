@@ -4,6 +4,7 @@
 mod apply;
 mod approve;
 mod confirm;
+mod drift;
 mod entries;
 
 use std::sync::Arc;
@@ -393,7 +394,7 @@ pub async fn dry_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Plan, Sync
         .target(&config)
         .await
         .map_err(SyncError::Unreadable)?;
-    let (plan, _, _) = read_and_plan(
+    let (plan, _, _, _) = read_and_plan(
         &ctx.settings,
         ctx.store.as_ref(),
         &config,
@@ -431,7 +432,7 @@ async fn read_and_plan(
     target: &dyn TargetAdapter,
     approved_deactivations: Option<usize>,
     group_read: &(dyn Fn() + Send + Sync),
-) -> Result<(Plan, FetchStats, Mirror), ReadFailure> {
+) -> Result<(Plan, FetchStats, Mirror, drift::Repair), ReadFailure> {
     let group_ids: Vec<_> = tenant
         .policy
         .selected_groups
@@ -446,7 +447,8 @@ async fn read_and_plan(
         .fetch_groups_with_progress(&group_ids, group_read)
         .await
         .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
-    let mirror = store.load_mirror(&tenant.key).await?;
+    let mut mirror = store.load_mirror(&tenant.key).await?;
+    let repair = drift::repair_drift(target, &mut mirror, settings.target_concurrency).await;
     let again = confirm::confirm_deletions(
         source,
         &mut snapshot,
@@ -489,7 +491,7 @@ async fn read_and_plan(
         }
         note
     }));
-    Ok((plan, stats, mirror))
+    Ok((plan, stats, mirror, repair))
 }
 
 struct Run<'a> {
@@ -570,7 +572,7 @@ impl Run<'_> {
             .map(|a| usize::try_from(a.deactivations).unwrap_or(usize::MAX));
         let groups = self.tenant.policy.selected_groups.len();
         self.progress.set("reading Entra", 0, groups).await?;
-        let (mut plan, stats, mirror) = match read_and_plan(
+        let (mut plan, stats, mirror, repair) = match read_and_plan(
             &self.ctx.settings,
             store,
             self.tenant,
@@ -594,9 +596,12 @@ impl Run<'_> {
             .set("recording the plan", groups, groups)
             .await?;
         store.record_groups(self.run_id, &plan.groups).await?;
-        let notes: Vec<ReportEntry> = plan.notes.iter().map(note_entry).collect();
+        let mut notes: Vec<ReportEntry> = plan.notes.iter().map(note_entry).collect();
+        self.summary.applied.warnings += repair.entries.len();
+        notes.extend(repair.entries);
+        // What the target has lost is forgotten together with the plan's lines (item 11).
         self.flush(
-            &MirrorChanges::default(),
+            &repair.changes,
             &notes,
             "recording the plan",
             groups,

@@ -309,6 +309,22 @@ impl TargetAdapter for MemoryTarget {
         })
     }
 
+    async fn group_members(
+        &self,
+        id: &TargetGroupId,
+    ) -> Result<Option<Vec<TargetUserId>>, TargetError> {
+        self.with(|s| {
+            if s.outage {
+                return Err(TargetError::Unavailable(
+                    "the target is unavailable (simulated outage)".to_owned(),
+                ));
+            }
+            Ok(s.groups
+                .get(id)
+                .map(|g| g.members.iter().cloned().collect()))
+        })
+    }
+
     async fn find_group(
         &self,
         key: &GroupKey,

@@ -102,6 +102,13 @@ pub trait TargetAdapter: Send + Sync {
         name: &str,
     ) -> Result<Option<TargetGroupId>, TargetError>;
 
+    /// Item 11: the members of a synced group as the target has them now; `None` when the group
+    /// is not there any more (deleted by hand, the target restored from an old backup).
+    async fn group_members(
+        &self,
+        id: &TargetGroupId,
+    ) -> Result<Option<Vec<TargetUserId>>, TargetError>;
+
     /// R2: a synced group named `name` with the role in `key`.
     async fn create_group(&self, key: &GroupKey, name: &str) -> Result<TargetGroupId, TargetError>;
 

@@ -128,6 +128,13 @@ impl TargetAdapter for CountingTarget {
         self.inner.verify_access().await
     }
 
+    async fn group_members(
+        &self,
+        id: &TargetGroupId,
+    ) -> Result<Option<Vec<TargetUserId>>, TargetError> {
+        self.inner.group_members(id).await
+    }
+
     async fn find_group(
         &self,
         key: &GroupKey,

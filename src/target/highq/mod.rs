@@ -511,6 +511,17 @@ impl TargetAdapter for HighQAdapter {
             .map_err(|err| err.into_target("checking dirsync's access to HighQ"))
     }
 
+    async fn group_members(
+        &self,
+        id: &TargetGroupId,
+    ) -> Result<Option<Vec<TargetUserId>>, TargetError> {
+        match HighQAdapter::group_members(self, id).await {
+            Ok(members) => Ok(Some(members)),
+            Err(TargetError::NotFound(_)) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     async fn find_group(
         &self,
         key: &GroupKey,

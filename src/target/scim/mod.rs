@@ -514,6 +514,27 @@ impl TargetAdapter for ScimAdapter {
             .map_err(|err| err.into_target("checking dirsync's access to the SCIM server"))
     }
 
+    async fn group_members(
+        &self,
+        id: &TargetGroupId,
+    ) -> Result<Option<Vec<TargetUserId>>, TargetError> {
+        let doing = format!("reading the members of group {id}");
+        let answer = match self.read("Groups", id.as_str(), &doing).await {
+            Ok(answer) => answer,
+            Err(TargetError::NotFound(_)) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let members = match field(&answer.body, "members") {
+            Value::Array(list) => list
+                .iter()
+                .filter_map(|member| flex_string(field(member, "value")))
+                .filter_map(|value| TargetUserId::new(value).ok())
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(Some(members))
+    }
+
     async fn find_group(
         &self,
         key: &GroupKey,

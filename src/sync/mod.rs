@@ -229,7 +229,7 @@ impl PendingRun {
         };
         let deadline = ctx.settings.run_deadline;
         let ended = tokio::time::timeout(deadline, run.execute(self.options)).await;
-        ticker.abort();
+        drop(ticker);
         let failed = |message: String| RunFinish {
             status: RunStatus::Failed,
             summary: run.summary.clone(),
@@ -357,9 +357,11 @@ impl Progress {
         self.lease.heartbeat(&progress).await
     }
 
-    fn keep_alive(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    /// The ticker stops when the returned guard is dropped: with the run, even when the run's
+    /// task is cancelled, so the lease it shares is not kept alive by the ticker.
+    fn keep_alive(&self, every: std::time::Duration) -> AbortOnDrop {
         let (lease, current) = (self.lease.clone(), self.current.clone());
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             let mut interval = tokio::time::interval(every);
             loop {
                 interval.tick().await;
@@ -373,7 +375,16 @@ impl Progress {
                     }
                 }
             }
-        })
+        }))
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -49,6 +49,8 @@ pub struct MemoryTargetState {
     creates: usize,
     /// Item 12: when set, the credential is refused (every call answers 401 with this).
     pub refused_credential: Option<String>,
+    /// Item 1: conversions to system groups (R12/R13) are refused.
+    pub refuse_conversions: bool,
     next_id: u64,
 }
 
@@ -400,6 +402,11 @@ impl TargetAdapter for MemoryTarget {
     ) -> Result<(), TargetError> {
         self.with(|s| {
             s.write(format!("convert group {id} to system group {new_name}"))?;
+            if s.refuse_conversions {
+                return Err(TargetError::Rejected(format!(
+                    "group {id} could not be made a system group (simulated)"
+                )));
+            }
             let group = s.groups.get_mut(id).ok_or_else(|| group_not_found(id))?;
             group.name = new_name.to_owned();
             group.kind = GroupKind::System;

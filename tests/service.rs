@@ -763,3 +763,55 @@ async fn a_shutdown_records_the_run_in_progress_as_interrupted(pool: PgPool) {
     assert_eq!(run.status, RunStatus::Interrupted);
     assert!(run.message.unwrap().contains("the service shut down"));
 }
+
+/// Issue 10 item 3: midnight for many tenants queues behind `sync.max_runs_in_flight` instead of
+/// opening every run (and its database connection) at once.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_replica_carries_out_at_most_max_runs_in_flight_and_queues_the_rest(pool: PgPool) {
+    use futures::FutureExt;
+    let (directory, tenants) = memory_tenants(3);
+    let store = Arc::new(PgStore::new(pool));
+    for tenant in &tenants {
+        store.upsert_tenant(tenant).await.unwrap();
+    }
+    let stalling = Arc::new(CountingTarget::new(Arc::new(MemoryTarget::new())).stalling_after(0));
+    let runner = dirsync::service::Runner::new(SyncContext {
+        store: store.clone(),
+        connector: Arc::new(FixedConnector {
+            source: Arc::new(MemorySource::new(directory)),
+            target: stalling.clone(),
+        }),
+        settings: SyncSettings {
+            max_runs_in_flight: 2,
+            deletion_confirm_delay: Duration::ZERO,
+            ..SyncSettings::default()
+        },
+    });
+    let mut finished = runner.subscribe();
+    for tenant in &tenants[..2] {
+        let launched = runner
+            .launch(&tenant.key, Trigger::automatic(), RunOptions::default())
+            .await
+            .unwrap();
+        assert!(!launched.already_running);
+    }
+    assert_eq!(runner.free_slots(), 0);
+
+    // The third waits for a slot: nothing of it is begun while two runs are in flight.
+    let third_key = tenants[2].key.clone();
+    let mut third = Box::pin(runner.launch(
+        &third_key,
+        Trigger::automatic(),
+        RunOptions::default(),
+    ));
+    assert!((&mut third).now_or_never().is_none());
+    assert!(store.runs(&third_key, 10).await.unwrap().is_empty());
+
+    stalling.release();
+    finished.recv().await.unwrap();
+    let launched = third.await.unwrap();
+    assert!(!launched.already_running);
+    finished.recv().await.unwrap();
+    finished.recv().await.unwrap();
+    assert_eq!(runner.free_slots(), 2);
+}

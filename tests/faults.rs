@@ -476,3 +476,72 @@ async fn item12_a_refresh_whose_answer_was_lost_fails_the_next_run_with_reconnec
     );
     assert!(emulator.users().is_empty(), "nothing was changed");
 }
+
+/// The target side of the fault suite: HighQ answering 10% of calls with 503, 5% with 500, and
+/// losing 5% of its answers after doing the work. Failed operations are listed; the next
+/// (fault-free) run converges with no user or group twice.
+#[sqlx::test(migrations = "./migrations")]
+async fn target_5xx_and_lost_answers_are_listed_and_the_next_run_converges_with_no_duplicate(
+    pool: PgPool,
+) {
+    use dirsync::emulator::highq::{Fault, FaultAction};
+    let store = Arc::new(PgStore::new(pool.clone()));
+    store.upsert_tenant(&tenant(Role::Internal)).await.unwrap();
+    let emulator = HighQEmulator::start(HighQSeed::default()).await.unwrap();
+    let adapter = replica(&pool, &emulator).await;
+    let code = emulator.with(|s| s.issue_authorization_code());
+    adapter
+        .connect_with_authorization_code(&secrecy::SecretString::from(code), "http://localhost/cb")
+        .await
+        .unwrap();
+    let ctx = SyncContext {
+        store: store.clone(),
+        connector: Arc::new(FixedConnector {
+            source: Arc::new(MemorySource::new(directory())),
+            target: Arc::new(adapter),
+        }),
+        settings: SyncSettings {
+            max_unavailable_in_a_row: 1_000,
+            ..settings()
+        },
+    };
+    emulator.inject(Fault::at_rate(0.10, FaultAction::Status(503)));
+    emulator.inject(Fault::at_rate(0.05, FaultAction::Status(500)));
+    emulator.inject(Fault::at_rate(0.05, FaultAction::LoseAnswer));
+
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        runs.push(sync(&ctx).await);
+    }
+    emulator.with(|s| s.faults.clear());
+    let clean = sync(&ctx).await;
+
+    let failed_listed: usize = runs.iter().map(|r| r.summary.operations_failed).sum();
+    let users = emulator.users();
+    let emails: std::collections::HashSet<String> =
+        users.iter().map(|u| u.email.to_lowercase()).collect();
+    let groups = emulator.groups();
+    let names: std::collections::HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    println!(
+        "target faults: {} runs under faults ({failed_listed} operations failed and listed), then a \
+         clean run: {:?}; HighQ holds {} users ({} distinct), {} groups ({} distinct names)",
+        runs.len(),
+        clean.status,
+        users.len(),
+        emails.len(),
+        groups.len(),
+        names.len()
+    );
+    assert!(matches!(
+        clean.status,
+        RunStatus::Succeeded | RunStatus::CompletedWithErrors
+    ));
+    assert_eq!(users.len(), 20);
+    assert_eq!(emails.len(), 20, "no user twice");
+    assert_eq!(names.len(), groups.len(), "no group twice");
+    assert_eq!(groups.iter().filter(|g| g.guid.is_some()).count(), 2);
+    for group in groups.iter().filter(|g| g.guid.is_some()) {
+        assert_eq!(group.members.len(), 10, "{group:?}");
+    }
+    assert_eq!(sync(&ctx).await.summary.operations_applied, 0, "converged");
+}

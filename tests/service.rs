@@ -799,11 +799,8 @@ async fn a_replica_carries_out_at_most_max_runs_in_flight_and_queues_the_rest(po
 
     // The third waits for a slot: nothing of it is begun while two runs are in flight.
     let third_key = tenants[2].key.clone();
-    let mut third = Box::pin(runner.launch(
-        &third_key,
-        Trigger::automatic(),
-        RunOptions::default(),
-    ));
+    let mut third =
+        Box::pin(runner.launch(&third_key, Trigger::automatic(), RunOptions::default()));
     assert!((&mut third).now_or_never().is_none());
     assert!(store.runs(&third_key, 10).await.unwrap().is_empty());
 

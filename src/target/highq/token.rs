@@ -41,13 +41,16 @@ pub trait TokenRefresh: Send {
     ) -> Result<(), TokenStoreError>;
 }
 
+/// An access token shared by the processes using a store, and when it expires.
+type SharedAccess = Arc<Mutex<Option<(SecretString, DateTime<Utc>)>>>;
+
 /// A refresh serialised within this process only: for the memory and file stores, which are
 /// not shared between processes.
 struct LocalRefresh<S> {
     store: S,
     refresh_token: Option<SecretString>,
     shared: Option<(SecretString, DateTime<Utc>)>,
-    share: Arc<Mutex<Option<(SecretString, DateTime<Utc>)>>>,
+    share: SharedAccess,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
@@ -82,7 +85,7 @@ pub struct MemoryTokenStore {
     token: Arc<Mutex<Option<SecretString>>>,
     saves: Arc<Mutex<u32>>,
     refreshing: Arc<tokio::sync::Mutex<()>>,
-    access: Arc<Mutex<Option<(SecretString, DateTime<Utc>)>>>,
+    access: SharedAccess,
 }
 
 impl MemoryTokenStore {

@@ -13,8 +13,8 @@ use dirsync::plan::{
     PlanCounts, SelectedGroup, Severity, TenantPolicy, UserFields, UserState,
 };
 use dirsync::store::{
-    Approval, CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunOptions, RunStart, RunStatus,
-    RunSummary, StoreError, SubjectKind, Trigger, TriggerKind,
+    Approval, CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunLease, RunOptions, RunStart,
+    RunStatus, RunSummary, StoreError, SubjectKind, Trigger, TriggerKind,
 };
 use dirsync::tenant::{Retention, SourceSettings, TargetSettings, Tenant};
 use std::sync::Arc;
@@ -135,13 +135,20 @@ fn finish(status: RunStatus) -> RunFinish {
     }
 }
 
+/// A new run whose lease is dropped at once, as if its process died: enough for tests of what
+/// is recorded about runs.
 async fn started(store: &Db, tenant: &TenantKey) -> i64 {
+    leased(store, tenant).await.run_id()
+}
+
+/// A new run and its lease, held by the caller.
+async fn leased(store: &Db, tenant: &TenantKey) -> Arc<dyn RunLease> {
     match store
         .begin_run(tenant, &Trigger::automatic(), RunOptions::default())
         .await
         .unwrap()
     {
-        RunStart::Started(id) => id,
+        RunStart::Started(lease) => lease,
         other => panic!("expected a new run, got {other:?}"),
     }
 }
@@ -561,7 +568,9 @@ async fn a_converted_group_is_kept_as_history_and_its_entra_group_can_be_synced_
     assert_eq!(system_groups, 2);
 }
 
-async fn a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_of_that_change_is_kept(
+/// Issue 10 item 1: a unique-constraint clash must not roll back a flush (the groups created in
+/// it would exist in the target but not in the mirror, and be created again every night).
+async fn a_second_synced_group_for_the_same_entra_group_is_skipped_and_the_rest_of_the_flush_is_kept(
     db: TestDb,
 ) {
     let (store, acme) = store_with_tenant(&db, "acme").await;
@@ -579,7 +588,7 @@ async fn a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_o
         .unwrap();
 
     let u1 = new_id();
-    let result = store
+    store
         .apply_mirror_changes(
             &acme,
             &MirrorChanges {
@@ -588,12 +597,16 @@ async fn a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_o
                 ..MirrorChanges::default()
             },
         )
-        .await;
+        .await
+        .unwrap();
 
-    assert!(matches!(result, Err(StoreError::Database(_))), "{result:?}");
     let mirror = store.load_mirror(&acme).await.unwrap();
     assert_eq!(mirror.groups.len(), 1);
-    assert!(mirror.users.is_empty(), "the transaction rolled back");
+    assert_eq!(
+        mirror.groups[0].key, internal,
+        "the first synced group stays"
+    );
+    assert_eq!(mirror.users.len(), 1, "the rest of the flush is recorded");
 }
 
 async fn each_tenant_has_its_own_mirror_even_for_the_same_entra_ids(db: TestDb) {
@@ -722,7 +735,8 @@ async fn begin_run_refuses_a_second_running_run_for_the_same_tenant_but_not_for_
     let (store, acme) = store_with_tenant(&db, "acme").await;
     store.upsert_tenant(&tenant("beta", vec![])).await.unwrap();
 
-    let first = started(&store, &acme).await;
+    let first_lease = leased(&store, &acme).await;
+    let first = first_lease.run_id();
     let second = store
         .begin_run(
             &acme,
@@ -738,7 +752,7 @@ async fn begin_run_refuses_a_second_running_run_for_the_same_tenant_but_not_for_
 
     assert_eq!(second, RunStart::AlreadyRunning(first));
     assert!(
-        matches!(other_tenant, RunStart::Started(id) if id != first),
+        matches!(&other_tenant, RunStart::Started(lease) if lease.run_id() != first),
         "{other_tenant:?}"
     );
 }
@@ -764,14 +778,12 @@ async fn concurrent_begin_runs_for_one_tenant_start_exactly_one(db: TestDb) {
     let winners: Vec<i64> = outcomes
         .iter()
         .filter_map(|o| match o {
-            RunStart::Started(id) => Some(*id),
+            RunStart::Started(lease) => Some(lease.run_id()),
             RunStart::AlreadyRunning(_) => None,
         })
         .collect();
     assert_eq!(winners.len(), 1, "{outcomes:?}");
-    assert!(outcomes.iter().all(
-        |o| matches!(o, RunStart::Started(id) | RunStart::AlreadyRunning(id) if *id == winners[0])
-    ));
+    assert!(outcomes.iter().all(|o| o.run_id() == winners[0]));
 }
 
 async fn a_finished_run_keeps_its_outcome_and_a_new_run_may_begin(db: TestDb) {
@@ -797,6 +809,7 @@ async fn a_finished_run_keeps_its_outcome_and_a_new_run_may_begin(db: TestDb) {
     let RunStart::Started(approved) = approved else {
         panic!("a run may begin once the previous one finished: {approved:?}");
     };
+    let approved = approved.run_id();
 
     let held_record = store.run(held).await.unwrap().unwrap();
     assert_eq!(held_record.status, RunStatus::Held);
@@ -1103,7 +1116,7 @@ on_both_backends!(
     r09a_a_released_user_hands_its_target_user_and_memberships_to_its_successor,
     r12_a_converted_group_without_a_successor_is_remembered_for_the_planner,
     a_converted_group_is_kept_as_history_and_its_entra_group_can_be_synced_again_with_the_other_role,
-    a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_of_that_change_is_kept,
+    a_second_synced_group_for_the_same_entra_group_is_skipped_and_the_rest_of_the_flush_is_kept,
     each_tenant_has_its_own_mirror_even_for_the_same_entra_ids,
     the_mirror_of_an_unknown_tenant_is_not_found,
     a_stored_row_that_no_longer_parses_is_reported_as_corrupt_naming_its_column,

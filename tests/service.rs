@@ -778,7 +778,7 @@ async fn a_replica_carries_out_at_most_max_runs_in_flight_and_queues_the_rest(po
         store.upsert_tenant(tenant).await.unwrap();
     }
     let stalling = Arc::new(CountingTarget::new(Arc::new(MemoryTarget::new())).stalling_after(0));
-    let runner = dirsync::service::Runner::new(SyncContext {
+    let runner = dirsync::sync::Runner::new(SyncContext {
         store: store.clone(),
         connector: Arc::new(FixedConnector {
             source: Arc::new(MemorySource::new(directory)),

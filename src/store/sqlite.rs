@@ -32,8 +32,7 @@ use super::postgres::{
 };
 use super::{
     ApprovalError, ApprovalRefused, ApprovedRun, MirrorChanges, ReportEntry, RunFilter, RunFinish,
-    RunId, RunOptions, RunRecord, RunStart, RunStatus, Store, StoreError, TenantSaved,
-    Trigger,
+    RunId, RunOptions, RunRecord, RunStart, RunStatus, Store, StoreError, TenantSaved, Trigger,
 };
 use crate::domain::{EntraObjectId, TenantKey, expose_for_storage};
 use crate::plan::{ConvertedGroup, GroupKey, GroupSummary, Mirror, MirrorGroup, MirrorUser};
@@ -1012,7 +1011,10 @@ pub(super) async fn write_entries(
     Ok(())
 }
 
-pub(super) async fn tenant_id(conn: &mut SqliteConnection, tenant: &TenantKey) -> Result<i64, StoreError> {
+pub(super) async fn tenant_id(
+    conn: &mut SqliteConnection,
+    tenant: &TenantKey,
+) -> Result<i64, StoreError> {
     sqlx::query_scalar("SELECT id FROM tenants WHERE key = $1")
         .bind(tenant.as_str())
         .fetch_optional(conn)

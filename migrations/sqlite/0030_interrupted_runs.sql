@@ -1,10 +1,8 @@
--- no-transaction
 -- Issue 10, as in PostgreSQL's 0030: a run whose process died is closed as `interrupted` by the
 -- next run of its tenant (its partial report kept). SQLite cannot alter a CHECK constraint, so the
--- runs table is rebuilt the way SQLite documents (foreign keys off, new table, copy, drop, rename,
--- indexes, foreign_key_check), in a transaction of its own: hence `no-transaction` above.
-PRAGMA foreign_keys = OFF;
-BEGIN IMMEDIATE;
+-- runs table is rebuilt the way SQLite documents: new table, copy, drop, rename, indexes. The
+-- store runs migrations with foreign keys off and checks them afterwards (`SqliteStore::migrate`),
+-- so dropping the old table neither cascades to the runs' reports nor breaks their references.
 CREATE TABLE runs_with_interrupted (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id      INTEGER NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
@@ -38,6 +36,3 @@ CREATE UNIQUE INDEX runs_one_running_per_tenant ON runs (tenant_id) WHERE status
 CREATE INDEX runs_by_tenant_newest_first ON runs (tenant_id, started_at DESC, id DESC);
 CREATE UNIQUE INDEX runs_approve_a_held_run_once
     ON runs (approves) WHERE approves IS NOT NULL AND approved_deactivations IS NOT NULL;
-PRAGMA foreign_key_check;
-COMMIT;
-PRAGMA foreign_keys = ON;

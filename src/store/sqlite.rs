@@ -98,9 +98,36 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Applies the embedded migrations that this database has not seen yet.
+    /// Applies the embedded migrations that this database has not seen yet. They run with
+    /// foreign keys off, as SQLite's procedure for rebuilding a table requires (SQLite cannot
+    /// alter a constraint: `0030_interrupted_runs.sql` rebuilds `runs`, whose reports must
+    /// neither cascade away nor lose their references), and the references are checked after.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await?;
+        let migrated = MIGRATOR.run_direct(&mut *conn).await;
+        if let Err(err) = sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await
+        {
+            // Never hand a connection without foreign keys back to the pool.
+            drop(conn.detach());
+            return Err(err.into());
+        }
+        migrated?;
+        let broken: Vec<(String, i64)> =
+            sqlx::query_as(r#"SELECT "table", rowid FROM pragma_foreign_key_check"#)
+                .fetch_all(&mut *conn)
+                .await?;
+        if let Some((table, row)) = broken.first() {
+            return Err(StoreError::Corrupt(format!(
+                "after the migrations, row {row} of {table} (and {} more) refers to a row that \
+                 does not exist",
+                broken.len() - 1
+            )));
+        }
         Ok(())
     }
 

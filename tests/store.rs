@@ -13,8 +13,8 @@ use dirsync::plan::{
     PlanCounts, SelectedGroup, Severity, TenantPolicy, UserFields, UserState,
 };
 use dirsync::store::{
-    Approval, CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunLease, RunOptions, RunStart,
-    RunStatus, RunSummary, StoreError, SubjectKind, Trigger, TriggerKind,
+    Approval, CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunFlush, RunLease, RunOptions,
+    RunProgress, RunStart, RunStatus, RunSummary, StoreError, SubjectKind, Trigger, TriggerKind,
 };
 use dirsync::tenant::{Retention, SourceSettings, TargetSettings, Tenant};
 use std::sync::Arc;
@@ -1108,6 +1108,175 @@ async fn purging_drops_old_claimed_midnights_but_keeps_the_latest_the_schedule_r
     assert_eq!(store.schedule_baseline(&acme).await.unwrap(), baseline);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Run leases (issue 10): PostgreSQL's advisory lock, SQLite's lock file per tenant
+// ---------------------------------------------------------------------------------------------
+
+fn progress(done: i64) -> RunProgress {
+    RunProgress {
+        stage: "applying".to_owned(),
+        done,
+        total: 10,
+    }
+}
+
+async fn a_run_whose_lease_is_dropped_is_closed_as_interrupted_by_the_next_run_with_its_flushes_kept(
+    db: TestDb,
+) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
+    let dead = leased(&store, &acme).await;
+    let dead_run = dead.run_id();
+    let someone = new_id();
+    dead.flush(RunFlush {
+        mirror: &MirrorChanges {
+            users: vec![user(&someone, 1)],
+            ..MirrorChanges::default()
+        },
+        entries: &[entry("created", 1)],
+        progress: &progress(1),
+    })
+    .await
+    .unwrap();
+    // The process dies: its lock goes with it.
+    drop(dead);
+
+    let next = leased(&store, &acme).await;
+
+    assert_ne!(next.run_id(), dead_run);
+    let closed = store.run(dead_run).await.unwrap().unwrap();
+    assert_eq!(closed.status, RunStatus::Interrupted);
+    assert!(closed.finished_at.is_some());
+    let lines = store.run_entries(dead_run).await.unwrap();
+    assert_eq!(
+        lines.len(),
+        2,
+        "the flushed line and the closing line: {lines:?}"
+    );
+    assert_eq!(lines[0].action, "created");
+    assert_eq!(lines[1].action, "interrupted");
+    let mirror = store.load_mirror(&acme).await.unwrap();
+    assert_eq!(mirror.users.len(), 1, "what the dead run flushed is kept");
+    next.finish(&finish(RunStatus::Succeeded), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.run(next.run_id()).await.unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
+}
+
+async fn a_run_closed_by_another_process_is_fenced_off_and_never_overwrites_the_status(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
+    let lease = leased(&store, &acme).await;
+    let run = lease.run_id();
+    lease.heartbeat(&progress(3)).await.unwrap();
+    // Another process records the run as ended (a shutdown past its grace).
+    let mut closed = finish(RunStatus::Interrupted);
+    closed.message = Some("closed elsewhere".into());
+    store.finish_run(run, &closed).await.unwrap();
+
+    let flushed = lease
+        .flush(RunFlush {
+            mirror: &MirrorChanges {
+                users: vec![user(&new_id(), 2)],
+                ..MirrorChanges::default()
+            },
+            entries: &[entry("created", 2)],
+            progress: &progress(4),
+        })
+        .await;
+    let finished = lease.finish(&finish(RunStatus::Succeeded), &[]).await;
+
+    assert!(
+        matches!(flushed, Err(StoreError::LeaseLost(_))),
+        "{flushed:?}"
+    );
+    assert!(
+        matches!(finished, Err(StoreError::LeaseLost(_))),
+        "{finished:?}"
+    );
+    assert!(lease.lost().is_some());
+    let record = store.run(run).await.unwrap().unwrap();
+    assert_eq!(record.status, RunStatus::Interrupted);
+    assert_eq!(record.message.as_deref(), Some("closed elsewhere"));
+    assert!(
+        store.run_entries(run).await.unwrap().is_empty(),
+        "nothing of the fenced flush"
+    );
+    assert!(store.load_mirror(&acme).await.unwrap().users.is_empty());
+}
+
+async fn a_held_lease_refuses_other_runs_until_it_finishes_then_lets_the_next_begin(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
+    let lease = leased(&store, &acme).await;
+    let again = store
+        .begin_run(&acme, &Trigger::automatic(), RunOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, RunStart::AlreadyRunning(id) if id == lease.run_id()),
+        "{again:?}"
+    );
+    lease
+        .finish(&finish(RunStatus::Succeeded), &[])
+        .await
+        .unwrap();
+    let after = lease.heartbeat(&progress(9)).await;
+    assert!(matches!(after, Err(StoreError::LeaseLost(_))), "{after:?}");
+
+    let next = leased(&store, &acme).await;
+    assert_eq!(
+        store.run(lease.run_id()).await.unwrap().unwrap().status,
+        RunStatus::Succeeded,
+        "a finished run is not closed as interrupted"
+    );
+    assert_ne!(next.run_id(), lease.run_id());
+}
+
+async fn token_refreshes_are_made_one_at_a_time_and_the_second_sees_what_the_first_committed(
+    db: TestDb,
+) {
+    use secrecy::{ExposeSecret, SecretString};
+
+    let (store, acme) = store_with_tenant(&db, "acme").await;
+    let tokens = store.target_tokens(acme.clone(), "highq");
+    tokens.save(&SecretString::from("rt-1")).await.unwrap();
+    let first = tokens.begin_refresh().await.unwrap();
+    assert_eq!(first.refresh_token().unwrap().expose_secret(), "rt-1");
+    assert!(first.shared_access().is_none());
+
+    let other = store.target_tokens(acme, "highq");
+    let second = tokio::spawn(async move {
+        let refresh = other.begin_refresh().await.unwrap();
+        (
+            refresh.refresh_token().unwrap().expose_secret().to_owned(),
+            refresh
+                .shared_access()
+                .map(|(token, _)| token.expose_secret().to_owned()),
+        )
+    });
+    // The second refresh waits for the first (it would read rt-1 otherwise).
+    let mut second = second;
+    let early = tokio::time::timeout(std::time::Duration::from_millis(200), &mut second).await;
+    assert!(
+        early.is_err(),
+        "a second refresh began while the first held the token"
+    );
+    let expires = Utc::now() + Duration::minutes(30);
+    first
+        .commit(
+            Some(&SecretString::from("rt-2")),
+            &SecretString::from("access-2"),
+            expires,
+        )
+        .await
+        .unwrap();
+
+    let (refresh_token, shared) = second.await.unwrap();
+    assert_eq!(refresh_token, "rt-2");
+    assert_eq!(shared.as_deref(), Some("access-2"));
+}
+
 on_both_backends!(
     a_tenant_round_trips_and_a_second_upsert_replaces_its_selected_groups,
     secret_settings_are_stored_for_connecting_and_read_back_intact,
@@ -1132,4 +1301,8 @@ on_both_backends!(
     migrations_apply_through_the_store_and_are_idempotent,
     a_saved_refresh_token_replaces_the_last_one_and_is_kept_per_tenant,
     purging_drops_old_claimed_midnights_but_keeps_the_latest_the_schedule_reads,
+    a_run_whose_lease_is_dropped_is_closed_as_interrupted_by_the_next_run_with_its_flushes_kept,
+    a_run_closed_by_another_process_is_fenced_off_and_never_overwrites_the_status,
+    a_held_lease_refuses_other_runs_until_it_finishes_then_lets_the_next_begin,
+    token_refreshes_are_made_one_at_a_time_and_the_second_sees_what_the_first_committed,
 );

@@ -2,7 +2,8 @@
 -- would have done) and can no longer be approved; who rejected it, when and why is kept beside it.
 ALTER TABLE runs DROP CONSTRAINT runs_status_check;
 ALTER TABLE runs ADD CONSTRAINT runs_status_check
-    CHECK (status IN ('running', 'succeeded', 'completed with errors', 'failed', 'held', 'rejected'));
+    CHECK (status IN ('running', 'succeeded', 'completed with errors', 'failed', 'held', 'interrupted',
+                      'rejected'));
 
 CREATE TABLE run_rejections (
     run_id      bigint PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,

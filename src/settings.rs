@@ -197,8 +197,10 @@ pub struct SyncTuning {
     pub target_concurrency: usize,
     pub max_presence_lookups: usize,
     pub flush_every: usize,
+    pub flush_interval_ms: u64,
     pub heartbeat_every_secs: u64,
-    pub stale_after_secs: u64,
+    pub run_deadline_secs: u64,
+    pub max_runs_in_flight: usize,
     pub max_unavailable_in_a_row: usize,
     pub approval_window_secs: u64,
     pub deletion_confirm_delay_ms: u64,
@@ -210,8 +212,10 @@ impl From<SyncTuning> for SyncSettings {
             target_concurrency: t.target_concurrency,
             max_presence_lookups: t.max_presence_lookups,
             flush_every: t.flush_every,
+            flush_interval: std::time::Duration::from_millis(t.flush_interval_ms),
             heartbeat_every: std::time::Duration::from_secs(t.heartbeat_every_secs),
-            stale_after: chrono::Duration::seconds(t.stale_after_secs as i64),
+            run_deadline: std::time::Duration::from_secs(t.run_deadline_secs),
+            max_runs_in_flight: t.max_runs_in_flight,
             max_unavailable_in_a_row: t.max_unavailable_in_a_row,
             approval_window: chrono::Duration::seconds(
                 i64::try_from(t.approval_window_secs).unwrap_or(i64::MAX / 1000),
@@ -279,8 +283,10 @@ fn defaults() -> Defaults {
             target_concurrency: sync.target_concurrency,
             max_presence_lookups: sync.max_presence_lookups,
             flush_every: sync.flush_every,
+            flush_interval_ms: sync.flush_interval.as_millis() as u64,
             heartbeat_every_secs: sync.heartbeat_every.as_secs(),
-            stale_after_secs: sync.stale_after.num_seconds() as u64,
+            run_deadline_secs: sync.run_deadline.as_secs(),
+            max_runs_in_flight: sync.max_runs_in_flight,
             max_unavailable_in_a_row: sync.max_unavailable_in_a_row,
             approval_window_secs: sync.approval_window.num_seconds() as u64,
             deletion_confirm_delay_ms: sync.deletion_confirm_delay.as_millis() as u64,
@@ -321,7 +327,7 @@ impl Settings {
         // that would exhaust the database or the target.
         let (db, server, scheduler, sync) =
             (&self.database, &self.server, self.scheduler, self.sync);
-        let numbers: [(&str, u64, u64, u64, &str); 12] = [
+        let numbers: [(&str, u64, u64, u64, &str); 14] = [
             (
                 "database.max_connections",
                 db.max_connections.into(),
@@ -369,7 +375,7 @@ impl Settings {
                 sync.flush_every as u64,
                 1,
                 100_000,
-                "operations per batch of report lines and mirror changes",
+                "applied operations per flush of mirror changes, report lines and progress",
             ),
             (
                 "sync.heartbeat_every_secs",
@@ -379,11 +385,25 @@ impl Settings {
                 "seconds between a running run's signs of life",
             ),
             (
-                "sync.stale_after_secs",
-                sync.stale_after_secs,
-                2,
-                86_400,
-                "seconds of silence after which a run is taken to be dead",
+                "sync.flush_interval_ms",
+                sync.flush_interval_ms,
+                10,
+                60_000,
+                "milliseconds at most between a run's flushes of applied operations",
+            ),
+            (
+                "sync.run_deadline_secs",
+                sync.run_deadline_secs,
+                60,
+                604_800,
+                "seconds after which a run still going stops as failed: deadline",
+            ),
+            (
+                "sync.max_runs_in_flight",
+                sync.max_runs_in_flight as u64,
+                1,
+                1_000,
+                "runs carried out at once by one replica; more wait for a free slot",
             ),
             (
                 "sync.max_unavailable_in_a_row",
@@ -415,16 +435,6 @@ impl Settings {
                     format!("{key} = {value} is out of range: it must be from {min} to {max} ({meaning})"),
                 ));
             }
-        }
-        let (heartbeat, stale) = (self.sync.heartbeat_every_secs, self.sync.stale_after_secs);
-        if stale < heartbeat.saturating_mul(2) {
-            problems.push((
-                "sync.stale_after_secs".to_owned(),
-                format!(
-                    "sync.stale_after_secs = {stale} must be at least twice sync.heartbeat_every_secs \
-                     ({heartbeat}), or live runs would be closed as dead"
-                ),
-            ));
         }
         if let Err(problem) = self.database.location() {
             problems.push(("database.url".to_owned(), problem));
@@ -552,8 +562,8 @@ mod tests {
         assert_eq!(settings.server.listen, "127.0.0.1:8080");
         assert!(settings.scheduler.enabled);
         assert_eq!(
-            SyncSettings::from(settings.sync).stale_after,
-            chrono::Duration::seconds(120)
+            SyncSettings::from(settings.sync).run_deadline,
+            Duration::from_secs(6 * 3600)
         );
         assert!(settings.graph.is_none());
     }
@@ -634,11 +644,19 @@ mod tests {
         ] {
             assert!(err.contains(key), "{key:?} missing from {err}");
         }
-        let err = problems("[sync]\nheartbeat_every_secs = 100\nstale_after_secs = 150\n");
-        assert!(
-            err.contains("at least twice sync.heartbeat_every_secs"),
-            "{err}"
+        let err = problems(
+            "[sync]\nflush_interval_ms = 0\nrun_deadline_secs = 0\nmax_runs_in_flight = 0\n",
         );
+        for key in [
+            "sync.flush_interval_ms = 0",
+            "sync.run_deadline_secs = 0",
+            "sync.max_runs_in_flight = 0",
+        ] {
+            assert!(err.contains(key), "{key:?} missing from {err}");
+        }
+        // The lease replaced the heartbeat timeout: the old key is refused by name.
+        let err = problems("[sync]\nstale_after_secs = 150\n");
+        assert!(err.contains("stale_after_secs"), "{err}");
         let err = problems("[sync]\nflush_every = -1\n");
         assert!(err.contains("sync.flush_every"), "{err}");
     }

@@ -311,8 +311,8 @@ async fn finished_run(store: &PgStore, status: RunStatus) -> i64 {
         },
         message: None,
     };
-    store.finish_run(run, &finish).await.unwrap();
-    run
+    run.finish(&finish, &[]).await.unwrap();
+    run.run_id()
 }
 
 async fn store_with_tenant(pool: PgPool) -> PgStore {

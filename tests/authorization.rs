@@ -229,19 +229,19 @@ async fn finished_run(store: &PgStore, tenant: &str, status: RunStatus) -> RunId
             .await
             .unwrap()
         {
-            RunStart::Started(id) => {
-                store
-                    .finish_run(
-                        id,
+            RunStart::Started(lease) => {
+                lease
+                    .finish(
                         &RunFinish {
                             status,
                             summary: RunSummary::default(),
                             message: None,
                         },
+                        &[],
                     )
                     .await
                     .unwrap();
-                return id;
+                return lease.run_id();
             }
             RunStart::AlreadyRunning(_) => tokio::task::yield_now().await,
         }

@@ -18,8 +18,8 @@ use dirsync::schedule::{SchedulerSettings, SystemClock};
 use dirsync::service::{Service, ServiceHandle, start};
 use dirsync::source::memory::{MemoryDirectory, MemorySource};
 use dirsync::store::{
-    EntryQuery, PgStore, ReportEntry, RunFinish, RunId, RunOptions, RunProgress, RunStart,
-    RunStatus, RunSummary, Store, SubjectKind, Trigger,
+    EntryQuery, PgStore, ReportEntry, RunFinish, RunId, RunLease, RunOptions, RunProgress,
+    RunStart, RunStatus, RunSummary, Store, SubjectKind, Trigger,
 };
 use dirsync::sync::{FixedConnector, SyncContext, SyncSettings};
 use dirsync::target::memory::MemoryTarget;
@@ -116,7 +116,7 @@ impl Fixture {
             .unwrap()
     }
 
-    async fn begin(&self) -> RunId {
+    async fn begin(&self) -> Arc<dyn RunLease> {
         match self
             .store
             .begin_run(
@@ -127,7 +127,7 @@ impl Fixture {
             .await
             .unwrap()
         {
-            RunStart::Started(id) => id,
+            RunStart::Started(lease) => lease,
             RunStart::AlreadyRunning(id) => panic!("run {id} is in progress"),
         }
     }
@@ -159,16 +159,14 @@ async fn next_event_with(
 #[sqlx::test(migrations = "./migrations")]
 async fn the_progress_stream_follows_a_run_from_its_heartbeats_to_its_end(pool: PgPool) {
     let fx = fixture(pool).await;
-    let run = fx.begin().await;
-    fx.store
-        .heartbeat(
-            run,
-            &RunProgress {
-                stage: "applying changes".to_owned(),
-                done: 10,
-                total: 40,
-            },
-        )
+    let lease = fx.begin().await;
+    let run = lease.run_id();
+    lease
+        .heartbeat(&RunProgress {
+            stage: "applying changes".to_owned(),
+            done: 10,
+            total: 40,
+        })
         .await
         .unwrap();
     let mut stream = fx.get(&format!("/tenants/acme/reports/{run}/events")).await;
@@ -181,15 +179,12 @@ async fn the_progress_stream_follows_a_run_from_its_heartbeats_to_its_end(pool: 
     assert!(first.contains("data-run-state=\"running\""), "{first}");
 
     // Each change is sent as it is recorded …
-    fx.store
-        .heartbeat(
-            run,
-            &RunProgress {
-                stage: "applying changes".to_owned(),
-                done: 30,
-                total: 40,
-            },
-        )
+    lease
+        .heartbeat(&RunProgress {
+            stage: "applying changes".to_owned(),
+            done: 30,
+            total: 40,
+        })
         .await
         .unwrap();
     let later = next_event_with(&mut stream, &mut seen, "30 of 40").await;
@@ -253,7 +248,7 @@ fn line(n: usize) -> ReportEntry {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_100000_line_report_is_searched_and_paged_in_sql(pool: PgPool) {
     let fx = fixture(pool).await;
-    let run = fx.begin().await;
+    let run = fx.begin().await.run_id();
     let lines: Vec<ReportEntry> = (0..100_000).map(line).collect();
     fx.store.record_entries(run, &lines).await.unwrap();
     fx.store
@@ -342,7 +337,7 @@ async fn the_person_look_up_finds_someone_across_runs_newest_first(pool: PgPool)
     let key = TenantKey::parse("acme").unwrap();
     let mut runs = Vec::new();
     for action in ["created", "removed from group", "deactivated"] {
-        let run = fx.begin().await;
+        let run = fx.begin().await.run_id();
         let mut entry = line(7);
         entry.action = action.to_owned();
         fx.store

@@ -466,6 +466,58 @@ async fn a_malformed_or_truncated_page_or_one_without_value_fails_the_group_prec
     }
 }
 
+/// Issue 10 item 7: paging that goes round in circles ends the group's read with an error, never
+/// a loop.
+#[tokio::test]
+async fn a_next_link_back_to_a_page_already_read_fails_the_group_instead_of_looping() {
+    let emulator = EntraEmulator::start_with(
+        directory(tenant_with(
+            1200,
+            vec![group(1, "Paged", (0..1200).map(user_id))],
+        )),
+        FaultPlan::none(),
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .expect("emulator");
+    // Page 2's own address, from a fault-free read; then page 2 links to itself.
+    source(&emulator)
+        .fetch_groups(&[oid(&group_id(1))])
+        .await
+        .expect("a read");
+    let page_two = emulator
+        .requests()
+        .into_iter()
+        .map(|r| r.path_and_query)
+        .find(|p| p.contains("/members/microsoft.graph.user?") && p.contains("skiptoken"))
+        .expect("a second page");
+    let before = emulator.requests().len();
+    emulator.set_faults(FaultPlan::single(FaultRule {
+        when: FaultTrigger::Always,
+        path_contains: Some("skiptoken".into()),
+        fault: Fault::NextLinkTo {
+            url: format!("{}{page_two}", emulator.base_url()),
+        },
+    }));
+
+    let fetch = tokio::time::timeout(
+        Duration::from_secs(30),
+        source(&emulator).fetch_groups(&[oid(&group_id(1))]),
+    )
+    .await
+    .expect("the read ends")
+    .expect("a read");
+
+    let GroupOutcome::Failed { reason } = outcome(&fetch.snapshot, &group_id(1)) else {
+        panic!("a paging loop must fail the group");
+    };
+    assert!(
+        reason.contains("links back to a page already read"),
+        "{reason}"
+    );
+    assert!(emulator.requests().len() - before < 10, "no loop");
+}
+
 async fn sign_in_error(change: impl FnOnce(&mut TenantDirectory), tenant: &str) -> String {
     let mut tenant_dir = tenant_with(1, vec![group(1, "G", [user_id(0)])]);
     change(&mut tenant_dir);

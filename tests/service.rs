@@ -661,8 +661,6 @@ async fn a_run_killed_midway_does_not_block_the_next_and_its_partial_report_stay
     let settings = SyncSettings {
         flush_every: 1,
         target_concurrency: 1,
-        // The killed run is silent from the moment it dies; any silence counts in this test.
-        stale_after: chrono::Duration::zero(),
         heartbeat_every: Duration::from_secs(3600),
         ..SyncSettings::default()
     };
@@ -694,7 +692,8 @@ async fn a_run_killed_midway_does_not_block_the_next_and_its_partial_report_stay
         RunStatus::Running
     );
 
-    // The next run is not blocked: the dead one is closed as interrupted first.
+    // The next run is not blocked: the dead one's lease died with it (no waiting for a
+    // heartbeat to go stale), and it is closed as interrupted first.
     stalling.release();
     let next = run_sync(&ctx, &key, Trigger::manual("test"), RunOptions::default())
         .await
@@ -703,7 +702,7 @@ async fn a_run_killed_midway_does_not_block_the_next_and_its_partial_report_stay
     assert_eq!(next.status, RunStatus::Succeeded);
 
     let interrupted = store.run(killed).await.unwrap().unwrap();
-    assert_eq!(interrupted.status, RunStatus::Failed);
+    assert_eq!(interrupted.status, RunStatus::Interrupted);
     assert!(
         interrupted
             .message
@@ -718,7 +717,7 @@ async fn a_run_killed_midway_does_not_block_the_next_and_its_partial_report_stay
         actions.contains(&"group created"),
         "what it did before dying is in its report: {actions:?}"
     );
-    assert_eq!(actions.last(), Some(&"failed"));
+    assert_eq!(actions.last(), Some(&"interrupted"));
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -764,6 +763,55 @@ async fn a_shutdown_records_the_run_in_progress_as_interrupted(pool: PgPool) {
         .unwrap();
     handle.stop().await.unwrap();
     let run = store.run(launched.run_id).await.unwrap().unwrap();
-    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.status, RunStatus::Interrupted);
     assert!(run.message.unwrap().contains("the service shut down"));
+}
+
+/// Issue 10 item 3: midnight for many tenants queues behind `sync.max_runs_in_flight` instead of
+/// opening every run (and its database connection) at once.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_replica_carries_out_at_most_max_runs_in_flight_and_queues_the_rest(pool: PgPool) {
+    use futures::FutureExt;
+    let (directory, tenants) = memory_tenants(3);
+    let store = Arc::new(PgStore::new(pool));
+    for tenant in &tenants {
+        store.upsert_tenant(tenant).await.unwrap();
+    }
+    let stalling = Arc::new(CountingTarget::new(Arc::new(MemoryTarget::new())).stalling_after(0));
+    let runner = dirsync::sync::Runner::new(SyncContext {
+        store: store.clone(),
+        connector: Arc::new(FixedConnector {
+            source: Arc::new(MemorySource::new(directory)),
+            target: stalling.clone(),
+        }),
+        settings: SyncSettings {
+            max_runs_in_flight: 2,
+            deletion_confirm_delay: Duration::ZERO,
+            ..SyncSettings::default()
+        },
+    });
+    let mut finished = runner.subscribe();
+    for tenant in &tenants[..2] {
+        let launched = runner
+            .launch(&tenant.key, Trigger::automatic(), RunOptions::default())
+            .await
+            .unwrap();
+        assert!(!launched.already_running);
+    }
+    assert_eq!(runner.free_slots(), 0);
+
+    // The third waits for a slot: nothing of it is begun while two runs are in flight.
+    let third_key = tenants[2].key.clone();
+    let mut third =
+        Box::pin(runner.launch(&third_key, Trigger::automatic(), RunOptions::default()));
+    assert!((&mut third).now_or_never().is_none());
+    assert!(store.runs(&third_key, 10).await.unwrap().is_empty());
+
+    stalling.release();
+    finished.recv().await.unwrap();
+    let launched = third.await.unwrap();
+    assert!(!launched.already_running);
+    finished.recv().await.unwrap();
+    finished.recv().await.unwrap();
+    assert_eq!(runner.free_slots(), 2);
 }

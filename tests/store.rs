@@ -13,8 +13,8 @@ use dirsync::plan::{
     PlanCounts, SelectedGroup, Severity, TenantPolicy, UserFields, UserState,
 };
 use dirsync::store::{
-    Approval, CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunOptions, RunStart, RunStatus,
-    RunSummary, StoreError, SubjectKind, Trigger, TriggerKind,
+    Approval, CreatedGroup, MirrorChanges, ReportEntry, RunFinish, RunFlush, RunLease, RunOptions,
+    RunProgress, RunStart, RunStatus, RunSummary, StoreError, SubjectKind, Trigger, TriggerKind,
 };
 use dirsync::tenant::{Retention, SourceSettings, TargetSettings, Tenant};
 use std::sync::Arc;
@@ -135,13 +135,20 @@ fn finish(status: RunStatus) -> RunFinish {
     }
 }
 
+/// A new run whose lease is dropped at once, as if its process died: enough for tests of what
+/// is recorded about runs.
 async fn started(store: &Db, tenant: &TenantKey) -> i64 {
+    leased(store, tenant).await.run_id()
+}
+
+/// A new run and its lease, held by the caller.
+async fn leased(store: &Db, tenant: &TenantKey) -> Arc<dyn RunLease> {
     match store
         .begin_run(tenant, &Trigger::automatic(), RunOptions::default())
         .await
         .unwrap()
     {
-        RunStart::Started(id) => id,
+        RunStart::Started(lease) => lease,
         other => panic!("expected a new run, got {other:?}"),
     }
 }
@@ -561,7 +568,9 @@ async fn a_converted_group_is_kept_as_history_and_its_entra_group_can_be_synced_
     assert_eq!(system_groups, 2);
 }
 
-async fn a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_of_that_change_is_kept(
+/// Issue 10 item 1: a unique-constraint clash must not roll back a flush (the groups created in
+/// it would exist in the target but not in the mirror, and be created again every night).
+async fn a_second_synced_group_for_the_same_entra_group_is_skipped_and_the_rest_of_the_flush_is_kept(
     db: TestDb,
 ) {
     let (store, acme) = store_with_tenant(&db, "acme").await;
@@ -579,7 +588,7 @@ async fn a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_o
         .unwrap();
 
     let u1 = new_id();
-    let result = store
+    store
         .apply_mirror_changes(
             &acme,
             &MirrorChanges {
@@ -588,12 +597,16 @@ async fn a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_o
                 ..MirrorChanges::default()
             },
         )
-        .await;
+        .await
+        .unwrap();
 
-    assert!(matches!(result, Err(StoreError::Database(_))), "{result:?}");
     let mirror = store.load_mirror(&acme).await.unwrap();
     assert_eq!(mirror.groups.len(), 1);
-    assert!(mirror.users.is_empty(), "the transaction rolled back");
+    assert_eq!(
+        mirror.groups[0].key, internal,
+        "the first synced group stays"
+    );
+    assert_eq!(mirror.users.len(), 1, "the rest of the flush is recorded");
 }
 
 async fn each_tenant_has_its_own_mirror_even_for_the_same_entra_ids(db: TestDb) {
@@ -722,7 +735,8 @@ async fn begin_run_refuses_a_second_running_run_for_the_same_tenant_but_not_for_
     let (store, acme) = store_with_tenant(&db, "acme").await;
     store.upsert_tenant(&tenant("beta", vec![])).await.unwrap();
 
-    let first = started(&store, &acme).await;
+    let first_lease = leased(&store, &acme).await;
+    let first = first_lease.run_id();
     let second = store
         .begin_run(
             &acme,
@@ -738,7 +752,7 @@ async fn begin_run_refuses_a_second_running_run_for_the_same_tenant_but_not_for_
 
     assert_eq!(second, RunStart::AlreadyRunning(first));
     assert!(
-        matches!(other_tenant, RunStart::Started(id) if id != first),
+        matches!(&other_tenant, RunStart::Started(lease) if lease.run_id() != first),
         "{other_tenant:?}"
     );
 }
@@ -764,14 +778,12 @@ async fn concurrent_begin_runs_for_one_tenant_start_exactly_one(db: TestDb) {
     let winners: Vec<i64> = outcomes
         .iter()
         .filter_map(|o| match o {
-            RunStart::Started(id) => Some(*id),
+            RunStart::Started(lease) => Some(lease.run_id()),
             RunStart::AlreadyRunning(_) => None,
         })
         .collect();
     assert_eq!(winners.len(), 1, "{outcomes:?}");
-    assert!(outcomes.iter().all(
-        |o| matches!(o, RunStart::Started(id) | RunStart::AlreadyRunning(id) if *id == winners[0])
-    ));
+    assert!(outcomes.iter().all(|o| o.run_id() == winners[0]));
 }
 
 async fn a_finished_run_keeps_its_outcome_and_a_new_run_may_begin(db: TestDb) {
@@ -797,6 +809,7 @@ async fn a_finished_run_keeps_its_outcome_and_a_new_run_may_begin(db: TestDb) {
     let RunStart::Started(approved) = approved else {
         panic!("a run may begin once the previous one finished: {approved:?}");
     };
+    let approved = approved.run_id();
 
     let held_record = store.run(held).await.unwrap().unwrap();
     assert_eq!(held_record.status, RunStatus::Held);
@@ -1095,6 +1108,175 @@ async fn purging_drops_old_claimed_midnights_but_keeps_the_latest_the_schedule_r
     assert_eq!(store.schedule_baseline(&acme).await.unwrap(), baseline);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Run leases (issue 10): PostgreSQL's advisory lock, SQLite's lock file per tenant
+// ---------------------------------------------------------------------------------------------
+
+fn progress(done: i64) -> RunProgress {
+    RunProgress {
+        stage: "applying".to_owned(),
+        done,
+        total: 10,
+    }
+}
+
+async fn a_run_whose_lease_is_dropped_is_closed_as_interrupted_by_the_next_run_with_its_flushes_kept(
+    db: TestDb,
+) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
+    let dead = leased(&store, &acme).await;
+    let dead_run = dead.run_id();
+    let someone = new_id();
+    dead.flush(RunFlush {
+        mirror: &MirrorChanges {
+            users: vec![user(&someone, 1)],
+            ..MirrorChanges::default()
+        },
+        entries: &[entry("created", 1)],
+        progress: &progress(1),
+    })
+    .await
+    .unwrap();
+    // The process dies: its lock goes with it.
+    drop(dead);
+
+    let next = leased(&store, &acme).await;
+
+    assert_ne!(next.run_id(), dead_run);
+    let closed = store.run(dead_run).await.unwrap().unwrap();
+    assert_eq!(closed.status, RunStatus::Interrupted);
+    assert!(closed.finished_at.is_some());
+    let lines = store.run_entries(dead_run).await.unwrap();
+    assert_eq!(
+        lines.len(),
+        2,
+        "the flushed line and the closing line: {lines:?}"
+    );
+    assert_eq!(lines[0].action, "created");
+    assert_eq!(lines[1].action, "interrupted");
+    let mirror = store.load_mirror(&acme).await.unwrap();
+    assert_eq!(mirror.users.len(), 1, "what the dead run flushed is kept");
+    next.finish(&finish(RunStatus::Succeeded), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.run(next.run_id()).await.unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
+}
+
+async fn a_run_closed_by_another_process_is_fenced_off_and_never_overwrites_the_status(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
+    let lease = leased(&store, &acme).await;
+    let run = lease.run_id();
+    lease.heartbeat(&progress(3)).await.unwrap();
+    // Another process records the run as ended (a shutdown past its grace).
+    let mut closed = finish(RunStatus::Interrupted);
+    closed.message = Some("closed elsewhere".into());
+    store.finish_run(run, &closed).await.unwrap();
+
+    let flushed = lease
+        .flush(RunFlush {
+            mirror: &MirrorChanges {
+                users: vec![user(&new_id(), 2)],
+                ..MirrorChanges::default()
+            },
+            entries: &[entry("created", 2)],
+            progress: &progress(4),
+        })
+        .await;
+    let finished = lease.finish(&finish(RunStatus::Succeeded), &[]).await;
+
+    assert!(
+        matches!(flushed, Err(StoreError::LeaseLost(_))),
+        "{flushed:?}"
+    );
+    assert!(
+        matches!(finished, Err(StoreError::LeaseLost(_))),
+        "{finished:?}"
+    );
+    assert!(lease.lost().is_some());
+    let record = store.run(run).await.unwrap().unwrap();
+    assert_eq!(record.status, RunStatus::Interrupted);
+    assert_eq!(record.message.as_deref(), Some("closed elsewhere"));
+    assert!(
+        store.run_entries(run).await.unwrap().is_empty(),
+        "nothing of the fenced flush"
+    );
+    assert!(store.load_mirror(&acme).await.unwrap().users.is_empty());
+}
+
+async fn a_held_lease_refuses_other_runs_until_it_finishes_then_lets_the_next_begin(db: TestDb) {
+    let (store, acme) = store_with_tenant(&db, "acme").await;
+    let lease = leased(&store, &acme).await;
+    let again = store
+        .begin_run(&acme, &Trigger::automatic(), RunOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, RunStart::AlreadyRunning(id) if id == lease.run_id()),
+        "{again:?}"
+    );
+    lease
+        .finish(&finish(RunStatus::Succeeded), &[])
+        .await
+        .unwrap();
+    let after = lease.heartbeat(&progress(9)).await;
+    assert!(matches!(after, Err(StoreError::LeaseLost(_))), "{after:?}");
+
+    let next = leased(&store, &acme).await;
+    assert_eq!(
+        store.run(lease.run_id()).await.unwrap().unwrap().status,
+        RunStatus::Succeeded,
+        "a finished run is not closed as interrupted"
+    );
+    assert_ne!(next.run_id(), lease.run_id());
+}
+
+async fn token_refreshes_are_made_one_at_a_time_and_the_second_sees_what_the_first_committed(
+    db: TestDb,
+) {
+    use secrecy::{ExposeSecret, SecretString};
+
+    let (store, acme) = store_with_tenant(&db, "acme").await;
+    let tokens = store.target_tokens(acme.clone(), "highq");
+    tokens.save(&SecretString::from("rt-1")).await.unwrap();
+    let first = tokens.begin_refresh().await.unwrap();
+    assert_eq!(first.refresh_token().unwrap().expose_secret(), "rt-1");
+    assert!(first.shared_access().is_none());
+
+    let other = store.target_tokens(acme, "highq");
+    let second = tokio::spawn(async move {
+        let refresh = other.begin_refresh().await.unwrap();
+        (
+            refresh.refresh_token().unwrap().expose_secret().to_owned(),
+            refresh
+                .shared_access()
+                .map(|(token, _)| token.expose_secret().to_owned()),
+        )
+    });
+    // The second refresh waits for the first (it would read rt-1 otherwise).
+    let mut second = second;
+    let early = tokio::time::timeout(std::time::Duration::from_millis(200), &mut second).await;
+    assert!(
+        early.is_err(),
+        "a second refresh began while the first held the token"
+    );
+    let expires = Utc::now() + Duration::minutes(30);
+    first
+        .commit(
+            Some(&SecretString::from("rt-2")),
+            &SecretString::from("access-2"),
+            expires,
+        )
+        .await
+        .unwrap();
+
+    let (refresh_token, shared) = second.await.unwrap();
+    assert_eq!(refresh_token, "rt-2");
+    assert_eq!(shared.as_deref(), Some("access-2"));
+}
+
 on_both_backends!(
     a_tenant_round_trips_and_a_second_upsert_replaces_its_selected_groups,
     secret_settings_are_stored_for_connecting_and_read_back_intact,
@@ -1103,7 +1285,7 @@ on_both_backends!(
     r09a_a_released_user_hands_its_target_user_and_memberships_to_its_successor,
     r12_a_converted_group_without_a_successor_is_remembered_for_the_planner,
     a_converted_group_is_kept_as_history_and_its_entra_group_can_be_synced_again_with_the_other_role,
-    a_second_synced_group_for_the_same_entra_group_is_refused_and_nothing_of_that_change_is_kept,
+    a_second_synced_group_for_the_same_entra_group_is_skipped_and_the_rest_of_the_flush_is_kept,
     each_tenant_has_its_own_mirror_even_for_the_same_entra_ids,
     the_mirror_of_an_unknown_tenant_is_not_found,
     a_stored_row_that_no_longer_parses_is_reported_as_corrupt_naming_its_column,
@@ -1119,4 +1301,8 @@ on_both_backends!(
     migrations_apply_through_the_store_and_are_idempotent,
     a_saved_refresh_token_replaces_the_last_one_and_is_kept_per_tenant,
     purging_drops_old_claimed_midnights_but_keeps_the_latest_the_schedule_reads,
+    a_run_whose_lease_is_dropped_is_closed_as_interrupted_by_the_next_run_with_its_flushes_kept,
+    a_run_closed_by_another_process_is_fenced_off_and_never_overwrites_the_status,
+    a_held_lease_refuses_other_runs_until_it_finishes_then_lets_the_next_begin,
+    token_refreshes_are_made_one_at_a_time_and_the_second_sees_what_the_first_committed,
 );

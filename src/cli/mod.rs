@@ -327,7 +327,10 @@ pub fn exit_code(status: RunStatus, already_running: bool) -> ExitCode {
         (RunStatus::Succeeded, _) => ExitCode::SUCCESS,
         (RunStatus::CompletedWithErrors, _) => ExitCode::from(2),
         (RunStatus::Held, _) => ExitCode::from(3),
-        (RunStatus::Failed | RunStatus::Running | RunStatus::Rejected, _) => ExitCode::from(1),
+        (
+            RunStatus::Failed | RunStatus::Interrupted | RunStatus::Running | RunStatus::Rejected,
+            _,
+        ) => ExitCode::from(1),
     }
 }
 

@@ -3,8 +3,8 @@
 //! store shares the decisions).
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 use sqlx::types::Json;
+use sqlx::{Connection, PgConnection, PgPool};
 
 use super::{RunId, RunStatus, RunSummary, StoreError};
 use crate::domain::TenantKey;
@@ -137,10 +137,12 @@ impl From<sqlx::Error> for RejectionError {
 }
 
 /// The approved run that was begun: it plans afresh and may deactivate up to `deactivations`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ApprovedRun {
     pub run: RunId,
     pub deactivations: u64,
+    /// The new run's lease on the tenant ([`super::RunLease`]).
+    pub lease: std::sync::Arc<dyn super::RunLease>,
 }
 
 /// "24 hours", "90 minutes", "45 seconds".
@@ -173,6 +175,18 @@ pub(super) struct ApprovingRow {
     started_at: DateTime<Utc>,
 }
 
+impl ApprovingRow {
+    /// The refusal of a second approval of `held`, which this run already carries out.
+    pub(super) fn refusal(self, held: RunId) -> ApprovalRefused {
+        ApprovalRefused::AlreadyApproved {
+            run: held,
+            approving_run: self.id,
+            by: self.triggered_by,
+            at: self.started_at,
+        }
+    }
+}
+
 /// Checks every condition of R18 and begins the approving run, in one transaction. The held
 /// run's row is locked first, so concurrent approvals of one run are decided one after the other;
 /// the unique index is the last word should two ever get past the checks.
@@ -186,7 +200,71 @@ pub(super) async fn approve_held_run(
     if approver.trim().is_empty() {
         return Err(ApprovalRefused::NoApprover.into());
     }
-    let mut tx = pool.begin().await?;
+    let exists: Option<i64> = sqlx::query_scalar(
+        "SELECT r.id FROM runs r JOIN tenants t ON t.id = r.tenant_id WHERE r.id = $1 AND t.key = $2",
+    )
+    .bind(held)
+    .bind(tenant.as_str())
+    .fetch_optional(pool)
+    .await?;
+    if exists.is_none() {
+        return Err(ApprovalRefused::UnknownRun {
+            tenant: tenant.clone(),
+            run: held,
+        }
+        .into());
+    }
+    let Some(mut locked) =
+        super::lease::LockedTenant::lock(&pool.connect_options(), tenant).await?
+    else {
+        // Another run holds the tenant: perhaps the one carrying out this very approval.
+        let approving: Option<ApprovingRow> = sqlx::query_as(
+            "SELECT id, triggered_by, started_at FROM runs
+             WHERE approves = $1 AND approved_deactivations IS NOT NULL",
+        )
+        .bind(held)
+        .fetch_optional(pool)
+        .await?;
+        if let Some(approving) = approving {
+            return Err(ApprovalRefused::AlreadyApproved {
+                run: held,
+                approving_run: approving.id,
+                by: approving.triggered_by,
+                at: approving.started_at,
+            }
+            .into());
+        }
+        let running: Option<RunId> = sqlx::query_scalar(
+            "SELECT r.id FROM runs r JOIN tenants t ON t.id = r.tenant_id
+             WHERE t.key = $1 AND r.status = 'running'",
+        )
+        .bind(tenant.as_str())
+        .fetch_optional(pool)
+        .await?;
+        return Err(ApprovalRefused::RunInProgress {
+            running: running.unwrap_or_default(),
+        }
+        .into());
+    };
+    let mut tx = locked.conn.begin().await?;
+    super::lease::interrupt_orphaned_runs(&mut tx, locked.tenant_id).await?;
+    let (run, deactivations) = decide_and_begin(&mut tx, tenant, held, approver, window).await?;
+    tx.commit().await?;
+    Ok(ApprovedRun {
+        run,
+        deactivations,
+        lease: std::sync::Arc::new(locked.into_lease(run, tenant)),
+    })
+}
+
+/// The checks of R18 and the approving run's row, inside the transaction that holds the lease.
+async fn decide_and_begin(
+    tx: &mut PgConnection,
+    tenant: &TenantKey,
+    held: RunId,
+    approver: &str,
+    window: chrono::Duration,
+) -> Result<(RunId, u64), ApprovalError> {
     let row: Option<HeldRow> = sqlx::query_as(
         "SELECT r.tenant_id, r.status, r.finished_at, r.summary, now() AS now
          FROM runs r JOIN tenants t ON t.id = r.tenant_id
@@ -235,26 +313,20 @@ pub(super) async fn approve_held_run(
     let run = match inserted {
         Ok(run) => run,
         Err(sqlx::Error::Database(e)) if e.constraint() == Some(ONE_RUNNING_RUN) => {
-            drop(tx);
-            let running: Option<RunId> = sqlx::query_scalar(
-                "SELECT id FROM runs WHERE tenant_id = $1 AND status = 'running'",
-            )
-            .bind(row.tenant_id)
-            .fetch_optional(pool)
-            .await?;
-            return Err(ApprovalRefused::RunInProgress {
-                running: running.unwrap_or_default(),
+            return Err(ApprovalRefused::RunInProgress { running: 0 }.into());
+        }
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some(APPROVE_ONCE) => {
+            return Err(ApprovalRefused::AlreadyApproved {
+                run: held,
+                approving_run: 0,
+                by: None,
+                at: row.now,
             }
             .into());
         }
-        Err(sqlx::Error::Database(e)) if e.constraint() == Some(APPROVE_ONCE) => {
-            drop(tx);
-            return Err(already_approved(pool, held).await?.into());
-        }
         Err(e) => return Err(e.into()),
     };
-    tx.commit().await?;
-    Ok(ApprovedRun { run, deactivations })
+    Ok((run, deactivations))
 }
 
 /// Every condition of R18, decided on what the transaction read: the held run, the run that
@@ -440,22 +512,6 @@ pub(super) fn decide_rejection(
         return Err(RejectionRefused::NotHeld { run: held, status }.into());
     }
     Ok(())
-}
-
-async fn already_approved(pool: &PgPool, held: RunId) -> Result<ApprovalRefused, StoreError> {
-    let approving: ApprovingRow = sqlx::query_as(
-        "SELECT id, triggered_by, started_at FROM runs
-         WHERE approves = $1 AND approved_deactivations IS NOT NULL",
-    )
-    .bind(held)
-    .fetch_one(pool)
-    .await?;
-    Ok(ApprovalRefused::AlreadyApproved {
-        run: held,
-        approving_run: approving.id,
-        by: approving.triggered_by,
-        at: approving.started_at,
-    })
 }
 
 #[cfg(test)]

@@ -165,6 +165,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("target_kind", Text),
             ("refresh_token", Text),
             ("updated_at", Time),
+            ("access_token", Text),
+            ("access_expires_at", Time),
         ],
     ),
     (

@@ -8,6 +8,8 @@ mod access_sqlite;
 mod approval;
 mod copy;
 mod database;
+pub mod lease;
+mod lease_sqlite;
 mod model;
 pub mod postgres;
 mod search;
@@ -28,6 +30,7 @@ pub use approval::{
     ApprovalError, ApprovalRefused, ApprovedRun, MAX_REJECTION_REASON, Rejection, RejectionError,
     RejectionRefused,
 };
+pub use lease::{RunFlush, RunLease};
 pub use model::*;
 pub use search::{EntryPage, EntryQuery, PersonEvent, PersonMatch};
 
@@ -49,6 +52,9 @@ pub enum StoreError {
     /// The database's file or directory could not be made (SQLite).
     #[error("{0}")]
     File(String),
+    /// The run no longer holds its tenant (`lease.rs`): it must stop applying changes.
+    #[error("the run lost its lease: {0}")]
+    LeaseLost(String),
 }
 
 /// What saving a tenant did.
@@ -81,8 +87,9 @@ pub trait Store: Send + Sync {
         changes: &MirrorChanges,
     ) -> Result<(), StoreError>;
 
-    /// Starts a run unless one is already running for the tenant (enforced by the database,
-    /// so it holds across replicas).
+    /// Starts a run unless one is already running for the tenant, under a lease that makes it the
+    /// tenant's only run while its process lives (`lease.rs`); runs left running by a process
+    /// that is gone are closed as interrupted first. Holds across replicas.
     async fn begin_run(
         &self,
         tenant: &TenantKey,
@@ -115,17 +122,9 @@ pub trait Store: Send + Sync {
     async fn record_groups(&self, run: RunId, groups: &[GroupSummary]) -> Result<(), StoreError>;
     /// Appends report lines; they are readable as soon as this returns.
     async fn record_entries(&self, run: RunId, entries: &[ReportEntry]) -> Result<(), StoreError>;
+    /// Records how a run ended, whoever holds its lease: for a process closing the runs it can
+    /// no longer carry out (a shutdown past its grace). A run ends itself through its lease.
     async fn finish_run(&self, run: RunId, finish: &RunFinish) -> Result<(), StoreError>;
-    /// The running process is alive and this far along (R21).
-    async fn heartbeat(&self, run: RunId, progress: &RunProgress) -> Result<(), StoreError>;
-    /// Closes the tenant's running run as `failed` with `message` when its process has not been
-    /// heard from for `silent_for`, so it does not block the next run. Returns the runs closed.
-    async fn interrupt_stale_runs(
-        &self,
-        tenant: &TenantKey,
-        silent_for: chrono::Duration,
-        message: &str,
-    ) -> Result<Vec<RunId>, StoreError>;
 
     /// R20: claims the tenant's `midnight` for this replica. Only the first claim succeeds.
     async fn claim_midnight(

@@ -59,6 +59,9 @@ pub enum RunStatus {
     Held,
     /// R18: a held run an admin rejected: nothing was applied, and it can no longer be approved.
     Rejected,
+    /// The process running it stopped (killed, lost its node, shut down past its grace) or lost
+    /// its lease; what it recorded before is kept, and the next run picks up from there.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -70,6 +73,7 @@ impl RunStatus {
             Self::Failed => "failed",
             Self::Held => "held",
             Self::Rejected => "rejected",
+            Self::Interrupted => "interrupted",
         }
     }
 
@@ -81,6 +85,7 @@ impl RunStatus {
             Self::Failed,
             Self::Held,
             Self::Rejected,
+            Self::Interrupted,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -102,11 +107,32 @@ pub struct Approval {
     pub deactivations: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum RunStart {
-    Started(RunId),
+    /// The new run, with its lease on the tenant: keep it until the run finishes.
+    Started(std::sync::Arc<dyn super::RunLease>),
     /// R21: a run is already in progress for the tenant; this is it.
     AlreadyRunning(RunId),
+}
+
+impl RunStart {
+    /// The run started, or the one already in progress.
+    pub fn run_id(&self) -> RunId {
+        match self {
+            Self::Started(lease) => lease.run_id(),
+            Self::AlreadyRunning(id) => *id,
+        }
+    }
+}
+
+impl PartialEq for RunStart {
+    fn eq(&self, other: &Self) -> bool {
+        matches!(
+            (self, other),
+            (Self::Started(_), Self::Started(_))
+                | (Self::AlreadyRunning(_), Self::AlreadyRunning(_))
+        ) && self.run_id() == other.run_id()
+    }
 }
 
 /// The figures a finished run leaves behind.
@@ -132,6 +158,9 @@ impl RunSummary {
             RunStatus::Held => Some("planned (held: nothing was applied)"),
             RunStatus::Rejected => Some("planned (held, then rejected: nothing was applied)"),
             RunStatus::Failed => Some("planned (the run failed: not all of it was applied)"),
+            RunStatus::Interrupted => {
+                Some("planned (the run was interrupted: not all of it was applied)")
+            }
             RunStatus::Running => Some("planned (the run is in progress)"),
             RunStatus::Succeeded | RunStatus::CompletedWithErrors if self.operations_failed > 0 => {
                 Some("planned (not all of it was applied)")
@@ -236,6 +265,11 @@ pub struct MirrorChanges {
     /// R9a: (departed user, new user) — the departed user's link to its target user is released
     /// and its memberships become the new user's.
     pub users_released: Vec<(EntraObjectId, EntraObjectId)>,
+    /// Item 11: synced groups the target has lost (deleted by hand, restored from a backup):
+    /// forgotten, with their memberships, so the run creates them again.
+    pub groups_forgotten: Vec<GroupKey>,
+    /// Item 11: synced users the target has lost: forgotten, so the run creates or adopts them.
+    pub users_forgotten: Vec<EntraObjectId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,5 +288,7 @@ impl MirrorChanges {
             && self.members_added.is_empty()
             && self.members_removed.is_empty()
             && self.users_released.is_empty()
+            && self.groups_forgotten.is_empty()
+            && self.users_forgotten.is_empty()
     }
 }

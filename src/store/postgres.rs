@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::types::Json;
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{
@@ -38,9 +38,6 @@ pub(super) const CHUNK: usize = 10_000;
 
 /// The migrations in `migrations/`, compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// The name of the partial unique index that allows one running run per tenant.
-const ONE_RUNNING_RUN: &str = "runs_one_running_per_tenant";
 
 /// The production store. Cheap to clone (the pool is shared), so every task may hold one.
 #[derive(Debug, Clone)]
@@ -325,124 +322,7 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let tenant_id = tenant_id(&mut tx, tenant).await?;
-
-        // R9a first: a rehired user's link moves to the new user before anything else names it.
-        for chunk in changes.users_released.chunks(CHUNK) {
-            release_users(&mut tx, tenant_id, chunk).await?;
-        }
-
-        // Memberships first: the plan removes members before it converts their group.
-        for chunk in changes.members_removed.chunks(CHUNK) {
-            let (groups, roles, users) = membership_columns(chunk);
-            sqlx::query(
-                "DELETE FROM memberships m
-                 USING synced_groups g,
-                       UNNEST($2::uuid[], $3::text[], $4::uuid[]) AS c(entra_group_id, role, entra_user_id)
-                 WHERE g.tenant_id = $1 AND g.kind = 'synced'
-                   AND g.entra_group_id = c.entra_group_id AND g.role = c.role
-                   AND m.synced_group_id = g.id AND m.entra_user_id = c.entra_user_id",
-            )
-            .bind(tenant_id)
-            .bind(&groups)
-            .bind(&roles)
-            .bind(&users)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        // Conversions before creations: R13 converts (group, old role) and creates (group, new
-        // role), and only one synced group per Entra group may exist at a time.
-        for chunk in changes.groups_converted.chunks(CHUNK) {
-            let (groups, roles, names) = renamed_columns(chunk);
-            let converted: Vec<i64> = sqlx::query_scalar(
-                "UPDATE synced_groups g
-                 SET kind = 'system', system_name = c.system_name, converted_at = now()
-                 FROM UNNEST($2::uuid[], $3::text[], $4::text[]) AS c(entra_group_id, role, system_name)
-                 WHERE g.tenant_id = $1 AND g.kind = 'synced'
-                   AND g.entra_group_id = c.entra_group_id AND g.role = c.role
-                 RETURNING g.id",
-            )
-            .bind(tenant_id)
-            .bind(&groups)
-            .bind(&roles)
-            .bind(&names)
-            .fetch_all(&mut *tx)
-            .await?;
-            warn_if_missed(tenant, "converted", chunk.len(), converted.len());
-            // The mirror does not track the members of groups it no longer manages.
-            sqlx::query("DELETE FROM memberships WHERE synced_group_id = ANY($1)")
-                .bind(&converted)
-                .execute(&mut *tx)
-                .await?;
-        }
-
-        for chunk in changes.groups_created.chunks(CHUNK) {
-            let groups: Vec<Uuid> = chunk.iter().map(|g| g.key.entra_id.as_uuid()).collect();
-            let roles: Vec<&str> = chunk.iter().map(|g| g.key.role.as_str()).collect();
-            let target_ids: Vec<&str> = chunk.iter().map(|g| g.target_id.as_str()).collect();
-            let names: Vec<&str> = chunk.iter().map(|g| g.name.as_str()).collect();
-            sqlx::query(
-                "INSERT INTO synced_groups (tenant_id, entra_group_id, role, target_group_id, name)
-                 SELECT $1, c.entra_group_id, c.role, c.target_group_id, c.name
-                 FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[])
-                      AS c(entra_group_id, role, target_group_id, name)",
-            )
-            .bind(tenant_id)
-            .bind(&groups)
-            .bind(&roles)
-            .bind(&target_ids)
-            .bind(&names)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        for chunk in changes.groups_renamed.chunks(CHUNK) {
-            let (groups, roles, names) = renamed_columns(chunk);
-            let renamed = sqlx::query(
-                "UPDATE synced_groups g SET name = c.name
-                 FROM UNNEST($2::uuid[], $3::text[], $4::text[]) AS c(entra_group_id, role, name)
-                 WHERE g.tenant_id = $1 AND g.kind = 'synced'
-                   AND g.entra_group_id = c.entra_group_id AND g.role = c.role",
-            )
-            .bind(tenant_id)
-            .bind(&groups)
-            .bind(&roles)
-            .bind(&names)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            warn_if_missed(
-                tenant,
-                "renamed",
-                chunk.len(),
-                usize::try_from(renamed).unwrap_or(usize::MAX),
-            );
-        }
-
-        let users = last_state_per_user(&changes.users);
-        for chunk in users.chunks(CHUNK) {
-            upsert_users(&mut tx, tenant_id, chunk).await?;
-        }
-
-        for chunk in changes.members_added.chunks(CHUNK) {
-            let (groups, roles, users) = membership_columns(chunk);
-            sqlx::query(
-                "INSERT INTO memberships (synced_group_id, entra_user_id)
-                 SELECT g.id, c.entra_user_id
-                 FROM UNNEST($2::uuid[], $3::text[], $4::uuid[]) AS c(entra_group_id, role, entra_user_id)
-                 JOIN synced_groups g
-                   ON g.tenant_id = $1 AND g.kind = 'synced'
-                  AND g.entra_group_id = c.entra_group_id AND g.role = c.role
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(tenant_id)
-            .bind(&groups)
-            .bind(&roles)
-            .bind(&users)
-            .execute(&mut *tx)
-            .await?;
-        }
-
+        write_mirror_changes(&mut tx, tenant, tenant_id, changes).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -453,45 +333,52 @@ impl Store for PgStore {
         trigger: &Trigger,
         options: RunOptions,
     ) -> Result<RunStart, StoreError> {
-        // The partial unique index decides; a lost race is answered with the winner's run. If
-        // that run finished between our insert and our look-up, we simply try again.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let approval = options.approval;
-            let inserted = sqlx::query_scalar::<_, i64>(
-                "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves,
-                                   approved_deactivations)
-                 SELECT id, $2, $3, $4, $5 FROM tenants WHERE key = $1
-                 RETURNING id",
+        // The lease decides (a live run holds the tenant's lock); a run that finished between
+        // our failed lock and our look-up simply lets us try again.
+        for _ in 0..3 {
+            if let Some(mut locked) =
+                super::lease::LockedTenant::lock(&self.pool.connect_options(), tenant).await?
+            {
+                let approval = options.approval;
+                let mut tx = locked.conn.begin().await?;
+                let interrupted =
+                    super::lease::interrupt_orphaned_runs(&mut tx, locked.tenant_id).await?;
+                let run: RunId = sqlx::query_scalar(
+                    "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves,
+                                       approved_deactivations)
+                     VALUES ($1, $2, $3, $4, $5)
+                     RETURNING id",
+                )
+                .bind(locked.tenant_id)
+                .bind(trigger_kind_text(trigger.kind))
+                .bind(trigger.by.as_deref())
+                .bind(approval.map(|a| a.held_run))
+                .bind(approval.map(|a| i64::try_from(a.deactivations).unwrap_or(i64::MAX)))
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                for old in interrupted {
+                    tracing::warn!(tenant = %tenant, run = old, "closed a run whose process stopped as interrupted");
+                }
+                return Ok(RunStart::Started(std::sync::Arc::new(
+                    locked.into_lease(run, tenant),
+                )));
+            }
+            let running: Option<i64> = sqlx::query_scalar(
+                "SELECT r.id FROM runs r JOIN tenants t ON t.id = r.tenant_id
+                 WHERE t.key = $1 AND r.status = 'running'",
             )
             .bind(tenant.as_str())
-            .bind(trigger_kind_text(trigger.kind))
-            .bind(trigger.by.as_deref())
-            .bind(approval.map(|a| a.held_run))
-            .bind(approval.map(|a| i64::try_from(a.deactivations).unwrap_or(i64::MAX)))
             .fetch_optional(&self.pool)
-            .await;
-            match inserted {
-                Ok(Some(id)) => return Ok(RunStart::Started(id)),
-                Ok(None) => return Err(no_tenant(tenant)),
-                Err(sqlx::Error::Database(e))
-                    if e.constraint() == Some(ONE_RUNNING_RUN) && attempts < 3 =>
-                {
-                    let running: Option<i64> = sqlx::query_scalar(
-                        "SELECT r.id FROM runs r JOIN tenants t ON t.id = r.tenant_id
-                         WHERE t.key = $1 AND r.status = 'running'",
-                    )
-                    .bind(tenant.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    if let Some(id) = running {
-                        return Ok(RunStart::AlreadyRunning(id));
-                    }
-                }
-                Err(e) => return Err(e.into()),
+            .await?;
+            if let Some(id) = running {
+                return Ok(RunStart::AlreadyRunning(id));
             }
         }
+        Err(StoreError::NotFound(format!(
+            "tenant {:?}: another process keeps taking and releasing its run lease without a              running run; try again",
+            tenant.as_str()
+        )))
     }
 
     async fn approve_held_run(
@@ -562,47 +449,7 @@ impl Store for PgStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for chunk in entries.chunks(CHUNK) {
-            let subjects: Vec<&str> = chunk.iter().map(|e| e.subject.as_str()).collect();
-            let ids: Vec<Option<Uuid>> = chunk
-                .iter()
-                .map(|e| e.entra_id.as_ref().map(EntraObjectId::as_uuid))
-                .collect();
-            let emails: Vec<Option<&str>> = chunk.iter().map(|e| e.email.as_deref()).collect();
-            let names: Vec<Option<&str>> = chunk.iter().map(|e| e.name.as_deref()).collect();
-            let actions: Vec<&str> = chunk.iter().map(|e| e.action.as_str()).collect();
-            let fields: Vec<Option<&str>> = chunk.iter().map(|e| e.field.as_deref()).collect();
-            let olds: Vec<Option<&str>> = chunk.iter().map(|e| e.old_value.as_deref()).collect();
-            let news: Vec<Option<&str>> = chunk.iter().map(|e| e.new_value.as_deref()).collect();
-            let severities: Vec<&str> = chunk.iter().map(|e| e.severity.as_str()).collect();
-            let messages: Vec<Option<&str>> = chunk.iter().map(|e| e.message.as_deref()).collect();
-            // Ids are drawn in ordinality order, so reading by id returns the lines as written.
-            sqlx::query(
-                "INSERT INTO report_entries (run_id, subject, entra_id, email, name, action, field,
-                                             old_value, new_value, severity, message)
-                 SELECT $1, c.subject, c.entra_id, c.email, c.name, c.action, c.field,
-                        c.old_value, c.new_value, c.severity, c.message
-                 FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-                             $8::text[], $9::text[], $10::text[], $11::text[])
-                      WITH ORDINALITY AS c(subject, entra_id, email, name, action, field,
-                                           old_value, new_value, severity, message, ord)
-                 ORDER BY c.ord",
-            )
-            .bind(run)
-            .bind(&subjects)
-            .bind(&ids)
-            .bind(&emails)
-            .bind(&names)
-            .bind(&actions)
-            .bind(&fields)
-            .bind(&olds)
-            .bind(&news)
-            .bind(&severities)
-            .bind(&messages)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| missing_run(e, run))?;
-        }
+        write_entries(&mut tx, run, entries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -614,7 +461,7 @@ impl Store for PgStore {
                  finished_at = CASE WHEN $2 = 'running' THEN NULL ELSE now() END,
                  summary = $3,
                  message = $4
-             WHERE id = $1",
+             WHERE id = $1 AND status = 'running'",
         )
         .bind(run)
         .bind(finish.status.as_str())
@@ -624,7 +471,18 @@ impl Store for PgStore {
         .await?
         .rows_affected();
         if updated == 0 {
-            return Err(StoreError::NotFound(format!("run {run} does not exist")));
+            // Never overwrite how a run ended (another process may have closed it already).
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+                    .bind(run)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            return Err(match status {
+                None => StoreError::NotFound(format!("run {run} does not exist")),
+                Some(status) => StoreError::LeaseLost(format!(
+                    "run {run} has already ended ({status}); its status is kept"
+                )),
+            });
         }
         Ok(())
     }
@@ -684,54 +542,6 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(run_from_row).collect()
-    }
-
-    async fn heartbeat(&self, run: RunId, progress: &RunProgress) -> Result<(), StoreError> {
-        let clamp = |n: i64| i32::try_from(n.max(0)).unwrap_or(i32::MAX);
-        sqlx::query(
-            "UPDATE runs SET heartbeat_at = now(), progress_stage = $2, progress_done = $3, progress_total = $4
-             WHERE id = $1 AND status = 'running'",
-        )
-        .bind(run)
-        .bind(&progress.stage)
-        .bind(clamp(progress.done))
-        .bind(clamp(progress.total))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn interrupt_stale_runs(
-        &self,
-        tenant: &TenantKey,
-        silent_for: chrono::Duration,
-        message: &str,
-    ) -> Result<Vec<RunId>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let closed: Vec<RunId> = sqlx::query_scalar(
-            "UPDATE runs r SET status = 'failed', finished_at = now(), message = $3
-             FROM tenants t
-             WHERE t.id = r.tenant_id AND t.key = $1 AND r.status = 'running'
-               AND COALESCE(r.heartbeat_at, r.started_at) <= now() - make_interval(secs => $2)
-             RETURNING r.id",
-        )
-        .bind(tenant.as_str())
-        .bind(silent_for.num_milliseconds() as f64 / 1000.0)
-        .bind(message)
-        .fetch_all(&mut *tx)
-        .await?;
-        if !closed.is_empty() {
-            sqlx::query(
-                "INSERT INTO report_entries (run_id, subject, action, severity, message)
-                 SELECT id, 'run', 'failed', 'error', $2 FROM UNNEST($1::bigint[]) AS id",
-            )
-            .bind(&closed)
-            .bind(message)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(closed)
     }
 
     async fn claim_midnight(
@@ -1128,7 +938,10 @@ async fn read_snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, 
     Ok(tx)
 }
 
-async fn tenant_id(conn: &mut PgConnection, tenant: &TenantKey) -> Result<i64, StoreError> {
+pub(super) async fn tenant_id(
+    conn: &mut PgConnection,
+    tenant: &TenantKey,
+) -> Result<i64, StoreError> {
     sqlx::query_scalar("SELECT id FROM tenants WHERE key = $1")
         .bind(tenant.as_str())
         .fetch_optional(conn)
@@ -1304,4 +1117,240 @@ pub(super) fn warn_if_missed(tenant: &TenantKey, what: &str, expected: usize, do
             "some groups to be {what} are not synced groups in the mirror"
         );
     }
+}
+
+/// Records what was applied successfully, set-based, inside the caller's transaction: the run's
+/// flushes write it together with their report lines and progress (`lease.rs`).
+pub(super) async fn write_mirror_changes(
+    conn: &mut PgConnection,
+    tenant: &TenantKey,
+    tenant_id: i64,
+    changes: &MirrorChanges,
+) -> Result<(), StoreError> {
+    // Item 11 first: what the target has lost is forgotten before the run records it again.
+    if !changes.groups_forgotten.is_empty() {
+        let groups: Vec<Uuid> = changes
+            .groups_forgotten
+            .iter()
+            .map(|g| g.entra_id.as_uuid())
+            .collect();
+        let roles: Vec<&str> = changes
+            .groups_forgotten
+            .iter()
+            .map(|g| g.role.as_str())
+            .collect();
+        sqlx::query(
+            "DELETE FROM synced_groups g
+         USING UNNEST($2::uuid[], $3::text[]) AS c(entra_group_id, role)
+         WHERE g.tenant_id = $1 AND g.kind = 'synced'
+           AND g.entra_group_id = c.entra_group_id AND g.role = c.role",
+        )
+        .bind(tenant_id)
+        .bind(&groups)
+        .bind(&roles)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !changes.users_forgotten.is_empty() {
+        let users: Vec<Uuid> = changes
+            .users_forgotten
+            .iter()
+            .map(EntraObjectId::as_uuid)
+            .collect();
+        sqlx::query(
+            "DELETE FROM memberships m USING synced_groups g
+         WHERE g.tenant_id = $1 AND m.synced_group_id = g.id
+           AND m.entra_user_id = ANY($2)",
+        )
+        .bind(tenant_id)
+        .bind(&users)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("DELETE FROM synced_users WHERE tenant_id = $1 AND entra_user_id = ANY($2)")
+            .bind(tenant_id)
+            .bind(&users)
+            .execute(&mut *conn)
+            .await?;
+    }
+
+    // R9a first: a rehired user's link moves to the new user before anything else names it.
+    for chunk in changes.users_released.chunks(CHUNK) {
+        release_users(&mut *conn, tenant_id, chunk).await?;
+    }
+
+    // Memberships first: the plan removes members before it converts their group.
+    for chunk in changes.members_removed.chunks(CHUNK) {
+        let (groups, roles, users) = membership_columns(chunk);
+        sqlx::query(
+                "DELETE FROM memberships m
+                 USING synced_groups g,
+                       UNNEST($2::uuid[], $3::text[], $4::uuid[]) AS c(entra_group_id, role, entra_user_id)
+                 WHERE g.tenant_id = $1 AND g.kind = 'synced'
+                   AND g.entra_group_id = c.entra_group_id AND g.role = c.role
+                   AND m.synced_group_id = g.id AND m.entra_user_id = c.entra_user_id",
+            )
+            .bind(tenant_id)
+            .bind(&groups)
+            .bind(&roles)
+            .bind(&users)
+            .execute(&mut *conn)
+            .await?;
+    }
+
+    // Conversions before creations: R13 converts (group, old role) and creates (group, new
+    // role), and only one synced group per Entra group may exist at a time.
+    for chunk in changes.groups_converted.chunks(CHUNK) {
+        let (groups, roles, names) = renamed_columns(chunk);
+        let converted: Vec<i64> = sqlx::query_scalar(
+                "UPDATE synced_groups g
+                 SET kind = 'system', system_name = c.system_name, converted_at = now()
+                 FROM UNNEST($2::uuid[], $3::text[], $4::text[]) AS c(entra_group_id, role, system_name)
+                 WHERE g.tenant_id = $1 AND g.kind = 'synced'
+                   AND g.entra_group_id = c.entra_group_id AND g.role = c.role
+                 RETURNING g.id",
+            )
+            .bind(tenant_id)
+            .bind(&groups)
+            .bind(&roles)
+            .bind(&names)
+            .fetch_all(&mut *conn)
+            .await?;
+        warn_if_missed(tenant, "converted", chunk.len(), converted.len());
+        // The mirror does not track the members of groups it no longer manages.
+        sqlx::query("DELETE FROM memberships WHERE synced_group_id = ANY($1)")
+            .bind(&converted)
+            .execute(&mut *conn)
+            .await?;
+    }
+
+    for chunk in changes.groups_created.chunks(CHUNK) {
+        let groups: Vec<Uuid> = chunk.iter().map(|g| g.key.entra_id.as_uuid()).collect();
+        let roles: Vec<&str> = chunk.iter().map(|g| g.key.role.as_str()).collect();
+        let target_ids: Vec<&str> = chunk.iter().map(|g| g.target_id.as_str()).collect();
+        let names: Vec<&str> = chunk.iter().map(|g| g.name.as_str()).collect();
+        // The applier never creates a group whose Entra group still has a synced group (a
+        // failed R13 conversion makes the creation wait); should one slip through, it is
+        // skipped with a warning rather than rolling back the whole flush, and the next run
+        // finds the group it created by its external ID (idempotent creates).
+        let inserted = sqlx::query(
+            "INSERT INTO synced_groups (tenant_id, entra_group_id, role, target_group_id, name)
+                 SELECT $1, c.entra_group_id, c.role, c.target_group_id, c.name
+                 FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[])
+                      AS c(entra_group_id, role, target_group_id, name)
+                 ON CONFLICT (tenant_id, entra_group_id) WHERE kind = 'synced' DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(&groups)
+        .bind(&roles)
+        .bind(&target_ids)
+        .bind(&names)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        warn_if_missed(
+            tenant,
+            "created",
+            chunk.len(),
+            usize::try_from(inserted).unwrap_or(usize::MAX),
+        );
+    }
+
+    for chunk in changes.groups_renamed.chunks(CHUNK) {
+        let (groups, roles, names) = renamed_columns(chunk);
+        let renamed = sqlx::query(
+            "UPDATE synced_groups g SET name = c.name
+                 FROM UNNEST($2::uuid[], $3::text[], $4::text[]) AS c(entra_group_id, role, name)
+                 WHERE g.tenant_id = $1 AND g.kind = 'synced'
+                   AND g.entra_group_id = c.entra_group_id AND g.role = c.role",
+        )
+        .bind(tenant_id)
+        .bind(&groups)
+        .bind(&roles)
+        .bind(&names)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        warn_if_missed(
+            tenant,
+            "renamed",
+            chunk.len(),
+            usize::try_from(renamed).unwrap_or(usize::MAX),
+        );
+    }
+
+    let users = last_state_per_user(&changes.users);
+    for chunk in users.chunks(CHUNK) {
+        upsert_users(&mut *conn, tenant_id, chunk).await?;
+    }
+
+    for chunk in changes.members_added.chunks(CHUNK) {
+        let (groups, roles, users) = membership_columns(chunk);
+        sqlx::query(
+                "INSERT INTO memberships (synced_group_id, entra_user_id)
+                 SELECT g.id, c.entra_user_id
+                 FROM UNNEST($2::uuid[], $3::text[], $4::uuid[]) AS c(entra_group_id, role, entra_user_id)
+                 JOIN synced_groups g
+                   ON g.tenant_id = $1 AND g.kind = 'synced'
+                  AND g.entra_group_id = c.entra_group_id AND g.role = c.role
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant_id)
+            .bind(&groups)
+            .bind(&roles)
+            .bind(&users)
+            .execute(&mut *conn)
+            .await?;
+    }
+
+    Ok(())
+}
+
+/// Appends report lines inside the caller's transaction, in order.
+pub(super) async fn write_entries(
+    conn: &mut PgConnection,
+    run: RunId,
+    entries: &[ReportEntry],
+) -> Result<(), StoreError> {
+    for chunk in entries.chunks(CHUNK) {
+        let subjects: Vec<&str> = chunk.iter().map(|e| e.subject.as_str()).collect();
+        let ids: Vec<Option<Uuid>> = chunk
+            .iter()
+            .map(|e| e.entra_id.as_ref().map(EntraObjectId::as_uuid))
+            .collect();
+        let emails: Vec<Option<&str>> = chunk.iter().map(|e| e.email.as_deref()).collect();
+        let names: Vec<Option<&str>> = chunk.iter().map(|e| e.name.as_deref()).collect();
+        let actions: Vec<&str> = chunk.iter().map(|e| e.action.as_str()).collect();
+        let fields: Vec<Option<&str>> = chunk.iter().map(|e| e.field.as_deref()).collect();
+        let olds: Vec<Option<&str>> = chunk.iter().map(|e| e.old_value.as_deref()).collect();
+        let news: Vec<Option<&str>> = chunk.iter().map(|e| e.new_value.as_deref()).collect();
+        let severities: Vec<&str> = chunk.iter().map(|e| e.severity.as_str()).collect();
+        let messages: Vec<Option<&str>> = chunk.iter().map(|e| e.message.as_deref()).collect();
+        // Ids are drawn in ordinality order, so reading by id returns the lines as written.
+        sqlx::query(
+            "INSERT INTO report_entries (run_id, subject, entra_id, email, name, action, field,
+                                             old_value, new_value, severity, message)
+                 SELECT $1, c.subject, c.entra_id, c.email, c.name, c.action, c.field,
+                        c.old_value, c.new_value, c.severity, c.message
+                 FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+                             $8::text[], $9::text[], $10::text[], $11::text[])
+                      WITH ORDINALITY AS c(subject, entra_id, email, name, action, field,
+                                           old_value, new_value, severity, message, ord)
+                 ORDER BY c.ord",
+        )
+        .bind(run)
+        .bind(&subjects)
+        .bind(&ids)
+        .bind(&emails)
+        .bind(&names)
+        .bind(&actions)
+        .bind(&fields)
+        .bind(&olds)
+        .bind(&news)
+        .bind(&severities)
+        .bind(&messages)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| missing_run(e, run))?;
+    }
+    Ok(())
 }

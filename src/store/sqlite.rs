@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,6 +27,7 @@ use super::approval::{
     ApprovingRow, HeldRow, MAX_REJECTION_REASON, Rejection, RejectionError, RejectionRefused,
     decide, decide_rejection,
 };
+use super::lease_sqlite::{SqliteRunLease, interrupt_orphaned_runs, lock_tenant};
 use super::postgres::{
     CHUNK, EntryRow, RUN_COLUMNS, RunRow, TENANT_COLUMNS, TenantRow, UserRow, group_status,
     last_state_per_user, mirror_user_from_row, missing_run, no_tenant, parse, run_from_row,
@@ -33,8 +35,7 @@ use super::postgres::{
 };
 use super::{
     ApprovalError, ApprovalRefused, ApprovedRun, MirrorChanges, ReportEntry, RunFilter, RunFinish,
-    RunId, RunOptions, RunProgress, RunRecord, RunStart, RunStatus, Store, StoreError, TenantSaved,
-    Trigger,
+    RunId, RunOptions, RunRecord, RunStart, RunStatus, Store, StoreError, TenantSaved, Trigger,
 };
 use crate::domain::{EntraObjectId, TenantKey, expose_for_storage};
 use crate::plan::{ConvertedGroup, GroupKey, GroupSummary, Mirror, MirrorGroup, MirrorUser};
@@ -100,9 +101,36 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Applies the embedded migrations that this database has not seen yet.
+    /// Applies the embedded migrations that this database has not seen yet. They run with
+    /// foreign keys off, as SQLite's procedure for rebuilding a table requires (SQLite cannot
+    /// alter a constraint: `0030_interrupted_runs.sql` rebuilds `runs`, whose reports must
+    /// neither cascade away nor lose their references), and the references are checked after.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await?;
+        let migrated = MIGRATOR.run_direct(&mut *conn).await;
+        if let Err(err) = sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await
+        {
+            // Never hand a connection without foreign keys back to the pool.
+            drop(conn.detach());
+            return Err(err.into());
+        }
+        migrated?;
+        let broken: Vec<(String, i64)> =
+            sqlx::query_as(r#"SELECT "table", rowid FROM pragma_foreign_key_check"#)
+                .fetch_all(&mut *conn)
+                .await?;
+        if let Some((table, row)) = broken.first() {
+            return Err(StoreError::Corrupt(format!(
+                "after the migrations, row {row} of {table} (and {} more) refers to a row that \
+                 does not exist",
+                broken.len() - 1
+            )));
+        }
         Ok(())
     }
 
@@ -385,121 +413,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let tenant_id = tenant_id(&mut tx, tenant).await?;
-        let now = now();
-
-        // R9a first: a rehired user's link moves to the new user before anything else names it.
-        release_users(&mut tx, tenant_id, &changes.users_released).await?;
-
-        // Memberships first: the plan removes members before it converts their group.
-        for chunk in changes.members_removed.chunks(CHUNK) {
-            sqlx::query(
-                "DELETE FROM memberships
-                 WHERE (synced_group_id, entra_user_id) IN (
-                     SELECT g.id, unhex(c.value ->> 2)
-                     FROM json_each($2) AS c
-                     JOIN synced_groups g
-                       ON g.tenant_id = $1 AND g.kind = 'synced'
-                      AND g.entra_group_id = unhex(c.value ->> 0) AND g.role = c.value ->> 1)",
-            )
-            .bind(tenant_id)
-            .bind(Json(membership_rows(chunk)))
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        // Conversions before creations: R13 converts (group, old role) and creates (group, new
-        // role), and only one synced group per Entra group may exist at a time.
-        let mut converted_count = 0;
-        for (group, system_name) in &changes.groups_converted {
-            let converted: Option<i64> = sqlx::query_scalar(
-                "UPDATE synced_groups
-                 SET kind = 'system', system_name = $4, converted_at = $5
-                 WHERE tenant_id = $1 AND kind = 'synced' AND entra_group_id = $2 AND role = $3
-                 RETURNING id",
-            )
-            .bind(tenant_id)
-            .bind(group.entra_id.as_uuid())
-            .bind(group.role.as_str())
-            .bind(system_name)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = converted {
-                converted_count += 1;
-                // The mirror does not track the members of groups it no longer manages.
-                sqlx::query("DELETE FROM memberships WHERE synced_group_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        warn_if_missed(
-            tenant,
-            "converted",
-            changes.groups_converted.len(),
-            converted_count,
-        );
-
-        for group in &changes.groups_created {
-            sqlx::query(
-                "INSERT INTO synced_groups (tenant_id, entra_group_id, role, target_group_id, name,
-                                            created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(tenant_id)
-            .bind(group.key.entra_id.as_uuid())
-            .bind(group.key.role.as_str())
-            .bind(group.target_id.as_str())
-            .bind(&group.name)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        let mut renamed_count = 0;
-        for (group, name) in &changes.groups_renamed {
-            let renamed = sqlx::query(
-                "UPDATE synced_groups SET name = $4
-                 WHERE tenant_id = $1 AND kind = 'synced' AND entra_group_id = $2 AND role = $3",
-            )
-            .bind(tenant_id)
-            .bind(group.entra_id.as_uuid())
-            .bind(group.role.as_str())
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            renamed_count += usize::try_from(renamed).unwrap_or(usize::MAX);
-        }
-        warn_if_missed(
-            tenant,
-            "renamed",
-            changes.groups_renamed.len(),
-            renamed_count,
-        );
-
-        let users = last_state_per_user(&changes.users);
-        for chunk in users.chunks(CHUNK) {
-            upsert_users(&mut tx, tenant_id, chunk, now).await?;
-        }
-
-        for chunk in changes.members_added.chunks(CHUNK) {
-            sqlx::query(
-                "INSERT INTO memberships (synced_group_id, entra_user_id)
-                 SELECT g.id, unhex(c.value ->> 2)
-                 FROM json_each($2) AS c
-                 JOIN synced_groups g
-                   ON g.tenant_id = $1 AND g.kind = 'synced'
-                  AND g.entra_group_id = unhex(c.value ->> 0) AND g.role = c.value ->> 1
-                 WHERE true
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(tenant_id)
-            .bind(Json(membership_rows(chunk)))
-            .execute(&mut *tx)
-            .await?;
-        }
-
+        write_mirror_changes(&mut tx, tenant, tenant_id, changes).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -510,35 +424,55 @@ impl Store for SqliteStore {
         trigger: &Trigger,
         options: RunOptions,
     ) -> Result<RunStart, StoreError> {
-        // The write lock makes the look-up and the insert one step; the partial unique index
-        // stays as the database's own guarantee.
-        let mut tx = self.write().await?;
-        let tenant_id = tenant_id(&mut tx, tenant).await?;
-        let running: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM runs WHERE tenant_id = $1 AND status = 'running'")
+        let tenant_id = tenant_id(&mut *self.pool.acquire().await?, tenant).await?;
+        // The lease decides (a live run holds the tenant's lock file); a run that finished
+        // between our failed lock and our look-up simply lets us try again.
+        for _ in 0..3 {
+            if let Some(holder) = lock_tenant(&self.path, tenant_id).await? {
+                let approval = options.approval;
+                let mut tx = self.write().await?;
+                let interrupted = interrupt_orphaned_runs(&mut tx, tenant_id).await?;
+                let run: RunId = sqlx::query_scalar(
+                    "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves,
+                                       approved_deactivations, started_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     RETURNING id",
+                )
                 .bind(tenant_id)
-                .fetch_optional(&mut *tx)
+                .bind(trigger_kind_text(trigger.kind))
+                .bind(trigger.by.as_deref())
+                .bind(approval.map(|a| a.held_run))
+                .bind(approval.map(|a| i64::try_from(a.deactivations).unwrap_or(i64::MAX)))
+                .bind(now())
+                .fetch_one(&mut *tx)
                 .await?;
-        if let Some(id) = running {
-            return Ok(RunStart::AlreadyRunning(id));
+                tx.commit().await?;
+                for old in interrupted {
+                    tracing::warn!(tenant = %tenant, run = old, "closed a run whose process stopped as interrupted");
+                }
+                return Ok(RunStart::Started(Arc::new(SqliteRunLease::new(
+                    run,
+                    tenant.clone(),
+                    tenant_id,
+                    self.pool.clone(),
+                    holder,
+                ))));
+            }
+            let running: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM runs WHERE tenant_id = $1 AND status = 'running'",
+            )
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(id) = running {
+                return Ok(RunStart::AlreadyRunning(id));
+            }
         }
-        let approval = options.approval;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO runs (tenant_id, trigger_kind, triggered_by, approves,
-                               approved_deactivations, started_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             RETURNING id",
-        )
-        .bind(tenant_id)
-        .bind(trigger_kind_text(trigger.kind))
-        .bind(trigger.by.as_deref())
-        .bind(approval.map(|a| a.held_run))
-        .bind(approval.map(|a| i64::try_from(a.deactivations).unwrap_or(i64::MAX)))
-        .bind(now())
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(RunStart::Started(id))
+        Err(StoreError::NotFound(format!(
+            "tenant {:?}: another process keeps taking and releasing its run lease without a \
+             running run; try again",
+            tenant.as_str()
+        )))
     }
 
     async fn approve_held_run(
@@ -551,8 +485,48 @@ impl Store for SqliteStore {
         if approver.trim().is_empty() {
             return Err(ApprovalRefused::NoApprover.into());
         }
-        // The write lock orders concurrent approvals, as `FOR UPDATE` does in PostgreSQL.
+        let tenant_id: Option<i64> = sqlx::query_scalar(
+            "SELECT r.tenant_id FROM runs r JOIN tenants t ON t.id = r.tenant_id
+             WHERE r.id = $1 AND t.key = $2",
+        )
+        .bind(held)
+        .bind(tenant.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(tenant_id) = tenant_id else {
+            return Err(ApprovalRefused::UnknownRun {
+                tenant: tenant.clone(),
+                run: held,
+            }
+            .into());
+        };
+        let Some(holder) = lock_tenant(&self.path, tenant_id).await? else {
+            // Another run holds the tenant: perhaps the one carrying out this very approval.
+            let approving: Option<ApprovingRow> = sqlx::query_as(
+                "SELECT id, triggered_by, started_at FROM runs
+                 WHERE approves = $1 AND approved_deactivations IS NOT NULL",
+            )
+            .bind(held)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(approving) = approving {
+                return Err(approving.refusal(held).into());
+            }
+            let running: Option<RunId> = sqlx::query_scalar(
+                "SELECT id FROM runs WHERE tenant_id = $1 AND status = 'running'",
+            )
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            return Err(ApprovalRefused::RunInProgress {
+                running: running.unwrap_or_default(),
+            }
+            .into());
+        };
+        // The lease is held and the write lock orders the rest, as `FOR UPDATE` does in
+        // PostgreSQL.
         let mut tx = self.write().await?;
+        interrupt_orphaned_runs(&mut tx, tenant_id).await?;
         let row: Option<HeldRow> = sqlx::query_as(
             "SELECT r.tenant_id, r.status, r.finished_at, r.summary, $3 AS now
              FROM runs r JOIN tenants t ON t.id = r.tenant_id
@@ -600,7 +574,17 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(ApprovedRun { run, deactivations })
+        Ok(ApprovedRun {
+            run,
+            deactivations,
+            lease: Arc::new(SqliteRunLease::new(
+                run,
+                tenant.clone(),
+                tenant_id,
+                self.pool.clone(),
+                holder,
+            )),
+        })
     }
 
     async fn reject_held_run(
@@ -715,39 +699,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        // Ids are drawn in the order written, so reading by id returns the lines as written.
-        for chunk in entries.chunks(CHUNK) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|e| {
-                    (
-                        e.subject.as_str(),
-                        e.entra_id.as_ref().map(|id| hex(id.as_uuid())),
-                        e.email.as_deref(),
-                        e.name.as_deref(),
-                        e.action.as_str(),
-                        e.field.as_deref(),
-                        e.old_value.as_deref(),
-                        e.new_value.as_deref(),
-                        e.severity.as_str(),
-                        e.message.as_deref(),
-                    )
-                })
-                .collect();
-            sqlx::query(
-                "INSERT INTO report_entries (run_id, subject, entra_id, email, name, action, field,
-                                             old_value, new_value, severity, message)
-                 SELECT $1, c.value ->> 0, unhex(c.value ->> 1), c.value ->> 2, c.value ->> 3,
-                        c.value ->> 4, c.value ->> 5, c.value ->> 6, c.value ->> 7, c.value ->> 8,
-                        c.value ->> 9
-                 FROM json_each($2) AS c ORDER BY c.key",
-            )
-            .bind(run)
-            .bind(Json(rows))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| missing_run(e, run))?;
-        }
+        write_entries(&mut tx, run, entries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -830,57 +782,6 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(run_from_row).collect()
-    }
-
-    async fn heartbeat(&self, run: RunId, progress: &RunProgress) -> Result<(), StoreError> {
-        let clamp = |n: i64| i32::try_from(n.max(0)).unwrap_or(i32::MAX);
-        sqlx::query(
-            "UPDATE runs SET heartbeat_at = $5, progress_stage = $2, progress_done = $3,
-                             progress_total = $4
-             WHERE id = $1 AND status = 'running'",
-        )
-        .bind(run)
-        .bind(&progress.stage)
-        .bind(clamp(progress.done))
-        .bind(clamp(progress.total))
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn interrupt_stale_runs(
-        &self,
-        tenant: &TenantKey,
-        silent_for: chrono::Duration,
-        message: &str,
-    ) -> Result<Vec<RunId>, StoreError> {
-        let mut tx = self.write().await?;
-        let now = now();
-        let closed: Vec<RunId> = sqlx::query_scalar(
-            "UPDATE runs SET status = 'failed', finished_at = $4, message = $3
-             WHERE tenant_id = (SELECT id FROM tenants WHERE key = $1) AND status = 'running'
-               AND COALESCE(heartbeat_at, started_at) <= $2
-             RETURNING id",
-        )
-        .bind(tenant.as_str())
-        .bind(now - silent_for)
-        .bind(message)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        for run in &closed {
-            sqlx::query(
-                "INSERT INTO report_entries (run_id, subject, action, severity, message)
-                 VALUES ($1, 'run', 'failed', 'error', $2)",
-            )
-            .bind(run)
-            .bind(message)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(closed)
     }
 
     async fn claim_midnight(
@@ -1032,7 +933,190 @@ impl Store for SqliteStore {
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-async fn tenant_id(conn: &mut SqliteConnection, tenant: &TenantKey) -> Result<i64, StoreError> {
+/// A run's mirror changes, inside the caller's write transaction (a flush, or
+/// [`Store::apply_mirror_changes`]).
+pub(super) async fn write_mirror_changes(
+    conn: &mut SqliteConnection,
+    tenant: &TenantKey,
+    tenant_id: i64,
+    changes: &MirrorChanges,
+) -> Result<(), StoreError> {
+    let now = now();
+
+    // R9a first: a rehired user's link moves to the new user before anything else names it.
+    release_users(&mut *conn, tenant_id, &changes.users_released).await?;
+
+    // Memberships first: the plan removes members before it converts their group.
+    for chunk in changes.members_removed.chunks(CHUNK) {
+        sqlx::query(
+            "DELETE FROM memberships
+             WHERE (synced_group_id, entra_user_id) IN (
+                 SELECT g.id, unhex(c.value ->> 2)
+                 FROM json_each($2) AS c
+                 JOIN synced_groups g
+                   ON g.tenant_id = $1 AND g.kind = 'synced'
+                  AND g.entra_group_id = unhex(c.value ->> 0) AND g.role = c.value ->> 1)",
+        )
+        .bind(tenant_id)
+        .bind(Json(membership_rows(chunk)))
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    // Conversions before creations: R13 converts (group, old role) and creates (group, new
+    // role), and only one synced group per Entra group may exist at a time.
+    let mut converted_count = 0;
+    for (group, system_name) in &changes.groups_converted {
+        let converted: Option<i64> = sqlx::query_scalar(
+            "UPDATE synced_groups
+             SET kind = 'system', system_name = $4, converted_at = $5
+             WHERE tenant_id = $1 AND kind = 'synced' AND entra_group_id = $2 AND role = $3
+             RETURNING id",
+        )
+        .bind(tenant_id)
+        .bind(group.entra_id.as_uuid())
+        .bind(group.role.as_str())
+        .bind(system_name)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(id) = converted {
+            converted_count += 1;
+            // The mirror does not track the members of groups it no longer manages.
+            sqlx::query("DELETE FROM memberships WHERE synced_group_id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    warn_if_missed(
+        tenant,
+        "converted",
+        changes.groups_converted.len(),
+        converted_count,
+    );
+
+    // The applier never creates a group whose Entra group still has a synced group (a failed
+    // R13 conversion makes the creation wait); should one slip through, it is skipped with a
+    // warning rather than rolling back the whole flush, as in PostgreSQL.
+    let mut created_count = 0;
+    for group in &changes.groups_created {
+        let created = sqlx::query(
+            "INSERT INTO synced_groups (tenant_id, entra_group_id, role, target_group_id, name,
+                                        created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant_id, entra_group_id) WHERE kind = 'synced' DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(group.key.entra_id.as_uuid())
+        .bind(group.key.role.as_str())
+        .bind(group.target_id.as_str())
+        .bind(&group.name)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        created_count += usize::try_from(created).unwrap_or(usize::MAX);
+    }
+    warn_if_missed(
+        tenant,
+        "created",
+        changes.groups_created.len(),
+        created_count,
+    );
+
+    let mut renamed_count = 0;
+    for (group, name) in &changes.groups_renamed {
+        let renamed = sqlx::query(
+            "UPDATE synced_groups SET name = $4
+             WHERE tenant_id = $1 AND kind = 'synced' AND entra_group_id = $2 AND role = $3",
+        )
+        .bind(tenant_id)
+        .bind(group.entra_id.as_uuid())
+        .bind(group.role.as_str())
+        .bind(name)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        renamed_count += usize::try_from(renamed).unwrap_or(usize::MAX);
+    }
+    warn_if_missed(
+        tenant,
+        "renamed",
+        changes.groups_renamed.len(),
+        renamed_count,
+    );
+
+    let users = last_state_per_user(&changes.users);
+    for chunk in users.chunks(CHUNK) {
+        upsert_users(&mut *conn, tenant_id, chunk, now).await?;
+    }
+
+    for chunk in changes.members_added.chunks(CHUNK) {
+        sqlx::query(
+            "INSERT INTO memberships (synced_group_id, entra_user_id)
+             SELECT g.id, unhex(c.value ->> 2)
+             FROM json_each($2) AS c
+             JOIN synced_groups g
+               ON g.tenant_id = $1 AND g.kind = 'synced'
+              AND g.entra_group_id = unhex(c.value ->> 0) AND g.role = c.value ->> 1
+             WHERE true
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(Json(membership_rows(chunk)))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Appends report lines inside the caller's write transaction.
+pub(super) async fn write_entries(
+    conn: &mut SqliteConnection,
+    run: RunId,
+    entries: &[ReportEntry],
+) -> Result<(), StoreError> {
+    // Ids are drawn in the order written, so reading by id returns the lines as written.
+    for chunk in entries.chunks(CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|e| {
+                (
+                    e.subject.as_str(),
+                    e.entra_id.as_ref().map(|id| hex(id.as_uuid())),
+                    e.email.as_deref(),
+                    e.name.as_deref(),
+                    e.action.as_str(),
+                    e.field.as_deref(),
+                    e.old_value.as_deref(),
+                    e.new_value.as_deref(),
+                    e.severity.as_str(),
+                    e.message.as_deref(),
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO report_entries (run_id, subject, entra_id, email, name, action, field,
+                                         old_value, new_value, severity, message)
+             SELECT $1, c.value ->> 0, unhex(c.value ->> 1), c.value ->> 2, c.value ->> 3,
+                    c.value ->> 4, c.value ->> 5, c.value ->> 6, c.value ->> 7, c.value ->> 8,
+                    c.value ->> 9
+             FROM json_each($2) AS c ORDER BY c.key",
+        )
+        .bind(run)
+        .bind(Json(rows))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| missing_run(e, run))?;
+    }
+    Ok(())
+}
+
+pub(super) async fn tenant_id(
+    conn: &mut SqliteConnection,
+    tenant: &TenantKey,
+) -> Result<i64, StoreError> {
     sqlx::query_scalar("SELECT id FROM tenants WHERE key = $1")
         .bind(tenant.as_str())
         .fetch_optional(conn)

@@ -1,12 +1,17 @@
 //! A tenant's target refresh token kept in dirsync's database (PostgreSQL or SQLite): the
-//! durable `TokenStore` for HighQ.
+//! durable `TokenStore` for HighQ. A refresh holds the tenant's token row locked (PostgreSQL:
+//! `SELECT … FOR UPDATE`; SQLite: a `BEGIN IMMEDIATE` transaction, which takes the database's
+//! write lock) from reading the refresh token to saving the rotated one, so replicas refresh one
+//! at a time and never spend a refresh token twice; the access token is shared through the row
+//! until it expires.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::domain::TenantKey;
-use crate::target::highq::{TokenStore, TokenStoreError};
+use crate::target::highq::{TokenRefresh, TokenStore, TokenStoreError};
 
 /// One tenant's refresh token for one kind of target. A save is committed (and so survives a
 /// crash) before it returns.
@@ -46,7 +51,8 @@ impl TokenStore for PgTokenStore {
             "INSERT INTO target_tokens (tenant_id, target_kind, refresh_token)
              SELECT id, $2, $3 FROM tenants WHERE key = $1
              ON CONFLICT (tenant_id, target_kind)
-             DO UPDATE SET refresh_token = EXCLUDED.refresh_token, updated_at = now()",
+             DO UPDATE SET refresh_token = EXCLUDED.refresh_token, access_token = NULL,
+                           access_expires_at = NULL, updated_at = now()",
         )
         .bind(self.tenant.as_str())
         .bind(self.target_kind)
@@ -56,6 +62,90 @@ impl TokenStore for PgTokenStore {
         if saved.rows_affected() == 0 {
             return Err(format!("no tenant {} to save a refresh token for", self.tenant).into());
         }
+        Ok(())
+    }
+
+    async fn begin_refresh(&self) -> Result<Box<dyn TokenRefresh>, TokenStoreError> {
+        let mut tx = self.pool.begin().await?;
+        let tenant_id: i64 = sqlx::query_scalar("SELECT id FROM tenants WHERE key = $1")
+            .bind(self.tenant.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| format!("no tenant {} to refresh a token for", self.tenant))?;
+        let row: Option<(String, Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT refresh_token, access_token, access_expires_at FROM target_tokens
+             WHERE tenant_id = $1 AND target_kind = $2
+             FOR UPDATE",
+        )
+        .bind(tenant_id)
+        .bind(self.target_kind)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (refresh_token, shared) = match row {
+            Some((refresh, access, expires)) => (
+                Some(SecretString::from(refresh)),
+                access.zip(expires).map(|(a, e)| (SecretString::from(a), e)),
+            ),
+            None => (None, None),
+        };
+        Ok(Box::new(PgTokenRefresh {
+            tx,
+            tenant_id,
+            target_kind: self.target_kind,
+            refresh_token,
+            shared,
+        }))
+    }
+}
+
+/// A refresh holding the tenant's token row locked until it commits (or is dropped: rollback).
+struct PgTokenRefresh {
+    tx: Transaction<'static, Postgres>,
+    tenant_id: i64,
+    target_kind: &'static str,
+    refresh_token: Option<SecretString>,
+    shared: Option<(SecretString, DateTime<Utc>)>,
+}
+
+#[async_trait]
+impl TokenRefresh for PgTokenRefresh {
+    fn refresh_token(&self) -> Option<SecretString> {
+        self.refresh_token.clone()
+    }
+
+    fn shared_access(&self) -> Option<(SecretString, DateTime<Utc>)> {
+        self.shared.clone()
+    }
+
+    async fn commit(
+        mut self: Box<Self>,
+        rotated: Option<&SecretString>,
+        access: &SecretString,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), TokenStoreError> {
+        let refresh = rotated
+            .or(self.refresh_token.as_ref())
+            .ok_or("no refresh token to keep")?
+            .expose_secret()
+            .to_owned();
+        sqlx::query(
+            "INSERT INTO target_tokens (tenant_id, target_kind, refresh_token, access_token,
+                                        access_expires_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant_id, target_kind)
+             DO UPDATE SET refresh_token = EXCLUDED.refresh_token,
+                           access_token = EXCLUDED.access_token,
+                           access_expires_at = EXCLUDED.access_expires_at,
+                           updated_at = now()",
+        )
+        .bind(self.tenant_id)
+        .bind(self.target_kind)
+        .bind(refresh)
+        .bind(access.expose_secret())
+        .bind(expires_at)
+        .execute(&mut *self.tx)
+        .await?;
+        self.tx.commit().await?;
         Ok(())
     }
 }
@@ -108,6 +198,97 @@ impl TokenStore for SqliteTokenStore {
         if saved.rows_affected() == 0 {
             return Err(format!("no tenant {} to save a refresh token for", self.tenant).into());
         }
+        Ok(())
+    }
+
+    async fn begin_refresh(&self) -> Result<Box<dyn TokenRefresh>, TokenStoreError> {
+        Ok(Box::new(self.begin().await?))
+    }
+}
+
+/// A refresh holding SQLite's write lock (`BEGIN IMMEDIATE`) until it commits (or is dropped:
+/// rollback), so refreshes of one database are made one at a time.
+struct SqliteTokenRefresh {
+    tx: Transaction<'static, sqlx::Sqlite>,
+    tenant_id: i64,
+    target_kind: &'static str,
+    refresh_token: Option<SecretString>,
+    shared: Option<(SecretString, DateTime<Utc>)>,
+}
+
+impl SqliteTokenStore {
+    async fn begin(&self) -> Result<SqliteTokenRefresh, TokenStoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tenant_id: i64 = sqlx::query_scalar("SELECT id FROM tenants WHERE key = $1")
+            .bind(self.tenant.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| format!("no tenant {} to refresh a token for", self.tenant))?;
+        let row: Option<(String, Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT refresh_token, access_token, access_expires_at FROM target_tokens
+             WHERE tenant_id = $1 AND target_kind = $2",
+        )
+        .bind(tenant_id)
+        .bind(self.target_kind)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (refresh_token, shared) = match row {
+            Some((refresh, access, expires)) => (
+                Some(SecretString::from(refresh)),
+                access.zip(expires).map(|(a, e)| (SecretString::from(a), e)),
+            ),
+            None => (None, None),
+        };
+        Ok(SqliteTokenRefresh {
+            tx,
+            tenant_id,
+            target_kind: self.target_kind,
+            refresh_token,
+            shared,
+        })
+    }
+}
+
+#[async_trait]
+impl TokenRefresh for SqliteTokenRefresh {
+    fn refresh_token(&self) -> Option<SecretString> {
+        self.refresh_token.clone()
+    }
+
+    fn shared_access(&self) -> Option<(SecretString, DateTime<Utc>)> {
+        self.shared.clone()
+    }
+
+    async fn commit(
+        mut self: Box<Self>,
+        rotated: Option<&SecretString>,
+        access: &SecretString,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), TokenStoreError> {
+        let refresh = rotated
+            .or(self.refresh_token.as_ref())
+            .ok_or("no refresh token to keep")?
+            .expose_secret()
+            .to_owned();
+        sqlx::query(
+            "INSERT INTO target_tokens (tenant_id, target_kind, refresh_token, access_token,
+                                        access_expires_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant_id, target_kind)
+             DO UPDATE SET refresh_token = excluded.refresh_token,
+                           access_token = excluded.access_token,
+                           access_expires_at = excluded.access_expires_at,
+                           updated_at = excluded.updated_at",
+        )
+        .bind(self.tenant_id)
+        .bind(self.target_kind)
+        .bind(refresh)
+        .bind(access.expose_secret())
+        .bind(expires_at)
+        .bind(super::sqlite::now())
+        .execute(&mut *self.tx)
+        .await?;
+        self.tx.commit().await?;
         Ok(())
     }
 }

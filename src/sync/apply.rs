@@ -69,6 +69,9 @@ pub struct Applier {
     users: HashMap<EntraObjectId, MirrorUser>,
     /// Groups some of whose members could not be removed: they are not converted this run.
     removal_failed: HashSet<GroupKey>,
+    /// Item 1: Entra groups whose synced group could not be converted (R12/R13): the group for
+    /// the new role waits, since one synced group per Entra group may exist at a time.
+    conversion_failed: HashSet<EntraObjectId>,
     /// Set once the target refuses our credentials, or stops answering: the rest of the run is
     /// skipped (and planned again next run).
     stopped: Option<String>,
@@ -89,6 +92,7 @@ struct OpResult {
     created_user: Option<(EntraObjectId, TargetUserId)>,
     created_group: Option<(GroupKey, TargetGroupId)>,
     removal_failed: Option<GroupKey>,
+    conversion_failed: Option<EntraObjectId>,
     counts: PlanCounts,
 }
 
@@ -103,6 +107,7 @@ impl OpResult {
             created_user: None,
             created_group: None,
             removal_failed: None,
+            conversion_failed: None,
             counts: PlanCounts::default(),
         }
     }
@@ -136,6 +141,7 @@ impl Applier {
                 .map(|u| (u.entra_id.clone(), u.clone()))
                 .collect(),
             removal_failed: HashSet::new(),
+            conversion_failed: HashSet::new(),
             stopped: None,
             unavailable_in_a_row: 0,
             max_unavailable_in_a_row: max_unavailable_in_a_row.max(1),
@@ -147,27 +153,47 @@ impl Applier {
         self.stopped.as_deref()
     }
 
-    /// Applies one phase (see [`phases`]) and returns what it produced.
+    /// Applies one phase (see [`phases`]) whole and returns what it produced.
     pub async fn apply_phase(&mut self, phase: &[Op]) -> PhaseResult {
+        let (result, _) = self
+            .apply_some(phase, usize::MAX, std::time::Duration::MAX)
+            .await;
+        result
+    }
+
+    /// Applies the start of `ops` (operations of one phase, see [`phases`]): at least one wave,
+    /// then more until `max_ops` operations were applied or `max_time` has passed, so the caller
+    /// can record them in a small flush. Returns what they produced and how many were taken.
+    pub async fn apply_some(
+        &mut self,
+        ops: &[Op],
+        max_ops: usize,
+        max_time: std::time::Duration,
+    ) -> (PhaseResult, usize) {
+        let started = std::time::Instant::now();
         let mut result = PhaseResult::default();
+        let mut taken = 0;
         // Small waves, so that an outage or a refused credential stops the calls within a wave.
-        let wave = if sequential(phase) {
-            phase.len().max(1)
-        } else {
-            self.concurrency * 4
-        };
-        for ops in phase.chunks(wave) {
+        while taken < ops.len() && taken < max_ops && (taken == 0 || started.elapsed() < max_time) {
+            let rest = &ops[taken..];
+            let wave = if sequential(rest) {
+                1
+            } else {
+                (self.concurrency * 2).min(max_ops - taken)
+            };
+            let wave = &rest[..wave.min(rest.len()).max(1)];
             match &self.stopped {
                 Some(reason) => {
-                    for op in ops {
+                    for op in wave {
                         result.failed += 1;
                         result.entries.extend(skipped_entries(op, reason));
                     }
                 }
-                None => self.apply_wave(ops, &mut result).await,
+                None => self.apply_wave(wave, &mut result).await,
             }
+            taken += wave.len();
         }
-        result
+        (result, taken)
     }
 
     async fn apply_wave(&mut self, phase: &[Op], result: &mut PhaseResult) {
@@ -202,6 +228,9 @@ impl Applier {
             }
             if let Some((key, target_id)) = outcome.created_group {
                 self.group_ids.insert(key, target_id);
+            }
+            if let Some(entra_id) = outcome.conversion_failed {
+                self.conversion_failed.insert(entra_id);
             }
             for user in &outcome.mirror.users {
                 self.users.insert(user.entra_id.clone(), user.clone());
@@ -291,7 +320,7 @@ impl Applier {
                 new_name,
                 ..
             } => {
-                if self.removal_failed.contains(group) {
+                let converted = if self.removal_failed.contains(group) {
                     Err(TargetError::Rejected(
                         "some members could not be removed first; the conversion is retried next run".to_owned(),
                     ))
@@ -304,20 +333,35 @@ impl Applier {
                                 .groups_converted
                                 .push((group.clone(), new_name.clone()));
                         })
+                };
+                if converted.is_err() {
+                    out.conversion_failed = Some(group.entra_id.clone());
                 }
+                converted
             }
             Op::CreateGroup { group, name } => {
-                self.target
-                    .create_group(group, name)
-                    .await
-                    .map(|target_id| {
-                        out.mirror.groups_created.push(CreatedGroup {
-                            key: group.clone(),
-                            target_id: target_id.clone(),
-                            name: name.clone(),
-                        });
-                        out.created_group = Some((group.clone(), target_id));
-                    })
+                if self.conversion_failed.contains(&group.entra_id) {
+                    Err(TargetError::Rejected(
+                        "waits: the group synced for this Entra group's previous role could not \
+                         be converted (see its line); this group is created once that \
+                         conversion succeeds"
+                            .to_owned(),
+                    ))
+                } else {
+                    self.create_group_once(group, name)
+                        .await
+                        .map(|(target_id, found)| {
+                            if found {
+                                out.entries.push(found_entry(op, &target_id));
+                            }
+                            out.mirror.groups_created.push(CreatedGroup {
+                                key: group.clone(),
+                                target_id: target_id.clone(),
+                                name: name.clone(),
+                            });
+                            out.created_group = Some((group.clone(), target_id));
+                        })
+                }
             }
             Op::RenameGroup {
                 group,
@@ -414,7 +458,9 @@ impl Applier {
         match call {
             Ok(()) => {
                 out.applied = true;
+                let notes = std::mem::take(&mut out.entries);
                 out.entries = op_entries(op, "");
+                out.entries.extend(notes);
                 out.counts.add_op(op);
             }
             Err(err) => {
@@ -428,6 +474,27 @@ impl Applier {
             }
         }
         out
+    }
+
+    /// Item 2: creates the group unless the target already has it (a create whose answer was
+    /// lost, a run killed before recording it). `true`: it was found, not created.
+    async fn create_group_once(
+        &self,
+        group: &GroupKey,
+        name: &str,
+    ) -> Result<(TargetGroupId, bool), TargetError> {
+        if let Some(found) = self.target.find_group(group, name).await? {
+            return Ok((found, true));
+        }
+        match self.target.create_group(group, name).await {
+            Ok(created) => Ok((created, false)),
+            // Created by a concurrent attempt, or a retry after an answer lost in transit.
+            Err(TargetError::Conflict(why)) => match self.target.find_group(group, name).await? {
+                Some(found) => Ok((found, true)),
+                None => Err(TargetError::Conflict(why)),
+            },
+            Err(err) => Err(err),
+        }
     }
 
     async fn apply_membership(&self, op: &Op, group: &GroupKey, users: &[UserLabel]) -> OpResult {
@@ -517,6 +584,18 @@ impl Applier {
     }
 }
 
+/// The line that says a group to create was already in the target and is now linked.
+fn found_entry(op: &Op, target_id: &TargetGroupId) -> ReportEntry {
+    let mut entry = failure_entry(op, None, String::new());
+    entry.action = "group found".to_owned();
+    entry.severity = crate::plan::Severity::Info;
+    entry.message = Some(format!(
+        "already in the target as {target_id} (made by an earlier attempt whose answer was lost, \
+         or by a run stopped before recording it): linked instead of created again"
+    ));
+    entry
+}
+
 /// The report lines for an operation that was not attempted: one per user for a membership batch.
 fn skipped_entries(op: &Op, reason: &str) -> Vec<ReportEntry> {
     let message = format!("skipped: {reason}");
@@ -553,4 +632,6 @@ fn merge(into: &mut MirrorChanges, from: MirrorChanges) {
     into.members_added.extend(from.members_added);
     into.members_removed.extend(from.members_removed);
     into.users_released.extend(from.users_released);
+    into.groups_forgotten.extend(from.groups_forgotten);
+    into.users_forgotten.extend(from.users_forgotten);
 }

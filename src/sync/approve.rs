@@ -60,7 +60,7 @@ pub async fn approve_held_run(
     Ok(PendingRun {
         ctx: ctx.clone(),
         tenant: config,
-        run_id: approved.run,
+        lease: approved.lease,
         options: RunOptions {
             approval: Some(Approval {
                 held_run: run,

@@ -5,6 +5,7 @@
 mod apply;
 mod approve;
 mod confirm;
+mod drift;
 mod entries;
 mod runner;
 
@@ -27,8 +28,8 @@ use crate::plan::{
 };
 use crate::source::{DirectorySource, FetchStats, SourceFetch, UserPresence};
 use crate::store::{
-    ReportEntry, RunFinish, RunId, RunOptions, RunProgress, RunStart, RunStatus, RunSummary, Store,
-    StoreError, Trigger,
+    MirrorChanges, ReportEntry, RunFinish, RunFlush, RunId, RunLease, RunOptions, RunProgress,
+    RunStart, RunStatus, RunSummary, Store, StoreError, Trigger,
 };
 use crate::target::TargetAdapter;
 use crate::tenant::Tenant;
@@ -77,12 +78,19 @@ pub struct SyncSettings {
     pub target_concurrency: usize,
     /// R11: at most this many leavers are looked up in Entra to say why they left.
     pub max_presence_lookups: usize,
-    /// Report lines and mirror changes are written at least every this many operations.
+    /// Item 2: applied operations are recorded (mirror changes, report lines and progress in one
+    /// transaction) at least every this many operations…
     pub flush_every: usize,
-    /// How often a running run says it is alive.
+    /// …and at least this often, so a killed run loses at most one small flush of bookkeeping
+    /// (and the next run recognises what it did: creates are idempotent).
+    pub flush_interval: std::time::Duration,
+    /// How often a running run says it is alive (and checks that it still holds its lease).
     pub heartbeat_every: std::time::Duration,
-    /// A running run not heard from for this long is taken to be dead (its process stopped).
-    pub stale_after: chrono::Duration,
+    /// A run still going after this long stops and is recorded `failed: deadline`.
+    pub run_deadline: std::time::Duration,
+    /// Item 3: runs carried out at once by one replica; more wait for a slot before they begin
+    /// (midnight for 500 tenants queues instead of opening 500 runs' worth of connections).
+    pub max_runs_in_flight: usize,
     /// This many target calls failing in a row as unavailable stop the run's calls (an outage).
     pub max_unavailable_in_a_row: usize,
     /// R18: a held run can be approved for this long after it was held.
@@ -97,9 +105,11 @@ impl Default for SyncSettings {
         Self {
             target_concurrency: 8,
             max_presence_lookups: 200,
-            flush_every: 500,
+            flush_every: 25,
+            flush_interval: std::time::Duration::from_secs(1),
             heartbeat_every: std::time::Duration::from_secs(15),
-            stale_after: chrono::Duration::minutes(2),
+            run_deadline: std::time::Duration::from_secs(6 * 3600),
+            max_runs_in_flight: 8,
             max_unavailable_in_a_row: 20,
             approval_window: chrono::Duration::hours(24),
             deletion_confirm_delay: std::time::Duration::from_secs(30),
@@ -141,7 +151,8 @@ pub struct RunOutcome {
 pub struct PendingRun {
     ctx: SyncContext,
     tenant: Tenant,
-    run_id: RunId,
+    /// The run's hold on its tenant: every write of the run goes through it.
+    lease: Arc<dyn RunLease>,
     options: RunOptions,
 }
 
@@ -154,12 +165,13 @@ pub enum RunStartOutcome {
 
 impl PendingRun {
     pub fn id(&self) -> RunId {
-        self.run_id
+        self.lease.run_id()
     }
 }
 
-/// Records a new run for `tenant` unless one is in progress. A running run whose process has
-/// not been heard from for `stale_after` is closed as interrupted first, so it cannot block.
+/// Records a new run for `tenant` unless one is in progress (R21). A run left running by a
+/// process that is gone holds no lease any more: it is closed as interrupted and the new run
+/// starts at once.
 pub async fn start_run(
     ctx: &SyncContext,
     tenant: &TenantKey,
@@ -169,12 +181,12 @@ pub async fn start_run(
     let config = tenant_ready_to_run(ctx, tenant).await?;
     Ok(
         match ctx.store.begin_run(tenant, &trigger, options).await? {
-            RunStart::Started(run_id) => {
-                info!(tenant = %tenant, run_id, trigger = trigger.kind.as_str(), "run started");
+            RunStart::Started(lease) => {
+                info!(tenant = %tenant, run_id = lease.run_id(), trigger = trigger.kind.as_str(), "run started");
                 RunStartOutcome::Started(Box::new(PendingRun {
                     ctx: ctx.clone(),
                     tenant: config,
-                    run_id,
+                    lease,
                     options,
                 }))
             }
@@ -183,31 +195,12 @@ pub async fn start_run(
     )
 }
 
-/// The tenant's configuration, once any running run whose process stopped has been closed as
-/// interrupted, so it cannot block the next one.
+/// The tenant's configuration.
 async fn tenant_ready_to_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Tenant, SyncError> {
-    let config = ctx
-        .store
+    ctx.store
         .tenant(tenant)
         .await?
-        .ok_or_else(|| SyncError::UnknownTenant(tenant.clone()))?;
-    let silent = ctx.settings.stale_after;
-    let interrupted = ctx
-        .store
-        .interrupt_stale_runs(
-            tenant,
-            silent,
-            &format!(
-                "interrupted: the process running it stopped (no sign of life for {} s); \
-                 what it recorded before stopping is kept",
-                silent.num_seconds()
-            ),
-        )
-        .await?;
-    for run in interrupted {
-        warn!(tenant = %tenant, run, "closed a run whose process stopped");
-    }
-    Ok(config)
+        .ok_or_else(|| SyncError::UnknownTenant(tenant.clone()))
 }
 
 /// Runs one sync for `tenant` now (or returns the run already in progress, R21).
@@ -234,12 +227,14 @@ pub async fn run_sync(
 
 impl PendingRun {
     /// Carries the run out and records how it ended. Only a store failure is an `Err`; every
-    /// other problem ends the run as `failed` or `completed with errors` with the reason.
-    #[instrument(skip_all, fields(tenant = %self.tenant.key, run_id = self.run_id), err)]
+    /// other problem ends the run as `failed` or `completed with errors` with the reason. A run
+    /// that lost its lease stops applying at once, says why in its report, and leaves its status
+    /// to whoever took the tenant over.
+    #[instrument(skip_all, fields(tenant = %self.tenant.key, run_id = self.lease.run_id()), err)]
     pub async fn execute(self) -> Result<RunOutcome, SyncError> {
         let ctx = &self.ctx;
-        let run_id = self.run_id;
-        let progress = Progress::new(ctx.store.clone(), run_id);
+        let run_id = self.lease.run_id();
+        let progress = Progress::new(self.lease.clone());
         let ticker = progress.keep_alive(ctx.settings.heartbeat_every);
         let mut run = Run {
             ctx,
@@ -247,30 +242,45 @@ impl PendingRun {
             run_id,
             summary: RunSummary::default(),
             progress: &progress,
+            lease: self.lease.as_ref(),
         };
-        let finish = match run.execute(self.options).await {
-            Ok(finish) => finish,
-            Err(err) => RunFinish {
-                status: RunStatus::Failed,
-                summary: run.summary.clone(),
-                message: Some(format!("the run stopped: {err}")),
-            },
+        let deadline = ctx.settings.run_deadline;
+        let ended = tokio::time::timeout(deadline, run.execute(self.options)).await;
+        drop(ticker);
+        let failed = |message: String| RunFinish {
+            status: RunStatus::Failed,
+            summary: run.summary.clone(),
+            message: Some(message),
         };
-        ticker.abort();
-        if let Some(message) = &finish.message {
-            let severity = if finish.status == RunStatus::Failed {
-                Severity::Error
-            } else {
-                Severity::Info
-            };
-            ctx.store
-                .record_entries(
-                    run_id,
-                    &[run_entry(finish.status.as_str(), severity, message.clone())],
-                )
-                .await?;
+        let finish = match ended {
+            Ok(Ok(finish)) => finish,
+            Ok(Err(StoreError::LeaseLost(why))) => return self.fenced_off(run.summary, why).await,
+            Ok(Err(err)) => failed(format!("the run stopped: {err}")),
+            Err(_) => failed(format!(
+                "deadline: the run was still going after {}, so it stopped; what it applied is \
+                 recorded and the next run continues from there",
+                humantime_secs(deadline)
+            )),
+        };
+        let entries: Vec<ReportEntry> = finish
+            .message
+            .iter()
+            .map(|message| {
+                let severity = if finish.status == RunStatus::Failed {
+                    Severity::Error
+                } else {
+                    Severity::Info
+                };
+                run_entry(finish.status.as_str(), severity, message.clone())
+            })
+            .collect();
+        match self.lease.finish(&finish, &entries).await {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost(why)) => {
+                return self.fenced_off(finish.summary, why).await;
+            }
+            Err(err) => return Err(err.into()),
         }
-        ctx.store.finish_run(run_id, &finish).await?;
         info!(status = finish.status.as_str(), "run finished");
         Ok(RunOutcome {
             run_id,
@@ -280,21 +290,61 @@ impl PendingRun {
             already_running: false,
         })
     }
+
+    /// The run lost its lease: it changed nothing after that. It says why in its report (best
+    /// effort: the database may be what it lost) and leaves the run's status to the run that
+    /// took the tenant over, which closes it as interrupted.
+    async fn fenced_off(&self, summary: RunSummary, why: String) -> Result<RunOutcome, SyncError> {
+        let run_id = self.lease.run_id();
+        let message = format!(
+            "stopped: the run lost its hold on the tenant ({why}); it applied nothing after \
+             that, and the next run picks up from there"
+        );
+        warn!(run_id, %why, "run fenced off");
+        if let Err(err) = self
+            .ctx
+            .store
+            .record_entries(
+                run_id,
+                &[run_entry("stopped", Severity::Error, message.clone())],
+            )
+            .await
+        {
+            warn!(run_id, %err, "could not record why the run stopped");
+        }
+        Ok(RunOutcome {
+            run_id,
+            status: RunStatus::Interrupted,
+            summary,
+            message: Some(message),
+            already_running: false,
+        })
+    }
 }
 
-/// A run's progress, written to the store at each step and by a keep-alive ticker in between,
-/// so that a silent run can be told from a slow one.
+/// "6 h", "90 s".
+fn humantime_secs(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    if secs >= 3600 && secs % 3600 == 0 {
+        format!("{} h", secs / 3600)
+    } else if secs >= 60 && secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
+
+/// A run's progress, written through its lease at each flush and by a keep-alive ticker in
+/// between, so that a silent run can be told from a slow one and a fenced-off run learns it.
 struct Progress {
-    store: Arc<dyn Store>,
-    run_id: RunId,
+    lease: Arc<dyn RunLease>,
     current: Arc<std::sync::Mutex<RunProgress>>,
 }
 
 impl Progress {
-    fn new(store: Arc<dyn Store>, run_id: RunId) -> Self {
+    fn new(lease: Arc<dyn RunLease>) -> Self {
         Self {
-            store,
-            run_id,
+            lease,
             current: Arc::new(std::sync::Mutex::new(RunProgress {
                 stage: "starting".to_owned(),
                 done: 0,
@@ -308,28 +358,50 @@ impl Progress {
         self.current.lock().expect("progress lock").done += 1;
     }
 
-    async fn set(&self, stage: &str, done: usize, total: usize) -> Result<(), StoreError> {
+    /// The progress to record with the next flush.
+    fn at(&self, stage: &str, done: usize, total: usize) -> RunProgress {
         let progress = RunProgress {
             stage: stage.to_owned(),
             done: done as i64,
             total: total as i64,
         };
         *self.current.lock().expect("progress lock") = progress.clone();
-        self.store.heartbeat(self.run_id, &progress).await
+        progress
     }
 
-    fn keep_alive(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-        let (store, run_id, current) = (self.store.clone(), self.run_id, self.current.clone());
-        tokio::spawn(async move {
+    async fn set(&self, stage: &str, done: usize, total: usize) -> Result<(), StoreError> {
+        let progress = self.at(stage, done, total);
+        self.lease.heartbeat(&progress).await
+    }
+
+    /// The ticker stops when the returned guard is dropped: with the run, even when the run's
+    /// task is cancelled, so the lease it shares is not kept alive by the ticker.
+    fn keep_alive(&self, every: std::time::Duration) -> AbortOnDrop {
+        let (lease, current) = (self.lease.clone(), self.current.clone());
+        AbortOnDrop(tokio::spawn(async move {
             let mut interval = tokio::time::interval(every);
             loop {
                 interval.tick().await;
                 let progress = current.lock().expect("progress lock").clone();
-                if let Err(err) = store.heartbeat(run_id, &progress).await {
-                    warn!(run_id, %err, "could not record the run's heartbeat");
+                match lease.heartbeat(&progress).await {
+                    Ok(()) => {}
+                    // The run sees it at its next flush and stops.
+                    Err(StoreError::LeaseLost(_)) => return,
+                    Err(err) => {
+                        warn!(run_id = lease.run_id(), %err, "could not record the run's heartbeat")
+                    }
                 }
             }
-        })
+        }))
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -364,7 +436,7 @@ pub async fn dry_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Plan, Sync
         .target(&config)
         .await
         .map_err(SyncError::Unreadable)?;
-    let (plan, _, _) = read_and_plan(
+    let (plan, _, _, _) = read_and_plan(
         &ctx.settings,
         ctx.store.as_ref(),
         &config,
@@ -402,7 +474,7 @@ async fn read_and_plan(
     target: &dyn TargetAdapter,
     approved_deactivations: Option<usize>,
     group_read: &(dyn Fn() + Send + Sync),
-) -> Result<(Plan, FetchStats, Mirror), ReadFailure> {
+) -> Result<(Plan, FetchStats, Mirror, drift::Repair), ReadFailure> {
     let group_ids: Vec<_> = tenant
         .policy
         .selected_groups
@@ -417,7 +489,8 @@ async fn read_and_plan(
         .fetch_groups_with_progress(&group_ids, group_read)
         .await
         .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
-    let mirror = store.load_mirror(&tenant.key).await?;
+    let mut mirror = store.load_mirror(&tenant.key).await?;
+    let repair = drift::repair_drift(target, &mut mirror, settings.target_concurrency).await;
     let again = confirm::confirm_deletions(
         source,
         &mut snapshot,
@@ -460,7 +533,7 @@ async fn read_and_plan(
         }
         note
     }));
-    Ok((plan, stats, mirror))
+    Ok((plan, stats, mirror, repair))
 }
 
 struct Run<'a> {
@@ -469,9 +542,29 @@ struct Run<'a> {
     run_id: RunId,
     summary: RunSummary,
     progress: &'a Progress,
+    lease: &'a dyn RunLease,
 }
 
 impl Run<'_> {
+    /// Records one flush through the lease: mirror changes, report lines and progress together.
+    async fn flush(
+        &self,
+        mirror: &MirrorChanges,
+        entries: &[ReportEntry],
+        stage: &str,
+        done: usize,
+        total: usize,
+    ) -> Result<(), StoreError> {
+        let progress = self.progress.at(stage, done, total);
+        self.lease
+            .flush(RunFlush {
+                mirror,
+                entries,
+                progress: &progress,
+            })
+            .await
+    }
+
     async fn execute(&mut self, options: RunOptions) -> Result<RunFinish, StoreError> {
         let store = self.ctx.store.as_ref();
         let failed = |summary: &RunSummary, message: String| RunFinish {
@@ -497,12 +590,31 @@ impl Run<'_> {
                 ));
             }
         };
+        // Item 12: a dead credential is never a success, even for a run with nothing to do.
+        self.progress.set("checking the target", 0, 0).await?;
+        if let Err(err) = target.verify_access().await {
+            let reconnect = match target.kind() {
+                "highq" => "reconnect HighQ (dirsync tenant connect-highq)",
+                _ => "reconnect the target (check its token)",
+            };
+            let message = match err {
+                crate::target::TargetError::Unauthorized(why) => {
+                    format!(
+                        "{reconnect}: the target refused dirsync's credential ({why}); nothing was changed"
+                    )
+                }
+                other => format!(
+                    "could not reach the target to check dirsync's access: {other}; nothing was changed"
+                ),
+            };
+            return Ok(failed(&self.summary, message));
+        }
         let approved_deactivations = options
             .approval
             .map(|a| usize::try_from(a.deactivations).unwrap_or(usize::MAX));
         let groups = self.tenant.policy.selected_groups.len();
         self.progress.set("reading Entra", 0, groups).await?;
-        let (mut plan, stats, mirror) = match read_and_plan(
+        let (mut plan, stats, mirror, repair) = match read_and_plan(
             &self.ctx.settings,
             store,
             self.tenant,
@@ -526,8 +638,18 @@ impl Run<'_> {
             .set("recording the plan", groups, groups)
             .await?;
         store.record_groups(self.run_id, &plan.groups).await?;
-        let notes: Vec<ReportEntry> = plan.notes.iter().map(note_entry).collect();
-        store.record_entries(self.run_id, &notes).await?;
+        let mut notes: Vec<ReportEntry> = plan.notes.iter().map(note_entry).collect();
+        self.summary.applied.warnings += repair.entries.len();
+        notes.extend(repair.entries);
+        // What the target has lost is forgotten together with the plan's lines (item 11).
+        self.flush(
+            &repair.changes,
+            &notes,
+            "recording the plan",
+            groups,
+            groups,
+        )
+        .await?;
 
         let readable = plan.groups.iter().any(|g| g.status != GroupStatus::Failed);
         if !readable && !plan.groups.is_empty() {
@@ -543,7 +665,8 @@ impl Run<'_> {
                 .iter()
                 .flat_map(|op| op_entries(op, "planned: "))
                 .collect();
-            store.record_entries(self.run_id, &planned).await?;
+            self.flush(&MirrorChanges::default(), &planned, "held", 0, 0)
+                .await?;
             warn!(
                 deactivations = hold.deactivations,
                 "run held by the deletion guard"
@@ -571,10 +694,20 @@ impl Run<'_> {
         let total = plan.ops.len();
         let mut done = 0;
         self.progress.set("applying changes", done, total).await?;
+        let (flush_ops, flush_interval) = (
+            self.ctx.settings.flush_every.max(1),
+            self.ctx.settings.flush_interval,
+        );
         for phase in phases(&plan.ops) {
-            for chunk in phase.chunks(self.ctx.settings.flush_every.max(1)) {
-                let result = applier.apply_phase(chunk).await;
-                done += chunk.len();
+            let mut rest = phase;
+            while !rest.is_empty() {
+                // Fenced: a run that lost its lease applies nothing more.
+                if let Some(why) = self.lease.lost() {
+                    return Err(StoreError::LeaseLost(why));
+                }
+                let (result, consumed) = applier.apply_some(rest, flush_ops, flush_interval).await;
+                rest = &rest[consumed..];
+                done += consumed;
                 self.summary.operations_applied += result.applied;
                 self.summary.operations_failed += result.failed;
                 self.summary.applied.add(&result.applied_counts);
@@ -583,13 +716,14 @@ impl Run<'_> {
                     .iter()
                     .filter(|e| e.severity == Severity::Error)
                     .count();
-                if !result.mirror.is_empty() {
-                    store
-                        .apply_mirror_changes(&self.tenant.key, &result.mirror)
-                        .await?;
-                }
-                store.record_entries(self.run_id, &result.entries).await?;
-                self.progress.set("applying changes", done, total).await?;
+                self.flush(
+                    &result.mirror,
+                    &result.entries,
+                    "applying changes",
+                    done,
+                    total,
+                )
+                .await?;
             }
         }
 

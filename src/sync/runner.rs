@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
@@ -36,15 +36,20 @@ pub struct Runner {
     ctx: SyncContext,
     tasks: Arc<Mutex<HashMap<RunId, JoinHandle<()>>>>,
     finished: broadcast::Sender<Finished>,
+    /// Item 3: one permit per run this replica carries out at once (`sync.max_runs_in_flight`).
+    /// A run waits for one before it begins, so queued runs hold no database connection.
+    slots: Arc<Semaphore>,
 }
 
 impl Runner {
     pub fn new(ctx: SyncContext) -> Self {
         let (finished, _) = broadcast::channel(1024);
+        let slots = Arc::new(Semaphore::new(ctx.settings.max_runs_in_flight.max(1)));
         Self {
             ctx,
             tasks: Arc::default(),
             finished,
+            slots,
         }
     }
 
@@ -57,20 +62,35 @@ impl Runner {
         self.finished.subscribe()
     }
 
-    /// Starts a run for `tenant` in the background, or reports the one in progress (R21).
+    /// Starts a run for `tenant` in the background, or reports the one in progress (R21). When
+    /// `sync.max_runs_in_flight` runs are in progress here, waits for one of them to end first.
     pub async fn launch(
         &self,
         tenant: &TenantKey,
         trigger: Trigger,
         options: RunOptions,
     ) -> Result<Launched, SyncError> {
+        let slot = self.slot().await;
         match start_run(&self.ctx, tenant, trigger, options).await? {
             RunStartOutcome::AlreadyRunning(run_id) => Ok(Launched {
                 run_id,
                 already_running: true,
             }),
-            RunStartOutcome::Started(pending) => Ok(self.spawn(tenant, *pending)),
+            RunStartOutcome::Started(pending) => Ok(self.spawn(tenant, *pending, slot)),
         }
+    }
+
+    async fn slot(&self) -> OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the runner never closes its slots")
+    }
+
+    /// Runs that could begin now without waiting for a slot.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
     }
 
     /// R18: `approver` approves the tenant's held run `run`; the run that carries the approval
@@ -81,8 +101,9 @@ impl Runner {
         run: RunId,
         approver: &str,
     ) -> Result<Launched, ApproveError> {
+        let slot = self.slot().await;
         let pending = approve_held_run(&self.ctx, tenant, run, approver).await?;
-        Ok(self.spawn(tenant, pending))
+        Ok(self.spawn(tenant, pending, slot))
     }
 
     /// R18: `rejecter` rejects the tenant's held run `run`; it can no longer be approved.
@@ -96,7 +117,12 @@ impl Runner {
         reject_held_run(&self.ctx, tenant, run, rejecter, reason).await
     }
 
-    fn spawn(&self, tenant: &TenantKey, pending: PendingRun) -> Launched {
+    fn spawn(
+        &self,
+        tenant: &TenantKey,
+        pending: PendingRun,
+        slot: OwnedSemaphorePermit,
+    ) -> Launched {
         let run_id = pending.id();
         let tasks = self.tasks.clone();
         let finished = self.finished.clone();
@@ -106,6 +132,7 @@ impl Runner {
         let handle = tokio::spawn(async move {
             let started = std::time::Instant::now();
             let outcome = pending.execute().await;
+            drop(slot);
             metrics::histogram!("dirsync_run_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
             if let Err(err) = &outcome {
@@ -153,7 +180,7 @@ impl Runner {
             let _ = handle.await;
             warn!(run_id, "run interrupted by shutdown");
             let finish = RunFinish {
-                status: RunStatus::Failed,
+                status: RunStatus::Interrupted,
                 summary: RunSummary::default(),
                 message: Some(
                     "interrupted: the service shut down before the run finished; what it recorded \

@@ -43,6 +43,14 @@ pub struct MemoryTargetState {
     pub outage: bool,
     /// When set, every write after this many fails: an outage that starts halfway.
     pub outage_after: Option<usize>,
+    /// Item 2: every n-th create (user or group) is carried out but its answer is lost, as when a
+    /// timeout strikes after the target did the work.
+    pub lose_create_answer_every: Option<usize>,
+    creates: usize,
+    /// Item 12: when set, the credential is refused (every call answers 401 with this).
+    pub refused_credential: Option<String>,
+    /// Item 1: conversions to system groups (R12/R13) are refused.
+    pub refuse_conversions: bool,
     next_id: u64,
 }
 
@@ -73,6 +81,9 @@ impl MemoryTargetState {
     }
 
     fn write(&mut self, what: String) -> Result<(), TargetError> {
+        if let Some(why) = &self.refused_credential {
+            return Err(TargetError::Unauthorized(why.clone()));
+        }
         self.writes.push(what);
         if self.outage || self.outage_after.is_some_and(|n| self.writes.len() > n) {
             Err(TargetError::Unavailable(
@@ -120,6 +131,18 @@ impl MemoryTargetState {
     pub fn user_by_email(&self, email: &str) -> Option<(&TargetUserId, &MemoryUser)> {
         let email = Email::parse(email).ok()?;
         self.users.iter().find(|(_, u)| u.fields.email == email)
+    }
+
+    /// A create's answer, unless this one is to be lost (the work done all the same).
+    fn answer_create<T>(&mut self, created: T) -> Result<T, TargetError> {
+        self.creates += 1;
+        match self.lose_create_answer_every {
+            Some(n) if n > 0 && self.creates % n == 0 => Err(TargetError::Unavailable(
+                "the target did not answer in time (simulated lost answer; the create was done)"
+                    .to_owned(),
+            )),
+            _ => Ok(created),
+        }
     }
 
     pub fn group_by_name(&self, name: &str) -> Option<(&TargetGroupId, &MemoryGroup)> {
@@ -201,7 +224,7 @@ impl TargetAdapter for MemoryTarget {
                     external_id: Some(entra_id.clone()),
                 },
             );
-            Ok(id)
+            s.answer_create(id)
         })
     }
 
@@ -281,6 +304,51 @@ impl TargetAdapter for MemoryTarget {
         })
     }
 
+    async fn verify_access(&self) -> Result<(), TargetError> {
+        self.with(|s| match &s.refused_credential {
+            Some(why) => Err(TargetError::Unauthorized(why.clone())),
+            None => Ok(()),
+        })
+    }
+
+    async fn group_members(
+        &self,
+        id: &TargetGroupId,
+    ) -> Result<Option<Vec<TargetUserId>>, TargetError> {
+        self.with(|s| {
+            if s.outage {
+                return Err(TargetError::Unavailable(
+                    "the target is unavailable (simulated outage)".to_owned(),
+                ));
+            }
+            Ok(s.groups
+                .get(id)
+                .map(|g| g.members.iter().cloned().collect()))
+        })
+    }
+
+    async fn find_group(
+        &self,
+        key: &GroupKey,
+        name: &str,
+    ) -> Result<Option<TargetGroupId>, TargetError> {
+        self.with(|s| {
+            if s.outage {
+                return Err(TargetError::Unavailable(
+                    "the target is unavailable (simulated outage)".to_owned(),
+                ));
+            }
+            Ok(s.groups
+                .iter()
+                .find(|(_, g)| {
+                    g.name == name
+                        && g.external_id.as_ref() == Some(&key.entra_id)
+                        && g.kind == GroupKind::synced(key.role)
+                })
+                .map(|(id, _)| id.clone()))
+        })
+    }
+
     async fn create_group(&self, key: &GroupKey, name: &str) -> Result<TargetGroupId, TargetError> {
         self.with(|s| {
             s.write(format!("create group {name}"))?;
@@ -299,7 +367,7 @@ impl TargetAdapter for MemoryTarget {
                     members: BTreeSet::new(),
                 },
             );
-            Ok(id)
+            s.answer_create(id)
         })
     }
 
@@ -334,6 +402,11 @@ impl TargetAdapter for MemoryTarget {
     ) -> Result<(), TargetError> {
         self.with(|s| {
             s.write(format!("convert group {id} to system group {new_name}"))?;
+            if s.refuse_conversions {
+                return Err(TargetError::Rejected(format!(
+                    "group {id} could not be made a system group (simulated)"
+                )));
+            }
             let group = s.groups.get_mut(id).ok_or_else(|| group_not_found(id))?;
             group.name = new_name.to_owned();
             group.kind = GroupKind::System;

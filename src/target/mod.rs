@@ -88,6 +88,27 @@ pub trait TargetAdapter: Send + Sync {
         status: UserStatus,
     ) -> Result<(), TargetError>;
 
+    /// Item 12: proves the credential with one cheap call at the start of every run, so a dead
+    /// token fails the run ("reconnect …") instead of a run with nothing to do succeeding on it.
+    async fn verify_access(&self) -> Result<(), TargetError>;
+
+    /// Item 2: the synced group for `key` named `name` if the target already has it — created by
+    /// an earlier attempt whose answer was lost, or by a run killed before recording it — so
+    /// creating is idempotent. Only a group linked to the same Entra group (external ID), of the
+    /// same kind and with exactly this name counts: never a group someone made by hand.
+    async fn find_group(
+        &self,
+        key: &GroupKey,
+        name: &str,
+    ) -> Result<Option<TargetGroupId>, TargetError>;
+
+    /// Item 11: the members of a synced group as the target has them now; `None` when the group
+    /// is not there any more (deleted by hand, the target restored from an old backup).
+    async fn group_members(
+        &self,
+        id: &TargetGroupId,
+    ) -> Result<Option<Vec<TargetUserId>>, TargetError>;
+
     /// R2: a synced group named `name` with the role in `key`.
     async fn create_group(&self, key: &GroupKey, name: &str) -> Result<TargetGroupId, TargetError>;
 

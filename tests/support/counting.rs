@@ -21,6 +21,7 @@ pub struct CountingTarget {
     /// Writes still allowed before the next one stalls; `None` for no limit.
     allowed: Mutex<Option<usize>>,
     stalled: Notify,
+    released: Notify,
 }
 
 impl CountingTarget {
@@ -30,18 +31,20 @@ impl CountingTarget {
             writes: Mutex::new(Vec::new()),
             allowed: Mutex::new(None),
             stalled: Notify::new(),
+            released: Notify::new(),
         }
     }
 
-    /// Lets `writes` more writes through, then stalls every later one (never completes).
+    /// Lets `writes` more writes through, then stalls every later one until [`Self::release`].
     pub fn stalling_after(self, writes: usize) -> Self {
         *self.allowed.lock().unwrap() = Some(writes);
         self
     }
 
-    /// Lifts the stall for writes made from now on.
+    /// Lifts the stall: stalled writes go on, and later ones pass.
     pub fn release(&self) {
         *self.allowed.lock().unwrap() = None;
+        self.released.notify_waiters();
     }
 
     /// Resolves once a write has stalled (register before the write happens).
@@ -69,7 +72,13 @@ impl CountingTarget {
         };
         if stall {
             self.stalled.notify_one();
-            std::future::pending::<()>().await;
+            loop {
+                let released = self.released.notified();
+                if self.allowed.lock().unwrap().is_none() {
+                    break;
+                }
+                released.await;
+            }
         }
     }
 }
@@ -122,6 +131,25 @@ impl TargetAdapter for CountingTarget {
     ) -> Result<(), TargetError> {
         self.record(format!("set status of {id} to {status}")).await;
         self.inner.set_user_status(id, status).await
+    }
+
+    async fn verify_access(&self) -> Result<(), TargetError> {
+        self.inner.verify_access().await
+    }
+
+    async fn group_members(
+        &self,
+        id: &TargetGroupId,
+    ) -> Result<Option<Vec<TargetUserId>>, TargetError> {
+        self.inner.group_members(id).await
+    }
+
+    async fn find_group(
+        &self,
+        key: &GroupKey,
+        name: &str,
+    ) -> Result<Option<TargetGroupId>, TargetError> {
+        self.inner.find_group(key, name).await
     }
 
     async fn create_group(&self, key: &GroupKey, name: &str) -> Result<TargetGroupId, TargetError> {

@@ -23,6 +23,9 @@ pub enum FaultAction {
     RateLimit { reset_after: Duration },
     /// Handle the request normally, but only after this delay.
     Latency(Duration),
+    /// The request is carried out, then answered with a 504 as if the answer were lost on the
+    /// way back (a timeout after HighQ did the work).
+    LoseAnswer,
 }
 
 #[derive(Debug, Clone, PartialEq)]

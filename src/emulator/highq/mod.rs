@@ -269,6 +269,7 @@ fn too_many_requests(state: &mut HighQState, reset: u64) -> Response {
 /// `Accept: application/json` and the bearer token.
 async fn gate(State(state): State<SharedHighQ>, request: Request, next: Next) -> Response {
     let mut latency = Duration::ZERO;
+    let mut lose_answer = false;
     {
         let mut s = state.lock().expect("emulator lock");
         s.api_requests += 1;
@@ -289,6 +290,7 @@ async fn gate(State(state): State<SharedHighQ>, request: Request, next: Next) ->
         for action in fired {
             match action {
                 FaultAction::Latency(delay) => latency += delay,
+                FaultAction::LoseAnswer => lose_answer = true,
                 FaultAction::Status(code) => {
                     return failure(ApiFailure {
                         status: code,
@@ -337,7 +339,15 @@ async fn gate(State(state): State<SharedHighQ>, request: Request, next: Next) ->
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    next.run(request).await
+    let answer = next.run(request).await;
+    if lose_answer {
+        return failure(ApiFailure {
+            status: 504,
+            code: None,
+            summary: "Injected: the answer was lost after the request was carried out".to_owned(),
+        });
+    }
+    answer
 }
 
 fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {

@@ -72,6 +72,7 @@ pub fn status_badge(status: RunStatus) -> (&'static str, &'static str) {
         RunStatus::Succeeded => ("Succeeded", "badge ok"),
         RunStatus::CompletedWithErrors => ("Completed with errors", "badge warn"),
         RunStatus::Failed => ("Failed", "badge bad"),
+        RunStatus::Interrupted => ("Interrupted", "badge bad"),
         RunStatus::Held => ("Held for approval", "badge held"),
         RunStatus::Rejected => ("Rejected (held, not applied)", "badge held"),
     }

@@ -98,6 +98,7 @@ fn tenant_badge(latest: Option<&RunRecord>) -> (&'static str, &'static str) {
         Some(RunStatus::Held) => ("Held for approval", "badge held"),
         Some(RunStatus::Rejected) => ("Held run rejected", "badge held"),
         Some(RunStatus::Failed) => ("Failing", "badge bad"),
+        Some(RunStatus::Interrupted) => ("Interrupted", "badge bad"),
         Some(RunStatus::CompletedWithErrors) => ("Healthy, with errors", "badge warn"),
         Some(RunStatus::Succeeded) => ("Healthy", "badge ok"),
     }

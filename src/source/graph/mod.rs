@@ -11,7 +11,7 @@ mod http;
 mod settings;
 pub mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -38,6 +38,10 @@ use crate::plan::{
     Subject, UserLabel,
 };
 use crate::tenant::Tenant;
+
+/// Item 7: pages in a row that add no member while linking to another page, before a group's
+/// read is given up as a loop (Graph may send a few empty pages; it does not send ten).
+const MAX_PAGES_WITHOUT_PROGRESS: usize = 10;
 
 /// Built once per process: the HTTP client and the per-tenant credentials (each with its own
 /// token cache, refreshed by `azure_identity` five minutes before expiry).
@@ -343,8 +347,12 @@ impl GraphSource {
         // Where each user was first listed, and how many times: Graph may list one twice.
         let mut listed: HashMap<EntraObjectId, (usize, usize, usize)> = HashMap::new();
         let mut page_number = 0usize;
+        // Item 7: paging that makes no progress ends the read with an error, never a loop.
+        let mut links_followed: HashSet<String> = HashSet::new();
+        let mut pages_without_progress = 0usize;
         loop {
             page_number += 1;
+            let members_before = members.len();
             let body = match self.get(&url, false, budget, stats).await {
                 Ok(body) => body,
                 Err(err) => {
@@ -412,7 +420,26 @@ impl GraphSource {
                     members.len()
                 )));
             }
+            if members.len() == members_before && page.next_link.is_some() {
+                pages_without_progress += 1;
+                if pages_without_progress >= MAX_PAGES_WITHOUT_PROGRESS {
+                    return Err(failed(format!(
+                        "Graph sent {pages_without_progress} pages in a row with no new member and \
+                         a link to yet another page (up to page {page_number}); reading stopped \
+                         rather than loop, and nothing in the group was changed"
+                    )));
+                }
+            } else {
+                pages_without_progress = 0;
+            }
             match page.next_link {
+                Some(next) if !links_followed.insert(next.clone()) => {
+                    return Err(failed(format!(
+                        "page {page_number} links back to a page already read ({:?}); reading \
+                         stopped rather than loop, and nothing in the group was changed",
+                        wire::truncate(&next, 200)
+                    )));
+                }
                 Some(next) if self.same_origin(&next) => url = next,
                 Some(next) => {
                     return Err(failed(format!(

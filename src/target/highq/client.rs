@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::error::HighQError;
-use super::token::TokenStore;
+use super::token::{TokenStore, TokenStoreError};
 use super::wire::{ApiErrorBody, field, flex_string, flex_u64};
 
 /// Access tokens this close to expiry are refreshed before use.
@@ -58,6 +58,8 @@ struct AuthState {
     /// A rotated refresh token whose save failed: the old one no longer works, so this one is
     /// saved first on the next attempt.
     unsaved: Option<SecretString>,
+    /// An access token HighQ refused: not taken again from the shared store.
+    refused: Option<SecretString>,
 }
 
 /// One request to the versioned API.
@@ -167,7 +169,7 @@ impl Client {
         let mut attempt = 0u32;
         let mut reauthenticated = false;
         loop {
-            let token = self.access_token().await?;
+            let token = self.access_token(false).await?;
             let mut request = self
                 .http
                 .request(call.method.clone(), url.clone())
@@ -213,7 +215,10 @@ impl Client {
             }
             if status == StatusCode::UNAUTHORIZED && !reauthenticated {
                 reauthenticated = true;
-                self.auth.lock().await.access = None;
+                // Not this token again, neither cached nor shared by another process.
+                let mut auth = self.auth.lock().await;
+                auth.access = None;
+                auth.refused = Some(token);
                 continue;
             }
             let text = response
@@ -243,104 +248,99 @@ impl Client {
         tokio::time::sleep(base.mul_f64(jitter)).await;
     }
 
-    /// Forgets the cached access token and gets a new one with the stored refresh token.
+    /// Gets a new access token with the stored refresh token now, whatever is cached or shared.
     pub async fn refresh_now(&self) -> Result<(), HighQError> {
         self.auth.lock().await.access = None;
-        self.access_token().await.map(drop)
+        self.access_token(true).await.map(drop)
     }
 
-    /// A valid access token: the cached one, or a new one from the refresh token. The rotated
-    /// refresh token is saved before the new access token is used or even cached.
-    async fn access_token(&self) -> Result<SecretString, HighQError> {
+    /// A valid access token: the cached one, one another process shared through the token store
+    /// (item 8), or a new one from the refresh token, obtained while holding the store's lock on
+    /// the tenant's token so that no two processes spend one refresh token. The rotated refresh
+    /// token is saved before the new access token is used or even cached. `fresh`: the cached
+    /// and shared tokens were refused, get a new one.
+    async fn access_token(&self, fresh: bool) -> Result<SecretString, HighQError> {
         let mut auth = self.auth.lock().await;
         if let Some((token, expires)) = &auth.access {
-            if Instant::now() + EXPIRY_MARGIN < *expires {
+            if !fresh && Instant::now() + EXPIRY_MARGIN < *expires {
                 return Ok(token.clone());
             }
         }
-        let mut from_store = false;
-        let refresh_token = match auth.unsaved.take() {
-            Some(unsaved) => {
-                if let Err(err) = self.store.save(&unsaved).await {
-                    auth.unsaved = Some(unsaved);
-                    return Err(HighQError::TokenStore {
-                        action: "saved",
-                        detail: err.to_string(),
-                    });
-                }
-                unsaved
-            }
-            None => {
-                from_store = true;
-                self.load_refresh_token().await?
+        let store_failed = |action: &'static str| {
+            move |err: TokenStoreError| HighQError::TokenStore {
+                action,
+                detail: err.to_string(),
             }
         };
-        let grant = match self.refresh_with(&refresh_token).await {
-            // Another connection to this tenant (a run and an API request at once, or another
-            // replica) may have used the token we read a moment before us: HighQ rotated it for
-            // them and refuses it to us as already used. Their rotated token is in the store by
-            // now (or within moments): try that one, once.
-            Err(HighQError::TokenRejected(reason)) if from_store => {
-                match self.newer_stored_token(&refresh_token).await? {
-                    Some(newer) => self.refresh_with(&newer).await?,
-                    None => return Err(HighQError::TokenRejected(reason)),
+        let mut reread = false;
+        let (grant, refresh_token, refresh, now) = loop {
+            let refresh = self
+                .store
+                .begin_refresh()
+                .await
+                .map_err(store_failed("loaded"))?;
+            let now = chrono::Utc::now();
+            if let Some((token, expires_at)) = refresh.shared_access() {
+                let left = (expires_at - now).to_std().unwrap_or_default();
+                let refused_here = auth
+                    .refused
+                    .as_ref()
+                    .is_some_and(|refused| refused.expose_secret() == token.expose_secret());
+                if !refused_here && left > EXPIRY_MARGIN {
+                    drop(refresh);
+                    auth.access = Some((token.clone(), Instant::now() + left));
+                    return Ok(token);
                 }
             }
-            other => other?,
-        };
-        if let Some(rotated) = grant.refresh_token {
-            if let Err(err) = self.store.save(&rotated).await {
-                auth.unsaved = Some(rotated);
-                return Err(HighQError::TokenStore {
-                    action: "saved",
-                    detail: err.to_string(),
-                });
+            // A rotated token whose save failed last time is newer than the stored one.
+            let (refresh_token, from_store) = match auth.unsaved.take() {
+                Some(unsaved) => (unsaved, false),
+                None => (
+                    refresh.refresh_token().ok_or(HighQError::NotConnected)?,
+                    true,
+                ),
+            };
+            match self
+                .request_token(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token.expose_secret()),
+                ])
+                .await
+            {
+                Ok(grant) => break (grant, refresh_token, refresh, now),
+                // The stored token was refused as already used: a store that does not lock across
+                // processes (or a connection that read it just before another rotated it) may
+                // have handed out a token another connection spent. Its rotated token (or the
+                // access token it shared) is in the store by now: read the store again, once.
+                Err(HighQError::TokenRejected(_)) if from_store && !reread => {
+                    drop(refresh);
+                    reread = true;
+                }
+                Err(err) => return Err(err),
             }
+        };
+        let expires_at = now
+            + chrono::Duration::from_std(grant.expires_in).unwrap_or(chrono::Duration::minutes(5));
+        if let Err(err) = refresh
+            .commit(
+                Some(grant.refresh_token.as_ref().unwrap_or(&refresh_token)),
+                &grant.access_token,
+                expires_at,
+            )
+            .await
+        {
+            auth.unsaved = Some(grant.refresh_token.unwrap_or(refresh_token));
+            return Err(store_failed("saved")(err));
         }
         self.counters
             .token_refreshes
             .fetch_add(1, Ordering::Relaxed);
+        auth.refused = None;
         auth.access = Some((
             grant.access_token.clone(),
             Instant::now() + grant.expires_in,
         ));
         Ok(grant.access_token)
-    }
-
-    async fn load_refresh_token(&self) -> Result<SecretString, HighQError> {
-        self.store
-            .load()
-            .await
-            .map_err(|err| HighQError::TokenStore {
-                action: "loaded",
-                detail: err.to_string(),
-            })?
-            .ok_or(HighQError::NotConnected)
-    }
-
-    async fn refresh_with(&self, refresh_token: &SecretString) -> Result<Grant, HighQError> {
-        self.request_token(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose_secret()),
-        ])
-        .await
-    }
-
-    /// The stored refresh token once it differs from `refused` (another connection saved the one
-    /// HighQ rotated for it), read a few times over a few hundred milliseconds; `None` when it
-    /// stays the same: then `refused` really is refused, and an operator must reconnect.
-    async fn newer_stored_token(
-        &self,
-        refused: &SecretString,
-    ) -> Result<Option<SecretString>, HighQError> {
-        for wait_ms in [0, 50, 100, 200] {
-            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-            let stored = self.load_refresh_token().await?;
-            if stored.expose_secret() != refused.expose_secret() {
-                return Ok(Some(stored));
-            }
-        }
-        Ok(None)
     }
 
     /// Exchanges an authorization code (the first grant, after an admin consents) and saves the

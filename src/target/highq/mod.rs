@@ -24,7 +24,9 @@ pub use self::client::HighQStats;
 use self::client::{Call, Client, ClientSettings};
 pub use self::error::{HighQError, refs};
 pub use self::phone::format_phone;
-pub use self::token::{FileTokenStore, MemoryTokenStore, TokenStore, TokenStoreError};
+pub use self::token::{
+    FileTokenStore, MemoryTokenStore, TokenRefresh, TokenStore, TokenStoreError,
+};
 pub use self::undocumented::UndocumentedCalls;
 use self::wire::{field, flex_string, records};
 use super::{MembershipOutcome, TargetAdapter, TargetError};
@@ -295,6 +297,7 @@ impl HighQAdapter {
         let wanted: HashSet<&Email> = emails.iter().collect();
         let limit = self.config.tuning.page_size;
         let mut found = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut offset = 0usize;
         loop {
             let call = Call::new(Method::GET, ["users"])
@@ -309,6 +312,19 @@ impl HighQAdapter {
             // through completely.
             if page.is_empty() {
                 return Ok(found);
+            }
+            // Item 7: a server that ignores the offset sends the same page for ever; a page with
+            // no user not seen before ends the read with an error instead of a loop.
+            let new_ids = page
+                .iter()
+                .filter_map(|record| flex_string(field(record, "userid")))
+                .filter(|id| seen.insert(id.clone()))
+                .count();
+            if new_ids == 0 {
+                return Err(TargetError::Protocol(format!(
+                    "HighQ answered the users from offset {offset} with users it had already \
+                     listed (is the offset ignored?); reading stopped rather than loop"
+                )));
             }
             offset += page.len();
             found.extend(
@@ -502,6 +518,56 @@ impl TargetAdapter for HighQAdapter {
         let doing = format!("setting the status of user {id} to {status}");
         self.put_user(id, json!({ "status": status.as_str() }), &doing)
             .await
+    }
+
+    async fn verify_access(&self) -> Result<(), TargetError> {
+        // The cheapest authenticated call HighQ has: one page of system groups.
+        self.client
+            .send(Call::new(Method::GET, ["groups"]).query("type", "system"))
+            .await
+            .map(|_| ())
+            .map_err(|err| err.into_target("checking dirsync's access to HighQ"))
+    }
+
+    async fn group_members(
+        &self,
+        id: &TargetGroupId,
+    ) -> Result<Option<Vec<TargetUserId>>, TargetError> {
+        match HighQAdapter::group_members(self, id).await {
+            Ok(members) => Ok(Some(members)),
+            Err(TargetError::NotFound(_)) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn find_group(
+        &self,
+        key: &GroupKey,
+        name: &str,
+    ) -> Result<Option<TargetGroupId>, TargetError> {
+        let doing = format!("looking for group {name:?} before creating it");
+        let body = self
+            .client
+            .send(Call::new(Method::GET, ["groups"]).query("type", "synced"))
+            .await
+            .map_err(|err| err.into_target(&doing))?;
+        let undocumented = &self.config.undocumented;
+        let wanted_kind = GroupKind::synced(key.role);
+        let guid = key.entra_id.to_string();
+        Ok(records(&body, "group", "groupid")
+            .into_iter()
+            .find_map(|record| {
+                let same_name = flex_string(field(record, "name")).as_deref() == Some(name);
+                let same_guid = flex_string(field(record, "guid"))
+                    .is_some_and(|g| g.eq_ignore_ascii_case(&guid));
+                let same_kind = flex_string(field(record, &undocumented.group_type_field))
+                    .and_then(|value| undocumented.group_kind(&value))
+                    == Some(wanted_kind);
+                (same_name && same_guid && same_kind)
+                    .then(|| flex_string(field(record, "groupid")))
+                    .flatten()
+                    .and_then(|id| TargetGroupId::new(id).ok())
+            }))
     }
 
     async fn create_group(&self, key: &GroupKey, name: &str) -> Result<TargetGroupId, TargetError> {

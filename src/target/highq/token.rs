@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Any failure of a token store's backend (a file, a database).
@@ -17,6 +18,64 @@ pub type TokenStoreError = Box<dyn std::error::Error + Send + Sync>;
 pub trait TokenStore: Send + Sync {
     async fn load(&self) -> Result<Option<SecretString>, TokenStoreError>;
     async fn save(&self, token: &SecretString) -> Result<(), TokenStoreError>;
+    /// Item 8: begins a refresh, one at a time across every process sharing this store (each
+    /// refresh rotates the refresh token, so two at once would spend the same token twice). The
+    /// refresh ends when the returned value is committed or dropped.
+    async fn begin_refresh(&self) -> Result<Box<dyn TokenRefresh>, TokenStoreError>;
+}
+
+/// A refresh in progress, holding the store's lock on the tenant's token.
+#[async_trait]
+pub trait TokenRefresh: Send {
+    /// The refresh token as stored now (another process may have rotated it while this waited).
+    fn refresh_token(&self) -> Option<SecretString>;
+    /// The access token another process obtained and shared, and when it expires.
+    fn shared_access(&self) -> Option<(SecretString, DateTime<Utc>)>;
+    /// Saves the rotated refresh token (if HighQ sent one) and shares the new access token until
+    /// `expires_at`, durably, then ends the refresh.
+    async fn commit(
+        self: Box<Self>,
+        rotated: Option<&SecretString>,
+        access: &SecretString,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), TokenStoreError>;
+}
+
+/// An access token shared by the processes using a store, and when it expires.
+type SharedAccess = Arc<Mutex<Option<(SecretString, DateTime<Utc>)>>>;
+
+/// A refresh serialised within this process only: for the memory and file stores, which are
+/// not shared between processes.
+struct LocalRefresh<S> {
+    store: S,
+    refresh_token: Option<SecretString>,
+    shared: Option<(SecretString, DateTime<Utc>)>,
+    share: SharedAccess,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+#[async_trait]
+impl<S: TokenStore + 'static> TokenRefresh for LocalRefresh<S> {
+    fn refresh_token(&self) -> Option<SecretString> {
+        self.refresh_token.clone()
+    }
+
+    fn shared_access(&self) -> Option<(SecretString, DateTime<Utc>)> {
+        self.shared.clone()
+    }
+
+    async fn commit(
+        self: Box<Self>,
+        rotated: Option<&SecretString>,
+        access: &SecretString,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), TokenStoreError> {
+        if let Some(rotated) = rotated {
+            self.store.save(rotated).await?;
+        }
+        *self.share.lock().expect("token store lock") = Some((access.clone(), expires_at));
+        Ok(())
+    }
 }
 
 /// A token store in memory, for tests and the demo: clones share the token, so a test can drop
@@ -25,13 +84,15 @@ pub trait TokenStore: Send + Sync {
 pub struct MemoryTokenStore {
     token: Arc<Mutex<Option<SecretString>>>,
     saves: Arc<Mutex<u32>>,
+    refreshing: Arc<tokio::sync::Mutex<()>>,
+    access: SharedAccess,
 }
 
 impl MemoryTokenStore {
     pub fn new(initial: Option<SecretString>) -> Self {
         Self {
             token: Arc::new(Mutex::new(initial)),
-            saves: Arc::default(),
+            ..Self::default()
         }
     }
 
@@ -65,18 +126,35 @@ impl TokenStore for MemoryTokenStore {
         *self.saves.lock().expect("token store lock") += 1;
         Ok(())
     }
+
+    async fn begin_refresh(&self) -> Result<Box<dyn TokenRefresh>, TokenStoreError> {
+        let turn = self.refreshing.clone().lock_owned().await;
+        Ok(Box::new(LocalRefresh {
+            store: self.clone(),
+            refresh_token: self.current(),
+            shared: self.access.lock().expect("token store lock").clone(),
+            share: self.access.clone(),
+            _turn: turn,
+        }))
+    }
 }
 
 /// A token store in one file per tenant. Saving writes a temporary file, flushes it to disk and
 /// renames it over the old one, so a crash leaves either the old token or the new one.
+/// Refreshes are serialised within the process; the access token is not shared (the file store
+/// serves one process, the CLI).
 #[derive(Debug, Clone)]
 pub struct FileTokenStore {
     path: PathBuf,
+    refreshing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl FileTokenStore {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            refreshing: Arc::default(),
+        }
     }
 }
 
@@ -109,6 +187,17 @@ impl TokenStore for FileTokenStore {
         .await
         .map_err(|err| format!("saving the token was interrupted: {err}"))?
         .map_err(|err| format!("writing {}: {err}", self.path.display()).into())
+    }
+
+    async fn begin_refresh(&self) -> Result<Box<dyn TokenRefresh>, TokenStoreError> {
+        let turn = self.refreshing.clone().lock_owned().await;
+        Ok(Box::new(LocalRefresh {
+            store: self.clone(),
+            refresh_token: self.load().await?,
+            shared: None,
+            share: Arc::default(),
+            _turn: turn,
+        }))
     }
 }
 

@@ -167,6 +167,7 @@ impl ScimAdapter {
             .unwrap_or_default()
             .page_size(self.settings.tuning.page_size);
         let mut found = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut start = 1u64;
         loop {
             let mut call = Call::new(Method::GET, [endpoint])
@@ -178,12 +179,34 @@ impl ScimAdapter {
             let answer = self.client.send(call).await?;
             let (page, total) = list_page(&answer.body);
             let got = page.len() as u64;
+            // Item 7: a server that ignores `startIndex` sends the same page for ever.
+            let new_ids = page
+                .iter()
+                .filter_map(|resource| flex_string(field(resource, "id")))
+                .filter(|id| seen.insert(id.clone()))
+                .count();
+            if got > 0 && new_ids == 0 {
+                return Err(ScimError::Protocol(format!(
+                    "the {endpoint} from index {start} are ones it had already listed (is \
+                     startIndex ignored?); reading stopped rather than loop"
+                )));
+            }
             found.extend(page.into_iter().cloned());
             start += got;
             // An empty page ends the list, and so does reaching the total: a server that caps
             // `count` below ours is still paged through completely.
-            if got == 0 || total.is_none_or(|total| start > total) {
+            if got == 0 || total.is_some_and(|total| start > total) {
                 return Ok(found);
+            }
+            // Without `totalResults` only a short page says the list is complete.
+            if total.is_none() {
+                if got < count as u64 {
+                    return Ok(found);
+                }
+                return Err(ScimError::Protocol(format!(
+                    "a full page of {endpoint} came without totalResults, so whether more follow \
+                     cannot be told; reading stopped rather than guess"
+                )));
             }
         }
     }
@@ -476,6 +499,69 @@ impl TargetAdapter for ScimAdapter {
     ) -> Result<(), TargetError> {
         let doing = format!("setting the status of user {id} to {status}");
         self.edit_user(id, UserEdit::Status(status), &doing).await
+    }
+
+    async fn verify_access(&self) -> Result<(), TargetError> {
+        // One user at most: proves the token without reading the directory.
+        self.client
+            .send(
+                Call::new(Method::GET, ["Users"])
+                    .query("startIndex", 1)
+                    .query("count", 1),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|err| err.into_target("checking dirsync's access to the SCIM server"))
+    }
+
+    async fn group_members(
+        &self,
+        id: &TargetGroupId,
+    ) -> Result<Option<Vec<TargetUserId>>, TargetError> {
+        let doing = format!("reading the members of group {id}");
+        let answer = match self.read("Groups", id.as_str(), &doing).await {
+            Ok(answer) => answer,
+            Err(TargetError::NotFound(_)) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let members = match field(&answer.body, "members") {
+            Value::Array(list) => list
+                .iter()
+                .filter_map(|member| flex_string(field(member, "value")))
+                .filter_map(|value| TargetUserId::new(value).ok())
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(Some(members))
+    }
+
+    async fn find_group(
+        &self,
+        key: &GroupKey,
+        name: &str,
+    ) -> Result<Option<TargetGroupId>, TargetError> {
+        let display_name = self.shape.group_display_name(key.role, name);
+        let doing = format!("looking for group {display_name:?} before creating it");
+        let caps = self.capabilities().await?;
+        let filter = caps
+            .filter
+            .then(|| format!("displayName eq {}", wire::filter_string(&display_name)));
+        let groups = self
+            .list("Groups", filter.as_deref())
+            .await
+            .map_err(|err| err.into_target(&doing))?;
+        let external_id = key.entra_id.to_string();
+        // The server's filter is not trusted: the name and the link are checked here.
+        Ok(groups.iter().find_map(|group| {
+            let same_name =
+                flex_string(field(group, "displayName")).as_deref() == Some(display_name.as_str());
+            let same_link = flex_string(field(group, "externalId"))
+                .is_some_and(|id| id.eq_ignore_ascii_case(&external_id));
+            (same_name && same_link)
+                .then(|| flex_string(field(group, "id")))
+                .flatten()
+                .and_then(|id| TargetGroupId::new(id).ok())
+        }))
     }
 
     async fn create_group(&self, key: &GroupKey, name: &str) -> Result<TargetGroupId, TargetError> {

@@ -494,10 +494,13 @@ pub struct ScimWorld {
 }
 
 impl ScimWorld {
-    /// `tenant` must be unique within the test binary: it is the server's tenant path.
+    /// `tenant` names the server's tenant path; a number is added, so worlds that run at once
+    /// (the same scenario on both store backends) never share one.
     pub fn new(tenant: &str) -> Self {
+        static WORLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let server = ScimServer::shared();
-        let base = server.base_url(tenant);
+        let base = server.base_url(&format!("{tenant}-{n}"));
         let adapter = ScimAdapter::from_tenant_target(&json!({
             "kind": "scim",
             "base_url": base,

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dirsync::emulator::entra::{AppRegistration, Directory, EntraEmulator, Group, TenantDirectory};
 use dirsync::emulator::highq::{HighQEmulator, HighQSeed};
@@ -101,6 +101,18 @@ async fn wait(mut child: Child) -> Option<i32> {
     tokio::task::spawn_blocking(move || child.wait().expect("the child ended").code())
         .await
         .unwrap()
+}
+
+/// How far run `run` has come: operations applied, operations planned, and its status.
+async fn progress(pool: &PgPool, run: i64) -> (i64, i64, String) {
+    sqlx::query_as(
+        "SELECT COALESCE(progress_done, 0)::bigint, COALESCE(progress_total, 0)::bigint, status
+         FROM runs WHERE id = $1",
+    )
+    .bind(run)
+    .fetch_one(pool)
+    .await
+    .expect("the run's progress")
 }
 
 /// The stage of the tenant's running run begun after run `after`, if there is one.
@@ -216,9 +228,25 @@ async fn twenty_sigkills_during_an_initial_sync_leave_nothing_the_next_run_canno
             finished_before_kill += 1;
             continue;
         };
-        let delay = Duration::from_millis(rng.random_range(0..700));
-        tokio::time::sleep(delay).await;
-        if child.try_wait().unwrap().is_some() {
+        // The kill point is a seeded fraction of the operations this run has left, not a time, so
+        // kills land mid-apply however fast the machine is.
+        let fraction = rng.random_range(0.02..0.3);
+        let mut target = None;
+        let finished = loop {
+            if child.try_wait().unwrap().is_some() {
+                break true;
+            }
+            let (done, total, status) = progress(&pool, run).await;
+            if status != "running" {
+                break true;
+            }
+            let target = *target.get_or_insert(done + ((total - done) as f64 * fraction) as i64);
+            if total > 0 && done >= target {
+                break false;
+            }
+            tokio::task::yield_now().await;
+        };
+        if finished {
             finished_before_kill += 1;
             continue;
         }

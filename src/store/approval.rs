@@ -409,14 +409,7 @@ pub(super) async fn reject_held_run(
     rejecter: &str,
     reason: Option<&str>,
 ) -> Result<Rejection, RejectionError> {
-    let rejecter = rejecter.trim();
-    if rejecter.is_empty() {
-        return Err(RejectionRefused::NoRejecter.into());
-    }
-    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-    if reason.is_some_and(|r| r.chars().count() > MAX_REJECTION_REASON) {
-        return Err(RejectionRefused::ReasonTooLong.into());
-    }
+    let (rejecter, reason) = rejection_request(rejecter, reason)?;
     let mut tx = pool.begin().await?;
     let status: Option<String> = sqlx::query_scalar(
         "SELECT r.status FROM runs r JOIN tenants t ON t.id = r.tenant_id
@@ -482,6 +475,23 @@ where
     .fetch_optional(executor)
     .await?;
     Ok(row.map(|(by, at, reason)| Rejection { by, at, reason }))
+}
+
+/// Who rejects and why, trimmed: refused without a name or with a reason over
+/// [`MAX_REJECTION_REASON`] characters; an empty reason is none. Both stores check here first.
+pub(super) fn rejection_request<'a>(
+    rejecter: &'a str,
+    reason: Option<&'a str>,
+) -> Result<(&'a str, Option<&'a str>), RejectionError> {
+    let rejecter = rejecter.trim();
+    if rejecter.is_empty() {
+        return Err(RejectionRefused::NoRejecter.into());
+    }
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > MAX_REJECTION_REASON) {
+        return Err(RejectionRefused::ReasonTooLong.into());
+    }
+    Ok((rejecter, reason))
 }
 
 /// Every condition of a rejection, decided on what the transaction read: the run's status, its

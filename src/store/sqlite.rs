@@ -24,8 +24,8 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 use uuid::Uuid;
 
 use super::approval::{
-    ApprovingRow, HeldRow, MAX_REJECTION_REASON, Rejection, RejectionError, RejectionRefused,
-    decide, decide_rejection,
+    ApprovingRow, HeldRow, Rejection, RejectionError, RejectionRefused, decide, decide_rejection,
+    rejection_request,
 };
 use super::lease_sqlite::{SqliteRunLease, interrupt_orphaned_runs, lock_tenant};
 use super::postgres::{
@@ -594,14 +594,7 @@ impl Store for SqliteStore {
         rejecter: &str,
         reason: Option<&str>,
     ) -> Result<Rejection, RejectionError> {
-        let rejecter = rejecter.trim();
-        if rejecter.is_empty() {
-            return Err(RejectionRefused::NoRejecter.into());
-        }
-        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-        if reason.is_some_and(|r| r.chars().count() > MAX_REJECTION_REASON) {
-            return Err(RejectionRefused::ReasonTooLong.into());
-        }
+        let (rejecter, reason) = rejection_request(rejecter, reason)?;
         // The write lock orders a rejection and an approval of one run, as `FOR UPDATE` does.
         let mut tx = self.write().await?;
         let status: Option<String> = sqlx::query_scalar(

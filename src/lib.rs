@@ -15,6 +15,7 @@ pub mod domain;
 #[cfg(feature = "emulators")]
 pub mod emulator;
 pub mod http;
+pub mod notify;
 pub mod plan;
 pub mod report;
 pub mod schedule;

@@ -40,6 +40,9 @@ pub struct Settings {
     /// Sign-in, sessions and API tokens.
     #[serde(default)]
     pub auth: crate::auth::settings::AuthSettings,
+    /// Notifications: delivery tuning, the webhook address policy, the mail relay.
+    #[serde(default)]
+    pub notify: crate::notify::NotifySettings,
 }
 
 /// Where dirsync keeps its records. With no `url`, a SQLite file at `path` (no database server
@@ -204,6 +207,12 @@ pub struct SyncTuning {
     pub max_unavailable_in_a_row: usize,
     pub approval_window_secs: u64,
     pub deletion_confirm_delay_ms: u64,
+    /// Issue 14: automatic runs failed in a row that quarantine a tenant (0: never).
+    pub quarantine_after_failed_nights: u32,
+    /// Days from the failure that quarantined a tenant to its first backoff attempt.
+    pub quarantine_first_retry_days: u32,
+    /// Days between later backoff attempts.
+    pub quarantine_retry_days: u32,
 }
 
 impl From<SyncTuning> for SyncSettings {
@@ -221,6 +230,11 @@ impl From<SyncTuning> for SyncSettings {
                 i64::try_from(t.approval_window_secs).unwrap_or(i64::MAX / 1000),
             ),
             deletion_confirm_delay: std::time::Duration::from_millis(t.deletion_confirm_delay_ms),
+            quarantine: crate::schedule::QuarantinePolicy {
+                after_failed_nights: t.quarantine_after_failed_nights,
+                first_retry_days: t.quarantine_first_retry_days,
+                retry_days: t.quarantine_retry_days,
+            },
         }
     }
 }
@@ -290,6 +304,9 @@ fn defaults() -> Defaults {
             max_unavailable_in_a_row: sync.max_unavailable_in_a_row,
             approval_window_secs: sync.approval_window.num_seconds() as u64,
             deletion_confirm_delay_ms: sync.deletion_confirm_delay.as_millis() as u64,
+            quarantine_after_failed_nights: sync.quarantine.after_failed_nights,
+            quarantine_first_retry_days: sync.quarantine.first_retry_days,
+            quarantine_retry_days: sync.quarantine.retry_days,
         },
         log: LogSettings {
             format: LogFormat::Text,
@@ -327,7 +344,7 @@ impl Settings {
         // that would exhaust the database or the target.
         let (db, server, scheduler, sync) =
             (&self.database, &self.server, self.scheduler, self.sync);
-        let numbers: [(&str, u64, u64, u64, &str); 14] = [
+        let numbers: [(&str, u64, u64, u64, &str); 17] = [
             (
                 "database.max_connections",
                 db.max_connections.into(),
@@ -426,6 +443,27 @@ impl Settings {
                 600_000,
                 "milliseconds before a group that answered \"deleted\" is read again (R12)",
             ),
+            (
+                "sync.quarantine_after_failed_nights",
+                sync.quarantine_after_failed_nights.into(),
+                0,
+                365,
+                "failed automatic runs in a row that quarantine a tenant; 0 never quarantines",
+            ),
+            (
+                "sync.quarantine_first_retry_days",
+                sync.quarantine_first_retry_days.into(),
+                1,
+                90,
+                "days from the failure that quarantined a tenant to its first backoff attempt",
+            ),
+            (
+                "sync.quarantine_retry_days",
+                sync.quarantine_retry_days.into(),
+                1,
+                90,
+                "days between a quarantined tenant's later backoff attempts",
+            ),
         ];
         let mut problems = Vec::new();
         for (key, value, min, max, meaning) in numbers {
@@ -462,6 +500,9 @@ impl Settings {
         }
         if let Err(problem) = self.auth.validate() {
             problems.push(("auth".to_owned(), problem));
+        }
+        if let Err(problem) = self.notify.validate() {
+            problems.push(("notify".to_owned(), problem));
         }
         problems
     }

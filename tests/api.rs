@@ -764,3 +764,77 @@ async fn changes_forced_runs_and_report_downloads_are_audited_with_who_when_and_
     assert_eq!(two["events"][0]["action"], "token_create");
     api.handle.stop().await.unwrap();
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn sync_people_takes_one_to_five_people_and_not_while_a_run_is_in_progress(pool: PgPool) {
+    let api = api(pool).await;
+    let (status, _) = put(
+        &api,
+        "acme",
+        &json!({"entra_tenant_id": ENTRA_TENANT, "time_zone": "Europe/London",
+                "groups": [{"id": GROUP, "role": "internal"}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let url = format!("{}/api/v1/tenants/acme/sync-people", api.base);
+    let six: Vec<String> = (1..=6).map(|n| format!("p{n}@contoso.com")).collect();
+    for (body, says) in [
+        (json!({"people": []}), "name at least one person"),
+        (json!({"people": six}), "at most 5 people"),
+        (
+            json!({"people": ["not an address"]}),
+            "neither an email address",
+        ),
+        (json!({"persons": ["ada@contoso.com"]}), "unknown field"),
+    ] {
+        let response = api.operator.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert!(error.to_string().contains(says), "{body}: {error}");
+    }
+
+    let dirsync::store::RunStart::Started(lease) = api
+        .store
+        .begin_run(
+            &TenantKey::parse("acme").unwrap(),
+            &dirsync::store::Trigger::automatic(),
+            dirsync::store::RunOptions::default(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a run was in progress already");
+    };
+    let body = json!({"people": ["ada@contoso.com"]});
+    let response = api.operator.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 409);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error.to_string().contains(&format!(
+            "run {} is in progress for this tenant",
+            lease.run_id()
+        )),
+        "{error}"
+    );
+    lease
+        .finish(
+            &dirsync::store::RunFinish {
+                status: RunStatus::Succeeded,
+                summary: Default::default(),
+                message: None,
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let response = api.operator.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["run"]["trigger"]["kind"], "on_demand");
+    assert_eq!(
+        answer["run"]["trigger"]["by"],
+        "Olga Operator (olga@contoso.com)"
+    );
+    assert!(answer["people"].is_array(), "{answer}");
+}

@@ -291,6 +291,85 @@ async fn tenant_apply_with_check_connection_stores_the_tenant_then_tests_entra_a
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn tenant_pause_refuses_a_sync_says_why_in_status_and_resume_and_the_global_pause_are_audited(
+    pool: PgPool,
+) {
+    let dir = scratch();
+    let url = database_url(&pool);
+    let tenants = write_tenant_file(&dir, &[(SALES, "internal")], None);
+    dirsync(&url, None, &["tenant", "apply", tenants.to_str().unwrap()]).await;
+
+    let paused = dirsync(
+        &url,
+        None,
+        &[
+            "tenant",
+            "pause",
+            "--tenant",
+            "acme",
+            "--reason",
+            "HighQ moves",
+        ],
+    )
+    .await;
+    assert!(paused.status.success(), "{}", stderr(&paused));
+    assert!(
+        stdout(&paused).starts_with("tenant acme paused"),
+        "{}",
+        stdout(&paused)
+    );
+    let status = dirsync(&url, None, &["tenant", "status", "--tenant", "acme"]).await;
+    assert_eq!(status.status.code(), Some(3), "{}", stderr(&status));
+    assert!(
+        stdout(&status).contains("HighQ moves"),
+        "{}",
+        stdout(&status)
+    );
+    let sync = dirsync(&url, None, &["sync", "--tenant", "acme"]).await;
+    assert!(!sync.status.success());
+    assert!(
+        stderr(&sync).contains("tenant acme is paused (by dirsync CLI ("),
+        "{}",
+        stderr(&sync)
+    );
+
+    let resumed = dirsync(&url, None, &["tenant", "resume", "--tenant", "acme"]).await;
+    assert!(
+        stdout(&resumed).starts_with("tenant acme resumed"),
+        "{}",
+        stdout(&resumed)
+    );
+    let status = dirsync(&url, None, &["tenant", "status", "--tenant", "acme"]).await;
+    assert_eq!(status.status.code(), Some(0), "{}", stdout(&status));
+    let global = dirsync(&url, None, &["pause", "--reason", "database upgrade"]).await;
+    assert!(
+        stdout(&global).starts_with("dirsync paused for maintenance"),
+        "{}",
+        stdout(&global)
+    );
+    let status = dirsync(&url, None, &["tenant", "status", "--tenant", "acme"]).await;
+    assert!(
+        stdout(&status).contains("database upgrade"),
+        "{}",
+        stdout(&status)
+    );
+    dirsync(&url, None, &["resume"]).await;
+    let audit = dirsync(&url, None, &["audit", "list"]).await;
+    for action in [
+        "tenant_pause",
+        "tenant_resume",
+        "service_pause",
+        "service_resume",
+    ] {
+        assert!(
+            stdout(&audit).contains(action),
+            "{action}: {}",
+            stdout(&audit)
+        );
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn check_names_a_wrong_client_secret_and_exits_with_1(pool: PgPool) {
     let entra = EntraEmulator::start(Directory {
         tenants: vec![day_one()],

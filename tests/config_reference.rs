@@ -83,9 +83,15 @@ fn every_setting() -> BTreeMap<String, Effective> {
             all.entry(key).or_insert(effective);
         }
     }
+    let smtp = "[notify.smtp]\nhost = \"smtp.example.com\"\nport = 587\nfrom = \"dirsync@example.com\"\n\
+                tls = \"starttls\"\nusername = \"u\"\npassword = \"p\"\n";
+    for (key, effective) in config_check(smtp) {
+        all.entry(key).or_insert(effective);
+    }
     // The optional sections themselves, printed as `null` when absent: their keys are above.
     all.remove("auth.oidc");
     all.remove("graph");
+    all.remove("notify.smtp");
     all
 }
 

@@ -5,8 +5,14 @@
 //! now → progress reaches 100% → the report shows the directory's changes; Download gives the
 //! four-sheet workbook; a held run is rejected (and cannot be approved after), the next one is
 //! approved once; the person page explains a departure; an
-//! operator onboards a tenant, tests its connection and previews it; sign-out. Screenshots of
+//! operator onboards a tenant, tests its connection and previews it; a tenant admin pauses and
+//! resumes the tenant and sees its quarantine, an operator pauses dirsync; a tenant admin syncs a
+//! few people now and sees each one's steps, and an operator sees the what-if of removing a group
+//! before confirming; notification settings with a test sent and a credential expiring in 29
+//! days; sign-out. Screenshots of
 //! each page go to `target/screenshots/`.
+
+#![cfg(feature = "emulators")]
 
 mod support;
 
@@ -659,6 +665,350 @@ async fn an_operator_onboards_a_tenant_tests_its_connection_previews_it_and_conf
         .await;
     assert!(audit.contains("tenant_create"), "{audit}");
 
+    browser.stop().await;
+    world.stop().await;
+}
+
+/// Three automatic runs that failed, newest last, as the scheduler would have left them.
+async fn three_failed_nights(world: &World) {
+    use dirsync::store::{RunFinish, RunOptions, RunStart, RunSummary, Trigger};
+    let key = TenantKey::parse("demo").unwrap();
+    for _ in 0..3 {
+        let RunStart::Started(lease) = world
+            .demo
+            .store
+            .begin_run(&key, &Trigger::automatic(), RunOptions::default())
+            .await
+            .unwrap()
+        else {
+            panic!("a run was in progress");
+        };
+        let finish = RunFinish {
+            status: RunStatus::Failed,
+            summary: RunSummary::default(),
+            message: Some(
+                "reconnect HighQ (dirsync tenant connect-highq): the target refused dirsync's \
+                 credential (invalid_grant); nothing was changed"
+                    .to_owned(),
+            ),
+        };
+        lease.finish(&finish, &[]).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_admin_pauses_and_resumes_the_tenant_sees_its_quarantine_and_an_operator_pauses_dirsync()
+ {
+    let world = world("pause").await;
+    let browser = Browser::start().await;
+    let base = &world.base;
+
+    // A tenant admin pauses the tenant, with a reason: a banner says who, since when and why,
+    // and Force sync is gone until it is resumed.
+    browser.sign_in(base, TENANT_ADMIN.username).await;
+    browser.goto(&format!("{base}/tenants/demo")).await;
+    browser.wait_for("#pause-form").await;
+    browser
+        .fill("#pause-reason", "HighQ moves to a new host")
+        .await;
+    browser.click("#pause").await;
+    let banner = browser
+        .wait_for_text("#pause-banner", |t| t.contains("HighQ moves"))
+        .await;
+    assert!(banner.contains(TENANT_ADMIN.name), "{banner}");
+    assert!(
+        banner.contains("Resuming does not run the skipped midnights"),
+        "{banner}"
+    );
+    assert!(!browser.exists("#force-sync").await);
+    browser.screenshot("paused-tenant").await;
+    browser.goto(&format!("{base}/")).await;
+    let list = browser
+        .wait_for_text("tr[data-tenant='demo']", |t| t.contains("Paused"))
+        .await;
+    assert!(list.contains("HighQ moves to a new host"), "{list}");
+    browser.goto(&format!("{base}/tenants/demo")).await;
+    browser.click("#resume").await;
+    let notice = browser
+        .wait_for_text("#notice", |t| t.contains("Resumed"))
+        .await;
+    assert!(
+        notice.contains("Skipped midnights are not run again"),
+        "{notice}"
+    );
+    assert!(!browser.exists("#pause-banner").await);
+    assert!(browser.exists("#force-sync").await);
+
+    // Three failed nights: the tenant page says it is quarantined, why, and when it is tried next.
+    three_failed_nights(&world).await;
+    browser.goto(&format!("{base}/tenants/demo")).await;
+    let quarantine = browser
+        .wait_for_text("#quarantine-banner", |t| t.contains("quarantined"))
+        .await;
+    assert!(
+        quarantine.contains("failed 3 nights in a row"),
+        "{quarantine}"
+    );
+    assert!(
+        quarantine.contains("the target refused dirsync's credential"),
+        "{quarantine}"
+    );
+    assert!(
+        quarantine.contains("the next attempt is at"),
+        "{quarantine}"
+    );
+    browser.screenshot("quarantined-tenant").await;
+    browser.goto(&format!("{base}/")).await;
+    browser
+        .wait_for_text("tr[data-tenant='demo']", |t| t.contains("Quarantined"))
+        .await;
+
+    // An operator pauses dirsync for maintenance from the tenants list; every tenant page says
+    // so, and it is in the audit log.
+    browser.click("#sign-out").await;
+    browser.wait_for_path("/sign-in").await;
+    browser.sign_in(base, OPERATOR.username).await;
+    browser.wait_for("#pause-all-form").await;
+    browser.fill("#pause-all-reason", "database upgrade").await;
+    browser.click("#pause-all").await;
+    let banner = browser
+        .wait_for_text("#service-pause-banner", |t| t.contains("database upgrade"))
+        .await;
+    assert!(banner.contains(OPERATOR.name), "{banner}");
+    browser.screenshot("paused-service").await;
+    browser.goto(&format!("{base}/tenants/demo")).await;
+    browser
+        .wait_for_text("#service-pause-banner", |t| t.contains("database upgrade"))
+        .await;
+    assert!(!browser.exists("#force-sync").await);
+    browser.goto(&format!("{base}/")).await;
+    browser.click("#resume-all").await;
+    browser.wait_for("#pause-all-form").await;
+    assert!(!browser.exists("#service-pause-banner").await);
+    browser.goto(&format!("{base}/operator/audit")).await;
+    let audit = browser
+        .wait_for_text("#audit", |t| t.contains("service_resume"))
+        .await;
+    for action in ["tenant_pause", "tenant_resume", "service_pause"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+
+    browser.stop().await;
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_admin_syncs_people_now_and_an_operator_sees_the_what_if_of_removing_a_group() {
+    let world = world("people").await;
+    let base = &world.base;
+    let first = dirsync::sync::run_sync(
+        &world.demo.ctx,
+        &world.demo.tenant.key,
+        dirsync::store::Trigger::manual("test"),
+        dirsync::store::RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_ne!(first.status, RunStatus::Failed, "{first:?}");
+    // Overnight in Entra: person 30 gets a new title; person 31 leaves every group.
+    let promoted = directory::user_id(30);
+    world.demo.entra.edit(|dir| {
+        let tenant = dir.tenant_mut(directory::TENANT_ID).unwrap();
+        tenant.users.get_mut(&promoted).unwrap().insert(
+            "jobTitle".to_owned(),
+            serde_json::Value::String("Senior Associate".to_owned()),
+        );
+    });
+    world.remove_from_entra_groups(&[31]);
+    let browser = Browser::start().await;
+    browser.sign_in(base, TENANT_ADMIN.username).await;
+
+    browser.goto(&format!("{base}/tenants/demo")).await;
+    browser.click("#sync-people").await;
+    browser.wait_for("#people").await;
+    browser
+        .fill(
+            "#people",
+            &format!(
+                "{}\n{}\nnobody@contoso-legal.com",
+                directory::email(30),
+                directory::user_id(31)
+            ),
+        )
+        .await;
+    browser.click("#sync-people-submit").await;
+    let steps = browser
+        .wait_for_text("#sync-people-result", |t| t.contains("found in Entra"))
+        .await;
+    for expected in [
+        "Senior Associate",
+        "in scope",
+        "out of scope",
+        "deactivated",
+        "not found in Entra",
+    ] {
+        assert!(steps.contains(expected), "{expected}: {steps}");
+    }
+    assert_eq!(browser.text("#sync-people-status").await, "Succeeded");
+    browser.screenshot("sync-people").await;
+    // Too many people is refused on the form.
+    browser
+        .goto(&format!("{base}/tenants/demo/sync-people"))
+        .await;
+    browser
+        .fill("#people", "a@x.com b@x.com c@x.com d@x.com e@x.com f@x.com")
+        .await;
+    browser.click("#sync-people-submit").await;
+    let problem = browser
+        .wait_for_text("#sync-people-problem", |t| !t.is_empty())
+        .await;
+    assert!(problem.contains("neither"), "{problem}");
+
+    // The operator removes Business Services: the confirmation shows the what-if first.
+    browser.click("#sign-out").await;
+    browser.wait_for_path("/sign-in").await;
+    browser.sign_in(base, OPERATOR.username).await;
+    browser.goto(&format!("{base}/tenants/demo/settings")).await;
+    let kept: String = directory::SELECTED_GROUPS
+        .iter()
+        .filter(|g| g.name != directory::BUSINESS_SERVICES.name)
+        .map(|g| format!("{} {}\n", g.id, g.role))
+        .collect();
+    browser.fill("#s-groups", &kept).await;
+    browser.click("#save-settings").await;
+    let headlines = browser
+        .wait_for_text("#what-if-headlines", |t| t.contains("Business Services"))
+        .await;
+    assert!(
+        headlines.contains("removing Business Services [Synced Group] deactivates"),
+        "{headlines}"
+    );
+    let deactivated = browser.text("#what-if-deactivated").await;
+    assert!(!deactivated.is_empty(), "{headlines}");
+    browser.screenshot("what-if").await;
+
+    browser.stop().await;
+    world.stop().await;
+}
+
+/// A webhook receiver on 127.0.0.1:0 that answers 200 and counts what it gets.
+async fn webhook_receiver() -> (String, std::sync::Arc<AtomicUsize>) {
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_are_set_by_page_a_test_is_sent_and_an_expiring_credential_is_flagged() {
+    let world = world("notify").await;
+    // The app credential expires in 29 days (configured: the demo app may not read itself).
+    world
+        .save_tenant(|t| {
+            t.source.credential_expires_at =
+                Some(chrono::Utc::now() + chrono::Duration::days(29) + chrono::Duration::hours(1))
+        })
+        .await;
+    let (hook, received) = webhook_receiver().await;
+    let browser = Browser::start().await;
+    let base = &world.base;
+
+    // The operator sets the webhook, a recipient and the events, from the tenant page.
+    browser.sign_in(base, OPERATOR.username).await;
+    browser.goto(&format!("{base}/tenants/demo")).await;
+    browser.click("#notifications-link").await;
+    browser.wait_for_path("/tenants/demo/notifications").await;
+    let warning = browser
+        .wait_for_text("#expiry-graph_app", |t| t.contains("expires in 29 days"))
+        .await;
+    assert!(warning.contains("Expires soon"), "{warning}");
+    browser.fill("#webhook-url", &hook).await;
+    browser.fill("#webhook-secret", "console-signing-key").await;
+    browser
+        .fill("#email-to", "tess.admin@contoso-legal.com")
+        .await;
+    browser.click("#ev-run_held").await;
+    browser.click("#ev-credential_expiring").await;
+    browser.click("#notify-save").await;
+    browser
+        .wait_for_text("#notify-notice", |t| t.contains("Saved"))
+        .await;
+
+    // Send test: queued on both channels; the service's worker (here: one pass) delivers it.
+    browser.click("#notify-test").await;
+    browser
+        .wait_for_text("#notify-notice", |t| t.contains("test notification"))
+        .await;
+    let notifier = dirsync::notify::Notifier::new(
+        world.demo.store.clone(),
+        world.demo.store.clone(),
+        dirsync::notify::NotifySettings {
+            webhook_allow_private: true,
+            ..Default::default()
+        },
+        Default::default(),
+        std::sync::Arc::new(dirsync::schedule::SystemClock),
+    );
+    assert_eq!(notifier.deliver_due().await.unwrap(), 2);
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        1,
+        "the webhook got the test"
+    );
+    browser.refresh_page().await;
+    let rows = browser
+        .wait_for_text("#notifications", |t| t.contains("Sent"))
+        .await;
+    assert!(rows.contains("test"), "{rows}");
+    assert!(
+        rows.contains("notify.smtp"),
+        "the email is listed as failed, saying no relay is configured: {rows}"
+    );
+    assert!(!browser.body().await.contains("console-signing-key"));
+    browser.screenshot("notifications").await;
+
+    // The tenant admin sees the webhook but cannot change it, and changes the rest.
+    browser.click("#sign-out").await;
+    browser.wait_for_path("/sign-in").await;
+    browser.sign_in(base, TENANT_ADMIN.username).await;
+    browser
+        .goto(&format!("{base}/tenants/demo/notifications"))
+        .await;
+    let readonly = browser
+        .wait_for_text("#webhook-readonly", |t| !t.is_empty())
+        .await;
+    assert!(readonly.contains("Only an operator"), "{readonly}");
+    assert!(!browser.exists("#webhook-url").await);
+    browser.click("#daily-digest").await;
+    browser.click("#notify-save").await;
+    browser
+        .wait_for_text("#notify-notice", |t| t.contains("Saved"))
+        .await;
+    let stored = world
+        .demo
+        .store
+        .notification_settings(&TenantKey::parse("demo").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.settings.daily_digest);
+    assert_eq!(
+        stored.settings.webhook.unwrap().url.as_str(),
+        hook,
+        "the webhook stayed as the operator set it"
+    );
     browser.stop().await;
     world.stop().await;
 }

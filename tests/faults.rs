@@ -4,6 +4,8 @@
 //! replicas at once (8), a target restored empty (11) and a refused credential (12). The
 //! SIGKILL suite is `tests/night.rs`; the table of figures is `docs/reliability.md`.
 
+#![cfg(feature = "emulators")]
+
 mod support;
 
 use std::sync::Arc;

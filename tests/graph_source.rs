@@ -1018,3 +1018,55 @@ async fn progress_is_reported_as_each_group_is_read_not_only_at_the_end() {
         "the first group is reported before the second is read"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 14 item 6: the app credential's expiry, read from its own registration
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_app_credential_expiry_is_read_from_its_registration_when_permitted() {
+    let expires = chrono::Utc::now() + chrono::Duration::days(29);
+    let mut tenant = tenant_with(0, vec![]);
+    let app = &mut tenant.apps[0];
+    app.secrets[0].expires = Some(expires);
+    app.secrets.push(dirsync::emulator::entra::ClientSecret {
+        value: "an-old-expired-secret".to_owned(),
+        expires: Some(expires - chrono::Duration::days(100)),
+    });
+    app.permissions.push("Application.Read.All".to_owned());
+    let emulator = EntraEmulator::start(directory(tenant)).await.unwrap();
+
+    let found = source(&emulator).app_credential_expiry().await.unwrap();
+
+    assert_eq!(
+        found.map(|t| t.timestamp()),
+        Some(expires.timestamp()),
+        "the latest endDateTime: until then one credential still works"
+    );
+    assert!(emulator.requests().iter().any(|r| {
+        r.path_and_query
+            .starts_with(&format!("/v1.0/applications(appId='{APP}')"))
+            && r.status == 200
+    }));
+}
+
+#[tokio::test]
+async fn without_application_read_all_graph_answers_403_and_the_reason_names_the_fallback() {
+    let emulator = EntraEmulator::start(directory(tenant_with(0, vec![])))
+        .await
+        .unwrap();
+
+    let refused = source(&emulator).app_credential_expiry().await.unwrap_err();
+
+    assert!(refused.contains("Application.Read.All"), "{refused}");
+    assert!(
+        refused.contains("source.credential_expires_at"),
+        "{refused}"
+    );
+    assert!(
+        emulator
+            .requests()
+            .iter()
+            .any(|r| r.path_and_query.contains("/v1.0/applications(") && r.status == 403)
+    );
+}

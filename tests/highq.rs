@@ -196,8 +196,144 @@ async fn many_emails_are_looked_up_by_paging_through_all_users() {
     let mut names: Vec<String> = found.iter().map(|u| u.fields.last_name.clone()).collect();
     names.sort();
     assert_eq!(names, ["0", "11", "4", "5"]);
-    // 12 users in pages of at most 5, then the empty page: 4 calls, not one per email.
+    // 12 users in pages of at most 5: after two pages two emails are still missing, as many as
+    // the pages read, so those two are asked for one by one: 4 calls, not one per email.
     assert_eq!(h.emulator.with(|s| s.api_requests), 4);
+}
+
+fn seed_with_users(n: usize, max_page_size: usize) -> HighQSeed {
+    HighQSeed {
+        manual_users: (0..n)
+            .map(|i| {
+                (
+                    format!("user{i}@contoso.com"),
+                    "U".into(),
+                    format!("{i}"),
+                    UserStatus::Active,
+                )
+            })
+            .collect(),
+        max_page_size,
+        ..HighQSeed::default()
+    }
+}
+
+#[tokio::test]
+async fn adoption_look_ups_read_pages_when_the_emails_outnumber_them() {
+    // 250 users in pages of 100: three pages, the last one short, so no empty page is asked for.
+    let h = harness_with(
+        seed_with_users(250, 100),
+        json!({"lookup_one_by_one_max": 3}),
+    )
+    .await;
+    let emails: Vec<Email> = (0..60)
+        .map(|i| Email::parse(&format!("user{}@contoso.com", i * 5)).unwrap())
+        .collect();
+
+    let found = h.adapter.find_users_by_email(&emails).await.unwrap();
+
+    assert_eq!(found.len(), 50);
+    assert_eq!(h.emulator.with(|s| s.api_requests), 3);
+}
+
+#[tokio::test]
+async fn adoption_look_ups_ask_one_by_one_once_the_pages_read_outnumber_the_emails_missing() {
+    // 2,000 users in pages of 100 (20 pages) and five new emails: after five pages, the five are
+    // asked for one by one, 10 calls instead of 20 pages.
+    let h = harness_with(
+        seed_with_users(2_000, 100),
+        json!({"lookup_one_by_one_max": 3}),
+    )
+    .await;
+    let emails: Vec<Email> = (0..5)
+        .map(|i| Email::parse(&format!("new{i}@contoso.com")).unwrap())
+        .collect();
+
+    let found = h.adapter.find_users_by_email(&emails).await.unwrap();
+
+    assert!(found.is_empty());
+    assert_eq!(h.emulator.with(|s| s.api_requests), 10);
+}
+
+/// The sizes of the membership batches HighQ accepted, in the order it did.
+fn accepted_batches(emulator: &HighQEmulator) -> Vec<usize> {
+    emulator
+        .writes()
+        .iter()
+        .filter(|w| w.starts_with("POST /groups/"))
+        .map(|w| w.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+async fn group_and_users(h: &Harness, n: usize) -> (TargetGroupId, Vec<TargetUserId>) {
+    let group = h
+        .adapter
+        .create_group(&key(60, Role::Internal), "Everyone")
+        .await
+        .unwrap();
+    let users = h
+        .emulator
+        .users()
+        .iter()
+        .take(n)
+        .map(|u| uid(u.id))
+        .collect();
+    (group, users)
+}
+
+#[tokio::test]
+async fn members_are_added_in_batches_of_the_most_highq_accepts() {
+    let h = harness_with(seed_with_users(1_200, 100), json!({})).await;
+    let (group, users) = group_and_users(&h, 1_200).await;
+
+    let outcome = h.adapter.add_members(&group, &users).await;
+
+    assert!(outcome.failed.is_empty(), "{:?}", outcome.failed);
+    let mut batches = accepted_batches(&h.emulator);
+    batches.sort();
+    assert_eq!(batches, [200, 500, 500]);
+    assert_eq!(
+        h.emulator.group_by_name("Everyone").unwrap().members.len(),
+        1_200
+    );
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_highq_accepts_is_refused_clearly_and_split() {
+    let h = harness_with(
+        seed_with_users(1_000, 100),
+        json!({"member_batch_size": 1_000}),
+    )
+    .await;
+    let (group, users) = group_and_users(&h, 1_000).await;
+    let token = h
+        .emulator
+        .with(|s| s.oauth.access_tokens.keys().next().cloned().unwrap());
+    let too_many: Vec<u64> = users.iter().map(num).collect();
+
+    let refused = reqwest::Client::new()
+        .post(format!(
+            "{}/api/16/groups/{}/users",
+            h.emulator.base_url(),
+            gnum(&group)
+        ))
+        .bearer_auth(token)
+        .header("accept", "application/json")
+        .json(&json!({ "userid": too_many }))
+        .send()
+        .await
+        .unwrap();
+    let status = refused.status();
+    let body = refused.text().await.unwrap();
+    let outcome = h.adapter.add_members(&group, &users).await;
+
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("At most 500 users") && body.contains("306"),
+        "{body}"
+    );
+    assert!(outcome.failed.is_empty(), "{:?}", outcome.failed);
+    assert_eq!(accepted_batches(&h.emulator), [500, 500]);
 }
 
 #[tokio::test]
@@ -697,7 +833,7 @@ async fn an_authorization_code_connects_a_tenant_and_stores_its_refresh_token() 
 }
 
 #[tokio::test]
-async fn the_emulators_request_limit_is_respected_by_waiting_for_the_next_window() {
+async fn the_emulators_request_limit_is_kept_by_holding_calls_until_the_next_window() {
     let h = harness().await;
     h.emulator.set_rate_limit(Some(RateLimit {
         max_requests: 2,
@@ -714,11 +850,52 @@ async fn the_emulators_request_limit_is_respected_by_waiting_for_the_next_window
             .unwrap();
     }
 
-    assert!(h.adapter.stats().rate_limit_waits >= 1);
-    assert_eq!(
-        h.emulator.with(|s| s.rate_limited),
-        u64::from(h.adapter.stats().rate_limit_waits)
-    );
+    // The answers said how much of the window was left: the third call waited for the reset
+    // instead of meeting a 429.
+    assert!(h.adapter.stats().paced_waits >= 1);
+    assert_eq!(h.emulator.rate_limited(), 0);
+    assert_eq!(h.adapter.stats().rate_limit_waits, 0);
+}
+
+#[tokio::test]
+async fn every_answer_under_a_rate_limit_says_what_is_left_and_when_it_resets() {
+    let h = harness().await;
+    h.emulator.set_rate_limit(Some(RateLimit {
+        max_requests: 1,
+        window_secs: 3_600,
+    }));
+    h.adapter.refresh_access_token().await.unwrap();
+    let token = h
+        .emulator
+        .with(|s| s.oauth.access_tokens.keys().next().cloned().unwrap());
+    let get = || {
+        reqwest::Client::new()
+            .get(format!(
+                "{}/api/16/groups?type=system",
+                h.emulator.base_url()
+            ))
+            .bearer_auth(&token)
+            .header("accept", "application/json")
+            .send()
+    };
+
+    let allowed = get().await.unwrap();
+    let refused = get().await.unwrap();
+
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()[name].to_str().unwrap().parse::<u64>().unwrap()
+    };
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(header(&allowed, "x-ratelimit-limit"), 1);
+    assert_eq!(header(&allowed, "x-ratelimit-remaining"), 0);
+    assert_eq!(refused.status(), 429);
+    assert_eq!(header(&refused, "x-ratelimit-remaining"), 0);
+    let reset = header(&refused, "x-ratelimit-reset");
+    assert_eq!(reset % 3_600, 0);
+    assert_eq!(reset, header(&allowed, "x-ratelimit-reset"));
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["summary"], "Too many requests");
+    assert_eq!(h.emulator.rate_limited(), 1);
 }
 
 #[tokio::test]

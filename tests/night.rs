@@ -4,6 +4,8 @@
 //! duplicate user or group, every killed run closed as interrupted with its partial report, and
 //! no restart refused as "already in progress". The figures are printed.
 
+#![cfg(feature = "emulators")]
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;

@@ -31,6 +31,18 @@ pub enum Action {
     /// R18: a held run rejected.
     RunReject,
     ReportDownload,
+    /// Issue 14: a tenant paused or resumed, the service paused or resumed (maintenance).
+    TenantPause,
+    TenantResume,
+    ServicePause,
+    ServiceResume,
+    /// Issue 14: a tenant quarantined after failed nights, and a quarantine lifted by a fix.
+    TenantQuarantine,
+    QuarantineLift,
+    /// A notification sent, or given up (issue 14).
+    Notification,
+    /// A tenant's notification settings changed.
+    NotificationSettings,
 }
 
 impl Action {
@@ -48,6 +60,14 @@ impl Action {
         Self::RunApprove,
         Self::RunReject,
         Self::ReportDownload,
+        Self::TenantPause,
+        Self::TenantResume,
+        Self::ServicePause,
+        Self::ServiceResume,
+        Self::TenantQuarantine,
+        Self::QuarantineLift,
+        Self::Notification,
+        Self::NotificationSettings,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +85,14 @@ impl Action {
             Self::RunApprove => "run_approve",
             Self::RunReject => "run_reject",
             Self::ReportDownload => "report_download",
+            Self::TenantPause => "tenant_pause",
+            Self::TenantResume => "tenant_resume",
+            Self::ServicePause => "service_pause",
+            Self::ServiceResume => "service_resume",
+            Self::TenantQuarantine => "tenant_quarantine",
+            Self::QuarantineLift => "quarantine_lift",
+            Self::Notification => "notification",
+            Self::NotificationSettings => "notification_settings",
         }
     }
 

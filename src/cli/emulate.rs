@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::demo::graph_settings_toml;
+use crate::emulator::Latency;
 use crate::emulator::entra::{Directory, EntraEmulator, FaultPlan};
 use crate::emulator::highq::{HighQSeed, HighQState, serve};
 
@@ -35,6 +36,9 @@ pub enum EmulateCommand {
         /// Faults to inject (JSON: {"seed": 1, "rules": [{"when": …, "fault": …}]}).
         #[arg(long)]
         faults: Option<PathBuf>,
+        /// Added to every request, ± 25%, as across a network; 0 for none.
+        #[arg(long, default_value_t = 20)]
+        latency_ms: u64,
     },
     /// HighQ Collaborate's REST API (plain HTTP), with OAuth2 and rotating refresh tokens.
     Highq {
@@ -52,6 +56,9 @@ pub enum EmulateCommand {
         /// The first refresh token (random when not given).
         #[arg(long)]
         refresh_token: Option<String>,
+        /// Added to every request, ± 25%, as across a network; 0 for none.
+        #[arg(long, default_value_t = 20)]
+        latency_ms: u64,
     },
 }
 
@@ -64,6 +71,7 @@ pub(super) async fn run(command: EmulateCommand) -> anyhow::Result<ExitCode> {
             ca_pem,
             settings_out,
             faults,
+            latency_ms,
         } => {
             entra(
                 fixture,
@@ -71,6 +79,7 @@ pub(super) async fn run(command: EmulateCommand) -> anyhow::Result<ExitCode> {
                 ca_pem,
                 settings_out,
                 faults,
+                Latency::millis(latency_ms),
             )
             .await
         }
@@ -81,12 +90,14 @@ pub(super) async fn run(command: EmulateCommand) -> anyhow::Result<ExitCode> {
             client_id,
             client_secret,
             refresh_token,
+            latency_ms,
         } => {
             let seed = HighQSeed {
                 instance,
                 client_id,
                 client_secret,
                 refresh_token,
+                latency: Latency::millis(latency_ms),
                 ..HighQSeed::default()
             };
             highq(SocketAddr::new(host, port), seed).await
@@ -100,6 +111,7 @@ async fn entra(
     ca_pem: Option<PathBuf>,
     settings_out: Option<PathBuf>,
     faults: Option<PathBuf>,
+    latency: Latency,
 ) -> anyhow::Result<ExitCode> {
     let directory = Directory::load(&fixture)?;
     let faults = match faults {
@@ -132,12 +144,14 @@ async fn entra(
     let emulator = EntraEmulator::start_with(directory, faults, addr)
         .await
         .with_context(|| format!("could not start the Entra emulator on {addr}"))?;
+    emulator.set_latency(latency);
     let dir = std::env::temp_dir();
     let ca_path = ca_pem.unwrap_or_else(|| dir.join("dirsync-entra-emulator-ca.pem"));
     std::fs::write(&ca_path, emulator.ca_pem())
         .with_context(|| format!("could not write {}", ca_path.display()))?;
     println!("Entra emulator listening at {}", emulator.base_url());
     println!("  (both the authority host and the Graph base URL)");
+    print_latency_and_counts(latency, emulator.base_url());
     println!("CA certificate (PEM) written to {}", ca_path.display());
     for line in summary {
         println!("{line}");
@@ -163,6 +177,7 @@ async fn highq(addr: SocketAddr, seed: HighQSeed) -> anyhow::Result<ExitCode> {
     let instance = seed.instance.trim_matches('/').to_owned();
     let client_id = seed.client_id.clone();
     let client_secret = seed.client_secret.clone();
+    let latency = seed.latency;
     let mut state: HighQState = seed.into_state();
     let code = state.issue_authorization_code();
     let refresh_token = state.oauth.refresh_token.clone();
@@ -177,6 +192,7 @@ async fn highq(addr: SocketAddr, seed: HighQSeed) -> anyhow::Result<ExitCode> {
         base_url.trim_end_matches('/')
     );
     println!("  plain HTTP: there is no certificate and no CA PEM to trust");
+    print_latency_and_counts(latency, &format!("http://{local}"));
     println!("  client_id     {client_id}");
     println!("  client_secret {client_secret}");
     println!("  refresh token {refresh_token} (rotates on every use)");
@@ -190,6 +206,18 @@ async fn highq(addr: SocketAddr, seed: HighQSeed) -> anyhow::Result<ExitCode> {
     println!("Press Ctrl-C to stop.");
     serve(listener, &instance, shared, wait_for_ctrl_c()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_latency_and_counts(latency: Latency, root: &str) {
+    if latency.base.is_zero() {
+        println!("  no added latency");
+    } else {
+        println!(
+            "  {} ms ± 25% added to every request (--latency-ms 0 for none)",
+            latency.base.as_millis()
+        );
+    }
+    println!("  requests served, by kind: {root}/_emulator/requests");
 }
 
 async fn wait_for_ctrl_c() {

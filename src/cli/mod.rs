@@ -15,6 +15,9 @@ mod demo;
 #[cfg(feature = "emulators")]
 mod emulate;
 mod health;
+mod notify;
+mod pause;
+mod people;
 mod store;
 mod sync;
 mod tenant;
@@ -73,6 +76,19 @@ enum Command {
         /// Print what the run would change, and change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Sync up to five people now (an `on_demand` run): each read from Entra on their own by
+    /// email (user principal name) or object ID, planned by the same rules, applied; only they
+    /// are touched. Prints each person's steps.
+    ///
+    /// Exit codes as `sync`: 0 succeeded, 2 completed with errors, 4 another run is in
+    /// progress, 1 failed; 5 when the people given are not one to five emails or object IDs.
+    SyncPeople {
+        #[arg(long)]
+        tenant: String,
+        /// Emails (user principal names) or Entra object IDs, one to five.
+        #[arg(required = true)]
+        people: Vec<String>,
     },
     /// Approve a run the deletion guard held (R18), in your name, and carry it out now: a new
     /// run plans afresh and may deactivate up to the number of users the held run would have.
@@ -157,6 +173,20 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Pause every tenant for maintenance (operators): midnights are recorded as skipped and no
+    /// run starts, forced or approved, until `dirsync resume`. Audited with who and why.
+    Pause {
+        /// Why, for the console's banner and the audit log (up to 500 characters).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// End the maintenance pause; skipped midnights are not run again, the next ones are.
+    Resume,
+    /// A tenant's notifications: webhook, email recipients, events, daily digest.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
     /// Inspect the service settings.
     /// Move dirsync's records between databases.
     Store {
@@ -222,6 +252,29 @@ enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum NotifyCommand {
+    /// The settings (the webhook key redacted) and the latest notifications.
+    Show {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Replace the settings with a JSON file's: {"webhook": {"url", "secret"}, "email_to": [...],
+    /// "events": ["run_held", "run_failed", "run_errors", "credential_expiring", "quarantined"],
+    /// "error_threshold": 0, "daily_digest": false}.
+    Set {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Queue a test notification on every channel; the service delivers it.
+    Test {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// The newest events first.
     List {
@@ -278,6 +331,15 @@ enum TenantCommand {
     },
     /// List the configured tenants.
     List,
+    /// What a run would do if the tenant selected these groups instead (each `GROUP_ID=role`,
+    /// role `internal` or `basic`): counts, and the people it would create, move, deactivate
+    /// and the groups it would convert. Saves and changes nothing.
+    WhatIf {
+        #[arg(long)]
+        tenant: String,
+        /// The whole proposed selection, `GROUP_ID=internal` or `GROUP_ID=basic`, each once.
+        groups: Vec<String>,
+    },
     /// Print the admin-consent URL to send a customer: their Entra administrator opens it once to
     /// grant the app registration Group.Read.All, GroupMember.Read.All and User.Read.All in
     /// their directory (see docs/onboarding.md).
@@ -307,6 +369,27 @@ enum TenantCommand {
         #[arg(long, default_value = "http://localhost/dirsync/highq/callback")]
         redirect_uri: String,
     },
+    /// Pause a tenant: its midnights are recorded as skipped and no run starts, forced or
+    /// approved, until it is resumed. Audited with who and why.
+    Pause {
+        #[arg(long)]
+        tenant: String,
+        /// Why, for the console's banner and the audit log (up to 500 characters).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume a paused tenant; skipped midnights are not run again, the next one is.
+    Resume {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Whether the tenant's midnights run, or why not (paused, quarantined).
+    ///
+    /// Exit code 0 when they run, 3 when paused or quarantined.
+    Status {
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 impl Command {
@@ -328,7 +411,11 @@ pub fn exit_code(status: RunStatus, already_running: bool) -> ExitCode {
         (RunStatus::CompletedWithErrors, _) => ExitCode::from(2),
         (RunStatus::Held, _) => ExitCode::from(3),
         (
-            RunStatus::Failed | RunStatus::Interrupted | RunStatus::Running | RunStatus::Rejected,
+            RunStatus::Failed
+            | RunStatus::Interrupted
+            | RunStatus::Running
+            | RunStatus::Rejected
+            | RunStatus::Skipped,
             _,
         ) => ExitCode::from(1),
     }
@@ -352,6 +439,11 @@ fn init_tracing(settings: &Settings, quiet: bool) {
 
 fn graph_connector(settings: &Settings) -> anyhow::Result<Option<GraphConnector>> {
     crate::connect::graph_connector(settings)
+}
+
+/// A pause's reason, at most as long as the API allows.
+fn checked_reason(reason: Option<String>) -> anyhow::Result<Option<String>> {
+    crate::http::pause::checked_reason(reason).map_err(|err| anyhow::anyhow!("--reason: {err}"))
 }
 
 /// The database the settings describe, migrated.
@@ -394,6 +486,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: TenantCommand::List,
         } => tenant::list(&settings).await,
         Command::Tenant {
+            command: TenantCommand::WhatIf { tenant, groups },
+        } => people::what_if(&settings, &tenant, &groups).await,
+        Command::SyncPeople { tenant, people } => {
+            people::sync_people(&settings, &tenant, &people).await
+        }
+        Command::Tenant {
             command:
                 TenantCommand::ConsentUrl {
                     tenant,
@@ -410,6 +508,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Healthcheck { url } => health::check(&settings, url.as_deref()).await,
+        Command::Tenant {
+            command: TenantCommand::Pause { tenant, reason },
+        } => pause::pause_tenant(&settings, &tenant, checked_reason(reason)?).await,
+        Command::Tenant {
+            command: TenantCommand::Resume { tenant },
+        } => pause::resume_tenant(&settings, &tenant).await,
+        Command::Tenant {
+            command: TenantCommand::Status { tenant },
+        } => pause::status(&settings, &tenant).await,
+        Command::Pause { reason } => pause::pause_service(&settings, checked_reason(reason)?).await,
+        Command::Resume => pause::resume_service(&settings).await,
         Command::Tenant {
             command:
                 TenantCommand::ConnectHighq {
@@ -474,6 +583,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     limit,
                 },
         } => audit::list(&settings, tenant.as_deref(), action.as_deref(), limit).await,
+        Command::Notify { command } => match command {
+            NotifyCommand::Show { tenant } => notify::show(&settings, &tenant).await,
+            NotifyCommand::Set { tenant, file } => notify::set(&settings, &tenant, &file).await,
+            NotifyCommand::Test { tenant } => notify::test(&settings, &tenant).await,
+        },
         Command::Store {
             command: StoreCommand::Migrate { from, to, replace },
         } => store::migrate(&from, &to, replace).await,

@@ -190,9 +190,38 @@ pub(super) async fn check_stored_tenant(
     )?;
     let report = check_tenant(&graph, &tenant).await;
     print!("{report}");
-    let ctx = sync_context(settings, store, Some(graph));
+    let ctx = sync_context(settings, store.clone(), Some(graph));
     let target_ok = check_target(&ctx, &tenant).await;
+    print_expiries(store.as_ref(), ctx.connector.as_ref(), &tenant).await?;
     Ok(report.is_ok() && target_ok)
+}
+
+/// Issue 14 item 6: each credential's expiry, and a warning from 30 days before. A warning does
+/// not fail the check (the credential still works).
+async fn print_expiries(
+    store: &dyn crate::store::Database,
+    connector: &dyn crate::sync::Connector,
+    tenant: &Tenant,
+) -> anyhow::Result<()> {
+    use crate::notify::expiry;
+    let (expiries, graph_note) =
+        expiry::credential_expiries(store, Some(connector), tenant).await?;
+    for found in &expiries {
+        let label = crate::notify::event::credential_label(found.credential);
+        match found.warning(chrono::Utc::now(), expiry::WARNING_DAYS) {
+            Some(warning) => println!("credential WARNING: {}", warning.message),
+            None => println!(
+                "credential {label} expires {} ok",
+                found.expires_at.format("%Y-%m-%d")
+            ),
+        }
+    }
+    if expiries.iter().all(|e| e.credential != expiry::GRAPH_APP) {
+        if let Some(note) = graph_note {
+            println!("credential app expiry unknown: {note}");
+        }
+    }
+    Ok(())
 }
 
 /// Connects to the tenant's target and looks up one address that cannot exist: the sign-in and

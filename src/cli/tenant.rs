@@ -49,8 +49,28 @@ pub(super) async fn apply(
     }
     let store = open_store(settings).await?;
     let actor = Actor::cli();
+    let policy = crate::sync::SyncSettings::from(settings.sync).quarantine;
     for tenant in &tenants {
+        let before = store.tenant(&tenant.key).await?;
         let saved = store.upsert_tenant(tenant).await?;
+        // Issue 14: a change to the connection settings is a fix: it lifts a quarantine.
+        if crate::schedule::lift_quarantine_after_fix(
+            store.as_ref(),
+            store.as_ref(),
+            &policy,
+            &actor,
+            before.as_ref(),
+            tenant,
+            false,
+            chrono::Utc::now(),
+        )
+        .await?
+        {
+            println!(
+                "tenant {}: its quarantine is lifted (connection settings changed)",
+                tenant.key
+            );
+        }
         audit::record(
             store.as_ref(),
             chrono::Utc::now(),
@@ -170,6 +190,21 @@ pub(super) async fn connect_highq(
         json!({"target": "highq", "redirect_uri": redirect_uri}),
     )
     .await;
+    let policy = crate::sync::SyncSettings::from(settings.sync).quarantine;
+    if crate::schedule::lift_quarantine_after_fix(
+        store.as_ref(),
+        store.as_ref(),
+        &policy,
+        &Actor::cli(),
+        Some(&tenant),
+        &tenant,
+        true,
+        chrono::Utc::now(),
+    )
+    .await?
+    {
+        println!("tenant {key}: its quarantine is lifted (new credentials)");
+    }
     println!("tenant {key}: connected to HighQ; the refresh token is stored");
     Ok(ExitCode::SUCCESS)
 }

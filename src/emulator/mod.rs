@@ -64,3 +64,83 @@ pub fn generate_tls(extra_names: &[String]) -> Result<GeneratedTls, EmulatorErro
         server_config: Arc::new(server_config),
     })
 }
+
+/// What an emulator adds to each request's answer time, so a benchmark sees a target and a Graph
+/// that answer like services across a network: `base` ± `jitter` (a fraction, 0.25 = ±25%),
+/// uniformly. [`Latency::NONE`] (the in-process constructors' default, so tests stay fast) adds
+/// nothing; `dirsync emulate` and `cargo bench --bench e2e` use [`Latency::DEFAULT`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    pub base: std::time::Duration,
+    pub jitter: f64,
+}
+
+impl Latency {
+    pub const NONE: Self = Self {
+        base: std::time::Duration::ZERO,
+        jitter: 0.0,
+    };
+    /// 20 ms ± 25%.
+    pub const DEFAULT: Self = Self::millis(20);
+
+    /// `millis` ms ± 25%; 0 is [`Latency::NONE`].
+    pub const fn millis(millis: u64) -> Self {
+        Self {
+            base: std::time::Duration::from_millis(millis),
+            jitter: 0.25,
+        }
+    }
+
+    /// This request's delay, drawn afresh.
+    pub fn draw(&self) -> std::time::Duration {
+        if self.base.is_zero() {
+            return std::time::Duration::ZERO;
+        }
+        let spread = self.jitter.clamp(0.0, 1.0);
+        let factor = 1.0 + rand::random_range(-spread..=spread);
+        self.base.mul_f64(factor)
+    }
+
+    /// Sleeps for one draw (not at all when there is no latency).
+    pub async fn wait(&self) {
+        let delay = self.draw();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+/// Requests an emulator served, by kind (`"graph.members_page"`, `"highq.create_user"` …), so a
+/// benchmark can compare them with their lower bounds. Read through the emulator's handle
+/// (`request_counts`) or `GET /_emulator/requests`.
+#[derive(Debug, Default)]
+pub struct RequestCounts(std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>);
+
+impl RequestCounts {
+    pub fn count(&self, kind: &'static str) {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *counts.entry(kind).or_default() += 1;
+    }
+
+    /// Every kind counted so far, by name.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
+        let counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        counts.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    }
+
+    /// Starts counting from zero (between a benchmark's scenarios).
+    pub fn reset(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// `GET /_emulator/requests`: the counts as a JSON object.
+pub(crate) fn counts_json(counts: &RequestCounts) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!(counts.snapshot()))
+}

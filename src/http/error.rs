@@ -86,6 +86,7 @@ impl From<SyncError> for ApiError {
             SyncError::UnknownTenant(key) => Self::NotFound(format!("no tenant with key {key:?}")),
             SyncError::Store(err) => err.into(),
             SyncError::Unreadable(message) => Self::Upstream(message),
+            SyncError::Paused(message) => Self::Conflict(message),
         }
     }
 }

@@ -12,8 +12,11 @@ mod error;
 pub mod extract;
 mod health;
 mod me;
+pub(crate) mod notifications;
 pub mod openapi;
 mod pages;
+pub(crate) mod pause;
+pub(crate) mod people;
 pub(crate) mod runs;
 pub(crate) mod tenants;
 pub(crate) mod tokens;
@@ -177,6 +180,9 @@ pub fn routes() -> Vec<Route> {
         me::routes(),
         tenants::routes(),
         runs::routes(),
+        pause::routes(),
+        people::routes(),
+        notifications::routes(),
         access::routes(),
         tokens::routes(),
         audit_log::routes(),

@@ -3,14 +3,17 @@
 //! up) see its runs and reports; tenant admins and operators force and approve, and the run
 //! records who did, from their sign-in or API token — never from the request.
 
+use std::io::{Seek, SeekFrom};
+
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio_util::io::ReaderStream;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult};
@@ -22,8 +25,8 @@ use crate::auth::extract::{Operate, Read, TenantAccess};
 use crate::domain::AccessRole;
 use crate::plan::{GroupSummary, PlanCounts, Severity};
 use crate::store::{
-    Rejection, ReportEntry, RunFilter, RunId, RunOptions, RunRecord, RunStatus, SubjectKind,
-    Trigger, TriggerKind,
+    EntryFilter, NumberedEntry, Rejection, RunFilter, RunId, RunOptions, RunRecord, RunStatus,
+    SubjectKind, Trigger, TriggerKind,
 };
 use crate::sync::Launched;
 use crate::tenant::Tenant;
@@ -179,7 +182,7 @@ fn no_body(body: &Bytes) -> ApiResult<()> {
     responses(
         (status = 202, description = "A new run was started", body = Started),
         (status = 200, description = "A run was already in progress (R21)", body = Started),
-        (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
+        (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 403, description = "The caller's role does not allow it", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody), (status = 409, description = "The tenant or the service is paused; the message says by whom and why", body = super::openapi::ErrorBody)))]
 pub(super) async fn force(
     State(state): State<AppState>,
     access: TenantAccess<Operate>,
@@ -335,7 +338,8 @@ pub(super) struct ListQuery {
     /// `automatic` or `manual`.
     #[param(value_type = Option<String>)]
     trigger: Option<TriggerKind>,
-    /// `running`, `succeeded`, `completed_with_errors`, `failed` or `held`.
+    /// `running`, `succeeded`, `completed_with_errors`, `failed`, `held`, `rejected`,
+    /// `interrupted` or `skipped`.
     #[param(value_type = Option<String>)]
     status: Option<RunStatus>,
     from: Option<DateTime<Utc>>,
@@ -417,8 +421,8 @@ pub(super) async fn detail(
 ) -> ApiResult<Json<RunDetail>> {
     let run = tenant_run(&state, &access.tenant, run).await?;
     let groups = state.store().run_groups(run.id).await?;
-    let entries = state.store().run_entries(run.id).await?;
-    let count = |severity| entries.iter().filter(|e| e.severity == severity).count();
+    let tally = state.store().entry_tally(run.id).await?;
+    let count = |severity| tally.of_severity(severity) as usize;
     let summary = run.summary.as_ref();
     Ok(Json(RunDetail {
         applied: summary.map(|s| s.applied.clone()),
@@ -430,7 +434,7 @@ pub(super) async fn detail(
         }),
         warnings: count(Severity::Warning),
         errors: count(Severity::Error),
-        entries: entries.len(),
+        entries: tally.total() as usize,
         run,
         groups: groups
             .into_iter()
@@ -452,21 +456,30 @@ pub(super) struct EntriesQuery {
     /// `info`, `warning` or `error`.
     #[param(value_type = Option<String>)]
     severity: Option<Severity>,
-    offset: Option<usize>,
+    /// The lines after this line number: the `line` of the last line of the page before (the
+    /// `next` link carries it). Absent: from the start.
+    after: Option<i64>,
+    /// At most 5,000; more is lowered to it.
     limit: Option<usize>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct EntriesPage {
-    total: usize,
-    offset: usize,
+    /// How many lines match the filter in the whole report.
+    total: u64,
+    /// The line number this page starts after (0: the start).
+    after: i64,
     #[serde(flatten)]
     limit: Limit,
+    /// Each line with its `line` number.
     #[schema(value_type = Vec<Object>)]
-    entries: Vec<ReportEntry>,
+    entries: Vec<NumberedEntry>,
+    /// The URL of the next page (same filter, `after` the last line here); absent on the last.
+    next: Option<String>,
 }
 
-/// The report's lines, filtered and paged.
+/// The report's lines, filtered, a page at a time: each page is read with a keyset query
+/// (`after` a line number), never by loading the report.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}/entries", operation_id = "run_entries", tag = "runs",
     params(("tenant" = String, Path, description = "The tenant's key", example = "acme"), ("run" = i64, Path, description = "The run's number", example = 1), EntriesQuery),
     responses((status = 200, body = EntriesPage), (status = 400, description = "A parameter or the body is not valid; the message names it", body = super::openapi::ErrorBody), (status = 401, description = "Not signed in", body = super::openapi::ErrorBody), (status = 404, description = "No such tenant (or none the caller may see), or no such item", body = super::openapi::ErrorBody)))]
@@ -477,24 +490,62 @@ pub(super) async fn entries(
     ApiQuery(query): ApiQuery<EntriesQuery>,
 ) -> ApiResult<Json<EntriesPage>> {
     let run = tenant_run(&state, &access.tenant, run).await?;
-    let all = state.store().run_entries(run.id).await?;
-    let matching: Vec<ReportEntry> = all
-        .into_iter()
-        .filter(|e| query.subject.is_none_or(|s| e.subject == s))
-        .filter(|e| query.severity.is_none_or(|s| e.severity == s))
-        .collect();
-    let offset = query.offset.unwrap_or(0);
+    let filter = EntryFilter {
+        subject: query.subject,
+        severity: query.severity,
+        problems_only: false,
+    };
+    let after = query.after.unwrap_or(0).max(0);
     let limit = Limit::clamp(query.limit, 200, MAX_ENTRIES);
+    // One line more than the page tells whether there is a next page.
+    let mut entries = state
+        .store()
+        .entries_after(run.id, &filter, after, limit.limit as i64 + 1)
+        .await?;
+    let more = entries.len() > limit.limit;
+    entries.truncate(limit.limit);
+    let next = match entries.last() {
+        Some(last) if more => Some(next_entries_url(
+            &access.tenant,
+            run.id,
+            &query,
+            last.line,
+            &limit,
+        )),
+        _ => None,
+    };
+    let total = state.store().entry_tally(run.id).await?.matching(&filter);
     Ok(Json(EntriesPage {
-        total: matching.len(),
-        offset,
-        entries: matching
-            .into_iter()
-            .skip(offset)
-            .take(limit.limit)
-            .collect(),
+        total,
+        after,
         limit,
+        entries,
+        next,
     }))
+}
+
+/// `/api/v1/tenants/{tenant}/runs/{run}/entries?…&after={line}&limit=…`, the filter kept.
+fn next_entries_url(
+    tenant: &Tenant,
+    run: RunId,
+    query: &EntriesQuery,
+    after: i64,
+    limit: &Limit,
+) -> String {
+    let mut params = form_urlencoded::Serializer::new(String::new());
+    if let Some(subject) = query.subject {
+        params.append_pair("subject", subject.as_str());
+    }
+    if let Some(severity) = query.severity {
+        params.append_pair("severity", severity.as_str());
+    }
+    params.append_pair("after", &after.to_string());
+    params.append_pair("limit", &limit.limit.to_string());
+    format!(
+        "/api/v1/tenants/{}/runs/{run}/entries?{}",
+        tenant.key,
+        params.finish()
+    )
 }
 
 #[derive(Serialize, ToSchema)]
@@ -552,10 +603,25 @@ pub(super) async fn report(
             json!({"run": run.id}),
         )
         .await;
-    let groups = state.store().run_groups(run.id).await?;
-    let entries = state.store().run_entries(run.id).await?;
-    let bytes = crate::report::workbook(&tenant, &run, &groups, &entries)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    // Written to an unnamed temporary file (the library needs a seekable writer; the file
+    // vanishes when closed), then streamed: memory stays bounded whatever the report's size.
+    let internal = |e: crate::report::ReportError| ApiError::Internal(e.into());
+    let file = tempfile::tempfile().map_err(|e| internal(e.into()))?;
+    let mut file = crate::report::write_report(
+        state.store().as_ref(),
+        &tenant,
+        &run,
+        crate::report::MAX_ROWS,
+        file,
+    )
+    .await
+    .map_err(internal)?;
+    let length = file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| file.metadata())
+        .map_err(|e| internal(e.into()))?
+        .len();
+    let body = Body::from_stream(ReaderStream::new(tokio::fs::File::from_std(file)));
     let filename = crate::report::filename(&tenant, &run);
     Ok((
         [
@@ -567,7 +633,8 @@ pub(super) async fn report(
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{filename}\""),
             ),
+            (header::CONTENT_LENGTH, length.to_string()),
         ],
-        bytes,
+        body,
     ))
 }

@@ -174,6 +174,18 @@ pub(crate) async fn save_spec(
         .keep_stored_secrets(configure.current.as_ref())
         .map_err(|problem| ApiError::BadRequest(format!("tenant {key:?}: {problem}")))?;
     let saved = state.store().upsert_tenant(&tenant).await?;
+    // Issue 14: a change to the connection settings is a fix: it lifts a quarantine.
+    crate::schedule::lift_quarantine_after_fix(
+        state.store().as_ref(),
+        state.auth.access().as_ref(),
+        &state.runner.context().settings.quarantine,
+        &crate::audit::Actor::of(&configure.caller),
+        configure.current.as_ref(),
+        &tenant,
+        false,
+        state.auth.now(),
+    )
+    .await?;
     let shown = view(&tenant);
     state
         .audit(

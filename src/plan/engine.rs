@@ -2,6 +2,7 @@
 //! memberships, then lay the operations out in an order the target can follow.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use super::MAX_GROUP_MEMBERS;
 use super::fields::{DesiredFields, desired_fields, non_blank, usable_email, visible};
@@ -175,7 +176,15 @@ impl<'a> Planner<'a> {
 
         let mut standing: HashMap<&EntraObjectId, Standing> =
             seen.keys().map(|id| (*id, Standing::Frozen)).collect();
-        let mut user_ops = Vec::new();
+        // The user operations are most of a large plan, so the plan is built in their vector:
+        // the group operations are rotated in front of them in place, never a second copy. Each
+        // user new to dirsync makes one operation (a lower bound: an initial sync is sized
+        // exactly; a run that plans nothing reserves nothing).
+        let new_users = candidates
+            .keys()
+            .filter(|id| !self.mirror_users.contains_key(*id))
+            .count();
+        let mut user_ops = Vec::with_capacity(new_users);
         let mut deactivations = Vec::new();
         let mirror_email_owner: HashMap<&Email, &EntraObjectId> = input
             .mirror
@@ -270,7 +279,9 @@ impl<'a> Planner<'a> {
             }
         };
 
-        let mut ops = Vec::new();
+        let mut ops = user_ops;
+        let user_op_count = ops.len();
+        ops.reserve_exact(2 * conversions.len() + 3 * visible.len());
 
         // 1. Groups leaving management: members out first, then the conversion (R12, R13).
         for (group, reason) in &conversions {
@@ -307,8 +318,10 @@ impl<'a> Planner<'a> {
             }
         }
 
-        // 3. Users created, adopted, updated, (re)activated: all before they join groups.
-        ops.extend(user_ops);
+        // 3. Users created, adopted, updated, (re)activated: all before they join groups, after
+        // the group operations 1 and 2, which were pushed behind them.
+        let group_op_count = ops.len() - user_op_count;
+        ops.rotate_right(group_op_count);
 
         // 4 and 5. Memberships of readable groups: additions, then removals (R10, R14).
         let mut removals = Vec::new();
@@ -362,6 +375,7 @@ impl<'a> Planner<'a> {
                 });
             }
         }
+        ops.reserve_exact(removals.len() + deactivations.len());
         ops.extend(removals);
 
         // 6. Deactivations last, once the users are out of every group they left.
@@ -379,6 +393,8 @@ impl<'a> Planner<'a> {
             approved,
         });
 
+        // The plan is kept for the whole apply phase: without the growth slack.
+        ops.shrink_to_fit();
         Plan {
             ops,
             notes: self.notes,
@@ -471,8 +487,11 @@ impl<'a> Planner<'a> {
                         }
                     };
                     let mut unique = HashSet::new();
-                    let members: Vec<&EntraUser> =
-                        members.iter().filter(|u| unique.insert(&u.id)).collect();
+                    let members: Vec<&EntraUser> = members
+                        .iter()
+                        .map(|u| &**u)
+                        .filter(|u| unique.insert(&u.id))
+                        .collect();
                     let mut message = None;
                     let reuse = match existing {
                         Some(old) if old.key.role != selected.role => {
@@ -601,14 +620,9 @@ impl<'a> Planner<'a> {
         seen: &BTreeMap<&'a EntraObjectId, &'a EntraUser>,
     ) -> BTreeMap<&'a EntraObjectId, Candidate<'a>> {
         let mut candidates = BTreeMap::new();
-        let mut by_email: HashMap<Email, Vec<&EntraObjectId>> = HashMap::new();
         for (id, user) in seen {
             match desired_fields(user) {
                 Ok(desired) => {
-                    by_email
-                        .entry(desired.fields.email.clone())
-                        .or_default()
-                        .push(id);
                     candidates.insert(*id, Candidate { user, desired });
                 }
                 Err(message) => {
@@ -632,14 +646,30 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let mut duplicates: Vec<(&Email, &Vec<&EntraObjectId>)> =
-            by_email.iter().filter(|(_, ids)| ids.len() > 1).collect();
-        duplicates.sort_by_key(|(email, _)| email.normalized());
-        for (email, ids) in duplicates {
-            for id in ids {
+        // Counted by reference first: copying every email to find the few duplicates would hold
+        // a second copy of each address for the whole check.
+        let mut uses: HashMap<&Email, usize> = HashMap::with_capacity(candidates.len());
+        for candidate in candidates.values() {
+            *uses.entry(&candidate.desired.fields.email).or_default() += 1;
+        }
+        // Normalized email → (the first user's spelling, the users who share it), in id order.
+        let mut duplicates: BTreeMap<String, (String, Vec<&'a EntraObjectId>)> = BTreeMap::new();
+        for (id, candidate) in &candidates {
+            let email = &candidate.desired.fields.email;
+            if uses[email] > 1 {
+                duplicates
+                    .entry(email.normalized())
+                    .or_insert_with(|| (email.to_string(), Vec::new()))
+                    .1
+                    .push(*id);
+            }
+        }
+        drop(uses);
+        for (email, ids) in duplicates.into_values() {
+            for id in &ids {
                 let candidate = candidates
                     .remove(*id)
-                    .expect("every id in by_email is a candidate");
+                    .expect("every id in duplicates is a candidate");
                 let others: Vec<String> = ids
                     .iter()
                     .filter(|o| *o != id)
@@ -864,7 +894,7 @@ impl<'a> Planner<'a> {
 enum ShallowOutcome<'a> {
     Found {
         display_name: &'a str,
-        members: &'a [EntraUser],
+        members: &'a [Arc<EntraUser>],
     },
     Deleted,
     Failed(String),

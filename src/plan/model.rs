@@ -2,6 +2,7 @@
 //! output (an ordered list of operations with notes for the report).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -45,10 +46,12 @@ pub struct GroupFetch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum GroupOutcome {
-    /// The group and all its direct user members were read.
+    /// The group and all its direct user members were read. A user in several groups is one
+    /// shared allocation (the source hands out one `Arc` per user and read), so a snapshot holds
+    /// each user once however many selected groups they are in.
     Found {
         display_name: String,
-        members: Vec<EntraUser>,
+        members: Vec<Arc<EntraUser>>,
     },
     /// The source said the group does not exist (Graph 404 `Request_ResourceNotFound`).
     Deleted,

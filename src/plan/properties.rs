@@ -212,7 +212,10 @@ impl Day {
                 outcome: match read {
                     Read::Found(members) => GroupOutcome::Found {
                         display_name: format!("Group {g:x}"),
-                        members: members.iter().map(|i| self.users[*i].clone()).collect(),
+                        members: members
+                            .iter()
+                            .map(|i| std::sync::Arc::new(self.users[*i].clone()))
+                            .collect(),
                     },
                     Read::Deleted => GroupOutcome::Deleted,
                     Read::Failed => GroupOutcome::Failed {

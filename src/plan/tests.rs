@@ -53,7 +53,7 @@ fn found(group: u128, name: &str, members: Vec<EntraUser>) -> GroupFetch {
         entra_id: id(group),
         outcome: GroupOutcome::Found {
             display_name: name.to_owned(),
-            members,
+            members: members.into_iter().map(std::sync::Arc::new).collect(),
         },
     }
 }

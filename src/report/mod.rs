@@ -2,7 +2,7 @@
 
 mod xlsx;
 
-pub use xlsx::{filename, workbook};
+pub use xlsx::{MAX_ROWS, filename, workbook, write_report};
 
 /// Why a report file could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -15,4 +15,8 @@ pub enum ReportError {
     },
     #[error("the report workbook could not be written: {0}")]
     Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    #[error("the report's lines could not be read: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the report workbook could not be written: {0}")]
+    Io(#[from] std::io::Error),
 }

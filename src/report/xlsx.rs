@@ -11,16 +11,19 @@
 
 use chrono::{DateTime, Offset, Utc};
 use chrono_tz::{OffsetName, Tz};
+use futures::TryStreamExt;
 use rust_xlsxwriter::{ColNum, Format, RowNum, Workbook, Worksheet};
 
 use super::ReportError;
 use crate::plan::{GroupSummary, PlanCounts, Severity};
-use crate::store::{ReportEntry, RunRecord, RunSummary, SubjectKind, TriggerKind};
+use crate::store::{
+    EntryFilter, ReportEntry, RunRecord, RunSummary, Store, SubjectKind, TriggerKind,
+};
 use crate::tenant::Tenant;
 
 /// Excel's limits: characters in a cell and rows in a sheet.
 const MAX_CELL_CHARS: usize = 32_767;
-const MAX_ROWS: usize = 1_048_576;
+pub const MAX_ROWS: usize = 1_048_576;
 /// Column widths in characters, chosen from the content within these bounds.
 const MIN_WIDTH: usize = 8;
 const MAX_WIDTH: usize = 60;
@@ -39,7 +42,8 @@ pub fn filename(tenant: &Tenant, run: &RunRecord) -> String {
     )
 }
 
-/// The whole report of one run as the bytes of an `.xlsx` file.
+/// The whole report of one run, already in memory, as the bytes of an `.xlsx` file (the demo
+/// and tests; the service streams with [`write_report`]).
 ///
 /// Works for a run still in progress or one whose process died: whatever the store holds is
 /// written, and what is not known yet (the end, the counts) is left blank.
@@ -49,58 +53,110 @@ pub fn workbook(
     groups: &[GroupSummary],
     entries: &[ReportEntry],
 ) -> Result<Vec<u8>, ReportError> {
-    let formats = Formats::new();
-    let mut book = Workbook::new();
+    let mut book = ReportBook::new(groups, MAX_ROWS)?;
+    for entry in entries {
+        book.line(entry)?;
+    }
+    Ok(book.finish(tenant, run)?.save_to_buffer()?)
+}
 
-    let mut sheet = Sheet::add(&mut book, "Summary", &formats, &SUMMARY_HEADERS)?;
-    write_summary(&mut sheet, tenant, run, entries)?;
-    sheet.finish()?;
+/// Writes the run's report into `out` as an `.xlsx` file, reading its lines from a database
+/// cursor one by one into constant-memory sheets: memory stays bounded whatever the report's
+/// size. A sheet that would pass `max_rows` rows (Excel's 1,048,576, header included) continues
+/// on a sheet of its own, "Users (2)", "Users (3)", …
+pub async fn write_report(
+    store: &dyn Store,
+    tenant: &Tenant,
+    run: &RunRecord,
+    max_rows: usize,
+    out: std::fs::File,
+) -> Result<std::fs::File, ReportError> {
+    let groups = store.run_groups(run.id).await?;
+    let mut book = ReportBook::new(&groups, max_rows)?;
+    let mut lines = store.entries_stream(run.id, EntryFilter::default());
+    while let Some(line) = lines.try_next().await? {
+        book.line(&line)?;
+    }
+    drop(lines);
+    let mut workbook = book.finish(tenant, run)?;
+    // Compressing the sheets is the long part; it blocks, so off the async threads.
+    tokio::task::spawn_blocking(move || {
+        let mut out = out;
+        workbook.save_to_writer(&mut out)?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ReportError::Io(std::io::Error::other(e)))?
+}
 
-    let mut sheet = Sheet::add(&mut book, "Groups", &formats, &GROUP_HEADERS)?;
-    check_rows("Groups", groups.len())?;
-    for group in groups {
-        sheet.text(0, &group.entra_id.to_string())?;
-        sheet.text(1, &group.label())?;
-        sheet.text(2, group.role.as_str())?;
-        if let Some(members) = group.members_seen {
-            sheet.number(3, members as f64)?;
+/// A report workbook being filled line by line: the Users and Errors sheets in constant-memory
+/// mode (each row goes to a temporary file as the next begins), the Summary written last, once
+/// the lines are counted.
+struct ReportBook {
+    book: Workbook,
+    formats: Formats,
+    groups: Sheet,
+    users: SheetSeries,
+    problems: SheetSeries,
+    warnings: u64,
+    errors: u64,
+}
+
+impl ReportBook {
+    fn new(groups: &[GroupSummary], max_rows: usize) -> Result<Self, ReportError> {
+        let max_rows = max_rows.clamp(2, MAX_ROWS);
+        let formats = Formats::new();
+        let mut book = Workbook::new();
+        let mut sheet = Sheet::add(Worksheet::new(), "Groups", &formats, &GROUP_HEADERS)?;
+        check_rows("Groups", groups.len(), max_rows)?;
+        for group in groups {
+            sheet.text(0, &group.entra_id.to_string())?;
+            sheet.text(1, &group.label())?;
+            sheet.text(2, group.role.as_str())?;
+            if let Some(members) = group.members_seen {
+                sheet.number(3, members as f64)?;
+            }
+            sheet.text(4, group.status.as_str())?;
+            sheet.optional_text(5, group.message.as_deref())?;
+            sheet.next_row();
         }
-        sheet.text(4, group.status.as_str())?;
-        sheet.optional_text(5, group.message.as_deref())?;
-        sheet.next_row();
+        let users = SheetSeries::new(&mut book, "Users", &USER_HEADERS, &formats, max_rows)?;
+        let problems = SheetSeries::new(&mut book, "Errors", &ERROR_HEADERS, &formats, max_rows)?;
+        Ok(Self {
+            book,
+            formats,
+            groups: sheet,
+            users,
+            problems,
+            warnings: 0,
+            errors: 0,
+        })
     }
-    sheet.finish()?;
 
-    let users: Vec<_> = entries
-        .iter()
-        .filter(|e| e.subject == SubjectKind::User)
-        .collect();
-    let mut sheet = Sheet::add(&mut book, "Users", &formats, &USER_HEADERS)?;
-    check_rows("Users", users.len())?;
-    for entry in users {
-        sheet.optional_text(
-            0,
-            entry.entra_id.as_ref().map(|id| id.to_string()).as_deref(),
-        )?;
-        sheet.optional_text(1, entry.email.as_deref())?;
-        sheet.optional_text(2, entry.name.as_deref())?;
-        sheet.text(3, &entry.action)?;
-        sheet.optional_text(4, entry.field.as_deref())?;
-        sheet.optional_text(5, entry.old_value.as_deref())?;
-        sheet.optional_text(6, entry.new_value.as_deref())?;
-        sheet.text(7, entry.severity.as_str())?;
-        sheet.optional_text(8, entry.message.as_deref())?;
-        sheet.next_row();
-    }
-    sheet.finish()?;
-
-    let problems: Vec<_> = entries
-        .iter()
-        .filter(|e| e.severity >= Severity::Warning)
-        .collect();
-    let mut sheet = Sheet::add(&mut book, "Errors", &formats, &ERROR_HEADERS)?;
-    check_rows("Errors", problems.len())?;
-    for entry in problems {
+    /// One report line: a row of Users if it is about a user, of Errors if it is a problem.
+    fn line(&mut self, entry: &ReportEntry) -> Result<(), ReportError> {
+        if entry.subject == SubjectKind::User {
+            let sheet = self.users.row(&mut self.book)?;
+            sheet.optional_text(
+                0,
+                entry.entra_id.as_ref().map(|id| id.to_string()).as_deref(),
+            )?;
+            sheet.optional_text(1, entry.email.as_deref())?;
+            sheet.optional_text(2, entry.name.as_deref())?;
+            sheet.text(3, &entry.action)?;
+            sheet.optional_text(4, entry.field.as_deref())?;
+            sheet.optional_text(5, entry.old_value.as_deref())?;
+            sheet.optional_text(6, entry.new_value.as_deref())?;
+            sheet.text(7, entry.severity.as_str())?;
+            sheet.optional_text(8, entry.message.as_deref())?;
+            sheet.next_row();
+        }
+        match entry.severity {
+            Severity::Info => return Ok(()),
+            Severity::Warning => self.warnings += 1,
+            Severity::Error => self.errors += 1,
+        }
+        let sheet = self.problems.row(&mut self.book)?;
         sheet.text(0, entry.severity.as_str())?;
         sheet.text(1, entry.subject.as_str())?;
         sheet.optional_text(
@@ -112,10 +168,29 @@ pub fn workbook(
         sheet.text(5, &entry.action)?;
         sheet.optional_text(6, entry.message.as_deref())?;
         sheet.next_row();
+        Ok(())
     }
-    sheet.finish()?;
 
-    Ok(book.save_to_buffer()?)
+    /// The workbook with its sheets in order: Summary, Groups, Users…, Errors…
+    fn finish(self, tenant: &Tenant, run: &RunRecord) -> Result<Workbook, ReportError> {
+        let Self {
+            mut book,
+            formats,
+            groups,
+            users,
+            problems,
+            warnings,
+            errors,
+        } = self;
+        let mut summary = Sheet::add(Worksheet::new(), "Summary", &formats, &SUMMARY_HEADERS)?;
+        write_summary(&mut summary, tenant, run, warnings, errors)?;
+        book.push_worksheet(summary.finish()?);
+        book.push_worksheet(groups.finish()?);
+        for sheet in users.finish()?.into_iter().chain(problems.finish()?) {
+            book.push_worksheet(sheet);
+        }
+        Ok(book)
+    }
 }
 
 const SUMMARY_HEADERS: [&str; 3] = ["Item", "Value", "Detail"];
@@ -157,15 +232,16 @@ type Figure = fn(&RunSummary) -> u64;
 type Counted = fn(&PlanCounts) -> usize;
 
 fn write_summary(
-    sheet: &mut Sheet<'_>,
+    sheet: &mut Sheet,
     tenant: &Tenant,
     run: &RunRecord,
-    entries: &[ReportEntry],
+    warnings: u64,
+    errors: u64,
 ) -> Result<(), ReportError> {
     let text = |t: &str| Value::Text(t.to_owned());
     let optional = |t: Option<&str>| t.map_or(Value::Blank, text);
     let forced_by = match run.trigger.kind {
-        TriggerKind::Manual => optional(run.trigger.by.as_deref()),
+        TriggerKind::Manual | TriggerKind::OnDemand => optional(run.trigger.by.as_deref()),
         TriggerKind::Automatic => Value::Blank,
     };
     let mut rows = vec![
@@ -245,9 +321,8 @@ fn write_summary(
         (label, value)
     }));
     // Counted from the report lines, so they match the Errors sheet even for a partial report.
-    let lines = |severity| entries.iter().filter(|e| e.severity == severity).count() as f64;
-    rows.push(("Warnings", Value::Number(lines(Severity::Warning))));
-    rows.push(("Errors", Value::Number(lines(Severity::Error))));
+    rows.push(("Warnings", Value::Number(warnings as f64)));
+    rows.push(("Errors", Value::Number(errors as f64)));
 
     for (label, value) in rows {
         sheet.text(0, label)?;
@@ -266,19 +341,75 @@ fn write_summary(
     Ok(())
 }
 
-fn check_rows(sheet: &'static str, lines: usize) -> Result<(), ReportError> {
+/// The Groups sheet never continues on another: a tenant selects at most 1,000 groups.
+fn check_rows(sheet: &'static str, lines: usize, max: usize) -> Result<(), ReportError> {
     let rows = lines + 1;
-    if rows > MAX_ROWS {
-        return Err(ReportError::TooManyRows {
-            sheet,
-            rows,
-            max: MAX_ROWS,
-        });
+    if rows > max {
+        return Err(ReportError::TooManyRows { sheet, rows, max });
     }
     Ok(())
 }
 
+/// A sheet that continues on sheets of its own when full: "Users", "Users (2)", …
+struct SheetSeries {
+    name: &'static str,
+    headers: &'static [&'static str],
+    formats: Formats,
+    max_rows: usize,
+    full: Vec<Sheet>,
+    current: Sheet,
+}
+
+impl SheetSeries {
+    fn new(
+        book: &mut Workbook,
+        name: &'static str,
+        headers: &'static [&'static str],
+        formats: &Formats,
+        max_rows: usize,
+    ) -> Result<Self, ReportError> {
+        let current = Sheet::add(
+            book.new_worksheet_with_constant_memory(),
+            name,
+            formats,
+            headers,
+        )?;
+        Ok(Self {
+            name,
+            headers,
+            formats: formats.clone(),
+            max_rows,
+            full: Vec::new(),
+            current,
+        })
+    }
+
+    /// The sheet the next row goes on, begun when the current one is full.
+    fn row(&mut self, book: &mut Workbook) -> Result<&mut Sheet, ReportError> {
+        if self.current.row as usize >= self.max_rows {
+            let name = format!("{} ({})", self.name, self.full.len() + 2);
+            let next = Sheet::add(
+                book.new_worksheet_with_constant_memory(),
+                &name,
+                &self.formats,
+                self.headers,
+            )?;
+            self.full.push(std::mem::replace(&mut self.current, next));
+        }
+        Ok(&mut self.current)
+    }
+
+    fn finish(self) -> Result<Vec<Worksheet>, ReportError> {
+        self.full
+            .into_iter()
+            .chain([self.current])
+            .map(Sheet::finish)
+            .collect()
+    }
+}
+
 /// The formats every sheet shares.
+#[derive(Clone)]
 struct Formats {
     header: Format,
     datetime: Format,
@@ -299,26 +430,26 @@ impl Formats {
 }
 
 /// One worksheet being filled row by row, remembering how wide each column's content is.
-struct Sheet<'a> {
-    worksheet: &'a mut Worksheet,
-    formats: &'a Formats,
+struct Sheet {
+    worksheet: Worksheet,
+    formats: Formats,
     row: RowNum,
     widths: Vec<usize>,
 }
 
-impl<'a> Sheet<'a> {
-    /// Adds a sheet with a bold header row that stays in view and carries the filter buttons.
+impl Sheet {
+    /// Names a sheet and gives it a bold header row that stays in view and carries the filter
+    /// buttons.
     fn add(
-        book: &'a mut Workbook,
+        mut worksheet: Worksheet,
         name: &str,
-        formats: &'a Formats,
+        formats: &Formats,
         headers: &[&str],
     ) -> Result<Self, ReportError> {
-        let worksheet = book.add_worksheet();
         worksheet.set_name(name)?;
         let mut sheet = Sheet {
             worksheet,
-            formats,
+            formats: formats.clone(),
             row: 0,
             widths: vec![MIN_WIDTH; headers.len()],
         };
@@ -395,7 +526,7 @@ impl<'a> Sheet<'a> {
     }
 
     /// Sets the column widths and the filter over everything written.
-    fn finish(self) -> Result<(), ReportError> {
+    fn finish(mut self) -> Result<Worksheet, ReportError> {
         for (col, width) in self.widths.iter().enumerate() {
             self.worksheet
                 .set_column_width(col as ColNum, *width as f64 + 1.0)?;
@@ -403,7 +534,7 @@ impl<'a> Sheet<'a> {
         let last_row = self.row.saturating_sub(1);
         let last_col = (self.widths.len() - 1) as ColNum;
         self.worksheet.autofilter(0, 0, last_row, last_col)?;
-        Ok(())
+        Ok(self.worksheet)
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{Service, launch};
+use super::Service;
 use crate::connect::production_context;
 use crate::schedule::SystemClock;
 use crate::settings::Settings;
@@ -23,7 +23,15 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
         );
     }
     let access: Arc<dyn crate::store::AccessStore> = store.clone();
+    let notifier = crate::notify::Notifier::new(
+        store.clone(),
+        access.clone(),
+        settings.notify.clone(),
+        settings.secrets.clone(),
+        Arc::new(SystemClock),
+    );
     let ctx = production_context(settings, store, graph);
+    let notifier = notifier.with_connector(ctx.connector.clone());
     let listener = tokio::net::TcpListener::bind(&settings.server.listen)
         .await
         .with_context(|| format!("could not listen on {}", settings.server.listen))?;
@@ -45,7 +53,22 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(settings.server.shutdown_grace_secs),
         metrics_listener,
     };
-    launch(service, listener, shutdown_signal())
+    let handle = super::start(service, listener)?;
+    // Issue 14: the notification worker hears every finished run and drains the outbox.
+    let (stop_notify, notify_stopped) = tokio::sync::watch::channel(false);
+    let notify_task = settings.notify.enabled.then(|| {
+        let mut stopped = notify_stopped;
+        tokio::spawn(notifier.run(handle.runner.subscribe(), async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    });
+    shutdown_signal().await;
+    let _ = stop_notify.send(true);
+    if let Some(task) = notify_task {
+        let _ = task.await;
+    }
+    handle
+        .stop()
         .await
         .context("the server stopped with an error")
 }

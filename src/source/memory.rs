@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{
-    DirectorySource, FetchStats, GroupCount, GroupCountOutcome, SourceError, SourceFetch,
-    UserPresence,
+    DirectorySource, FetchStats, GroupCount, GroupCountOutcome, PersonFetch, PersonOutcome,
+    SharedUsers, SourceError, SourceFetch, UserPresence,
 };
 use crate::domain::EntraObjectId;
 use crate::plan::{EntraUser, GroupFetch, GroupOutcome, SourceSnapshot};
@@ -45,6 +45,7 @@ impl MemorySource {
 impl DirectorySource for MemorySource {
     async fn fetch_groups(&self, groups: &[EntraObjectId]) -> Result<SourceFetch, SourceError> {
         let directory = self.directory.lock().expect("directory lock");
+        let shared = SharedUsers::default();
         let fetches = groups
             .iter()
             .map(|id| {
@@ -55,10 +56,12 @@ impl DirectorySource for MemorySource {
                 } else if let Some((name, members)) = directory.groups.get(id) {
                     GroupOutcome::Found {
                         display_name: name.clone(),
-                        members: members
-                            .iter()
-                            .filter_map(|m| directory.users.get(m).cloned())
-                            .collect(),
+                        members: shared.share(
+                            members
+                                .iter()
+                                .filter_map(|m| directory.users.get(m).cloned())
+                                .collect(),
+                        ),
                     }
                 } else {
                     GroupOutcome::Deleted
@@ -112,5 +115,44 @@ impl DirectorySource for MemorySource {
             Some(u) if u.account_enabled == Some(false) => UserPresence::Disabled,
             Some(_) => UserPresence::Enabled,
         })
+    }
+
+    async fn fetch_people(
+        &self,
+        people: &[String],
+        groups: &[EntraObjectId],
+    ) -> Result<Vec<PersonFetch>, SourceError> {
+        let directory = self.directory.lock().expect("directory lock");
+        Ok(people
+            .iter()
+            .map(|asked| {
+                let user = directory.users.values().find(|u| {
+                    u.id.to_string().eq_ignore_ascii_case(asked)
+                        || u.user_principal_name
+                            .as_deref()
+                            .is_some_and(|upn| upn.eq_ignore_ascii_case(asked))
+                });
+                let outcome = match user {
+                    None => PersonOutcome::NotFound,
+                    Some(user) => PersonOutcome::Found {
+                        user: user.clone(),
+                        member_of: groups
+                            .iter()
+                            .filter(|g| {
+                                directory
+                                    .groups
+                                    .get(*g)
+                                    .is_some_and(|(_, members)| members.contains(&user.id))
+                            })
+                            .cloned()
+                            .collect(),
+                    },
+                };
+                PersonFetch {
+                    asked: asked.clone(),
+                    outcome,
+                }
+            })
+            .collect())
     }
 }

@@ -4,11 +4,14 @@
 pub mod graph;
 pub mod memory;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::EntraObjectId;
-use crate::plan::{Note, SourceSnapshot};
+use crate::plan::{EntraUser, Note, SourceSnapshot};
 
 /// A failure that stops the whole read, not one group: no token, unreachable authority.
 /// Per-group problems are `GroupOutcome::Failed` in the snapshot instead.
@@ -41,6 +44,35 @@ pub struct SourceFetch {
     pub notes: Vec<Note>,
 }
 
+/// Hands out one shared copy of each user a read meets, so a user who is in several selected
+/// groups is held once in the snapshot, not once per group. A user read twice with different
+/// data (changed between two pages) keeps both versions, as the planner expects.
+#[derive(Debug, Default)]
+pub struct SharedUsers {
+    seen: Mutex<HashMap<EntraObjectId, Arc<EntraUser>>>,
+}
+
+impl SharedUsers {
+    /// One group's members, each replaced by the copy already held when it is the same user.
+    pub fn share(&self, members: Vec<EntraUser>) -> Vec<Arc<EntraUser>> {
+        let mut seen = self.seen.lock().expect("shared users lock");
+        // A vector of its own: collecting in place would keep the members' allocation, a user's
+        // size for each 8-byte pointer.
+        let mut shared = Vec::with_capacity(members.len());
+        for user in members {
+            shared.push(match seen.get(&user.id) {
+                Some(held) if **held == user => Arc::clone(held),
+                _ => {
+                    let user = Arc::new(user);
+                    seen.insert(user.id.clone(), Arc::clone(&user));
+                    user
+                }
+            });
+        }
+        shared
+    }
+}
+
 /// R22: a selected group's name and direct user member count, as the preview shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupCount {
@@ -69,6 +101,28 @@ pub enum UserPresence {
     Deleted,
 }
 
+/// Issue 14 ("sync people now"): what Entra answered for one person an admin asked for, by
+/// object ID or user principal name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonFetch {
+    /// What the admin typed.
+    pub asked: String,
+    pub outcome: PersonOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PersonOutcome {
+    /// The user, and which of the asked groups they are a **direct** member of (R1).
+    Found {
+        user: EntraUser,
+        member_of: Vec<EntraObjectId>,
+    },
+    /// Graph answered 404 `Request_ResourceNotFound`: no such user (deleted, or mistyped).
+    NotFound,
+    /// Anything else: the person could not be read, and nothing about them may change.
+    Failed { reason: String },
+}
+
 /// Reads a tenant's selected groups and their direct user members (R1).
 #[async_trait]
 pub trait DirectorySource: Send + Sync {
@@ -94,4 +148,29 @@ pub trait DirectorySource: Send + Sync {
 
     /// R11: whether a user still exists and is enabled, so a report can say why they left.
     async fn user_presence(&self, user: &EntraObjectId) -> Result<UserPresence, SourceError>;
+
+    /// Issue 14: reads just these people (object ID or user principal name) and which of
+    /// `groups` each is a direct member of, without reading the groups' members.
+    async fn fetch_people(
+        &self,
+        people: &[String],
+        _groups: &[EntraObjectId],
+    ) -> Result<Vec<PersonFetch>, SourceError> {
+        Ok(people
+            .iter()
+            .map(|asked| PersonFetch {
+                asked: asked.clone(),
+                outcome: PersonOutcome::Failed {
+                    reason: "this directory source cannot read single people".to_owned(),
+                },
+            })
+            .collect())
+    }
+
+    /// Issue 14 item 6: when the app's credentials stop working, read from its own registration
+    /// (the latest `endDateTime` of its secrets and certificates: until then one still works).
+    /// `Ok(None)`: this source cannot tell; `Err`: it may not read the registration (the reason).
+    async fn app_credential_expiry(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+        Ok(None)
+    }
 }

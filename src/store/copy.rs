@@ -167,6 +167,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("updated_at", Time),
             ("access_token", Text),
             ("access_expires_at", Time),
+            ("refresh_expires_at", Time),
         ],
     ),
     (
@@ -176,6 +177,34 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("midnight", Time),
             ("claimed_at", Time),
             ("run_id", I64),
+        ],
+    ),
+    (
+        "tenant_pauses",
+        &[
+            ("tenant_id", I64),
+            ("paused_by", Text),
+            ("paused_at", Time),
+            ("reason", Text),
+        ],
+    ),
+    (
+        "service_pauses",
+        &[
+            ("id", I16),
+            ("paused_by", Text),
+            ("paused_at", Time),
+            ("reason", Text),
+        ],
+    ),
+    (
+        "quarantine_marks",
+        &[
+            ("tenant_id", I64),
+            ("lifted_at", Time),
+            ("lifted_by", Text),
+            ("lifted_reason", Text),
+            ("announced_run", I64),
         ],
     ),
     (
@@ -250,6 +279,40 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("forwarded_for", Text),
             ("user_agent", Text),
         ],
+    ),
+    (
+        "notification_settings",
+        &[
+            ("tenant_id", I64),
+            ("webhook_url", Text),
+            ("webhook_secret", Text),
+            ("email_to", Document),
+            ("events", Document),
+            ("error_threshold", I64),
+            ("daily_digest", I16),
+            ("updated_by", Text),
+            ("updated_at", Time),
+        ],
+    ),
+    (
+        "notification_outbox",
+        &[
+            ("id", I64),
+            ("tenant_id", I64),
+            ("channel", Text),
+            ("event", Text),
+            ("payload", Document),
+            ("status", Text),
+            ("attempts", I32),
+            ("next_attempt_at", Time),
+            ("last_error", Text),
+            ("created_at", Time),
+            ("finished_at", Time),
+        ],
+    ),
+    (
+        "notification_marks",
+        &[("tenant_id", I64), ("mark", Text), ("created_at", Time)],
     ),
 ];
 

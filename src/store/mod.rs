@@ -11,7 +11,10 @@ mod database;
 pub mod lease;
 mod lease_sqlite;
 mod model;
+pub mod notify;
+pub mod pause;
 pub mod postgres;
+mod report_lines;
 mod search;
 pub mod sqlite;
 mod target_tokens;
@@ -19,12 +22,15 @@ mod target_tokens;
 pub use access::AccessStore;
 pub use copy::{CopyError, CopyReport, copied_columns, copy_database};
 pub use database::{Database, ServeLock, claim_for_serving, lock_sqlite_file, open, open_location};
+pub use notify::NotifyStore;
+pub use pause::{Pause, PauseStore, QuarantineMark};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use target_tokens::{PgTokenStore, SqliteTokenStore};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
 
 pub use approval::{
     ApprovalError, ApprovalRefused, ApprovedRun, MAX_REJECTION_REASON, Rejection, RejectionError,
@@ -32,6 +38,7 @@ pub use approval::{
 };
 pub use lease::{RunFlush, RunLease};
 pub use model::*;
+pub use report_lines::{EntryFilter, EntryTally, NumberedEntry};
 pub use search::{EntryPage, EntryQuery, PersonEvent, PersonMatch};
 
 use crate::domain::{EntraObjectId, TenantKey};
@@ -67,7 +74,7 @@ pub struct TenantSaved {
 
 /// Persistence for everything dirsync remembers. Each method is atomic on its own.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: PauseStore + notify::NotifyStore + Send + Sync {
     /// Ready to serve: the database answers and every migration this build knows is applied.
     async fn ready(&self) -> Result<(), StoreError>;
 
@@ -152,25 +159,46 @@ pub trait Store: Send + Sync {
         filter: &RunFilter,
     ) -> Result<Vec<RunRecord>, StoreError>;
     async fn run_groups(&self, run: RunId) -> Result<Vec<GroupSummary>, StoreError>;
+    /// The whole report of a run, for small reports and tests; the API, the console and the
+    /// `.xlsx` export read pages, tallies and cursors (below) instead.
     async fn run_entries(&self, run: RunId) -> Result<Vec<ReportEntry>, StoreError>;
+    /// Up to `limit` of the run's lines that `filter` reads, after line `after` (0: from the
+    /// start), in order: one keyset page, never the whole report.
+    async fn entries_after(
+        &self,
+        run: RunId,
+        filter: &EntryFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<NumberedEntry>, StoreError>;
+    /// How many lines the run's report has, by subject and severity, counted in the database.
+    async fn entry_tally(&self, run: RunId) -> Result<EntryTally, StoreError>;
+    /// Every line of the run that `filter` reads, in order, from a database cursor as the
+    /// stream is polled: memory stays bounded whatever the report's size.
+    fn entries_stream(
+        &self,
+        run: RunId,
+        filter: EntryFilter,
+    ) -> BoxStream<'_, Result<ReportEntry, StoreError>>;
 
     /// One page of a run's report, searched by name or email. A backend should page in its
-    /// query; this default reads the whole report.
+    /// query; this default reads the report through its cursor, keeping only the page.
     async fn entries_page(&self, run: RunId, query: &EntryQuery) -> Result<EntryPage, StoreError> {
-        let matching: Vec<ReportEntry> = self
-            .run_entries(run)
-            .await?
-            .into_iter()
-            .filter(|e| query.matches(e))
-            .collect();
-        Ok(EntryPage {
-            total: matching.len() as u64,
-            entries: matching
-                .into_iter()
-                .skip(query.offset.max(0) as usize)
-                .take(query.limit.max(0) as usize)
-                .collect(),
-        })
+        use futures::TryStreamExt;
+        let skip = query.offset.max(0) as u64;
+        let take = query.limit.max(0) as usize;
+        let mut page = EntryPage::default();
+        let mut lines = self.entries_stream(run, EntryFilter::default());
+        while let Some(entry) = lines.try_next().await? {
+            if !query.matches(&entry) {
+                continue;
+            }
+            if page.total >= skip && page.entries.len() < take {
+                page.entries.push(entry);
+            }
+            page.total += 1;
+        }
+        Ok(page)
     }
 
     /// The people the tenant's reports mention whose name or email contains `text`, most

@@ -14,6 +14,8 @@ pub type RunId = i64;
 pub enum TriggerKind {
     Automatic,
     Manual,
+    /// Issue 14: a few people synced now by an admin ("sync people now"); only they are touched.
+    OnDemand,
 }
 
 impl TriggerKind {
@@ -22,6 +24,7 @@ impl TriggerKind {
         match self {
             Self::Automatic => "Automatic",
             Self::Manual => "Manual",
+            Self::OnDemand => "On demand",
         }
     }
 }
@@ -47,6 +50,14 @@ impl Trigger {
             by: Some(by.into()),
         }
     }
+
+    /// Issue 14: a run of a few people picked by `by`.
+    pub fn on_demand(by: impl Into<String>) -> Self {
+        Self {
+            kind: TriggerKind::OnDemand,
+            by: Some(by.into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -62,6 +73,9 @@ pub enum RunStatus {
     /// The process running it stopped (killed, lost its node, shut down past its grace) or lost
     /// its lease; what it recorded before is kept, and the next run picks up from there.
     Interrupted,
+    /// Issue 14: a midnight the tenant did not run (paused, the service paused, or quarantined);
+    /// the run's message says why. Nothing was read or applied.
+    Skipped,
 }
 
 impl RunStatus {
@@ -74,6 +88,7 @@ impl RunStatus {
             Self::Held => "held",
             Self::Rejected => "rejected",
             Self::Interrupted => "interrupted",
+            Self::Skipped => "skipped",
         }
     }
 
@@ -86,6 +101,7 @@ impl RunStatus {
             Self::Held,
             Self::Rejected,
             Self::Interrupted,
+            Self::Skipped,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -162,6 +178,8 @@ impl RunSummary {
                 Some("planned (the run was interrupted: not all of it was applied)")
             }
             RunStatus::Running => Some("planned (the run is in progress)"),
+            // Nothing was read or planned: the message says why.
+            RunStatus::Skipped => None,
             RunStatus::Succeeded | RunStatus::CompletedWithErrors if self.operations_failed > 0 => {
                 Some("planned (not all of it was applied)")
             }

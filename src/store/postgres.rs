@@ -613,6 +613,28 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn entries_after(
+        &self,
+        run: RunId,
+        filter: &super::EntryFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<super::NumberedEntry>, StoreError> {
+        super::report_lines::pg_entries_after(&self.pool, run, filter, after, limit).await
+    }
+
+    async fn entry_tally(&self, run: RunId) -> Result<super::EntryTally, StoreError> {
+        super::report_lines::pg_tally(&self.pool, run).await
+    }
+
+    fn entries_stream(
+        &self,
+        run: RunId,
+        filter: super::EntryFilter,
+    ) -> futures::stream::BoxStream<'_, Result<ReportEntry, StoreError>> {
+        super::report_lines::pg_stream(&self.pool, run, filter)
+    }
+
     async fn run_entries(&self, run: RunId) -> Result<Vec<ReportEntry>, StoreError> {
         let rows: Vec<EntryRow> = sqlx::query_as(
             "SELECT subject, entra_id, email, name, action, field, old_value, new_value, severity, message
@@ -855,9 +877,10 @@ pub(super) fn run_from_row(row: RunRow) -> Result<RunRecord, StoreError> {
     let kind = match kind.as_str() {
         "automatic" => TriggerKind::Automatic,
         "manual" => TriggerKind::Manual,
+        "on_demand" => TriggerKind::OnDemand,
         other => {
             return Err(StoreError::Corrupt(format!(
-                "runs.trigger_kind: {other:?} is neither \"automatic\" nor \"manual\""
+                "runs.trigger_kind: {other:?} is not \"automatic\", \"manual\" or \"on_demand\""
             )));
         }
     };
@@ -896,6 +919,7 @@ pub(super) fn trigger_kind_text(kind: TriggerKind) -> &'static str {
     match kind {
         TriggerKind::Automatic => "automatic",
         TriggerKind::Manual => "manual",
+        TriggerKind::OnDemand => "on_demand",
     }
 }
 

@@ -849,6 +849,28 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn entries_after(
+        &self,
+        run: RunId,
+        filter: &super::EntryFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<super::NumberedEntry>, StoreError> {
+        super::report_lines::sqlite_entries_after(&self.pool, run, filter, after, limit).await
+    }
+
+    async fn entry_tally(&self, run: RunId) -> Result<super::EntryTally, StoreError> {
+        super::report_lines::sqlite_tally(&self.pool, run).await
+    }
+
+    fn entries_stream(
+        &self,
+        run: RunId,
+        filter: super::EntryFilter,
+    ) -> futures::stream::BoxStream<'_, Result<ReportEntry, StoreError>> {
+        super::report_lines::sqlite_stream(&self.pool, run, filter)
+    }
+
     async fn run_entries(&self, run: RunId) -> Result<Vec<ReportEntry>, StoreError> {
         let rows: Vec<EntryRow> = sqlx::query_as(
             "SELECT subject, entra_id, email, name, action, field, old_value, new_value, severity,

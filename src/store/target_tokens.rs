@@ -65,6 +65,22 @@ impl TokenStore for PgTokenStore {
         Ok(())
     }
 
+    async fn record_refresh_expiry(
+        &self,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), TokenStoreError> {
+        sqlx::query(
+            "UPDATE target_tokens SET refresh_expires_at = $3
+             WHERE tenant_id = (SELECT id FROM tenants WHERE key = $1) AND target_kind = $2",
+        )
+        .bind(self.tenant.as_str())
+        .bind(self.target_kind)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn begin_refresh(&self) -> Result<Box<dyn TokenRefresh>, TokenStoreError> {
         let mut tx = self.pool.begin().await?;
         let tenant_id: i64 = sqlx::query_scalar("SELECT id FROM tenants WHERE key = $1")
@@ -198,6 +214,22 @@ impl TokenStore for SqliteTokenStore {
         if saved.rows_affected() == 0 {
             return Err(format!("no tenant {} to save a refresh token for", self.tenant).into());
         }
+        Ok(())
+    }
+
+    async fn record_refresh_expiry(
+        &self,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), TokenStoreError> {
+        sqlx::query(
+            "UPDATE target_tokens SET refresh_expires_at = $3
+             WHERE tenant_id = (SELECT id FROM tenants WHERE key = $1) AND target_kind = $2",
+        )
+        .bind(self.tenant.as_str())
+        .bind(self.target_kind)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -67,6 +67,7 @@ pub async fn approve_held_run(
                 deactivations: approved.deactivations,
             }),
         },
+        scope: super::Scope::Tenant,
     })
 }
 

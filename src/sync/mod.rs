@@ -7,7 +7,9 @@ mod approve;
 mod confirm;
 mod drift;
 mod entries;
+pub mod people;
 mod runner;
+pub mod what_if;
 
 use std::sync::Arc;
 
@@ -98,6 +100,8 @@ pub struct SyncSettings {
     /// R12/R17: a synced group that answers "deleted" is read again after this delay, in the same
     /// run, before it is converted; a single 404 may be Entra's replication catching up.
     pub deletion_confirm_delay: std::time::Duration,
+    /// Issue 14: when failing automatic runs quarantine a tenant, and how they back off.
+    pub quarantine: crate::schedule::QuarantinePolicy,
 }
 
 impl Default for SyncSettings {
@@ -105,7 +109,7 @@ impl Default for SyncSettings {
         Self {
             target_concurrency: 8,
             max_presence_lookups: 200,
-            flush_every: 25,
+            flush_every: 200,
             flush_interval: std::time::Duration::from_secs(1),
             heartbeat_every: std::time::Duration::from_secs(15),
             run_deadline: std::time::Duration::from_secs(6 * 3600),
@@ -113,6 +117,7 @@ impl Default for SyncSettings {
             max_unavailable_in_a_row: 20,
             approval_window: chrono::Duration::hours(24),
             deletion_confirm_delay: std::time::Duration::from_secs(30),
+            quarantine: crate::schedule::QuarantinePolicy::default(),
         }
     }
 }
@@ -134,6 +139,9 @@ pub enum SyncError {
     /// Only for dry runs, which have no report to carry the failure.
     #[error("{0}")]
     Unreadable(String),
+    /// Issue 14: the tenant, or the whole service, is paused: no run starts until it is resumed.
+    #[error("{0}")]
+    Paused(String),
 }
 
 /// How a run ended.
@@ -145,6 +153,47 @@ pub struct RunOutcome {
     pub message: Option<String>,
     /// R21: the run was already in progress; this call started nothing.
     pub already_running: bool,
+    /// Where the run's time went (also logged when it finishes).
+    pub timings: PhaseTimings,
+}
+
+/// Wall time a run spent in each phase, so a slow run says which part was slow (and the e2e
+/// benchmark can set each against its bound). The phases follow one another except that
+/// recording happens between the apply phase's batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseTimings {
+    /// Reading the selected groups from Entra (and confirming deletions, R12).
+    pub read: std::time::Duration,
+    /// Loading the mirror, checking the target for drift, looking up adoptable users and
+    /// planning; `planner` of it in the pure planner.
+    pub plan: std::time::Duration,
+    pub planner: std::time::Duration,
+    /// Carrying the operations out through the target adapter.
+    pub apply: std::time::Duration,
+    /// Writing the plan's groups, the mirror changes, report lines and progress.
+    pub record: std::time::Duration,
+}
+
+impl PhaseTimings {
+    fn log(&self) {
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        info!(
+            read_ms = ms(self.read),
+            plan_ms = ms(self.plan),
+            planner_ms = ms(self.planner),
+            apply_ms = ms(self.apply),
+            record_ms = ms(self.record),
+            "run phases"
+        );
+    }
+}
+
+/// Runs `work`, adding its wall time to `total`.
+async fn timed<T>(total: &mut std::time::Duration, work: impl Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let result = work.await;
+    *total += started.elapsed();
+    result
 }
 
 /// A run that has been recorded as started and is ready to execute.
@@ -154,6 +203,16 @@ pub struct PendingRun {
     /// The run's hold on its tenant: every write of the run goes through it.
     lease: Arc<dyn RunLease>,
     options: RunOptions,
+    scope: Scope,
+}
+
+/// Whom a run syncs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scope {
+    /// Every member of every selected group (automatic and forced runs).
+    Tenant,
+    /// Issue 14: only these people (object IDs or user principal names), see [`people`].
+    People(Vec<String>),
 }
 
 /// What asking for a run got.
@@ -188,6 +247,7 @@ pub async fn start_run(
                     tenant: config,
                     lease,
                     options,
+                    scope: Scope::Tenant,
                 }))
             }
             RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
@@ -195,12 +255,50 @@ pub async fn start_run(
     )
 }
 
-/// The tenant's configuration.
+/// Issue 14: records a run of `people` only (trigger `on_demand`, by `by`), unless a run is in
+/// progress (R21: the caller is told which, and nothing starts). `people` must have passed
+/// [`people::parse_people`].
+pub async fn start_people_run(
+    ctx: &SyncContext,
+    tenant: &TenantKey,
+    by: &str,
+    people: Vec<String>,
+) -> Result<RunStartOutcome, SyncError> {
+    let config = tenant_ready_to_run(ctx, tenant).await?;
+    let trigger = Trigger::on_demand(by);
+    Ok(
+        match ctx
+            .store
+            .begin_run(tenant, &trigger, RunOptions::default())
+            .await?
+        {
+            RunStart::Started(lease) => {
+                info!(tenant = %tenant, run_id = lease.run_id(), people = people.len(), "on-demand run started");
+                RunStartOutcome::Started(Box::new(PendingRun {
+                    ctx: ctx.clone(),
+                    tenant: config,
+                    lease,
+                    options: RunOptions::default(),
+                    scope: Scope::People(people),
+                }))
+            }
+            RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
+        },
+    )
+}
+
+/// The tenant's configuration, unless it (or the whole service) is paused: a paused tenant runs
+/// nothing, forced or approved, until it is resumed (issue 14).
 async fn tenant_ready_to_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Tenant, SyncError> {
-    ctx.store
+    let config = ctx
+        .store
         .tenant(tenant)
         .await?
-        .ok_or_else(|| SyncError::UnknownTenant(tenant.clone()))
+        .ok_or_else(|| SyncError::UnknownTenant(tenant.clone()))?;
+    if let Some(refusal) = crate::schedule::pause_refusal(ctx.store.as_ref(), &config).await? {
+        return Err(SyncError::Paused(refusal));
+    }
+    Ok(config)
 }
 
 /// Runs one sync for `tenant` now (or returns the run already in progress, R21).
@@ -220,6 +318,7 @@ pub async fn run_sync(
                 summary: RunSummary::default(),
                 message: Some(format!("run {id} is already in progress for this tenant")),
                 already_running: true,
+                timings: PhaseTimings::default(),
             })
         }
     }
@@ -243,6 +342,8 @@ impl PendingRun {
             summary: RunSummary::default(),
             progress: &progress,
             lease: self.lease.as_ref(),
+            scope: &self.scope,
+            timings: PhaseTimings::default(),
         };
         let deadline = ctx.settings.run_deadline;
         let ended = tokio::time::timeout(deadline, run.execute(self.options)).await;
@@ -274,7 +375,12 @@ impl PendingRun {
                 run_entry(finish.status.as_str(), severity, message.clone())
             })
             .collect();
-        match self.lease.finish(&finish, &entries).await {
+        match timed(
+            &mut run.timings.record,
+            self.lease.finish(&finish, &entries),
+        )
+        .await
+        {
             Ok(()) => {}
             Err(StoreError::LeaseLost(why)) => {
                 return self.fenced_off(finish.summary, why).await;
@@ -282,12 +388,14 @@ impl PendingRun {
             Err(err) => return Err(err.into()),
         }
         info!(status = finish.status.as_str(), "run finished");
+        run.timings.log();
         Ok(RunOutcome {
             run_id,
             status: finish.status,
             summary: finish.summary,
             message: finish.message,
             already_running: false,
+            timings: run.timings,
         })
     }
 
@@ -318,6 +426,7 @@ impl PendingRun {
             summary,
             message: Some(message),
             already_running: false,
+            timings: PhaseTimings::default(),
         })
     }
 }
@@ -426,20 +535,25 @@ pub async fn dry_run(ctx: &SyncContext, tenant: &TenantKey) -> Result<Plan, Sync
         .tenant(tenant)
         .await?
         .ok_or_else(|| SyncError::UnknownTenant(tenant.clone()))?;
+    dry_run_tenant(ctx, &config).await
+}
+
+/// The dry run of `config`, which may be a configuration not saved yet (what-if).
+pub async fn dry_run_tenant(ctx: &SyncContext, config: &Tenant) -> Result<Plan, SyncError> {
     let source = ctx
         .connector
-        .source(&config)
+        .source(config)
         .await
         .map_err(SyncError::Unreadable)?;
     let target = ctx
         .connector
-        .target(&config)
+        .target(config)
         .await
         .map_err(SyncError::Unreadable)?;
-    let (plan, _, _, _) = read_and_plan(
+    let (plan, _, _, _, _) = read_and_plan(
         &ctx.settings,
         ctx.store.as_ref(),
-        &config,
+        config,
         source.as_ref(),
         target.as_ref(),
         None,
@@ -474,7 +588,9 @@ async fn read_and_plan(
     target: &dyn TargetAdapter,
     approved_deactivations: Option<usize>,
     group_read: &(dyn Fn() + Send + Sync),
-) -> Result<(Plan, FetchStats, Mirror, drift::Repair), ReadFailure> {
+) -> Result<(Plan, FetchStats, Mirror, drift::Repair, PhaseTimings), ReadFailure> {
+    let mut timings = PhaseTimings::default();
+    let started = std::time::Instant::now();
     let group_ids: Vec<_> = tenant
         .policy
         .selected_groups
@@ -489,8 +605,11 @@ async fn read_and_plan(
         .fetch_groups_with_progress(&group_ids, group_read)
         .await
         .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
+    timings.read += started.elapsed();
+    let started = std::time::Instant::now();
     let mut mirror = store.load_mirror(&tenant.key).await?;
     let repair = drift::repair_drift(target, &mut mirror, settings.target_concurrency).await;
+    let confirming = std::time::Instant::now();
     let again = confirm::confirm_deletions(
         source,
         &mut snapshot,
@@ -498,6 +617,8 @@ async fn read_and_plan(
         settings.deletion_confirm_delay,
     )
     .await;
+    let confirming = confirming.elapsed();
+    timings.read += confirming;
     stats.requests += again.requests;
     stats.throttled += again.throttled;
     stats.retries += again.retries;
@@ -513,6 +634,7 @@ async fn read_and_plan(
             ))
         })?
     };
+    let planning = std::time::Instant::now();
     let mut plan = plan(PlanInput {
         policy: &tenant.policy,
         snapshot: &snapshot,
@@ -533,7 +655,9 @@ async fn read_and_plan(
         }
         note
     }));
-    Ok((plan, stats, mirror, repair))
+    timings.planner += planning.elapsed();
+    timings.plan += started.elapsed() - confirming;
+    Ok((plan, stats, mirror, repair, timings))
 }
 
 struct Run<'a> {
@@ -543,12 +667,14 @@ struct Run<'a> {
     summary: RunSummary,
     progress: &'a Progress,
     lease: &'a dyn RunLease,
+    scope: &'a Scope,
+    timings: PhaseTimings,
 }
 
 impl Run<'_> {
     /// Records one flush through the lease: mirror changes, report lines and progress together.
     async fn flush(
-        &self,
+        &mut self,
         mirror: &MirrorChanges,
         entries: &[ReportEntry],
         stage: &str,
@@ -556,13 +682,12 @@ impl Run<'_> {
         total: usize,
     ) -> Result<(), StoreError> {
         let progress = self.progress.at(stage, done, total);
-        self.lease
-            .flush(RunFlush {
-                mirror,
-                entries,
-                progress: &progress,
-            })
-            .await
+        let flush = self.lease.flush(RunFlush {
+            mirror,
+            entries,
+            progress: &progress,
+        });
+        timed(&mut self.timings.record, flush).await
     }
 
     async fn execute(&mut self, options: RunOptions) -> Result<RunFinish, StoreError> {
@@ -614,22 +739,57 @@ impl Run<'_> {
             .map(|a| usize::try_from(a.deactivations).unwrap_or(usize::MAX));
         let groups = self.tenant.policy.selected_groups.len();
         self.progress.set("reading Entra", 0, groups).await?;
-        let (mut plan, stats, mirror, repair) = match read_and_plan(
-            &self.ctx.settings,
-            store,
-            self.tenant,
-            source.as_ref(),
-            target.as_ref(),
-            approved_deactivations,
-            &|| self.progress.group_read(),
-        )
-        .await
-        {
+        let progress = self.progress;
+        let read = match self.scope {
+            Scope::Tenant => read_and_plan(
+                &self.ctx.settings,
+                store,
+                self.tenant,
+                source.as_ref(),
+                target.as_ref(),
+                approved_deactivations,
+                &|| progress.group_read(),
+            )
+            .await
+            .map(|(plan, stats, mirror, repair, timings)| {
+                (plan, stats, mirror, repair, Vec::new(), timings)
+            }),
+            Scope::People(people) => {
+                let started = std::time::Instant::now();
+                people::read_and_plan_people(
+                    &self.ctx.settings,
+                    store,
+                    self.tenant,
+                    source.as_ref(),
+                    target.as_ref(),
+                    people,
+                )
+                .await
+                .map(|read| {
+                    let timings = PhaseTimings {
+                        read: started.elapsed(),
+                        ..PhaseTimings::default()
+                    };
+                    (
+                        read.plan,
+                        read.stats,
+                        read.mirror,
+                        drift::Repair::default(),
+                        read.steps,
+                        timings,
+                    )
+                })
+            }
+        };
+        let (mut plan, stats, mirror, repair, steps, timings) = match read {
             Ok(read) => read,
             Err(ReadFailure::Store(err)) => return Err(err),
             Err(ReadFailure::Unreadable(message)) => return Ok(failed(&self.summary, message)),
         };
         self.summary.source = stats;
+        self.timings.read += timings.read;
+        self.timings.plan += timings.plan;
+        self.timings.planner += timings.planner;
         self.summary.planned = plan.counts();
         // The plan's warnings and errors are in the report whatever is applied.
         self.summary.applied.warnings = self.summary.planned.warnings;
@@ -637,8 +797,13 @@ impl Run<'_> {
         self.progress
             .set("recording the plan", groups, groups)
             .await?;
-        store.record_groups(self.run_id, &plan.groups).await?;
-        let mut notes: Vec<ReportEntry> = plan.notes.iter().map(note_entry).collect();
+        timed(
+            &mut self.timings.record,
+            store.record_groups(self.run_id, &plan.groups),
+        )
+        .await?;
+        let mut notes: Vec<ReportEntry> = steps;
+        notes.extend(plan.notes.iter().map(note_entry));
         self.summary.applied.warnings += repair.entries.len();
         notes.extend(repair.entries);
         // What the target has lost is forgotten together with the plan's lines (item 11).
@@ -659,14 +824,28 @@ impl Run<'_> {
             ));
         }
 
+        if let (Some(hold), Scope::People(_)) = (plan.hold, self.scope) {
+            return Ok(failed(
+                &self.summary,
+                format!(
+                    "the deletion guard (R18) stopped this on-demand run: it would deactivate {} \
+                     people, more than the tenant's threshold of {}; nothing was applied (a \
+                     force sync can be held and approved instead)",
+                    hold.deactivations, hold.threshold
+                ),
+            ));
+        }
         if let Some(hold) = plan.hold {
-            let planned: Vec<ReportEntry> = plan
-                .ops
-                .iter()
-                .flat_map(|op| op_entries(op, "planned: "))
-                .collect();
-            self.flush(&MirrorChanges::default(), &planned, "held", 0, 0)
-                .await?;
+            // What would have happened, a thousand operations a flush: a held plan of 100,000
+            // operations never becomes 100,000 report lines in memory at once.
+            for ops in plan.ops.chunks(1000) {
+                let planned: Vec<ReportEntry> = ops
+                    .iter()
+                    .flat_map(|op| op_entries(op, "planned: "))
+                    .collect();
+                self.flush(&MirrorChanges::default(), &planned, "held", 0, 0)
+                    .await?;
+            }
             warn!(
                 deactivations = hold.deactivations,
                 "run held by the deletion guard"
@@ -678,10 +857,13 @@ impl Run<'_> {
             });
         }
 
-        explain_departures(
-            &mut plan,
-            source.as_ref(),
-            self.ctx.settings.max_presence_lookups,
+        timed(
+            &mut self.timings.read,
+            explain_departures(
+                &mut plan,
+                source.as_ref(),
+                self.ctx.settings.max_presence_lookups,
+            ),
         )
         .await;
 
@@ -705,7 +887,11 @@ impl Run<'_> {
                 if let Some(why) = self.lease.lost() {
                     return Err(StoreError::LeaseLost(why));
                 }
-                let (result, consumed) = applier.apply_some(rest, flush_ops, flush_interval).await;
+                let (result, consumed) = timed(
+                    &mut self.timings.apply,
+                    applier.apply_some(rest, flush_ops, flush_interval),
+                )
+                .await;
                 rest = &rest[consumed..];
                 done += consumed;
                 self.summary.operations_applied += result.applied;

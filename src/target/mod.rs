@@ -54,6 +54,14 @@ pub trait TargetAdapter: Send + Sync {
     /// A short name for logs and reports ("highq", "scim").
     fn kind(&self) -> &'static str;
 
+    /// Issue 13, item 3: how many operations the applier may keep going at once. `None`: the
+    /// target does not pace itself, and the run's `sync.target_concurrency` applies (SCIM, whose
+    /// servers announce no rate limit). An adapter that paces its own calls by the target's
+    /// rate-limit headers answers with the most calls it lets be in flight.
+    fn max_in_flight(&self) -> Option<usize> {
+        None
+    }
+
     /// R4: the existing users with these emails (matched case-insensitively). Missing ones are
     /// simply absent from the answer.
     async fn find_users_by_email(&self, emails: &[Email]) -> Result<Vec<TargetUser>, TargetError>;

@@ -26,6 +26,10 @@ pub struct SourceSettings {
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<SourceCredential>,
+    /// When the app credential (the tenant's own, or the service-wide one) expires, for the
+    /// expiry warnings (issue 14 item 6) when the app may not read its own registration in Graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// How a tenant's own app registration proves who it is.

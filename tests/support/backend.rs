@@ -101,6 +101,27 @@ impl TestDb {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// Sets a run's start and end to `at`: a run a test's clock says happened then (the store
+    /// stamps runs with the database's time).
+    pub async fn stamp_run(&self, run: i64, at: DateTime<Utc>) {
+        let sql = "UPDATE runs SET started_at = $1, finished_at = $1 WHERE id = $2";
+        match &self.raw {
+            Raw::Postgres(pool) => sqlx::query(sql)
+                .bind(at)
+                .bind(run)
+                .execute(pool)
+                .await
+                .map(drop),
+            Raw::Sqlite(pool) => sqlx::query(sql)
+                .bind(at)
+                .bind(run)
+                .execute(pool)
+                .await
+                .map(drop),
+        }
+        .expect("the run stamped");
+    }
+
     /// Moves the runs' start `days` into the past.
     pub async fn backdate_runs(&self, runs: &[i64], days: i64) {
         let started: DateTime<Utc> = Utc::now() - Duration::days(days);

@@ -147,6 +147,9 @@ pub struct AppRegistration {
     /// SHA-1 thumbprints (hex) of certificates uploaded to the app.
     #[serde(default)]
     pub certificate_thumbprints: Vec<String>,
+    /// When the uploaded certificates expire (`keyCredentials[].endDateTime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates_expire: Option<DateTime<Utc>>,
     /// `sub` claims of federated (workload identity) tokens the app accepts.
     #[serde(default)]
     pub federated_subjects: Vec<String>,
@@ -180,6 +183,7 @@ impl AppRegistration {
                 expires: None,
             }],
             certificate_thumbprints: Vec::new(),
+            certificates_expire: None,
             federated_subjects: Vec::new(),
             redirect_uris: Vec::new(),
             app_role_assignments: Vec::new(),

@@ -36,7 +36,7 @@ pub use faults::{Fault, FaultPlan, FaultRule, FaultTrigger};
 pub use oidc::IdTokenFault;
 
 use self::faults::FaultState;
-use super::{EmulatorError, generate_tls};
+use super::{EmulatorError, Latency, RequestCounts, counts_json, generate_tls};
 
 /// How long an emulated access token lives.
 const TOKEN_LIFETIME_SECS: i64 = 3599;
@@ -78,9 +78,156 @@ struct EmulatorState {
     faults: Mutex<FaultState>,
     log: Mutex<Vec<LoggedRequest>>,
     oidc: oidc::OidcState,
+    latency: Mutex<Latency>,
+    requests: RequestCounts,
+    /// Built from the directory at the first Graph request after a change (`edit` drops it), so
+    /// every request costs the same whatever the directory's size.
+    index: RwLock<Option<Arc<DirectoryIndex>>>,
+}
+
+/// Where to find things in the directory without scanning it.
+#[derive(Debug, Default)]
+struct DirectoryIndex {
+    /// By lowercase tenant ID.
+    tenants: HashMap<String, TenantIndex>,
+}
+
+#[derive(Debug, Default)]
+struct TenantIndex {
+    /// The tenant's place in `Directory::tenants`.
+    position: usize,
+    /// Lowercase group ID → the group's place in `TenantDirectory::groups` (the first of that
+    /// ID, as `TenantDirectory::group` finds).
+    groups: HashMap<String, usize>,
+    /// Per group (by place): the places in its `members` that are users in this tenant.
+    user_members: Vec<Vec<u32>>,
+    /// Per group: the places in its `members` that are any known directory object.
+    known_members: Vec<Vec<u32>>,
+    /// Lowercase ID → `@odata.type`, for the objects that are not users.
+    other_types: HashMap<String, &'static str>,
+    /// Lowercase user principal name → the user's key in `TenantDirectory::users`.
+    users_by_upn: HashMap<String, String>,
+    /// Lowercase user ID → the places of the groups that list it as a member, in order, once.
+    member_of: HashMap<String, Vec<u32>>,
+}
+
+impl TenantIndex {
+    fn build(position: usize, tenant: &TenantDirectory) -> Self {
+        let mut other_types = HashMap::new();
+        for (list, kind) in [
+            (
+                &tenant.service_principals,
+                "#microsoft.graph.servicePrincipal",
+            ),
+            (&tenant.devices, "#microsoft.graph.device"),
+        ] {
+            for object in list {
+                if let Some(id) = object.get("id").and_then(Value::as_str) {
+                    other_types.insert(id.to_ascii_lowercase(), kind);
+                }
+            }
+        }
+        let mut groups = HashMap::new();
+        for (i, group) in tenant.groups.iter().enumerate().rev() {
+            groups.insert(group.id.to_ascii_lowercase(), i);
+        }
+        for id in groups.keys() {
+            other_types.insert(id.clone(), "#microsoft.graph.group");
+        }
+        let mut user_members = Vec::with_capacity(tenant.groups.len());
+        let mut known_members = Vec::with_capacity(tenant.groups.len());
+        let mut member_of: HashMap<String, Vec<u32>> = HashMap::new();
+        for (place, group) in tenant.groups.iter().enumerate() {
+            let (mut users, mut known) = (Vec::new(), Vec::new());
+            for (i, member) in group.members.iter().enumerate() {
+                let key = member.to_ascii_lowercase();
+                if tenant.users.contains_key(&key) {
+                    users.push(i as u32);
+                    known.push(i as u32);
+                } else if other_types.contains_key(&key) {
+                    known.push(i as u32);
+                }
+                let groups_of_member = member_of.entry(key).or_default();
+                if groups_of_member.last() != Some(&(place as u32)) {
+                    groups_of_member.push(place as u32);
+                }
+            }
+            user_members.push(users);
+            known_members.push(known);
+        }
+        let mut users_by_upn = HashMap::new();
+        for (key, user) in &tenant.users {
+            if let Some(upn) = user.get("userPrincipalName").and_then(Value::as_str) {
+                users_by_upn
+                    .entry(upn.to_ascii_lowercase())
+                    .or_insert_with(|| key.clone());
+            }
+        }
+        Self {
+            position,
+            groups,
+            user_members,
+            known_members,
+            other_types,
+            users_by_upn,
+            member_of,
+        }
+    }
+
+    /// A user by object ID or, as Graph also accepts in `/users/{id | userPrincipalName}`, by
+    /// user principal name (case-insensitively).
+    fn user<'a>(&self, tenant: &'a TenantDirectory, id: &str) -> Option<&'a Map<String, Value>> {
+        let id = id.to_ascii_lowercase();
+        if uuid::Uuid::parse_str(&id).is_ok() {
+            return tenant.users.get(&id);
+        }
+        tenant.users.get(self.users_by_upn.get(&id)?)
+    }
+
+    /// `TenantDirectory::object_type` without the scan.
+    fn object_type(&self, tenant: &TenantDirectory, id: &str) -> Option<&'static str> {
+        let id = id.to_ascii_lowercase();
+        if tenant.users.contains_key(&id) {
+            Some("#microsoft.graph.user")
+        } else {
+            self.other_types.get(&id).copied()
+        }
+    }
+}
+
+impl DirectoryIndex {
+    fn build(directory: &Directory) -> Self {
+        let mut tenants = HashMap::new();
+        for (i, tenant) in directory.tenants.iter().enumerate().rev() {
+            tenants.insert(
+                tenant.tenant_id.to_ascii_lowercase(),
+                TenantIndex::build(i, tenant),
+            );
+        }
+        Self { tenants }
+    }
 }
 
 impl EmulatorState {
+    fn latency(&self) -> Latency {
+        *self.latency.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The directory and its index (built now if a change dropped it), under one read lock.
+    fn indexed<R>(&self, f: impl FnOnce(&Directory, &DirectoryIndex) -> R) -> R {
+        let directory = read_directory(self);
+        let cached = self.index.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let index = match cached {
+            Some(index) => index,
+            None => {
+                let built = Arc::new(DirectoryIndex::build(&directory));
+                *self.index.write().unwrap_or_else(|p| p.into_inner()) = Some(built.clone());
+                built
+            }
+        };
+        f(&directory, &index)
+    }
+
     fn log(&self, method: &str, path_and_query: String, status: u16, retry_after: Option<f64>) {
         if let Ok(mut log) = self.log.lock() {
             log.push(LoggedRequest {
@@ -143,6 +290,9 @@ impl EntraEmulator {
             faults: Mutex::new(FaultState::new(faults)),
             log: Mutex::new(Vec::new()),
             oidc: oidc::OidcState::default(),
+            latency: Mutex::new(Latency::NONE),
+            requests: RequestCounts::default(),
+            index: RwLock::new(None),
         });
         let handle = axum_server::Handle::new();
         let server = axum_server::from_tcp_rustls(
@@ -180,7 +330,30 @@ impl EntraEmulator {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        change(&mut directory)
+        let result = change(&mut directory);
+        // Dropped while the directory is still locked, so no index of the old one survives.
+        *self.state.index.write().unwrap_or_else(|p| p.into_inner()) = None;
+        result
+    }
+
+    /// Adds `latency` to every request from now on ([`Latency::NONE`] by default).
+    pub fn set_latency(&self, latency: Latency) {
+        *self.state.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
+    }
+
+    /// The latency added to every request now.
+    pub fn latency(&self) -> Latency {
+        self.state.latency()
+    }
+
+    /// Requests served so far, by kind (`graph.group`, `graph.members_page`, `entra.token` …),
+    /// whatever their answer; also at `GET /_emulator/requests`.
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state.requests.snapshot()
+    }
+
+    pub fn reset_request_counts(&self) {
+        self.state.requests.reset();
     }
 
     /// Replaces the fault plan (and resets its counters and generator).
@@ -257,6 +430,17 @@ fn app(state: Arc<EmulatorState>) -> Router {
             get(count_user_members),
         )
         .route("/v1.0/users/{id}", get(get_user))
+        .route(
+            "/v1.0/users/{id}/memberOf/microsoft.graph.group",
+            get(list_member_of_groups),
+        )
+        .route("/v1.0/applications(appId={key}", get(get_application))
+        .route(
+            "/_emulator/requests",
+            get(|State(state): State<Arc<EmulatorState>>| async move {
+                counts_json(&state.requests)
+            }),
+        )
         .fallback(not_found_route)
         .with_state(state)
 }
@@ -302,6 +486,8 @@ async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    state.requests.count("entra.token");
+    state.latency().wait().await;
     let response = if form.get("grant_type").map(String::as_str) == Some("authorization_code") {
         oidc::exchange_code(&state, &headers, &form)
     } else {
@@ -658,9 +844,12 @@ fn project_user(user: &Map<String, Value>, select: Option<&[String]>) -> Map<Str
 /// Runs a Graph handler under the fault plan and logs it.
 async fn graph_call(
     state: &EmulatorState,
+    kind: &'static str,
     uri: &Uri,
     answer: impl FnOnce() -> Response,
 ) -> Response {
+    state.requests.count(kind);
+    state.latency().wait().await;
     let path_and_query = uri
         .path_and_query()
         .map(|p| p.as_str().to_owned())
@@ -776,7 +965,7 @@ async fn get_group(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    graph_call(&state, &uri, || {
+    graph_call(&state, "graph.group", &uri, || {
         let (tenant_id, permissions) = match authorize(&state, &headers) {
             Ok(a) => a,
             Err(r) => return r,
@@ -794,8 +983,13 @@ async fn get_group(
         if let Some(r) = bad_id(&id) {
             return r;
         }
-        let directory = read_directory(&state);
-        let Some(group) = directory.tenant(&tenant_id).and_then(|t| t.group(&id)) else {
+        let found = state.indexed(|directory, index| {
+            let tenant = index.tenants.get(&tenant_id)?;
+            let place = *tenant.groups.get(&id.to_ascii_lowercase())?;
+            let group = &directory.tenants[tenant.position].groups[place];
+            Some((group.id.clone(), group.display_name.clone()))
+        });
+        let Some((group_id, display_name)) = found else {
             return resource_not_found(&id);
         };
         let select = selected(&query).unwrap_or_else(|| vec!["id".into(), "displayName".into()]);
@@ -808,9 +1002,9 @@ async fn get_group(
                 select.join(",")
             )),
         );
-        body.insert("id".into(), json!(group.id));
+        body.insert("id".into(), json!(group_id));
         if select.iter().any(|s| s == "displayName") {
-            body.insert("displayName".into(), json!(group.display_name));
+            body.insert("displayName".into(), json!(display_name));
         }
         axum::Json(Value::Object(body)).into_response()
     })
@@ -914,47 +1108,47 @@ fn list_page(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let directory = read_directory(state);
-    let Some(tenant) = directory.tenant(&tenant_id) else {
-        return resource_not_found(id);
-    };
-    let Some(group) = tenant.group(id) else {
-        return resource_not_found(id);
-    };
     let select = selected(query);
-    let members: Vec<&String> = match view {
-        MemberView::UsersOnly => group
-            .members
+    let found = state.indexed(|directory, index| {
+        let tenant_index = index.tenants.get(&tenant_id)?;
+        let place = *tenant_index.groups.get(&id.to_ascii_lowercase())?;
+        let tenant = &directory.tenants[tenant_index.position];
+        let group = &tenant.groups[place];
+        let places = match view {
+            MemberView::UsersOnly => &tenant_index.user_members[place],
+            MemberView::All => &tenant_index.known_members[place],
+        };
+        let page: Vec<Value> = places
             .iter()
-            .filter(|m| tenant.users.contains_key(&m.to_ascii_lowercase()))
-            .collect(),
-        MemberView::All => group
-            .members
-            .iter()
-            .filter(|m| tenant.object_type(m).is_some())
-            .collect(),
-    };
-    let page: Vec<Value> = members
-        .iter()
-        .skip(offset)
-        .take(top)
-        .map(|member_id| {
-            let key = member_id.to_ascii_lowercase();
-            match (tenant.users.get(&key), &view) {
-                (Some(user), MemberView::UsersOnly) => Value::Object(project_user(user, select.as_deref())),
-                (Some(user), MemberView::All) => {
-                    let mut out = Map::new();
-                    out.insert("@odata.type".into(), json!("#microsoft.graph.user"));
-                    out.extend(project_user(user, select.as_deref()));
-                    Value::Object(out)
+            .skip(offset)
+            .take(top)
+            .map(|&at| {
+                let member_id = &group.members[at as usize];
+                let key = member_id.to_ascii_lowercase();
+                match (tenant.users.get(&key), &view) {
+                    (Some(user), MemberView::UsersOnly) => {
+                        Value::Object(project_user(user, select.as_deref()))
+                    }
+                    (Some(user), MemberView::All) => {
+                        let mut out = Map::new();
+                        out.insert("@odata.type".into(), json!("#microsoft.graph.user"));
+                        out.extend(project_user(user, select.as_deref()));
+                        Value::Object(out)
+                    }
+                    (None, _) => json!({
+                        "@odata.type": tenant_index
+                            .object_type(tenant, member_id)
+                            .unwrap_or("#microsoft.graph.directoryObject"),
+                        "id": member_id,
+                    }),
                 }
-                (None, _) => json!({
-                    "@odata.type": tenant.object_type(member_id).unwrap_or("#microsoft.graph.directoryObject"),
-                    "id": member_id,
-                }),
-            }
-        })
-        .collect();
+            })
+            .collect();
+        Some((page, places.len()))
+    });
+    let Some((page, members)) = found else {
+        return resource_not_found(id);
+    };
     let context = match (&view, &select) {
         (MemberView::UsersOnly, Some(s)) => {
             format!("{}/v1.0/$metadata#users({})", state.base_url, s.join(","))
@@ -964,7 +1158,7 @@ fn list_page(
     };
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(context));
-    if offset + top < members.len() {
+    if offset + top < members {
         body.insert(
             "@odata.nextLink".into(),
             json!(next_link(state, uri, offset + top)),
@@ -981,7 +1175,7 @@ async fn list_members(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    graph_call(&state, &uri, || {
+    graph_call(&state, "graph.all_members_page", &uri, || {
         list_page(&state, &id, &query, &headers, &uri, MemberView::All)
     })
     .await
@@ -994,7 +1188,7 @@ async fn list_user_members(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    graph_call(&state, &uri, || {
+    graph_call(&state, "graph.members_page", &uri, || {
         list_page(&state, &id, &query, &headers, &uri, MemberView::UsersOnly)
     })
     .await
@@ -1006,7 +1200,7 @@ async fn count_user_members(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    graph_call(&state, &uri, || {
+    graph_call(&state, "graph.members_count", &uri, || {
         let (tenant_id, permissions) = match authorize(&state, &headers) {
             Ok(a) => a,
             Err(r) => return r,
@@ -1028,18 +1222,14 @@ async fn count_user_members(
         if let Some(r) = bad_id(&id) {
             return r;
         }
-        let directory = read_directory(&state);
-        let Some(tenant) = directory.tenant(&tenant_id) else {
+        let count = state.indexed(|_, index| {
+            let tenant = index.tenants.get(&tenant_id)?;
+            let place = *tenant.groups.get(&id.to_ascii_lowercase())?;
+            Some(tenant.user_members[place].len())
+        });
+        let Some(count) = count else {
             return resource_not_found(&id);
         };
-        let Some(group) = tenant.group(&id) else {
-            return resource_not_found(&id);
-        };
-        let count = group
-            .members
-            .iter()
-            .filter(|m| tenant.users.contains_key(&m.to_ascii_lowercase()))
-            .count();
         (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/plain")],
@@ -1057,7 +1247,7 @@ async fn get_user(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    graph_call(&state, &uri, || {
+    graph_call(&state, "graph.user", &uri, || {
         let (tenant_id, permissions) = match authorize(&state, &headers) {
             Ok(a) => a,
             Err(r) => return r,
@@ -1065,24 +1255,173 @@ async fn get_user(
         if !has_any(&permissions, &["User.Read.All", "Directory.Read.All"]) {
             return forbidden();
         }
-        if let Some(r) = bad_id(&id) {
-            return r;
-        }
-        let directory = read_directory(&state);
-        let Some(user) = directory
-            .tenant(&tenant_id)
-            .and_then(|t| t.users.get(&id.to_ascii_lowercase()))
-        else {
+        let select = selected(&query);
+        let found = state.indexed(|directory, index| {
+            let tenant_index = index.tenants.get(&tenant_id)?;
+            let tenant = &directory.tenants[tenant_index.position];
+            Some(project_user(
+                tenant_index.user(tenant, &id)?,
+                select.as_deref(),
+            ))
+        });
+        let Some(user) = found else {
             return resource_not_found(&id);
         };
-        let select = selected(&query);
         let mut body = Map::new();
         body.insert(
             "@odata.context".into(),
             json!(format!("{}/v1.0/$metadata#users/$entity", state.base_url)),
         );
-        body.extend(project_user(user, select.as_deref()));
+        body.extend(user);
         axum::Json(Value::Object(body)).into_response()
+    })
+    .await
+}
+
+/// `GET /users/{id | userPrincipalName}/memberOf/microsoft.graph.group`: the groups the user is a
+/// **direct** member of (Graph's `memberOf` is not transitive), paged like other collections,
+/// with `$select` of `id` and `displayName`.
+async fn list_member_of_groups(
+    State(state): State<Arc<EmulatorState>>,
+    UrlPath(id): UrlPath<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    graph_call(&state, "graph.member_of_page", &uri, || {
+        let (tenant_id, permissions) = match authorize(&state, &headers) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        if !has_any(&permissions, &["User.Read.All", "Directory.Read.All"]) {
+            return forbidden();
+        }
+        let (top, offset) = match paging(&query) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let select = selected(&query).unwrap_or_else(|| vec!["id".into(), "displayName".into()]);
+        let found = state.indexed(|directory, index| {
+            let tenant_index = index.tenants.get(&tenant_id)?;
+            let tenant = &directory.tenants[tenant_index.position];
+            let user_id = tenant_index
+                .user(tenant, &id)?
+                .get("id")
+                .and_then(Value::as_str)?
+                .to_ascii_lowercase();
+            let places = tenant_index
+                .member_of
+                .get(&user_id)
+                .map_or(&[][..], Vec::as_slice);
+            let page: Vec<Value> = places
+                .iter()
+                .skip(offset)
+                .take(top)
+                .map(|&place| {
+                    let g = &tenant.groups[place as usize];
+                    let mut out = Map::new();
+                    out.insert("@odata.type".into(), json!("#microsoft.graph.group"));
+                    out.insert("id".into(), json!(g.id));
+                    if select.iter().any(|s| s == "displayName") {
+                        out.insert("displayName".into(), json!(g.display_name));
+                    }
+                    Value::Object(out)
+                })
+                .collect();
+            Some((places.len(), page))
+        });
+        let Some((total, page)) = found else {
+            return resource_not_found(&id);
+        };
+        let mut body = Map::new();
+        body.insert(
+            "@odata.context".into(),
+            json!(format!(
+                "{}/v1.0/$metadata#groups({})",
+                state.base_url,
+                select.join(",")
+            )),
+        );
+        if offset + top < total {
+            body.insert(
+                "@odata.nextLink".into(),
+                json!(next_link(&state, &uri, offset + top)),
+            );
+        }
+        body.insert("value".into(), Value::Array(page));
+        axum::Json(Value::Object(body)).into_response()
+    })
+    .await
+}
+
+/// `GET /v1.0/applications(appId='{appId}')`: an app registration of the caller's directory,
+/// with its credentials' expiry (`passwordCredentials`, `keyCredentials`). As in Graph, reading
+/// registrations needs `Application.Read.All` (or `Directory.Read.All`): without it, 403
+/// `Authorization_RequestDenied`. An app registered in another directory (a multi-tenant app seen
+/// from a customer's) is 404 `Request_ResourceNotFound`.
+async fn get_application(
+    State(state): State<Arc<EmulatorState>>,
+    UrlPath(key): UrlPath<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    graph_call(&state, "graph.application", &uri, || {
+        let (tenant_id, permissions) = match authorize(&state, &headers) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        let Some(app_id) = key
+            .strip_prefix('\'')
+            .and_then(|k| k.strip_suffix("')"))
+        else {
+            return not_found_route(uri.clone()).into_inner();
+        };
+        if !has_any(
+            &permissions,
+            &["Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All"],
+        ) {
+            return forbidden();
+        }
+        let directory = read_directory(&state);
+        let Some(app) = directory.tenant(&tenant_id).and_then(|t| t.app(app_id)) else {
+            return resource_not_found(app_id);
+        };
+        let password_credentials: Vec<Value> = app
+            .secrets
+            .iter()
+            .enumerate()
+            .map(|(i, secret)| {
+                json!({
+                    "keyId": uuid::Uuid::from_u128(i as u128 + 1),
+                    "displayName": format!("secret {}", i + 1),
+                    "hint": secret.value.chars().take(3).collect::<String>(),
+                    "startDateTime": "2024-01-01T00:00:00Z",
+                    "endDateTime": secret.expires.map(|e| e.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                })
+            })
+            .collect();
+        let key_credentials: Vec<Value> = app
+            .certificate_thumbprints
+            .iter()
+            .enumerate()
+            .map(|(i, thumbprint)| {
+                json!({
+                    "keyId": uuid::Uuid::from_u128(i as u128 + 1001),
+                    "customKeyIdentifier": thumbprint.to_ascii_uppercase(),
+                    "type": "AsymmetricX509Cert",
+                    "usage": "Verify",
+                    "endDateTime": app.certificates_expire.map(|e| e.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                })
+            })
+            .collect();
+        axum::Json(json!({
+            "@odata.context": format!("{}/v1.0/$metadata#applications/$entity", state.base_url),
+            "id": uuid::Uuid::new_v4(),
+            "appId": app.client_id,
+            "passwordCredentials": password_credentials,
+            "keyCredentials": key_credentials,
+        }))
+        .into_response()
     })
     .await
 }

@@ -3,6 +3,7 @@
 //! injection. Runs in-process for tests ([`HighQEmulator::start`]) or as a server ([`serve`]).
 
 mod faults;
+mod rate_limit;
 mod state;
 
 use std::collections::HashMap;
@@ -23,8 +24,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use self::faults::{Fault, FaultAction, FaultTrigger, RateLimit};
+pub use self::rate_limit::RateLimitLog;
 pub use self::state::{ApiFailure, EmuGroup, EmuUser, HighQState, MAX_FIELD_CHARS, check_phone};
 use crate::domain::UserStatus;
+use crate::emulator::{Latency, counts_json};
 
 /// The emulator's shared state.
 pub type SharedHighQ = Arc<Mutex<HighQState>>;
@@ -45,6 +48,8 @@ pub struct HighQSeed {
     /// `(name, member emails)`, made by hand in HighQ.
     pub manual_groups: Vec<(String, Vec<String>)>,
     pub max_page_size: usize,
+    /// Added to every request: none by default (tests); `emulate` and the benchmark set it.
+    pub latency: Latency,
 }
 
 impl Default for HighQSeed {
@@ -58,6 +63,7 @@ impl Default for HighQSeed {
             manual_users: Vec::new(),
             manual_groups: Vec::new(),
             max_page_size: 100,
+            latency: Latency::NONE,
         }
     }
 }
@@ -71,6 +77,7 @@ impl HighQSeed {
             self.access_token_ttl,
         );
         state.max_page_size = self.max_page_size.max(1);
+        state.latency = self.latency;
         for (email, first, last, status) in &self.manual_users {
             state.add_manual_user(email, first, last, *status);
         }
@@ -130,38 +137,61 @@ impl HighQEmulator {
         self.addr
     }
 
-    /// Reads or changes the emulator's state directly, as a HighQ admin (or a test) would.
+    /// Reads or changes the emulator's state directly, as a HighQ admin (or a test) would. The
+    /// look-up indexes are rebuilt at the next API request, in case `users` or `groups` changed.
     pub fn with<R>(&self, f: impl FnOnce(&mut HighQState) -> R) -> R {
-        f(&mut self.state.lock().expect("emulator lock"))
+        let mut state = self.state.lock().expect("emulator lock");
+        let result = f(&mut state);
+        state.mark_changed();
+        result
+    }
+
+    /// Reads the state without changing it (the indexes stay as they are).
+    fn read<R>(&self, f: impl FnOnce(&HighQState) -> R) -> R {
+        f(&self.state.lock().expect("emulator lock"))
+    }
+
+    /// Requests served so far, by kind (`highq.create_user`, `highq.add_members`,
+    /// `highq.token` …), whatever their answer; also at `GET /_emulator/requests`.
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.read(|s| s.requests.snapshot())
+    }
+
+    pub fn reset_request_counts(&self) {
+        self.read(|s| s.requests.reset());
+    }
+
+    pub fn set_latency(&self, latency: Latency) {
+        self.state.lock().expect("emulator lock").latency = latency;
     }
 
     pub fn client_id(&self) -> String {
-        self.with(|s| s.oauth.client_id.clone())
+        self.read(|s| s.oauth.client_id.clone())
     }
 
     pub fn client_secret(&self) -> String {
-        self.with(|s| s.oauth.client_secret.clone())
+        self.read(|s| s.oauth.client_secret.clone())
     }
 
     /// The one refresh token that works now.
     pub fn refresh_token(&self) -> String {
-        self.with(|s| s.oauth.refresh_token.clone())
+        self.read(|s| s.oauth.refresh_token.clone())
     }
 
     pub fn users(&self) -> Vec<EmuUser> {
-        self.with(|s| s.users.values().cloned().collect())
+        self.read(|s| s.users.values().cloned().collect())
     }
 
     pub fn groups(&self) -> Vec<EmuGroup> {
-        self.with(|s| s.groups.values().cloned().collect())
+        self.read(|s| s.groups.values().cloned().collect())
     }
 
     pub fn user_by_email(&self, email: &str) -> Option<EmuUser> {
-        self.with(|s| s.user_by_email(email).cloned())
+        self.read(|s| s.user_by_email(email).cloned())
     }
 
     pub fn group_by_name(&self, name: &str) -> Option<EmuGroup> {
-        self.with(|s| s.group_by_name(name).cloned())
+        self.read(|s| s.group_by_name(name).cloned())
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -174,7 +204,7 @@ impl HighQEmulator {
 
     /// Every successful change, in order.
     pub fn writes(&self) -> Vec<String> {
-        self.with(|s| s.writes.clone())
+        self.read(|s| s.writes.clone())
     }
 }
 
@@ -209,6 +239,10 @@ pub fn app(instance: &str, state: SharedHighQ) -> Router {
         .route("/groups/{id}/users", get(list_members).post(add_members))
         .route("/groups/{id}/users/{userid}", delete(remove_member))
         .route_layer(middleware::from_fn_with_state(state.clone(), gate))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
         .with_state(state.clone());
     let inner = Router::new()
         .route("/api/oauth2/token", post(token))
@@ -216,13 +250,44 @@ pub fn app(instance: &str, state: SharedHighQ) -> Router {
             "/authorize.action",
             get(authorize_form).post(authorize_submit),
         )
-        .with_state(state)
+        .with_state(state.clone())
         .nest("/api/{version}", api);
     let instance = instance.trim_matches('/');
-    if instance.is_empty() {
+    let served = if instance.is_empty() {
         inner
     } else {
         Router::new().nest(&format!("/{instance}"), inner)
+    };
+    served.route(
+        "/_emulator/requests",
+        get(move || {
+            let state = state.clone();
+            async move { counts_json(&state.lock().expect("emulator lock").requests) }
+        }),
+    )
+}
+
+/// The kind a request is counted as: `highq.` and what the call does.
+fn request_kind(method: &axum::http::Method, path: &str) -> &'static str {
+    use axum::http::Method;
+    // Inside the router nested at `/api/{version}` the path starts after it.
+    let after_version = match path.split_once("/api/") {
+        Some((_, rest)) => rest.split_once('/').map_or("", |(_, rest)| rest),
+        None => path,
+    };
+    let parts: Vec<&str> = after_version.split('/').filter(|p| !p.is_empty()).collect();
+    match (method, parts.as_slice()) {
+        (&Method::GET, ["users"]) => "highq.list_users",
+        (&Method::POST, ["users"]) => "highq.create_user",
+        (&Method::GET, ["users", _]) => "highq.get_user",
+        (&Method::PUT, ["users", _]) => "highq.update_user",
+        (&Method::GET, ["groups"]) => "highq.list_groups",
+        (&Method::POST, ["groups"]) => "highq.create_group",
+        (&Method::PUT, ["groups", _]) => "highq.update_group",
+        (&Method::GET, ["groups", _, "users"]) => "highq.list_members",
+        (&Method::POST, ["groups", _, "users"]) => "highq.add_members",
+        (&Method::DELETE, ["groups", _, "users", _]) => "highq.remove_member",
+        _ => "highq.other",
     }
 }
 
@@ -265,13 +330,17 @@ fn too_many_requests(state: &mut HighQState, reset: u64) -> Response {
     response
 }
 
-/// Everything in front of the API handlers: request counting, injected faults, rate limits,
+/// Everything in front of the API handlers (behind the window limit, `rate_limit.rs`): request
+/// counting, injected faults and rate limits,
 /// `Accept: application/json` and the bearer token.
 async fn gate(State(state): State<SharedHighQ>, request: Request, next: Next) -> Response {
     let mut latency = Duration::ZERO;
     let mut lose_answer = false;
     {
         let mut s = state.lock().expect("emulator lock");
+        s.requests
+            .count(request_kind(request.method(), request.uri().path()));
+        latency += s.latency.draw();
         s.api_requests += 1;
         let n = s.api_requests;
         let now = epoch_secs();
@@ -303,17 +372,6 @@ async fn gate(State(state): State<SharedHighQ>, request: Request, next: Next) ->
                     s.limited_until = Some(reset);
                     return too_many_requests(&mut s, reset);
                 }
-            }
-        }
-        if let Some(limit) = s.rate_limit {
-            let window = limit.window_secs.max(1);
-            let current = now as u64 / window;
-            if s.window.0 != current {
-                s.window = (current, 0);
-            }
-            s.window.1 += 1;
-            if s.window.1 > limit.max_requests {
-                return too_many_requests(&mut s, (current + 1) * window);
             }
         }
         let accepts_json =
@@ -362,6 +420,12 @@ async fn token(
     State(state): State<SharedHighQ>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    let latency = {
+        let s = state.lock().expect("emulator lock");
+        s.requests.count("highq.token");
+        s.latency
+    };
+    latency.wait().await;
     match state.lock().expect("emulator lock").token(&form) {
         Ok(body) => Json(body).into_response(),
         Err((status, body)) => (
@@ -469,13 +533,9 @@ async fn get_user(
     Query(query): Query<UserQuery>,
 ) -> Response {
     let by_email = query.kind.is_some_and(|k| k.eq_ignore_ascii_case("email"));
-    answer(
-        state
-            .lock()
-            .expect("emulator lock")
-            .get_user(&key, by_email),
-        StatusCode::OK,
-    )
+    let mut s = state.lock().expect("emulator lock");
+    s.refresh_indexes();
+    answer(s.get_user(&key, by_email), StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -489,7 +549,7 @@ async fn list_users(
     State(state): State<SharedHighQ>,
     Query(query): Query<ListUsersQuery>,
 ) -> Response {
-    let s = state.lock().expect("emulator lock");
+    let mut s = state.lock().expect("emulator lock");
     answer(
         s.list_users(
             query.status.as_deref(),
@@ -565,11 +625,28 @@ async fn update_group(
     answer(result, StatusCode::OK)
 }
 
+/// The most users one `POST /groups/{id}/users` may list. HighQ documents no maximum; the adapter's
+/// `member_batch_size` defaults to this, and a larger batch is refused with a clear error.
+pub const MAX_USERS_PER_ADD: usize = 500;
+
 async fn add_members(
     State(state): State<SharedHighQ>,
     Path((_version, id)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
+    let listed = body
+        .get("userid")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if listed > MAX_USERS_PER_ADD {
+        return failure(ApiFailure {
+            status: 400,
+            code: Some(306),
+            summary: format!(
+                "At most {MAX_USERS_PER_ADD} users can be added to a group in one request; this one lists {listed}"
+            ),
+        });
+    }
     let result =
         group_id(&id).and_then(|id| state.lock().expect("emulator lock").add_members(id, &body));
     answer(result, StatusCode::OK)
@@ -594,4 +671,35 @@ async fn remove_member(
             .remove_member(id, &user)
     });
     answer(result, StatusCode::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::request_kind;
+
+    #[test]
+    fn requests_are_counted_by_what_they_do_with_or_without_the_nesting_prefix() {
+        for (method, path, kind) in [
+            (Method::POST, "/highq/api/16/users", "highq.create_user"),
+            (Method::POST, "/users", "highq.create_user"),
+            (Method::GET, "/users", "highq.list_users"),
+            (Method::GET, "/users/a@b.com", "highq.get_user"),
+            (Method::PUT, "/users/12", "highq.update_user"),
+            (Method::GET, "/groups", "highq.list_groups"),
+            (Method::POST, "/groups", "highq.create_group"),
+            (Method::PUT, "/groups/3", "highq.update_group"),
+            (Method::GET, "/groups/3/users", "highq.list_members"),
+            (
+                Method::POST,
+                "/highq/api/16/groups/3/users",
+                "highq.add_members",
+            ),
+            (Method::DELETE, "/groups/3/users/12", "highq.remove_member"),
+            (Method::PATCH, "/groups/3", "highq.other"),
+        ] {
+            assert_eq!(request_kind(&method, path), kind, "{method} {path}");
+        }
+    }
 }

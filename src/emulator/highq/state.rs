@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::faults::{Fault, RateLimit};
+use super::rate_limit::RateLimitLog;
 use crate::domain::{GroupKind, Role, UserStatus};
+use crate::emulator::{Latency, RequestCounts};
 
 /// The longest text field HighQ accepts.
 pub const MAX_FIELD_CHARS: usize = 512;
@@ -99,10 +101,19 @@ pub struct OAuth {
 }
 
 /// Everything the emulator knows; tests read and change it through the handle.
+///
+/// Every API request costs the same whatever the number of users and groups held: users are
+/// indexed by lowercase email, groups by lowercase name, and user listings by status. The
+/// indexes follow the API's own changes; a change made to `users` or `groups` directly (through
+/// the handle's `with`) marks them stale, and they are rebuilt once, at the next API request.
 #[derive(Debug)]
 pub struct HighQState {
     pub users: BTreeMap<u64, EmuUser>,
     pub groups: BTreeMap<u64, EmuGroup>,
+    /// Added to every request (the token endpoint's too).
+    pub latency: Latency,
+    /// Requests served, by kind (`highq.create_user` …), the token endpoint's included.
+    pub requests: RequestCounts,
     pub oauth: OAuth,
     pub faults: Vec<Fault>,
     pub rate_limit: Option<RateLimit>,
@@ -115,8 +126,56 @@ pub struct HighQState {
     /// The most users `GET /users` returns per page, whatever `limit` asks.
     pub max_page_size: usize,
     pub(super) limited_until: Option<u64>,
-    pub(super) window: (u64, u32),
+    /// What the window limit let through (`rate_limit.rs`).
+    pub rate_limit_log: RateLimitLog,
     next_id: u64,
+    indexes: Indexes,
+}
+
+/// Look-ups that would otherwise scan every user or group.
+#[derive(Debug, Default)]
+struct Indexes {
+    /// Set when the state may have been changed behind the API's back.
+    stale: bool,
+    /// `users.len()` and `groups.len()` when the indexes were last right.
+    users: usize,
+    groups: usize,
+    /// Lowercase email → the IDs with it, lowest first (more than one only for users made by
+    /// hand: the API refuses a taken address).
+    email: MultiIndex,
+    /// Lowercase group name → the IDs with it, lowest first.
+    name: MultiIndex,
+    /// `GET /users` listings, by status filter, in ID order; dropped at any user change.
+    listings: HashMap<Option<UserStatus>, Vec<u64>>,
+}
+
+/// A lowercase key → IDs map, lowest ID first.
+#[derive(Debug, Default)]
+struct MultiIndex(HashMap<String, Vec<u64>>);
+
+impl MultiIndex {
+    fn first(&self, key: &str) -> Option<u64> {
+        self.0
+            .get(&key.to_ascii_lowercase())
+            .and_then(|ids| ids.first().copied())
+    }
+
+    fn insert(&mut self, key: &str, id: u64) {
+        let ids = self.0.entry(key.to_ascii_lowercase()).or_default();
+        if let Err(at) = ids.binary_search(&id) {
+            ids.insert(at, id);
+        }
+    }
+
+    fn remove(&mut self, key: &str, id: u64) {
+        let key = key.to_ascii_lowercase();
+        if let Some(ids) = self.0.get_mut(&key) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.0.remove(&key);
+            }
+        }
+    }
 }
 
 fn new_token() -> String {
@@ -133,6 +192,8 @@ impl HighQState {
         Self {
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
+            latency: Latency::NONE,
+            requests: RequestCounts::default(),
             oauth: OAuth {
                 client_id: client_id.to_owned(),
                 client_secret: client_secret.to_owned(),
@@ -150,9 +211,60 @@ impl HighQState {
             writes: Vec::new(),
             max_page_size: 100,
             limited_until: None,
-            window: (0, 0),
+            rate_limit_log: RateLimitLog::default(),
             next_id: 100,
+            indexes: Indexes::default(),
         }
+    }
+
+    /// Says that `users` or `groups` may have been changed directly (the handle's `with` does).
+    pub fn mark_changed(&mut self) {
+        self.indexes.stale = true;
+    }
+
+    fn indexes_fresh(&self) -> bool {
+        !self.indexes.stale
+            && self.indexes.users == self.users.len()
+            && self.indexes.groups == self.groups.len()
+    }
+
+    /// Rebuilds the indexes if anything changed behind the API's back: O(users + groups) once,
+    /// then every look-up is constant time again.
+    pub(super) fn refresh_indexes(&mut self) {
+        if self.indexes_fresh() {
+            return;
+        }
+        let mut indexes = Indexes {
+            users: self.users.len(),
+            groups: self.groups.len(),
+            ..Indexes::default()
+        };
+        for user in self.users.values() {
+            indexes.email.insert(&user.email, user.id);
+        }
+        for group in self.groups.values() {
+            indexes.name.insert(&group.name, group.id);
+        }
+        self.indexes = indexes;
+    }
+
+    /// User `id` was added or changed; its email was `old` (if it had one before).
+    fn index_user(&mut self, id: u64, old: Option<&str>) {
+        self.indexes.listings.clear();
+        if let Some(old) = old {
+            self.indexes.email.remove(old, id);
+        }
+        self.indexes.email.insert(&self.users[&id].email, id);
+        self.indexes.users = self.users.len();
+    }
+
+    /// Group `id` was added or renamed; its name was `old` (if it had one before).
+    fn index_group(&mut self, id: u64, old: Option<&str>) {
+        if let Some(old) = old {
+            self.indexes.name.remove(old, id);
+        }
+        self.indexes.name.insert(&self.groups[&id].name, id);
+        self.indexes.groups = self.groups.len();
     }
 
     fn next_id(&mut self) -> u64 {
@@ -172,6 +284,7 @@ impl HighQState {
         last_name: &str,
         status: UserStatus,
     ) -> u64 {
+        self.refresh_indexes();
         let id = self.next_id();
         self.users.insert(
             id,
@@ -188,11 +301,13 @@ impl HighQState {
                 source_type: None,
             },
         );
+        self.index_user(id, None);
         id
     }
 
     /// A (system) group made by hand in HighQ.
     pub fn add_manual_group(&mut self, name: &str, members: impl IntoIterator<Item = u64>) -> u64 {
+        self.refresh_indexes();
         let id = self.next_id();
         self.groups.insert(
             id,
@@ -206,6 +321,7 @@ impl HighQState {
                 members: members.into_iter().collect(),
             },
         );
+        self.index_group(id, None);
         id
     }
 
@@ -215,13 +331,35 @@ impl HighQState {
         code
     }
 
+    /// Constant time while the indexes are fresh (always, between API requests); a scan
+    /// otherwise.
     pub fn user_by_email(&self, email: &str) -> Option<&EmuUser> {
+        if self.indexes_fresh() {
+            let found = self
+                .indexes
+                .email
+                .first(email)
+                .and_then(|id| self.users.get(&id));
+            if found.is_none_or(|u| u.email.eq_ignore_ascii_case(email)) {
+                return found;
+            }
+        }
         self.users
             .values()
             .find(|u| u.email.eq_ignore_ascii_case(email))
     }
 
     pub fn group_by_name(&self, name: &str) -> Option<&EmuGroup> {
+        if self.indexes_fresh() {
+            let found = self
+                .indexes
+                .name
+                .first(name)
+                .and_then(|id| self.groups.get(&id));
+            if found.is_none_or(|g| g.name.eq_ignore_ascii_case(name)) {
+                return found;
+            }
+        }
         self.groups
             .values()
             .find(|g| g.name.eq_ignore_ascii_case(name))
@@ -339,7 +477,12 @@ impl HighQState {
 
     /// `GET /users?status=&limit=&offset=`; the page size is capped at `max_page_size`, and a
     /// page of one is a bare object, as HighQ does.
-    pub fn list_users(&self, status: Option<&str>, limit: Option<usize>, offset: usize) -> Answer {
+    pub fn list_users(
+        &mut self,
+        status: Option<&str>,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Answer {
         let status = match status.filter(|s| !s.is_empty()) {
             Some(s) => Some(
                 s.parse::<UserStatus>()
@@ -348,18 +491,27 @@ impl HighQState {
             None => None,
         };
         let limit = limit.unwrap_or(self.max_page_size).min(self.max_page_size);
-        let page: Vec<Value> = self
-            .users
-            .values()
-            .filter(|u| status.is_none_or(|s| u.status == s))
+        self.refresh_indexes();
+        let users = &self.users;
+        let listing = self.indexes.listings.entry(status).or_insert_with(|| {
+            users
+                .values()
+                .filter(|u| status.is_none_or(|s| u.status == s))
+                .map(|u| u.id)
+                .collect()
+        });
+        let page: Vec<Value> = listing
+            .iter()
             .skip(offset)
             .take(limit)
+            .filter_map(|id| users.get(id))
             .map(Self::user_json)
             .collect();
         Ok(json!({ "user": list_quirk(page) }))
     }
 
     pub fn create_user(&mut self, body: &Value) -> Answer {
+        self.refresh_indexes();
         let email = required_text(body, "email")?;
         check_email(&email)?;
         if self.user_by_email(&email).is_some() {
@@ -390,11 +542,14 @@ impl HighQState {
             "link": format!("/users/{}", user.id),
         });
         self.writes.push(format!("POST /users {}", user.email));
-        self.users.insert(user.id, user);
+        let id = user.id;
+        self.users.insert(id, user);
+        self.index_user(id, None);
         Ok(answer)
     }
 
     pub fn update_user(&mut self, key: &str, body: &Value) -> Answer {
+        self.refresh_indexes();
         let id: u64 = key.parse().map_err(|_| ApiFailure::user_not_found(key))?;
         let mut user = self
             .users
@@ -403,11 +558,7 @@ impl HighQState {
             .ok_or_else(|| ApiFailure::user_not_found(key))?;
         if let Some(email) = text(body, "email") {
             check_email(&email)?;
-            if self
-                .users
-                .values()
-                .any(|u| u.id != id && u.email.eq_ignore_ascii_case(&email))
-            {
+            if self.user_by_email(&email).is_some_and(|u| u.id != id) {
                 return Err(ApiFailure::new(
                     409,
                     121,
@@ -440,7 +591,8 @@ impl HighQState {
         fields.sort_unstable();
         self.writes
             .push(format!("PUT /users/{id} {}", fields.join(",")));
-        self.users.insert(id, user);
+        let old = self.users.insert(id, user).map(|u| u.email);
+        self.index_user(id, old.as_deref());
         Ok(json!({}))
     }
 
@@ -498,6 +650,7 @@ impl HighQState {
     }
 
     pub fn create_group(&mut self, body: &Value) -> Answer {
+        self.refresh_indexes();
         let name = required_text(body, "name")?;
         self.check_group_name(&name, None)?;
         let kind = match text(body, "type") {
@@ -518,11 +671,13 @@ impl HighQState {
             },
         );
         self.writes.push(format!("POST /groups {name}"));
+        self.index_group(id, None);
         Ok(json!({ "groupID": id, "link": format!("/groups/{id}") }))
     }
 
     /// `PUT /groups/{id}`: name and description (documented) and `type` (undocumented).
     pub fn update_group(&mut self, id: u64, body: &Value) -> Answer {
+        self.refresh_indexes();
         let mut group = self
             .groups
             .get(&id)
@@ -545,7 +700,8 @@ impl HighQState {
         fields.sort_unstable();
         self.writes
             .push(format!("PUT /groups/{id} {}", fields.join(",")));
-        self.groups.insert(id, group);
+        let old = self.groups.insert(id, group).map(|g| g.name);
+        self.index_group(id, old.as_deref());
         Ok(json!({}))
     }
 
@@ -805,6 +961,71 @@ mod tests {
             (400, Some("invalid_grant"))
         );
         assert!(s.token(&form(&second)).is_ok());
+    }
+
+    #[test]
+    fn look_ups_by_email_and_name_follow_changes_made_through_the_api_and_behind_its_back() {
+        let mut s = state();
+        let created = s
+            .create_user(&json!({"email": "Ann@X.com", "firstname": "A", "lastname": "A"}))
+            .unwrap();
+        let id = created["userid"].as_u64().unwrap();
+        assert_eq!(s.user_by_email("ann@x.com").map(|u| u.id), Some(id));
+        s.update_user(&id.to_string(), &json!({"email": "anne@x.com"}))
+            .unwrap();
+        assert!(s.user_by_email("ann@x.com").is_none());
+        assert_eq!(s.user_by_email("ANNE@x.com").map(|u| u.id), Some(id));
+        // The old address is free again; the new one is taken.
+        let taken =
+            s.create_user(&json!({"email": "anne@x.com", "firstname": "B", "lastname": "B"}));
+        assert_eq!(taken.unwrap_err().code, Some(121));
+        s.create_user(&json!({"email": "ann@x.com", "firstname": "B", "lastname": "B"}))
+            .unwrap();
+
+        // A test changes an address directly, then says so (the handle's `with` does).
+        s.users.get_mut(&id).unwrap().email = "direct@x.com".to_owned();
+        s.mark_changed();
+        assert_eq!(s.user_by_email("direct@x.com").map(|u| u.id), Some(id));
+        s.refresh_indexes();
+        assert_eq!(s.user_by_email("direct@x.com").map(|u| u.id), Some(id));
+        assert!(s.user_by_email("anne@x.com").is_none());
+
+        let group = s.create_group(&json!({"name": "Sales"})).unwrap()["groupID"]
+            .as_u64()
+            .unwrap();
+        s.update_group(group, &json!({"name": "Sales_1745313810193"}))
+            .unwrap();
+        assert!(s.group_by_name("sales").is_none());
+        assert_eq!(
+            s.group_by_name("SALES_1745313810193").map(|g| g.id),
+            Some(group)
+        );
+        s.create_group(&json!({"name": "Sales"})).unwrap();
+    }
+
+    #[test]
+    fn user_listings_by_status_follow_status_changes() {
+        let mut s = state();
+        let a = s.add_manual_user("a@x.com", "A", "A", UserStatus::Active);
+        let b = s.add_manual_user("b@x.com", "B", "B", UserStatus::Active);
+        let emails = |s: &mut HighQState, status: &str| -> Vec<String> {
+            let page = s.list_users(Some(status), None, 0).unwrap()["user"].clone();
+            let list = match page {
+                Value::Array(items) => items,
+                Value::Null => Vec::new(),
+                one => vec![one],
+            };
+            list.iter()
+                .map(|u| u["email"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(emails(&mut s, "active"), ["a@x.com", "b@x.com"]);
+        s.update_user(&a.to_string(), &json!({"status": "inactive"}))
+            .unwrap();
+        assert_eq!(emails(&mut s, "active"), ["b@x.com"]);
+        assert_eq!(emails(&mut s, "inactive"), ["a@x.com"]);
+        let page = s.list_users(None, Some(1), 1).unwrap();
+        assert_eq!(page["user"]["userid"], json!(b.to_string()));
     }
 
     #[test]

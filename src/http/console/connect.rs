@@ -182,6 +182,21 @@ async fn exchange(
     )
     .await;
     connected?;
+    // Issue 14: renewed credentials are a fix: they lift a quarantine.
+    if let Err(err) = crate::schedule::lift_quarantine_after_fix(
+        state.store().as_ref(),
+        state.auth.access().as_ref(),
+        &state.runner.context().settings.quarantine,
+        &crate::audit::Actor::of(caller),
+        Some(tenant),
+        tenant,
+        true,
+        state.auth.now(),
+    )
+    .await
+    {
+        tracing::error!(tenant = %tenant.key, %err, "could not lift the quarantine after a new HighQ grant");
+    }
     Ok(Redirect::to(&format!("/tenants/{}/check", tenant.key)).into_response())
 }
 

@@ -7,7 +7,10 @@
 mod admin;
 mod assets;
 mod connect;
+mod notifications;
 mod operator;
+mod pause;
+mod people_sync;
 mod reports;
 mod tenant;
 
@@ -29,7 +32,10 @@ pub(super) fn routes() -> Vec<Route> {
         reports::routes(),
         operator::routes(),
         connect::routes(),
+        notifications::routes(),
         admin::routes(),
+        pause::routes(),
+        people_sync::routes(),
     ]
     .into_iter()
     .flatten()
@@ -75,6 +81,7 @@ pub fn status_badge(status: RunStatus) -> (&'static str, &'static str) {
         RunStatus::Interrupted => ("Interrupted", "badge bad"),
         RunStatus::Held => ("Held for approval", "badge held"),
         RunStatus::Rejected => ("Rejected (held, not applied)", "badge held"),
+        RunStatus::Skipped => ("Skipped", "badge none"),
     }
 }
 

@@ -16,8 +16,10 @@ use super::tenant::{TenantSummary, count_rows};
 use super::{PageResult, Shell};
 use crate::auth::extract::{ConfigureTenant, Operate, Operator, Page, TenantAccess};
 use crate::domain::{AccessRole, DeactivationStatus, EntraObjectId, Role, TenantKey};
+use crate::http::people::proposed_groups;
 use crate::http::tenants::{group_counts, save_spec};
 use crate::http::{ApiError, AppState, Guard, Route};
+use crate::sync::what_if::{WhatIf, what_if};
 use crate::sync::{dry_run, probe_target};
 use crate::tenant::{GroupSpec, Tenant, TenantSpec};
 
@@ -262,7 +264,8 @@ async fn settings_page(Page(configure): Page<ConfigureTenant>) -> PageResult {
     Ok(settings_view(&configure, form, None).into_response())
 }
 
-/// What a change to the selected groups will do, one sentence a group (R12, R13).
+/// What a change to the selected groups will do, one sentence a group (R12, R13, and groups
+/// newly selected): any such change is confirmed after its what-if.
 fn consequences(
     current: &Tenant,
     next: &[GroupSpec],
@@ -299,6 +302,26 @@ fn consequences(
             Some(_) => {}
         }
     }
+    for added in next {
+        let Ok(id) = EntraObjectId::parse(&added.id) else {
+            continue;
+        };
+        if !current
+            .policy
+            .selected_groups
+            .iter()
+            .any(|g| g.entra_id == id)
+        {
+            out.push(format!(
+                "{} is newly selected as {}: at the next run its direct user members are created \
+                 in the target (or adopted by email, R4), activated if inactive, and added to a \
+                 new {} synced group.",
+                name_of(&id),
+                added.role,
+                added.role
+            ));
+        }
+    }
     out
 }
 
@@ -309,6 +332,8 @@ struct ConfirmPage {
     key: String,
     form: SettingsForm,
     consequences: Vec<String>,
+    /// Issue 14: what a run under the new groups would do, or why that could not be read.
+    what_if: Result<WhatIf, String>,
 }
 
 async fn save_settings(
@@ -337,11 +362,18 @@ async fn save_settings(
         };
         let consequences = consequences(current, &spec.groups, &names);
         if !consequences.is_empty() {
+            let what_if = match proposed_groups(&spec.groups) {
+                Ok(groups) => what_if(state.runner.context(), &current.key, groups)
+                    .await
+                    .map_err(|err| err.to_string()),
+                Err(err) => Err(err.to_string()),
+            };
             return Ok(ConfirmPage {
                 shell: Shell::of(&configure.caller),
                 key: configure.key.to_string(),
                 form,
                 consequences,
+                what_if,
             }
             .into_response());
         }
@@ -456,4 +488,56 @@ async fn preview(
         plan: Some(plan),
     }
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LITIGATION: &str = "00000000-0000-0000-0000-0000000000a1";
+    const PARTNERS: &str = "00000000-0000-0000-0000-0000000000a2";
+
+    fn tenant_selecting_litigation() -> Tenant {
+        serde_json::from_value(serde_json::json!({
+            "key": "acme",
+            "display_name": "Acme",
+            "entra_tenant_id": "00000000-0000-0000-0000-00000000000e",
+            "time_zone": "Europe/London",
+            "report_retention": 3,
+            "policy": {
+                "selected_groups": [{"entra_id": LITIGATION, "role": "internal"}],
+                "deactivation_status": "inactive",
+                "deletion_threshold": 500
+            }
+        }))
+        .unwrap()
+    }
+
+    fn spec(id: &str, role: &str) -> GroupSpec {
+        GroupSpec {
+            id: id.to_owned(),
+            role: role.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_newly_selected_group_is_a_consequence_so_its_what_if_is_shown_before_saving() {
+        let current = tenant_selecting_litigation();
+        let names = vec![(
+            EntraObjectId::parse(PARTNERS).unwrap(),
+            "Partners".to_owned(),
+        )];
+        let added = consequences(
+            &current,
+            &[spec(LITIGATION, "internal"), spec(PARTNERS, "basic")],
+            &names,
+        );
+        assert_eq!(added.len(), 1, "{added:?}");
+        assert!(
+            added[0].starts_with(&format!("Partners ({PARTNERS}) is newly selected as basic")),
+            "{added:?}"
+        );
+        let unchanged = consequences(&current, &[spec(LITIGATION, "internal")], &names);
+        assert!(unchanged.is_empty(), "{unchanged:?}");
+    }
 }

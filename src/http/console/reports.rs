@@ -88,9 +88,10 @@ async fn reports(
         None => None,
         Some("manual") => Some(TriggerKind::Manual),
         Some("automatic") => Some(TriggerKind::Automatic),
+        Some("on_demand") => Some(TriggerKind::OnDemand),
         Some(other) => {
             return Err(ApiError::BadRequest(format!(
-                "trigger {other:?} is neither manual nor automatic"
+                "trigger {other:?} is not manual, automatic or on_demand"
             ))
             .into());
         }
@@ -145,6 +146,7 @@ async fn reports(
         RunStatus::Failed,
         RunStatus::Held,
         RunStatus::Rejected,
+        RunStatus::Skipped,
     ]
     .into_iter()
     .map(|s| (s.as_str(), status_badge(s).0))

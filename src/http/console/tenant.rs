@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Redirect};
 use futures::Stream;
 use serde::Deserialize;
 
+use super::pause::{PauseView, ScheduleView, schedule_view};
 use super::{PageResult, Shell, local_time, status_badge, trigger_text};
 use crate::auth::extract::{Operate, Page, Read, Signed, TenantAccess};
 use crate::domain::AccessRole;
@@ -79,6 +80,8 @@ struct TenantRow {
     last_run: String,
     next_midnight: String,
     zone: String,
+    /// Issue 14: "Paused" or "Quarantined", beside the status.
+    mark: Option<(&'static str, &'static str, String)>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -88,6 +91,9 @@ struct TenantsPage {
     tenants: Vec<TenantRow>,
     /// The caller's grants, for a person without an operator's view.
     grants: Vec<(String, &'static str)>,
+    /// Issue 14: the global pause, if on (times in UTC: it spans tenants).
+    service_pause: Option<PauseView>,
+    max_reason: usize,
 }
 
 /// A tenant's state at a glance, from its latest run.
@@ -101,7 +107,31 @@ fn tenant_badge(latest: Option<&RunRecord>) -> (&'static str, &'static str) {
         Some(RunStatus::Interrupted) => ("Interrupted", "badge bad"),
         Some(RunStatus::CompletedWithErrors) => ("Healthy, with errors", "badge warn"),
         Some(RunStatus::Succeeded) => ("Healthy", "badge ok"),
+        Some(RunStatus::Skipped) => ("Skipped its midnight", "badge none"),
     }
+}
+
+/// Issue 14: the mark beside a tenant's status: paused, or quarantined (worked out only when its
+/// latest run failed or was skipped, so the list stays cheap).
+async fn tenant_mark(
+    state: &AppState,
+    tenant: &Tenant,
+    latest: Option<&RunRecord>,
+) -> Result<Option<(&'static str, &'static str, String)>, crate::store::StoreError> {
+    if let Some(pause) = state.store().tenant_pause(&tenant.key).await? {
+        return Ok(Some((
+            "Paused",
+            "badge held",
+            crate::schedule::paused_by(tenant.time_zone, &pause),
+        )));
+    }
+    if !latest.is_some_and(|r| matches!(r.status, RunStatus::Failed | RunStatus::Skipped)) {
+        return Ok(None);
+    }
+    let policy = state.runner.context().settings.quarantine;
+    let quarantine =
+        crate::schedule::quarantine_of(state.store().as_ref(), &policy, tenant).await?;
+    Ok(quarantine.map(|q| ("Quarantined", "badge bad", q.reason(tenant.time_zone))))
 }
 
 /// The Tenants page, the console's start: every tenant for an operator, one's own otherwise.
@@ -116,7 +146,9 @@ pub async fn tenants_page(
             continue;
         }
         let latest = state.store().runs(&tenant.key, 1).await?.into_iter().next();
+        let mark = tenant_mark(&state, &tenant, latest.as_ref()).await?;
         tenants.push(TenantRow {
+            mark,
             key: tenant.key.to_string(),
             name: tenant.display_name.clone(),
             badge: tenant_badge(latest.as_ref()),
@@ -140,10 +172,17 @@ pub async fn tenants_page(
         .iter()
         .map(|(key, role)| (key.to_string(), role.as_str()))
         .collect();
+    let service_pause = state
+        .store()
+        .service_pause()
+        .await?
+        .map(|p| PauseView::of(chrono_tz::UTC, &p));
     Ok(TenantsPage {
         shell: Shell::of(&caller),
         tenants,
         grants,
+        service_pause,
+        max_reason: crate::http::pause::MAX_PAUSE_REASON,
     }
     .into_response())
 }
@@ -172,6 +211,12 @@ fn notice_text(query: &TenantQuery) -> Option<(String, &'static str)> {
              midnight, or forced) plans afresh and is held again if it still deactivates too many."
         ),
         "saved" => "The tenant's configuration was saved.".to_owned(),
+        "paused" => "Paused: midnights are skipped (and recorded as skipped) and no run starts \
+                     until the tenant is resumed."
+            .to_owned(),
+        "resumed" => "Resumed: the next midnight runs. Skipped midnights are not run again; force \
+                      a sync to run now."
+            .to_owned(),
         _ => return None,
     };
     Some((text, "notice ok"))
@@ -233,6 +278,9 @@ struct TenantPage {
     held: Option<HeldView>,
     running: Option<RunningView>,
     recent: Vec<RunRow>,
+    /// Issue 14: paused or quarantined, by whom, since when, why.
+    schedule: ScheduleView,
+    max_reason: usize,
 }
 
 /// A tenant's settings as the console shows them.
@@ -407,7 +455,10 @@ async fn tenant_page(
             run: run.id,
             fragment: ProgressFragment::of(tenant, &run),
         });
+    let schedule = schedule_view(&state, tenant).await?;
     Ok(TenantPage {
+        schedule,
+        max_reason: crate::http::pause::MAX_PAUSE_REASON,
         shell: Shell::of(&access.caller),
         notice: notice_text(&query),
         can_operate: access.role != AccessRole::Viewer,

@@ -30,7 +30,8 @@ use self::auth::SignIn;
 use self::http::{GetError, GetRequest, RetryBudget, RetryPolicy, StatsCounter, get_with_retries};
 use self::wire::{GraphGroup, GraphPage, USER_SELECT};
 use super::{
-    DirectorySource, GroupCount, GroupCountOutcome, SourceError, SourceFetch, UserPresence,
+    DirectorySource, GroupCount, GroupCountOutcome, PersonFetch, PersonOutcome, SharedUsers,
+    SourceError, SourceFetch, UserPresence,
 };
 use crate::domain::EntraObjectId;
 use crate::plan::{
@@ -318,6 +319,99 @@ impl GraphSource {
         Ok(group.display_name.unwrap_or_default())
     }
 
+    /// Issue 14: one person, `GET /users/{id | userPrincipalName}`, then the groups they are a
+    /// direct member of, `GET /users/{id}/memberOf/microsoft.graph.group` (every page), kept
+    /// to `groups`.
+    async fn fetch_person(
+        &self,
+        asked: &str,
+        groups: &[EntraObjectId],
+        stats: &StatsCounter,
+    ) -> Result<PersonOutcome, SourceError> {
+        let mut budget = RetryBudget::default();
+        let failed = |what: &str, err: &GetError| match self.refusal_or_failure(what, err) {
+            GroupRead::Refused(reason) => Err(SourceError::Authentication(reason)),
+            _ => Ok(PersonOutcome::Failed {
+                reason: format!("{what}: {}", err.describe()),
+            }),
+        };
+        let url = self.url(&format!(
+            "/v1.0/users/{}?$select={USER_SELECT}",
+            path_segment(asked)
+        ));
+        let body = match self.get(&url, false, &mut budget, stats).await {
+            Ok(body) => body,
+            Err(GetError::Token(e)) => return Err(e),
+            Err(err)
+                if matches!(&err, GetError::Status { status, .. } if *status == StatusCode::NOT_FOUND)
+                    && err.graph_code() == Some("Request_ResourceNotFound") =>
+            {
+                return Ok(PersonOutcome::NotFound);
+            }
+            Err(err) => return failed("reading the user failed", &err),
+        };
+        let user = match serde_json::from_slice::<serde_json::Value>(&body)
+            .map_err(|e| format!("the user's answer is not the JSON Graph sends: {e}"))
+            .and_then(wire::member_entry)
+        {
+            Ok(wire::MemberEntry::User { user, .. }) => user,
+            Ok(wire::MemberEntry::NotAUser { odata_type, .. }) => {
+                return Ok(PersonOutcome::Failed {
+                    reason: format!("Graph answered with a {odata_type}, not a user"),
+                });
+            }
+            Err(reason) => return Ok(PersonOutcome::Failed { reason }),
+        };
+        let mut member_of = Vec::new();
+        let mut url = self.url(&format!(
+            "/v1.0/users/{}/memberOf/microsoft.graph.group?$select=id,displayName&$top=999",
+            user.id
+        ));
+        let mut links_followed: HashSet<String> = HashSet::new();
+        loop {
+            let body = match self.get(&url, false, &mut budget, stats).await {
+                Ok(body) => body,
+                Err(GetError::Token(e)) => return Err(e),
+                Err(err) => return failed("reading the user's group memberships failed", &err),
+            };
+            let page: GraphPage<GraphGroup> = match serde_json::from_slice(&body) {
+                Ok(page) => page,
+                Err(e) => {
+                    return Ok(PersonOutcome::Failed {
+                        reason: format!(
+                            "the user's group memberships are not the JSON Graph sends: {e}"
+                        ),
+                    });
+                }
+            };
+            for group in page.value.unwrap_or_default() {
+                if let Some(selected) = groups
+                    .iter()
+                    .find(|g| g.to_string().eq_ignore_ascii_case(&group.id))
+                {
+                    if !member_of.contains(selected) {
+                        member_of.push(selected.clone());
+                    }
+                }
+            }
+            match page.next_link {
+                Some(next) if self.same_origin(&next) && links_followed.insert(next.clone()) => {
+                    url = next
+                }
+                Some(next) => {
+                    return Ok(PersonOutcome::Failed {
+                        reason: format!(
+                            "the user's group memberships link to {:?}, which was not followed",
+                            wire::truncate(&next, 200)
+                        ),
+                    });
+                }
+                None => break,
+            }
+        }
+        Ok(PersonOutcome::Found { user, member_of })
+    }
+
     /// Checks that a `@odata.nextLink` stays on the Graph host before a token is sent there.
     fn same_origin(&self, link: &str) -> bool {
         let Ok(link) = url::Url::parse(link) else {
@@ -471,7 +565,12 @@ impl GraphSource {
     }
 
     #[instrument(skip_all, fields(tenant = %self.sign_in.tenant_id, group = %id))]
-    async fn fetch_one(&self, id: &EntraObjectId, stats: &StatsCounter) -> (GroupRead, Vec<Note>) {
+    async fn fetch_one(
+        &self,
+        id: &EntraObjectId,
+        stats: &StatsCounter,
+        shared: &SharedUsers,
+    ) -> (GroupRead, Vec<Note>) {
         let mut budget = RetryBudget::default();
         let raw_name = match self.read_group(id, &mut budget, stats).await {
             Ok(name) => name,
@@ -495,7 +594,7 @@ impl GraphSource {
                 (
                     GroupRead::Outcome(GroupOutcome::Found {
                         display_name,
-                        members,
+                        members: shared.share(members),
                     }),
                     notes,
                 )
@@ -597,6 +696,19 @@ fn user_note(user: &EntraUser, message: String) -> Note {
 }
 
 /// When every group was refused (401/403), the read as a whole failed to authenticate.
+/// `text` as one URL path segment: unreserved characters and `@` as they are, the rest
+/// percent-encoded (a UPN may hold `'`, `#` or `/`).
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn all_refused<T>(reads: &[Result<T, String>]) -> Option<SourceError> {
     let first = reads.first()?.as_ref().err()?.clone();
     reads
@@ -607,6 +719,56 @@ fn all_refused<T>(reads: &[Result<T, String>]) -> Option<SourceError> {
 
 #[async_trait]
 impl DirectorySource for GraphSource {
+    /// `GET /v1.0/applications(appId='…')?$select=passwordCredentials,keyCredentials`: needs
+    /// `Application.Read.All`, and the registration must live in this directory (a multi-tenant
+    /// app's lives in its publisher's); otherwise the reason, for a configured expiry to be used.
+    async fn app_credential_expiry(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Credential {
+            end_date_time: Option<chrono::DateTime<chrono::Utc>>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Registration {
+            #[serde(default)]
+            password_credentials: Vec<Credential>,
+            #[serde(default)]
+            key_credentials: Vec<Credential>,
+        }
+        let stats = StatsCounter::default();
+        let mut budget = RetryBudget::default();
+        let url = self.url(&format!(
+            "/v1.0/applications(appId='{}')?$select=passwordCredentials,keyCredentials",
+            self.sign_in.client_id
+        ));
+        let body = match self.get(&url, false, &mut budget, &stats).await {
+            Ok(body) => body,
+            Err(err) if err.graph_code() == Some("Authorization_RequestDenied") => {
+                return Err(format!(
+                    "app {} may not read its own registration (Application.Read.All is not \
+                     granted): set source.credential_expires_at instead",
+                    self.sign_in.client_id
+                ));
+            }
+            Err(err) => {
+                return Err(format!(
+                    "reading app {}'s registration failed: {}",
+                    self.sign_in.client_id,
+                    err.describe()
+                ));
+            }
+        };
+        let registration: Registration = serde_json::from_slice(&body)
+            .map_err(|e| format!("the app registration is not the JSON Graph sends: {e}"))?;
+        Ok(registration
+            .password_credentials
+            .iter()
+            .chain(&registration.key_credentials)
+            .filter_map(|c| c.end_date_time)
+            .max())
+    }
+
     #[instrument(skip_all, fields(tenant = %self.sign_in.tenant_id, groups = groups.len()), err)]
     async fn fetch_groups(&self, groups: &[EntraObjectId]) -> Result<SourceFetch, SourceError> {
         self.fetch_groups_with_progress(groups, &|| {}).await
@@ -620,10 +782,12 @@ impl DirectorySource for GraphSource {
         // Sign in first: a token failure stops the whole read with one clear sentence.
         self.token().await?;
         let stats = StatsCounter::default();
+        let shared = SharedUsers::default();
         let reads = groups.iter().map(|id| {
             let stats = &stats;
+            let shared = &shared;
             async move {
-                let (read, notes) = self.fetch_one(id, stats).await;
+                let (read, notes) = self.fetch_one(id, stats, shared).await;
                 let read = match read {
                     GroupRead::Outcome(outcome) => Ok(outcome),
                     GroupRead::Refused(reason) => Err(reason),
@@ -683,6 +847,24 @@ impl DirectorySource for GraphSource {
                 outcome: read.unwrap_or_else(|reason| GroupCountOutcome::Failed { reason }),
             })
             .collect())
+    }
+
+    #[instrument(skip_all, fields(tenant = %self.sign_in.tenant_id, people = people.len()), err)]
+    async fn fetch_people(
+        &self,
+        people: &[String],
+        groups: &[EntraObjectId],
+    ) -> Result<Vec<PersonFetch>, SourceError> {
+        self.token().await?;
+        let stats = StatsCounter::default();
+        let mut fetched = Vec::with_capacity(people.len());
+        for asked in people {
+            fetched.push(PersonFetch {
+                asked: asked.clone(),
+                outcome: self.fetch_person(asked, groups, &stats).await?,
+            });
+        }
+        Ok(fetched)
     }
 
     #[instrument(skip_all, fields(tenant = %self.sign_in.tenant_id, user = %user), err)]

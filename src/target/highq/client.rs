@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::error::HighQError;
+use super::pacing::{Allowance, Pacer};
 use super::token::{TokenStore, TokenStoreError};
 use super::wire::{ApiErrorBody, field, flex_string, flex_u64};
 
@@ -32,6 +33,9 @@ pub(crate) struct ClientSettings {
     pub max_retries: u32,
     pub retry_base: Duration,
     pub request_timeout: Duration,
+    /// Calls in flight at first, and at most (see [`Pacer`]).
+    pub initial_in_flight: usize,
+    pub max_in_flight: usize,
 }
 
 /// Counters worth showing in a run's report and asserting in tests.
@@ -43,6 +47,8 @@ pub struct HighQStats {
     pub retries: u32,
     /// Access tokens obtained with the refresh token.
     pub token_refreshes: u32,
+    /// Calls held back until a rate-limit window reset, instead of being sent into a 429.
+    pub paced_waits: u32,
 }
 
 #[derive(Default)]
@@ -108,6 +114,7 @@ pub(crate) struct Client {
     store: Arc<dyn TokenStore>,
     auth: Mutex<AuthState>,
     counters: Counters,
+    pacer: Pacer,
 }
 
 impl Client {
@@ -118,8 +125,10 @@ impl Client {
             .user_agent(concat!("dirsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| format!("the HTTP client could not be built: {err}"))?;
+        let pacer = Pacer::new(settings.initial_in_flight, settings.max_in_flight);
         Ok(Self {
             http,
+            pacer,
             settings,
             store,
             auth: Mutex::default(),
@@ -132,7 +141,13 @@ impl Client {
             rate_limit_waits: self.counters.rate_limit_waits.load(Ordering::Relaxed),
             retries: self.counters.retries.load(Ordering::Relaxed),
             token_refreshes: self.counters.token_refreshes.load(Ordering::Relaxed),
+            paced_waits: self.pacer.held(),
         }
+    }
+
+    /// Calls the pacer lets be in flight at most: what callers may keep busy.
+    pub fn max_in_flight(&self) -> usize {
+        self.pacer.max_in_flight()
     }
 
     fn url(&self, segments: &[String], query: &[(&'static str, String)]) -> Url {
@@ -161,7 +176,7 @@ impl Client {
         url
     }
 
-    /// Sends `call`, waiting out 429s, refreshing the access token once on 401 and retrying
+    /// Sends `call` when the pacer lets it out, waiting out 429s, refreshing the access token once on 401 and retrying
     /// transient failures; returns the JSON body (`Null` when empty).
     pub async fn send(&self, call: Call) -> Result<Value, HighQError> {
         let url = self.url(&call.path, &call.query);
@@ -178,9 +193,17 @@ impl Client {
             if let Some(body) = &call.body {
                 request = request.json(body);
             }
+            let permit = self.pacer.acquire().await;
             let response = match request.send().await {
-                Ok(response) => response,
+                Ok(response) => {
+                    let throttled = response.status() == StatusCode::TOO_MANY_REQUESTS;
+                    self.pacer
+                        .answered(Allowance::from_headers(response.headers()), throttled);
+                    drop(permit);
+                    response
+                }
                 Err(err) => {
+                    drop(permit);
                     let failure = HighQError::Unavailable(describe_transport(&err));
                     // A refused connection never reached HighQ, so even a create can be resent.
                     if (call.retry_server_errors || err.is_connect())
@@ -332,6 +355,7 @@ impl Client {
             auth.unsaved = Some(grant.refresh_token.unwrap_or(refresh_token));
             return Err(store_failed("saved")(err));
         }
+        self.record_refresh_expiry(grant.refresh_expires_in).await;
         self.counters
             .token_refreshes
             .fetch_add(1, Ordering::Relaxed);
@@ -367,9 +391,23 @@ impl Client {
                 action: "saved",
                 detail: err.to_string(),
             })?;
+        self.record_refresh_expiry(grant.refresh_expires_in).await;
         self.auth.lock().await.access =
             Some((grant.access_token, Instant::now() + grant.expires_in));
         Ok(())
+    }
+
+    /// Issue 14 item 6: keeps when the refresh token expires, for the expiry warnings. Not
+    /// keeping it costs only a warning, so a failure is logged, never returned.
+    async fn record_refresh_expiry(&self, expires_in: Option<Duration>) {
+        let Some(expires_in) = expires_in else {
+            return;
+        };
+        let expires_at = chrono::Utc::now()
+            + chrono::Duration::from_std(expires_in).unwrap_or(chrono::Duration::zero());
+        if let Err(err) = self.store.record_refresh_expiry(expires_at).await {
+            tracing::warn!(%err, "could not keep the HighQ refresh token's expiry");
+        }
     }
 
     async fn request_token(&self, grant: &[(&str, &str)]) -> Result<Grant, HighQError> {
@@ -417,6 +455,8 @@ impl Client {
             access_token: SecretString::from(access_token),
             expires_in: Duration::from_secs(flex_u64(field(&body, "expires_in")).unwrap_or(300)),
             refresh_token: flex_string(field(&body, "refresh_token")).map(SecretString::from),
+            refresh_expires_in: flex_u64(field(&body, "refresh_token_expires_in"))
+                .map(Duration::from_secs),
         })
     }
 }
@@ -425,6 +465,8 @@ struct Grant {
     access_token: SecretString,
     expires_in: Duration,
     refresh_token: Option<SecretString>,
+    /// How long the refresh token works (`refresh_token_expires_in`), when HighQ says.
+    refresh_expires_in: Option<Duration>,
 }
 
 fn describe_transport(err: &reqwest::Error) -> String {

@@ -22,6 +22,14 @@ pub trait TokenStore: Send + Sync {
     /// refresh rotates the refresh token, so two at once would spend the same token twice). The
     /// refresh ends when the returned value is committed or dropped.
     async fn begin_refresh(&self) -> Result<Box<dyn TokenRefresh>, TokenStoreError>;
+    /// Issue 14 item 6: when the stored refresh token expires (HighQ's
+    /// `refresh_token_expires_in`), for the expiry warnings. Stores that cannot keep it ignore it.
+    async fn record_refresh_expiry(
+        &self,
+        _expires_at: DateTime<Utc>,
+    ) -> Result<(), TokenStoreError> {
+        Ok(())
+    }
 }
 
 /// A refresh in progress, holding the store's lock on the tenant's token.

@@ -999,7 +999,7 @@ async fn progress_is_reported_as_each_group_is_read_not_only_at_the_end() {
     // At each report: (groups reported so far, member requests made for the second group).
     let reports = std::sync::Mutex::new(Vec::new());
     let fetch = source
-        .fetch_groups_with_progress(&[oid(&group_id(1)), oid(&group_id(2))], &|| {
+        .fetch_groups_with_progress(&[oid(&group_id(1)), oid(&group_id(2))], &[], &|| {
             let second_reads = emulator
                 .requests()
                 .iter()

@@ -132,9 +132,13 @@ pub trait DirectorySource: Send + Sync {
 
     /// [`fetch_groups`](Self::fetch_groups), calling `group_read` as each group is read, so a
     /// long read shows progress (R21). Sources that read all at once report at the end.
+    /// `expected_members` (one per group, 0 when unknown) is how many members the mirror last
+    /// held: a source that reads groups side by side starts the largest first. The answer keeps
+    /// the order of `groups`.
     async fn fetch_groups_with_progress(
         &self,
         groups: &[EntraObjectId],
+        _expected_members: &[usize],
         group_read: &(dyn Fn() + Send + Sync),
     ) -> Result<SourceFetch, SourceError> {
         let fetched = self.fetch_groups(groups).await;

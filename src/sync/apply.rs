@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use futures::stream::{self, StreamExt};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 
 use super::entries::{failure_entry, op_entries};
 use crate::domain::{EntraObjectId, TargetGroupId, TargetUserId};
@@ -61,8 +62,42 @@ fn sequential(phase: &[Op]) -> bool {
         .any(|op| matches!(op, Op::ConvertToSystemGroup { .. }))
 }
 
-/// Operations a wave holds per call the target allows in flight.
-const WAVE_CALLS_PER_SLOT: usize = 4;
+/// Whether the target still answers: a refused credential, or too many calls in a row that found
+/// it unavailable, stop the run's calls.
+#[derive(Debug, Clone)]
+struct TargetHealth {
+    /// Set once the target refuses our credentials, or stops answering: the rest of the run is
+    /// skipped (and planned again next run).
+    stopped: Option<String>,
+    /// Target calls that failed as unavailable in a row; reset by any success.
+    unavailable_in_a_row: usize,
+    max_unavailable_in_a_row: usize,
+}
+
+impl TargetHealth {
+    /// Takes in one call's outcome; `true` when it stops the run's calls.
+    fn observe(&mut self, outcome: &OpResult) -> bool {
+        if let (Some(err), None) = (&outcome.fatal, &self.stopped) {
+            self.stopped = Some(format!("the target refused dirsync's credentials ({err})"));
+        }
+        match &outcome.unavailable {
+            Some(err) => {
+                self.unavailable_in_a_row += 1;
+                if self.unavailable_in_a_row >= self.max_unavailable_in_a_row
+                    && self.stopped.is_none()
+                {
+                    self.stopped = Some(format!(
+                        "the target stopped answering ({} calls in a row failed; the last: {err})",
+                        self.unavailable_in_a_row
+                    ));
+                }
+            }
+            None if outcome.applied => self.unavailable_in_a_row = 0,
+            None => {}
+        }
+        self.stopped.is_some()
+    }
+}
 
 pub struct Applier {
     target: Arc<dyn TargetAdapter>,
@@ -75,12 +110,7 @@ pub struct Applier {
     /// Item 1: Entra groups whose synced group could not be converted (R12/R13): the group for
     /// the new role waits, since one synced group per Entra group may exist at a time.
     conversion_failed: HashSet<EntraObjectId>,
-    /// Set once the target refuses our credentials, or stops answering: the rest of the run is
-    /// skipped (and planned again next run).
-    stopped: Option<String>,
-    /// Target calls that failed as unavailable in a row; reset by any success.
-    unavailable_in_a_row: usize,
-    max_unavailable_in_a_row: usize,
+    health: TargetHealth,
 }
 
 /// The result of one operation, before it is folded into the phase.
@@ -148,123 +178,163 @@ impl Applier {
                 .collect(),
             removal_failed: HashSet::new(),
             conversion_failed: HashSet::new(),
-            stopped: None,
-            unavailable_in_a_row: 0,
-            max_unavailable_in_a_row: max_unavailable_in_a_row.max(1),
+            health: TargetHealth {
+                stopped: None,
+                unavailable_in_a_row: 0,
+                max_unavailable_in_a_row: max_unavailable_in_a_row.max(1),
+            },
         }
     }
 
     /// Why the run stopped calling the target, if it did.
     pub fn stopped(&self) -> Option<&str> {
-        self.stopped.as_deref()
+        self.health.stopped.as_deref()
     }
 
     /// Applies one phase (see [`phases`]) whole and returns what it produced.
     pub async fn apply_phase(&mut self, phase: &[Op]) -> PhaseResult {
         let (result, _) = self
-            .apply_some(phase, usize::MAX, std::time::Duration::MAX)
+            .apply_some(phase, usize::MAX, std::time::Duration::MAX, &|| false)
             .await;
         result
     }
 
-    /// Applies the start of `ops` (operations of one phase, see [`phases`]): at least one wave,
-    /// then more until `max_ops` operations were applied or `max_time` has passed, so the caller
-    /// can record them in a small flush. Returns what they produced and how many were taken.
+    /// Applies the start of `ops` (operations of one phase, see [`phases`]) until `max_ops`
+    /// operations were taken or `max_time` has passed (at least one is taken), so the caller can
+    /// record them in a small flush, or `fenced` answers true (the run lost its lease: calls in
+    /// flight finish, no new one starts). Returns what they produced and how many were taken.
+    ///
+    /// Independent operations run as one continuous stream with `concurrency` calls in flight:
+    /// a slow call holds only its own slot, never a whole wave (issue 13). Their results are
+    /// folded in plan order, so the report reads the same whatever order the answers came in.
     pub async fn apply_some(
         &mut self,
         ops: &[Op],
         max_ops: usize,
         max_time: std::time::Duration,
+        fenced: &(dyn Fn() -> bool + Sync),
     ) -> (PhaseResult, usize) {
-        let started = std::time::Instant::now();
+        let max_ops = max_ops.max(1);
         let mut result = PhaseResult::default();
-        let mut taken = 0;
-        // Waves of a few calls per slot: large enough that the slots stay busy while a wave's
-        // slowest calls finish (issue 13: waves of 25 kept a latency-bound apply at 1.8× its
-        // bound), small enough that an outage or a refused credential stops the calls within one.
-        while taken < ops.len() && taken < max_ops && (taken == 0 || started.elapsed() < max_time) {
-            let rest = &ops[taken..];
-            let wave = if sequential(rest) {
-                1
-            } else {
-                (self.concurrency * WAVE_CALLS_PER_SLOT).min(max_ops - taken)
-            };
-            let wave = &rest[..wave.min(rest.len()).max(1)];
-            match &self.stopped {
-                Some(reason) => {
-                    for op in wave {
-                        result.failed += 1;
-                        result.entries.extend(skipped_entries(op, reason));
-                    }
-                }
-                None => self.apply_wave(wave, &mut result).await,
+        if let Some(reason) = &self.health.stopped {
+            let taken = ops.len().min(max_ops);
+            for op in &ops[..taken] {
+                result.failed += 1;
+                result.entries.extend(skipped_entries(op, reason));
             }
-            taken += wave.len();
+            return (result, taken);
         }
+        let taken = if sequential(ops) {
+            self.apply_in_order(ops, max_ops, max_time, fenced, &mut result)
+                .await
+        } else {
+            let (outcomes, health) = self.apply_streaming(ops, max_ops, max_time, fenced).await;
+            self.health = health;
+            let taken = outcomes.len();
+            for outcome in outcomes {
+                self.fold(outcome, &mut result);
+            }
+            taken
+        };
         (result, taken)
     }
 
-    async fn apply_wave(&mut self, phase: &[Op], result: &mut PhaseResult) {
-        let outcomes: Vec<OpResult> = if sequential(phase) {
-            let mut outcomes = Vec::with_capacity(phase.len());
-            for op in phase {
-                let outcome = self.apply_op(op).await;
-                if let Some(key) = &outcome.removal_failed {
-                    self.removal_failed.insert(key.clone());
+    /// Removals then conversions, one call at a time: a conversion waits for its group's
+    /// removals, and is not attempted if one failed.
+    async fn apply_in_order(
+        &mut self,
+        ops: &[Op],
+        max_ops: usize,
+        max_time: std::time::Duration,
+        fenced: &(dyn Fn() -> bool + Sync),
+        result: &mut PhaseResult,
+    ) -> usize {
+        let started = std::time::Instant::now();
+        let mut taken = 0;
+        while taken < ops.len()
+            && taken < max_ops
+            && (taken == 0 || (started.elapsed() < max_time && !fenced()))
+        {
+            let op = &ops[taken];
+            match self.health.stopped.clone() {
+                Some(reason) => {
+                    result.failed += 1;
+                    result.entries.extend(skipped_entries(op, &reason));
                 }
-                outcomes.push(outcome);
-            }
-            outcomes
-        } else {
-            // Futures built first, then buffered: a closure inside the stream would tie its
-            // lifetimes too tightly for the run to be spawned as a task.
-            let this = &*self;
-            let pending: Vec<_> = phase.iter().map(|op| this.apply_op(op)).collect();
-            stream::iter(pending)
-                .buffered(self.concurrency)
-                .collect()
-                .await
-        };
-        for outcome in outcomes {
-            if outcome.applied {
-                result.applied += 1;
-            } else {
-                result.failed += 1;
-            }
-            if let Some((entra_id, target_id)) = outcome.created_user {
-                self.user_ids.insert(entra_id, target_id);
-            }
-            if let Some((key, target_id)) = outcome.created_group {
-                self.group_ids.insert(key, target_id);
-            }
-            if let Some(entra_id) = outcome.conversion_failed {
-                self.conversion_failed.insert(entra_id);
-            }
-            for user in &outcome.mirror.users {
-                self.users.insert(user.entra_id.clone(), user.clone());
-            }
-            if let (Some(err), None) = (&outcome.fatal, &self.stopped) {
-                self.stopped = Some(format!("the target refused dirsync's credentials ({err})"));
-            }
-            match &outcome.unavailable {
-                Some(err) => {
-                    self.unavailable_in_a_row += 1;
-                    if self.unavailable_in_a_row >= self.max_unavailable_in_a_row
-                        && self.stopped.is_none()
-                    {
-                        self.stopped = Some(format!(
-                            "the target stopped answering ({} calls in a row failed; the last: {err})",
-                            self.unavailable_in_a_row
-                        ));
-                    }
+                None => {
+                    let outcome = self.apply_op(op).await;
+                    self.health.observe(&outcome);
+                    self.fold(outcome, result);
                 }
-                None if outcome.applied => self.unavailable_in_a_row = 0,
-                None => {}
             }
-            result.applied_counts.add(&outcome.counts);
-            result.entries.extend(outcome.entries);
-            merge(&mut result.mirror, outcome.mirror);
+            taken += 1;
         }
+        taken
+    }
+
+    /// Runs independent operations from the start of `ops`, `concurrency` at a time, admitting
+    /// new ones until `max_ops`, `max_time` or a stop; returns their results in plan order and
+    /// the target's health after them. What was admitted is always a prefix of `ops`.
+    async fn apply_streaming(
+        &self,
+        ops: &[Op],
+        max_ops: usize,
+        max_time: std::time::Duration,
+        fenced: &(dyn Fn() -> bool + Sync),
+    ) -> (Vec<OpResult>, TargetHealth) {
+        let started = std::time::Instant::now();
+        let mut health = self.health.clone();
+        let mut outcomes: Vec<(usize, OpResult)> = Vec::new();
+        // A plain loop over `FuturesUnordered` rather than stream combinators: closures that
+        // return futures would tie their lifetimes too tightly for the run to be spawned.
+        let mut in_flight = FuturesUnordered::new();
+        let mut admitted = 0;
+        loop {
+            while in_flight.len() < self.concurrency
+                && admitted < ops.len()
+                && admitted < max_ops
+                && health.stopped.is_none()
+                && (admitted == 0 || (started.elapsed() < max_time && !fenced()))
+            {
+                in_flight.push(self.apply_indexed(admitted, &ops[admitted]));
+                admitted += 1;
+            }
+            // Calls in flight finish after a stop; no new one starts.
+            let Some((i, outcome)) = in_flight.next().await else {
+                break;
+            };
+            health.observe(&outcome);
+            outcomes.push((i, outcome));
+        }
+        outcomes.sort_unstable_by_key(|(i, _)| *i);
+        (outcomes.into_iter().map(|(_, o)| o).collect(), health)
+    }
+
+    /// Folds one operation's result into the applier's state and the phase's result.
+    fn fold(&mut self, outcome: OpResult, result: &mut PhaseResult) {
+        if outcome.applied {
+            result.applied += 1;
+        } else {
+            result.failed += 1;
+        }
+        if let Some((entra_id, target_id)) = outcome.created_user {
+            self.user_ids.insert(entra_id, target_id);
+        }
+        if let Some((key, target_id)) = outcome.created_group {
+            self.group_ids.insert(key, target_id);
+        }
+        if let Some(key) = outcome.removal_failed {
+            self.removal_failed.insert(key);
+        }
+        if let Some(entra_id) = outcome.conversion_failed {
+            self.conversion_failed.insert(entra_id);
+        }
+        for user in &outcome.mirror.users {
+            self.users.insert(user.entra_id.clone(), user.clone());
+        }
+        result.applied_counts.add(&outcome.counts);
+        result.entries.extend(outcome.entries);
+        merge(&mut result.mirror, outcome.mirror);
     }
 
     fn resolve_users<'u>(
@@ -305,6 +375,10 @@ impl Applier {
             user.state.status = status;
             user
         })
+    }
+
+    async fn apply_indexed(&self, index: usize, op: &Op) -> (usize, OpResult) {
+        (index, self.apply_op(op).await)
     }
 
     async fn apply_op(&self, op: &Op) -> OpResult {

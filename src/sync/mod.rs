@@ -11,6 +11,7 @@ pub mod people;
 mod runner;
 pub mod what_if;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -23,7 +24,7 @@ pub use approve::{ApproveError, RejectError, approve_held_run, reject_held_run};
 pub use entries::{note_entry, op_entries, run_entry};
 pub use runner::{Finished, Launched, Runner};
 
-use crate::domain::TenantKey;
+use crate::domain::{EntraObjectId, TenantKey};
 use crate::plan::{
     DeactivationReason, GroupStatus, Mirror, Op, Plan, PlanInput, Severity, TargetLookups,
     emails_to_look_up, plan,
@@ -158,8 +159,9 @@ pub struct RunOutcome {
 }
 
 /// Wall time a run spent in each phase, so a slow run says which part was slow (and the e2e
-/// benchmark can set each against its bound). The phases follow one another except that
-/// recording happens between the apply phase's batches.
+/// benchmark can set each against its bound). The phases follow one another except that the
+/// target's drift check overlaps the read, and recording happens between the apply phase's
+/// chunks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PhaseTimings {
     /// Reading the selected groups from Entra (and confirming deletions, R12).
@@ -597,18 +599,42 @@ async fn read_and_plan(
         .iter()
         .map(|g| g.entra_id.clone())
         .collect();
-    let SourceFetch {
-        mut snapshot,
-        mut stats,
-        notes: source_notes,
-    } = source
-        .fetch_groups_with_progress(&group_ids, group_read)
-        .await
-        .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
-    timings.read += started.elapsed();
-    let started = std::time::Instant::now();
     let mut mirror = store.load_mirror(&tenant.key).await?;
-    let repair = drift::repair_drift(target, &mut mirror, settings.target_concurrency).await;
+    // Issue 13: the groups the mirror last saw largest are read first, so the longest chain
+    // of pages starts at once rather than behind the small groups.
+    let mut last_seen: HashMap<&EntraObjectId, usize> = HashMap::new();
+    for group in &mirror.groups {
+        let seen = last_seen.entry(&group.key.entra_id).or_default();
+        *seen = (*seen).max(group.members.len());
+    }
+    let expected_members: Vec<usize> = group_ids
+        .iter()
+        .map(|id| last_seen.get(id).copied().unwrap_or(0))
+        .collect();
+    drop(last_seen);
+    let loaded = started.elapsed();
+    let started = std::time::Instant::now();
+    // The target's drift check (item 11) reads the target while Entra is read; an Entra that
+    // cannot be read ends both.
+    let read_entra = async {
+        source
+            .fetch_groups_with_progress(&group_ids, &expected_members, group_read)
+            .await
+            .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))
+    };
+    let check_target =
+        async { Ok(drift::repair_drift(target, &mut mirror, settings.target_concurrency).await) };
+    let (
+        SourceFetch {
+            mut snapshot,
+            mut stats,
+            notes: source_notes,
+        },
+        repair,
+    ) = tokio::try_join!(read_entra, check_target)?;
+    timings.read += started.elapsed();
+    timings.plan += loaded;
+    let started = std::time::Instant::now();
     let confirming = std::time::Instant::now();
     let again = confirm::confirm_deletions(
         source,
@@ -880,6 +906,10 @@ impl Run<'_> {
             self.ctx.settings.flush_every.max(1),
             self.ctx.settings.flush_interval,
         );
+        // A chunk is recorded before the next one starts: a run whose lease was lost (found by
+        // the flush, or by the heartbeat while the chunk ran) makes no call after that.
+        let lease = self.lease;
+        let fenced = move || lease.lost().is_some();
         for phase in phases(&plan.ops) {
             let mut rest = phase;
             while !rest.is_empty() {
@@ -889,7 +919,7 @@ impl Run<'_> {
                 }
                 let (result, consumed) = timed(
                     &mut self.timings.apply,
-                    applier.apply_some(rest, flush_ops, flush_interval),
+                    applier.apply_some(rest, flush_ops, flush_interval, &fenced),
                 )
                 .await;
                 rest = &rest[consumed..];

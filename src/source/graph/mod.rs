@@ -771,21 +771,27 @@ impl DirectorySource for GraphSource {
 
     #[instrument(skip_all, fields(tenant = %self.sign_in.tenant_id, groups = groups.len()), err)]
     async fn fetch_groups(&self, groups: &[EntraObjectId]) -> Result<SourceFetch, SourceError> {
-        self.fetch_groups_with_progress(groups, &|| {}).await
+        self.fetch_groups_with_progress(groups, &[], &|| {}).await
     }
 
     async fn fetch_groups_with_progress(
         &self,
         groups: &[EntraObjectId],
+        expected_members: &[usize],
         group_read: &(dyn Fn() + Send + Sync),
     ) -> Result<SourceFetch, SourceError> {
         // Sign in first: a token failure stops the whole read with one clear sentence.
         self.token().await?;
         let stats = StatsCounter::default();
         let shared = SharedUsers::default();
-        let reads = groups.iter().map(|id| {
+        // Issue 13: largest first (as the mirror last saw them), so the read takes about as
+        // long as its longest group rather than that group plus the ones queued before it.
+        let mut order: Vec<usize> = (0..groups.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(expected_members.get(i).copied().unwrap_or(0)));
+        let reads = order.into_iter().map(|i| {
             let stats = &stats;
             let shared = &shared;
+            let id = &groups[i];
             async move {
                 let (read, notes) = self.fetch_one(id, stats, shared).await;
                 let read = match read {
@@ -793,16 +799,18 @@ impl DirectorySource for GraphSource {
                     GroupRead::Refused(reason) => Err(reason),
                 };
                 group_read();
-                (read, notes)
+                (i, read, notes)
             }
         });
-        let (reads, notes): (Vec<Result<GroupOutcome, String>>, Vec<Vec<Note>>) =
-            futures::stream::iter(reads.collect::<Vec<_>>())
-                .buffered(self.concurrency())
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .unzip();
+        let mut answers: Vec<_> = futures::stream::iter(reads.collect::<Vec<_>>())
+            .buffer_unordered(self.concurrency())
+            .collect()
+            .await;
+        answers.sort_unstable_by_key(|(i, _, _)| *i);
+        let (reads, notes): (Vec<Result<GroupOutcome, String>>, Vec<Vec<Note>>) = answers
+            .into_iter()
+            .map(|(_, read, notes)| (read, notes))
+            .unzip();
         if let Some(err) = all_refused(&reads) {
             return Err(err);
         }

@@ -52,7 +52,18 @@ pub struct Email {
 /// which would let two different addresses look the same.
 fn unusable(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    if c.is_ascii() {
+        // No ASCII character is a format character: this is the whole test, without the table.
+        return !c.is_ascii_graphic();
+    }
     c.is_whitespace() || c.is_control() || c.general_category() == GeneralCategory::Format
+}
+
+/// Whether `text` contains `needle` (ASCII), ignoring ASCII case, without copying `text`.
+fn contains_ignoring_ascii_case(text: &str, needle: &str) -> bool {
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 impl Email {
@@ -78,7 +89,7 @@ impl Email {
                 }
             });
         }
-        if text.to_ascii_uppercase().contains("#EXT#") {
+        if contains_ignoring_ascii_case(text, "#EXT#") {
             return Err(EmailError::GuestPrincipalName(text.to_owned()));
         }
         let at = match text.match_indices('@').map(|(i, _)| i).collect::<Vec<_>>()[..] {
@@ -97,7 +108,12 @@ impl Email {
                 bytes: local.len(),
             });
         }
-        let key: String = text.nfc().collect::<String>().to_lowercase();
+        // ASCII is its own NFC form, and lowercases byte by byte (most addresses: no tables).
+        let key: String = if text.is_ascii() {
+            text.to_ascii_lowercase()
+        } else {
+            text.nfc().collect::<String>().to_lowercase()
+        };
         let key_at = key.find('@').expect("normalization keeps the one '@'");
         Ok(Self {
             text: text.to_owned(),

@@ -37,6 +37,10 @@ pub(crate) fn quoted(text: &str) -> String {
 /// character (a zero-width space, a bidirectional override, the BOM).
 pub(crate) fn shows(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    if c.is_ascii() {
+        // No ASCII character is a format character: this is the whole test, without the table.
+        return c.is_ascii_graphic();
+    }
     !(c.is_whitespace() || c.is_control() || c.general_category() == GeneralCategory::Format)
 }
 

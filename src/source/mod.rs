@@ -4,7 +4,7 @@
 pub mod graph;
 pub mod memory;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;

@@ -2,7 +2,7 @@
 //! happened. Only operations that succeeded reach the mirror, so a failed one is planned again
 //! next run; one failure never stops the others.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet, HashSetExt as _};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -104,7 +104,11 @@ pub struct Applier {
     concurrency: usize,
     group_ids: HashMap<GroupKey, TargetGroupId>,
     user_ids: HashMap<EntraObjectId, TargetUserId>,
+    /// The mirror rows of the users whose status the plan changes (written back with the new
+    /// status), kept current as earlier phases update them. Only theirs: a copy of every synced
+    /// user would double the mirror's memory.
     users: HashMap<EntraObjectId, MirrorUser>,
+    status_changes: HashSet<EntraObjectId>,
     /// Groups some of whose members could not be removed: they are not converted this run.
     removal_failed: HashSet<GroupKey>,
     /// Item 1: Entra groups whose synced group could not be converted (R12/R13): the group for
@@ -154,10 +158,20 @@ impl Applier {
     pub fn new(
         target: Arc<dyn TargetAdapter>,
         mirror: &Mirror,
+        ops: &[Op],
         concurrency: usize,
         max_unavailable_in_a_row: usize,
     ) -> Self {
         let concurrency = target.max_in_flight().unwrap_or(concurrency).max(1);
+        let status_changes: HashSet<EntraObjectId> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::ActivateUser { user, .. } | Op::DeactivateUser { user, .. } => {
+                    Some(user.entra_id.clone())
+                }
+                _ => None,
+            })
+            .collect();
         Self {
             target,
             concurrency,
@@ -174,8 +188,10 @@ impl Applier {
             users: mirror
                 .users
                 .iter()
+                .filter(|u| status_changes.contains(&u.entra_id))
                 .map(|u| (u.entra_id.clone(), u.clone()))
                 .collect(),
+            status_changes,
             removal_failed: HashSet::new(),
             conversion_failed: HashSet::new(),
             health: TargetHealth {
@@ -330,7 +346,9 @@ impl Applier {
             self.conversion_failed.insert(entra_id);
         }
         for user in &outcome.mirror.users {
-            self.users.insert(user.entra_id.clone(), user.clone());
+            if self.status_changes.contains(&user.entra_id) {
+                self.users.insert(user.entra_id.clone(), user.clone());
+            }
         }
         result.applied_counts.add(&outcome.counts);
         result.entries.extend(outcome.entries);

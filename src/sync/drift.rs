@@ -3,7 +3,7 @@
 //! lost (a group or user deleted there by hand, the target restored from an old backup), so the
 //! plan creates, adopts or adds it again in this same run, with a report line for each.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 
 use futures::stream::{self, StreamExt};
 

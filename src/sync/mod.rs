@@ -110,7 +110,7 @@ impl Default for SyncSettings {
         Self {
             target_concurrency: 8,
             max_presence_lookups: 200,
-            flush_every: 200,
+            flush_every: 1000,
             flush_interval: std::time::Duration::from_secs(1),
             heartbeat_every: std::time::Duration::from_secs(15),
             run_deadline: std::time::Duration::from_secs(6 * 3600),
@@ -896,6 +896,7 @@ impl Run<'_> {
         let mut applier = Applier::new(
             target,
             &mirror,
+            &plan.ops,
             self.ctx.settings.target_concurrency,
             self.ctx.settings.max_unavailable_in_a_row,
         );

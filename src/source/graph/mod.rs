@@ -11,7 +11,7 @@ mod http;
 mod settings;
 pub mod wire;
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -456,19 +456,19 @@ impl GraphSource {
                     ));
                 }
             };
-            let page: GraphPage<serde_json::Value> =
-                serde_json::from_slice(&body).map_err(|e| {
-                    failed(format!(
-                        "page {page_number} of the group's members is not the JSON Graph sends ({e})"
-                    ))
-                })?;
+            let page: GraphPage<Box<serde_json::value::RawValue>> = serde_json::from_slice(&body)
+                .map_err(|e| {
+                failed(format!(
+                    "page {page_number} of the group's members is not the JSON Graph sends ({e})"
+                ))
+            })?;
             let Some(entries) = page.value else {
                 return Err(failed(format!(
                     "page {page_number} of the group's members has no \"value\" list"
                 )));
             };
             for entry in entries {
-                let entry = wire::member_entry(entry).map_err(|problem| {
+                let entry = wire::member_entry_json(entry.get()).map_err(|problem| {
                     failed(format!(
                         "page {page_number} of the group's members: {problem}"
                     ))

@@ -67,8 +67,11 @@ fn kind_of(value: &Value) -> &'static str {
 
 /// `text` with each run of control characters (a NUL, a line break…) replaced by one space:
 /// they cannot be stored or shown, and a NUL would stop the database write of the whole batch.
-/// Returns the characters replaced, if any.
-fn without_controls(text: &str) -> (String, Vec<char>) {
+/// Returns the characters replaced, if any; clean text (nearly all of it) is returned as it came.
+fn without_controls(text: String) -> (String, Vec<char>) {
+    if !text.chars().any(char::is_control) {
+        return (text, Vec::new());
+    }
     let mut replaced = Vec::new();
     let mut out = String::with_capacity(text.len());
     let mut in_run = false;
@@ -89,12 +92,58 @@ fn without_controls(text: &str) -> (String, Vec<char>) {
     (out, replaced)
 }
 
+/// [`without_controls`], with a note for the report when it replaced anything.
+fn without_controls_noted(
+    text: String,
+    name: impl FnOnce() -> String,
+    notes: &mut Vec<String>,
+) -> String {
+    let (text, replaced) = without_controls(text);
+    if !replaced.is_empty() {
+        notes.push(format!(
+            "{} held control characters ({}); each run of them was replaced by a space",
+            name(),
+            code_points(&replaced)
+        ));
+    }
+    text
+}
+
 fn code_points(chars: &[char]) -> String {
     chars
         .iter()
         .map(|c| format!("U+{:04X}", *c as u32))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A member entry's properties with their JSON types checked; what [`finish_entry`] makes a user of.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlainEntry {
+    #[serde(rename = "@odata.type")]
+    odata_type: Option<String>,
+    id: Option<String>,
+    given_name: Option<String>,
+    surname: Option<String>,
+    display_name: Option<String>,
+    mail: Option<String>,
+    user_principal_name: Option<String>,
+    job_title: Option<String>,
+    business_phones: Option<Vec<Option<String>>>,
+    account_enabled: Option<bool>,
+}
+
+/// Decodes one entry of a member page (issue 13: without building a JSON tree for the usual
+/// entry). An entry the plain shape does not fit — a property of the wrong type, one given twice,
+/// not an object — is decoded again by [`member_entry`], which says precisely what is wrong.
+pub fn member_entry_json(json: &str) -> Result<MemberEntry, String> {
+    match serde_json::from_str::<PlainEntry>(json) {
+        Ok(plain) => finish_entry(plain),
+        Err(_) => member_entry(
+            serde_json::from_str(json).map_err(|e| format!("an entry is not JSON ({e})"))?,
+        ),
+    }
 }
 
 /// Decodes one entry of a member page strictly: anything that makes the page untrustworthy (no
@@ -105,40 +154,37 @@ pub fn member_entry(value: Value) -> Result<MemberEntry, String> {
     let Value::Object(mut object) = value else {
         return Err(format!("an entry is {}, not an object", kind_of(&value)));
     };
-    let id = match object.get("id") {
+    let id = match object.remove("id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(id)) => Some(id.clone()),
-        Some(other) => return Err(format!("an entry's id is {}, not text", kind_of(other))),
+        Some(Value::String(id)) => Some(id),
+        Some(other) => return Err(format!("an entry's id is {}, not text", kind_of(&other))),
     };
-    if let Some(odata_type) = object.get("@odata.type").and_then(Value::as_str) {
-        if !odata_type.eq_ignore_ascii_case("#microsoft.graph.user") {
-            return Ok(MemberEntry::NotAUser {
-                id,
-                odata_type: truncate(odata_type, 80),
-            });
-        }
+    let odata_type = match object.remove("@odata.type") {
+        Some(Value::String(odata_type)) => Some(odata_type),
+        _ => None,
+    };
+    if odata_type
+        .as_deref()
+        .is_some_and(|t| !t.eq_ignore_ascii_case("#microsoft.graph.user"))
+    {
+        return finish_entry(PlainEntry {
+            odata_type,
+            id,
+            ..PlainEntry::default()
+        });
     }
-    let Some(raw_id) = id else {
+    // The id first: a user without a usable one is reported as such, whatever else is wrong.
+    let Some(raw_id) = &id else {
         return Err("a user has no id".to_owned());
     };
-    let id = EntraObjectId::parse(&raw_id)
-        .map_err(|_| format!("a user's id {:?} is not a GUID", truncate(&raw_id, 80)))?;
-    let mut cleaned = Vec::new();
+    let who = EntraObjectId::parse(raw_id)
+        .map_err(|_| format!("a user's id {:?} is not a GUID", truncate(raw_id, 80)))?;
     let mut text = |name: &str| -> Result<Option<String>, String> {
         match object.remove(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(value)) => {
-                let (value, replaced) = without_controls(&value);
-                if !replaced.is_empty() {
-                    cleaned.push(format!(
-                        "{name} held control characters ({}); each run of them was replaced by a space",
-                        code_points(&replaced)
-                    ));
-                }
-                Ok(Some(value))
-            }
+            Some(Value::String(value)) => Ok(Some(value)),
             Some(other) => Err(format!(
-                "user {id}: {name} is {}, not text",
+                "user {who}: {name} is {}, not text",
                 kind_of(&other)
             )),
         }
@@ -159,35 +205,26 @@ pub fn member_entry(value: Value) -> Result<MemberEntry, String> {
         text(TEXT_PROPERTIES[5])?,
     ];
     let business_phones = match object.remove("businessPhones") {
-        None | Some(Value::Null) => Vec::new(),
+        None | Some(Value::Null) => None,
         Some(Value::Array(items)) => {
-            let mut phones = Vec::new();
+            let mut phones = Vec::with_capacity(items.len());
             for (index, item) in items.into_iter().enumerate() {
                 match item {
-                    Value::Null => {}
-                    Value::String(phone) => {
-                        let (phone, replaced) = without_controls(&phone);
-                        if !replaced.is_empty() {
-                            cleaned.push(format!(
-                                "businessPhones[{index}] held control characters ({}); each run of them was replaced by a space",
-                                code_points(&replaced)
-                            ));
-                        }
-                        phones.push(phone);
-                    }
+                    Value::Null => phones.push(None),
+                    Value::String(phone) => phones.push(Some(phone)),
                     other => {
                         return Err(format!(
-                            "user {id}: businessPhones[{index}] is {}, not text",
+                            "user {who}: businessPhones[{index}] is {}, not text",
                             kind_of(&other)
                         ));
                     }
                 }
             }
-            phones
+            Some(phones)
         }
         Some(other) => {
             return Err(format!(
-                "user {id}: businessPhones is {}, not a list",
+                "user {who}: businessPhones is {}, not a list",
                 kind_of(&other)
             ));
         }
@@ -197,11 +234,64 @@ pub fn member_entry(value: Value) -> Result<MemberEntry, String> {
         Some(Value::Bool(enabled)) => Some(enabled),
         Some(other) => {
             return Err(format!(
-                "user {id}: accountEnabled is {}, not true or false",
+                "user {who}: accountEnabled is {}, not true or false",
                 kind_of(&other)
             ));
         }
     };
+    finish_entry(PlainEntry {
+        odata_type,
+        id,
+        given_name,
+        surname,
+        display_name,
+        mail,
+        user_principal_name,
+        job_title,
+        business_phones,
+        account_enabled,
+    })
+}
+
+/// A type-checked entry as a user (its id a GUID, control characters cleaned and reported), or
+/// as the object that is not a user.
+fn finish_entry(entry: PlainEntry) -> Result<MemberEntry, String> {
+    if let Some(odata_type) = &entry.odata_type
+        && !odata_type.eq_ignore_ascii_case("#microsoft.graph.user")
+    {
+        return Ok(MemberEntry::NotAUser {
+            id: entry.id,
+            odata_type: truncate(odata_type, 80),
+        });
+    }
+    let Some(raw_id) = entry.id else {
+        return Err("a user has no id".to_owned());
+    };
+    let id = EntraObjectId::parse(&raw_id)
+        .map_err(|_| format!("a user's id {:?} is not a GUID", truncate(&raw_id, 80)))?;
+    let mut cleaned = Vec::new();
+    let mut text = |index: usize, value: Option<String>| {
+        value.map(|value| {
+            without_controls_noted(value, || TEXT_PROPERTIES[index].to_owned(), &mut cleaned)
+        })
+    };
+    let given_name = text(0, entry.given_name);
+    let surname = text(1, entry.surname);
+    let display_name = text(2, entry.display_name);
+    let mail = text(3, entry.mail);
+    let user_principal_name = text(4, entry.user_principal_name);
+    let job_title = text(5, entry.job_title);
+    let business_phones = entry
+        .business_phones
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, phone)| {
+            phone.map(|phone| {
+                without_controls_noted(phone, || format!("businessPhones[{index}]"), &mut cleaned)
+            })
+        })
+        .collect();
     Ok(MemberEntry::User {
         user: EntraUser {
             id,
@@ -212,7 +302,7 @@ pub fn member_entry(value: Value) -> Result<MemberEntry, String> {
             user_principal_name,
             business_phones,
             job_title,
-            account_enabled,
+            account_enabled: entry.account_enabled,
         },
         cleaned,
     })
@@ -221,7 +311,7 @@ pub fn member_entry(value: Value) -> Result<MemberEntry, String> {
 /// The group's display name with control characters replaced (see [`member_entry`]), and the
 /// characters replaced.
 pub fn clean_group_name(name: &str) -> (String, Vec<char>) {
-    without_controls(name)
+    without_controls(name.to_owned())
 }
 
 /// The code points of `chars`, for a warning.
@@ -323,8 +413,39 @@ mod tests {
                 format!("user {ID}: businessPhones[1] is an object, not text"),
             ),
         ] {
+            assert_eq!(member_entry_json(&entry.to_string()), Err(problem.clone()));
             assert_eq!(member_entry(entry), Err(problem));
         }
+    }
+
+    #[test]
+    fn the_plain_decoding_of_an_entry_answers_as_the_strict_one() {
+        let entries = [
+            json!({"id": ID, "mail": "ada@contoso.com", "givenName": "Ada", "surname": "Lovelace",
+                   "displayName": "Ada Lovelace", "userPrincipalName": "ada@contoso.com",
+                   "jobTitle": "Countess", "businessPhones": ["+1 555 0100", null, "x\u{7}y"],
+                   "accountEnabled": false, "extra": {"ignored": [1, 2]}}),
+            json!({"id": ID, "jobTitle": "Line\nbreak\t\u{0}", "businessPhones": null}),
+            json!({"@odata.type": "#microsoft.graph.servicePrincipal", "id": 5}),
+            json!({"@odata.type": 7, "id": ID}),
+            json!({"id": "not-a-guid", "mail": 3}),
+            json!({"id": null, "mail": 3}),
+            json!({"id": ID, "mail": 3}),
+            json!([1]),
+        ];
+        for entry in entries {
+            assert_eq!(
+                member_entry_json(&entry.to_string()),
+                member_entry(entry.clone()),
+                "{entry}"
+            );
+        }
+        // A property given twice: the last one counts, as in the strict decoding.
+        let twice = format!(r#"{{"id":"{ID}","mail":"a@contoso.com","mail":"b@contoso.com"}}"#);
+        let Ok(MemberEntry::User { user, .. }) = member_entry_json(&twice) else {
+            panic!("{twice}")
+        };
+        assert_eq!(user.mail.as_deref(), Some("b@contoso.com"));
     }
 
     #[test]

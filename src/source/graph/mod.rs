@@ -456,23 +456,21 @@ impl GraphSource {
                     ));
                 }
             };
-            let page: GraphPage<Box<serde_json::value::RawValue>> = serde_json::from_slice(&body)
+            // Issue 13: a page of up to 999 users is decoded on the blocking pool, so the run's
+            // task goes on driving the other groups' requests (and their decoding) meanwhile.
+            let page = tokio::task::spawn_blocking(move || wire::member_page(&body))
+                .await
                 .map_err(|e| {
-                failed(format!(
-                    "page {page_number} of the group's members is not the JSON Graph sends ({e})"
-                ))
-            })?;
-            let Some(entries) = page.value else {
-                return Err(failed(format!(
-                    "page {page_number} of the group's members has no \"value\" list"
-                )));
-            };
-            for entry in entries {
-                let entry = wire::member_entry_json(entry.get()).map_err(|problem| {
                     failed(format!(
-                        "page {page_number} of the group's members: {problem}"
+                        "decoding page {page_number} of the group's members failed ({e})"
+                    ))
+                })?
+                .map_err(|problem| {
+                    failed(format!(
+                        "page {page_number} of the group's members{problem}"
                     ))
                 })?;
+            for entry in page.entries {
                 let (user, cleaned) = match entry {
                     wire::MemberEntry::User { user, cleaned } => (user, cleaned),
                     wire::MemberEntry::NotAUser { id, odata_type } => {

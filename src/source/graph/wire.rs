@@ -134,6 +134,31 @@ struct PlainEntry {
     account_enabled: Option<bool>,
 }
 
+/// A page of group members, decoded.
+#[derive(Debug)]
+pub struct MemberPage {
+    pub entries: Vec<MemberEntry>,
+    pub next_link: Option<String>,
+}
+
+/// Decodes a page of group members, or says what is wrong with it: the text that follows
+/// "page N of the group's members".
+pub fn member_page(body: &[u8]) -> Result<MemberPage, String> {
+    let page: GraphPage<Box<serde_json::value::RawValue>> =
+        serde_json::from_slice(body).map_err(|e| format!(" is not the JSON Graph sends ({e})"))?;
+    let Some(raw_entries) = page.value else {
+        return Err(" has no \"value\" list".to_owned());
+    };
+    let entries = raw_entries
+        .iter()
+        .map(|entry| member_entry_json(entry.get()).map_err(|problem| format!(": {problem}")))
+        .collect::<Result<_, _>>()?;
+    Ok(MemberPage {
+        entries,
+        next_link: page.next_link,
+    })
+}
+
 /// Decodes one entry of a member page (issue 13: without building a JSON tree for the usual
 /// entry). An entry the plain shape does not fit — a property of the wrong type, one given twice,
 /// not an object — is decoded again by [`member_entry`], which says precisely what is wrong.

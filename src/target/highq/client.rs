@@ -249,7 +249,16 @@ impl Client {
                 .await
                 .map_err(|err| HighQError::Unavailable(describe_transport(&err)))?;
             if status.is_success() {
-                return parse_body(&text);
+                // Issue 13: a large answer (a group's 40,000 members) is parsed on the blocking
+                // pool, so the run's task keeps its other requests moving meanwhile.
+                if text.len() < LARGE_BODY_BYTES {
+                    return parse_body(&text);
+                }
+                return tokio::task::spawn_blocking(move || parse_body(&text))
+                    .await
+                    .map_err(|err| {
+                        HighQError::Unavailable(format!("reading the answer failed ({err})"))
+                    })?;
             }
             let failure = api_error(status, &text);
             if failure.is_transient()
@@ -500,6 +509,9 @@ fn rate_limit_wait(headers: &header::HeaderMap) -> Duration {
         .map(Duration::from_secs_f64)
         .unwrap_or(DEFAULT_RATE_LIMIT_WAIT)
 }
+
+/// Answers at least this large are parsed off the run's task.
+const LARGE_BODY_BYTES: usize = 256 * 1024;
 
 fn parse_body(text: &str) -> Result<Value, HighQError> {
     if text.trim().is_empty() {

@@ -235,6 +235,50 @@ async fn item2_creates_whose_answers_were_lost_are_recognised_next_run_with_no_d
     assert_eq!(next.summary.applied.users_adopted, 20);
 }
 
+/// Issue 13: a slow call holds only its own slot. While the first user's create hangs, the other
+/// calls of its flush go on beside it (waves would wait for it); and the report still lists the
+/// creates in the order they were planned, not the order the target answered.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_slow_call_holds_only_its_own_slot_and_the_report_keeps_plan_order(pool: PgPool) {
+    let memory = MemoryTarget::new();
+    // Writes 0 and 1 create the two groups; write 2 is the first user's create.
+    let target = Arc::new(CountingTarget::new(Arc::new(memory.clone())).stalling_only(2));
+    let (ctx, store) = world(pool, target.clone()).await;
+    let stalled = target.stalled();
+    let run = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { sync(&ctx).await }
+    });
+    stalled.await;
+    // A flush covers 4 operations, 2 calls in flight: the chunk's 3 other creates go on.
+    tokio::time::timeout(Duration::from_secs(60), target.writes_reached(6))
+        .await
+        .expect("the other creates of the chunk went on while the first one hung");
+    target.release();
+    let outcome = run.await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
+    assert_target_equals_directory(&memory, Role::Internal);
+
+    let issued: Vec<String> = target
+        .writes()
+        .iter()
+        .filter_map(|w| w.strip_prefix("create user ").map(str::to_owned))
+        .collect();
+    assert_eq!(issued.len(), 20);
+    let reported: Vec<String> = store
+        .run_entries(outcome.run_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "created")
+        .filter_map(|e| e.email)
+        .collect();
+    assert_eq!(
+        reported, issued,
+        "the report follows the plan, not the answers"
+    );
+}
+
 /// The connections holding run leases in this test's database, as PostgreSQL sees them.
 async fn terminate_run_leases(pool: &PgPool) -> i64 {
     sqlx::query_scalar(

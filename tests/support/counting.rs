@@ -20,8 +20,12 @@ pub struct CountingTarget {
     writes: Mutex<Vec<String>>,
     /// Writes still allowed before the next one stalls; `None` for no limit.
     allowed: Mutex<Option<usize>>,
+    /// The one write (counted from 0) that stalls, when only one does.
+    stall_only: Mutex<Option<usize>>,
     stalled: Notify,
     released: Notify,
+    /// Woken at every write, for [`Self::writes_reached`].
+    wrote: Notify,
 }
 
 impl CountingTarget {
@@ -30,8 +34,27 @@ impl CountingTarget {
             inner,
             writes: Mutex::new(Vec::new()),
             allowed: Mutex::new(None),
+            stall_only: Mutex::new(None),
             stalled: Notify::new(),
             released: Notify::new(),
+            wrote: Notify::new(),
+        }
+    }
+
+    /// Stalls only the write numbered `index` (from 0) until [`Self::release`]; the others pass.
+    pub fn stalling_only(self, index: usize) -> Self {
+        *self.stall_only.lock().unwrap() = Some(index);
+        self
+    }
+
+    /// Resolves once at least `count` writes were made (stalled ones included).
+    pub async fn writes_reached(&self, count: usize) {
+        loop {
+            let wrote = self.wrote.notified();
+            if self.count() >= count {
+                return;
+            }
+            wrote.await;
         }
     }
 
@@ -44,6 +67,7 @@ impl CountingTarget {
     /// Lifts the stall: stalled writes go on, and later ones pass.
     pub fn release(&self) {
         *self.allowed.lock().unwrap() = None;
+        *self.stall_only.lock().unwrap() = None;
         self.released.notify_waiters();
     }
 
@@ -61,20 +85,32 @@ impl CountingTarget {
     }
 
     async fn record(&self, call: String) {
-        self.writes.lock().unwrap().push(call);
-        let stall = match &mut *self.allowed.lock().unwrap() {
-            Some(0) => true,
-            Some(left) => {
-                *left -= 1;
-                false
-            }
-            None => false,
+        let index = {
+            let mut writes = self.writes.lock().unwrap();
+            writes.push(call);
+            writes.len() - 1
         };
+        self.wrote.notify_waiters();
+        let stall_only = *self.stall_only.lock().unwrap() == Some(index);
+        let stall = stall_only
+            || match &mut *self.allowed.lock().unwrap() {
+                Some(0) => true,
+                Some(left) => {
+                    *left -= 1;
+                    false
+                }
+                None => false,
+            };
         if stall {
             self.stalled.notify_one();
             loop {
                 let released = self.released.notified();
-                if self.allowed.lock().unwrap().is_none() {
+                let lifted = if stall_only {
+                    self.stall_only.lock().unwrap().is_none()
+                } else {
+                    self.allowed.lock().unwrap().is_none()
+                };
+                if lifted {
                     break;
                 }
                 released.await;

@@ -331,6 +331,13 @@ async fn the_mirror_round_trips_through_applied_changes_renames_and_removals(db:
             converted: vec![],
         }
     );
+    // Issue 13: the sizes the read orders its groups by, without loading the mirror.
+    assert_eq!(
+        store.synced_group_sizes(&acme).await.unwrap(),
+        [(sales.clone(), 2), (legal.clone(), 1)]
+            .into_iter()
+            .collect()
+    );
 
     // Day 2: Sales is renamed, u2 leaves it and is deactivated, u1 changes email local part.
     let mut u1_after = user(&u1, 1);

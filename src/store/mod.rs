@@ -45,6 +45,24 @@ use crate::domain::{EntraObjectId, TenantKey};
 use crate::plan::{GroupSummary, Mirror};
 use crate::tenant::Tenant;
 
+/// Members per synced group, both backends (see [`Store::synced_group_sizes`]).
+const SYNCED_GROUP_SIZES: &str = "SELECT g.entra_group_id, count(m.entra_user_id)
+     FROM synced_groups g LEFT JOIN memberships m ON m.synced_group_id = g.id
+     WHERE g.tenant_id = $1 AND g.kind = 'synced'
+     GROUP BY g.id, g.entra_group_id";
+
+/// Folds `(Entra group, members)` rows into the largest count per Entra group.
+fn largest_per_group(
+    rows: Vec<(uuid::Uuid, i64)>,
+) -> std::collections::HashMap<EntraObjectId, usize> {
+    let mut sizes = std::collections::HashMap::new();
+    for (group, members) in rows {
+        let size = sizes.entry(EntraObjectId::from(group)).or_insert(0);
+        *size = (*size).max(usize::try_from(members).unwrap_or(0));
+    }
+    sizes
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -87,6 +105,14 @@ pub trait Store: PauseStore + notify::NotifyStore + Send + Sync {
 
     /// The synced groups (not system groups) with their members, and the synced users.
     async fn load_mirror(&self, tenant: &TenantKey) -> Result<Mirror, StoreError>;
+
+    /// Issue 13: how many members each synced group held after the last run, by Entra group
+    /// (the largest, if one is synced under two roles), without loading the mirror: the read
+    /// starts with the largest groups while the mirror loads beside it.
+    async fn synced_group_sizes(
+        &self,
+        tenant: &TenantKey,
+    ) -> Result<std::collections::HashMap<EntraObjectId, usize>, StoreError>;
     /// Records what was applied successfully, in one transaction, set-based.
     async fn apply_mirror_changes(
         &self,

@@ -220,6 +220,19 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn synced_group_sizes(
+        &self,
+        tenant: &TenantKey,
+    ) -> Result<std::collections::HashMap<EntraObjectId, usize>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let tenant_id = tenant_id(&mut conn, tenant).await?;
+        let rows: Vec<(Uuid, i64)> = sqlx::query_as(super::SYNCED_GROUP_SIZES)
+            .bind(tenant_id)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(super::largest_per_group(rows))
+    }
+
     async fn load_mirror(&self, tenant: &TenantKey) -> Result<Mirror, StoreError> {
         let mut tx = read_snapshot(&self.pool).await?;
         let tenant_id = tenant_id(&mut tx, tenant).await?;

@@ -306,6 +306,19 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn synced_group_sizes(
+        &self,
+        tenant: &TenantKey,
+    ) -> Result<std::collections::HashMap<EntraObjectId, usize>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let tenant_id = tenant_id(&mut conn, tenant).await?;
+        let rows: Vec<(Uuid, i64)> = sqlx::query_as(super::SYNCED_GROUP_SIZES)
+            .bind(tenant_id)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(super::largest_per_group(rows))
+    }
+
     async fn load_mirror(&self, tenant: &TenantKey) -> Result<Mirror, StoreError> {
         // A read transaction in WAL mode sees one snapshot, so the queries agree.
         let mut tx = self.pool.begin().await?;

@@ -11,7 +11,6 @@ pub mod people;
 mod runner;
 pub mod what_if;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -24,7 +23,7 @@ pub use approve::{ApproveError, RejectError, approve_held_run, reject_held_run};
 pub use entries::{note_entry, op_entries, run_entry};
 pub use runner::{Finished, Launched, Runner};
 
-use crate::domain::{EntraObjectId, TenantKey};
+use crate::domain::TenantKey;
 use crate::plan::{
     DeactivationReason, GroupStatus, Mirror, Op, Plan, PlanInput, Severity, TargetLookups,
     emails_to_look_up, plan,
@@ -159,15 +158,14 @@ pub struct RunOutcome {
 }
 
 /// Wall time a run spent in each phase, so a slow run says which part was slow (and the e2e
-/// benchmark can set each against its bound). The phases follow one another except that the
-/// target's drift check overlaps the read, and recording happens between the apply phase's
-/// chunks.
+/// benchmark can set each against its bound). The phases follow one another, recording between
+/// the apply phase's chunks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PhaseTimings {
-    /// Reading the selected groups from Entra (and confirming deletions, R12).
+    /// Reading the selected groups from Entra (and confirming deletions, R12), with the mirror
+    /// load and the target's drift check beside it.
     pub read: std::time::Duration,
-    /// Loading the mirror, checking the target for drift, looking up adoptable users and
-    /// planning; `planner` of it in the pure planner.
+    /// Looking up adoptable users and planning; `planner` of it in the pure planner.
     pub plan: std::time::Duration,
     pub planner: std::time::Duration,
     /// Carrying the operations out through the target adapter.
@@ -599,41 +597,35 @@ async fn read_and_plan(
         .iter()
         .map(|g| g.entra_id.clone())
         .collect();
-    let mut mirror = store.load_mirror(&tenant.key).await?;
     // Issue 13: the groups the mirror last saw largest are read first, so the longest chain
-    // of pages starts at once rather than behind the small groups.
-    let mut last_seen: HashMap<&EntraObjectId, usize> = HashMap::new();
-    for group in &mirror.groups {
-        let seen = last_seen.entry(&group.key.entra_id).or_default();
-        *seen = (*seen).max(group.members.len());
-    }
+    // of pages starts at once rather than behind the small groups; the mirror loads, and the
+    // target's drift check (item 11) reads the target, while Entra is read. An Entra that
+    // cannot be read ends all three.
+    let last_seen = store.synced_group_sizes(&tenant.key).await?;
     let expected_members: Vec<usize> = group_ids
         .iter()
         .map(|id| last_seen.get(id).copied().unwrap_or(0))
         .collect();
-    drop(last_seen);
-    let loaded = started.elapsed();
-    let started = std::time::Instant::now();
-    // The target's drift check (item 11) reads the target while Entra is read; an Entra that
-    // cannot be read ends both.
     let read_entra = async {
         source
             .fetch_groups_with_progress(&group_ids, &expected_members, group_read)
             .await
             .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))
     };
-    let check_target =
-        async { Ok(drift::repair_drift(target, &mut mirror, settings.target_concurrency).await) };
+    let load_and_check = async {
+        let mut mirror = store.load_mirror(&tenant.key).await?;
+        let repair = drift::repair_drift(target, &mut mirror, settings.target_concurrency).await;
+        Ok((mirror, repair))
+    };
     let (
         SourceFetch {
             mut snapshot,
             mut stats,
             notes: source_notes,
         },
-        repair,
-    ) = tokio::try_join!(read_entra, check_target)?;
+        (mirror, repair),
+    ) = tokio::try_join!(read_entra, load_and_check)?;
     timings.read += started.elapsed();
-    timings.plan += loaded;
     let started = std::time::Instant::now();
     let confirming = std::time::Instant::now();
     let again = confirm::confirm_deletions(

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -99,6 +100,13 @@ pub fn start(service: Service, listener: TcpListener) -> std::io::Result<Service
     let task_runner = runner.clone();
     let task = tokio::spawn(async move {
         info!(%addr, "dirsync listening");
+        // TCP_NODELAY: an answer's last segment goes out at once, not after the client's
+        // delayed ACK.
+        let listener = listener.tap_io(|stream| {
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(%err, "could not set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(
             listener,
             app(state).into_make_service_with_connect_info::<SocketAddr>(),

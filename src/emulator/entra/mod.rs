@@ -295,10 +295,13 @@ impl EntraEmulator {
             index: RwLock::new(None),
         });
         let handle = axum_server::Handle::new();
+        // TCP_NODELAY, as a real front end answers: without it a page's last segment waits for
+        // the client's delayed ACK (up to 40 ms), more than the latency the bench adds.
         let server = axum_server::from_tcp_rustls(
             listener,
             axum_server::tls_rustls::RustlsConfig::from_config(tls.server_config),
         )?
+        .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
         .handle(handle.clone());
         let app = app(state.clone());
         tokio::spawn(async move {

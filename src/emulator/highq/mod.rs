@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
+use axum::serve::ListenerExt as _;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -224,9 +225,17 @@ pub async fn serve(
     state: SharedHighQ,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(instance, state))
+    axum::serve(listener.tap_io(no_delay), app(instance, state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Sets TCP_NODELAY on an accepted connection, as a real front end does: without it an
+/// answer's last segment can wait for the client's delayed ACK (up to 40 ms).
+fn no_delay(stream: &mut tokio::net::TcpStream) {
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(%err, "could not set TCP_NODELAY");
+    }
 }
 
 /// The emulator's routes under `/{instance}`.

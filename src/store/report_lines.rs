@@ -183,88 +183,68 @@ fn tally_from_rows(rows: Vec<(String, String, i64)>) -> Result<EntryTally, Store
     Ok(tally)
 }
 
-pub(super) async fn pg_entries_after(
-    pool: &PgPool,
-    run: RunId,
-    filter: &EntryFilter,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<NumberedEntry>, StoreError> {
-    let (subject, severity, problems) = binds(filter);
-    let rows: Vec<LineRow> = sqlx::query_as(PG_PAGE_SQL)
-        .bind(run)
-        .bind(after)
-        .bind(subject)
-        .bind(severity)
-        .bind(problems)
-        .bind(limit.max(0))
-        .fetch_all(pool)
-        .await?;
-    rows.into_iter().map(LineRow::into_entry).collect()
+/// The page, tally and stream queries for one backend: the same code over its pool type and
+/// its SQL, so the two backends cannot drift apart.
+macro_rules! line_queries {
+    ($pool:ty, $page_sql:expr, $cursor_sql:expr, $entries_after:ident, $tally:ident, $stream:ident) => {
+        pub(super) async fn $entries_after(
+            pool: &$pool,
+            run: RunId,
+            filter: &EntryFilter,
+            after: i64,
+            limit: i64,
+        ) -> Result<Vec<NumberedEntry>, StoreError> {
+            let (subject, severity, problems) = binds(filter);
+            let rows: Vec<LineRow> = sqlx::query_as($page_sql)
+                .bind(run)
+                .bind(after)
+                .bind(subject)
+                .bind(severity)
+                .bind(problems)
+                .bind(limit.max(0))
+                .fetch_all(pool)
+                .await?;
+            rows.into_iter().map(LineRow::into_entry).collect()
+        }
+
+        pub(super) async fn $tally(pool: &$pool, run: RunId) -> Result<EntryTally, StoreError> {
+            let rows: Vec<(String, String, i64)> =
+                sqlx::query_as(TALLY_SQL).bind(run).fetch_all(pool).await?;
+            tally_from_rows(rows)
+        }
+
+        pub(super) fn $stream(
+            pool: &$pool,
+            run: RunId,
+            filter: EntryFilter,
+        ) -> BoxStream<'_, Result<ReportEntry, StoreError>> {
+            let (subject, severity, problems) = binds(&filter);
+            sqlx::query_as::<_, LineRow>($cursor_sql)
+                .bind(run)
+                .bind(0_i64)
+                .bind(subject)
+                .bind(severity)
+                .bind(problems)
+                .fetch(pool)
+                .map(|row| Ok(row?.into_entry()?.entry))
+                .boxed()
+        }
+    };
 }
 
-pub(super) async fn pg_tally(pool: &PgPool, run: RunId) -> Result<EntryTally, StoreError> {
-    let rows: Vec<(String, String, i64)> =
-        sqlx::query_as(TALLY_SQL).bind(run).fetch_all(pool).await?;
-    tally_from_rows(rows)
-}
-
-pub(super) fn pg_stream(
-    pool: &PgPool,
-    run: RunId,
-    filter: EntryFilter,
-) -> BoxStream<'_, Result<ReportEntry, StoreError>> {
-    let (subject, severity, problems) = binds(&filter);
-    sqlx::query_as::<_, LineRow>(PG_CURSOR_SQL)
-        .bind(run)
-        .bind(0_i64)
-        .bind(subject)
-        .bind(severity)
-        .bind(problems)
-        .fetch(pool)
-        .map(|row| Ok(row?.into_entry()?.entry))
-        .boxed()
-}
-
-pub(super) async fn sqlite_entries_after(
-    pool: &SqlitePool,
-    run: RunId,
-    filter: &EntryFilter,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<NumberedEntry>, StoreError> {
-    let (subject, severity, problems) = binds(filter);
-    let rows: Vec<LineRow> = sqlx::query_as(PAGE_SQL)
-        .bind(run)
-        .bind(after)
-        .bind(subject)
-        .bind(severity)
-        .bind(problems)
-        .bind(limit.max(0))
-        .fetch_all(pool)
-        .await?;
-    rows.into_iter().map(LineRow::into_entry).collect()
-}
-
-pub(super) async fn sqlite_tally(pool: &SqlitePool, run: RunId) -> Result<EntryTally, StoreError> {
-    let rows: Vec<(String, String, i64)> =
-        sqlx::query_as(TALLY_SQL).bind(run).fetch_all(pool).await?;
-    tally_from_rows(rows)
-}
-
-pub(super) fn sqlite_stream(
-    pool: &SqlitePool,
-    run: RunId,
-    filter: EntryFilter,
-) -> BoxStream<'_, Result<ReportEntry, StoreError>> {
-    let (subject, severity, problems) = binds(&filter);
-    sqlx::query_as::<_, LineRow>(CURSOR_SQL)
-        .bind(run)
-        .bind(0_i64)
-        .bind(subject)
-        .bind(severity)
-        .bind(problems)
-        .fetch(pool)
-        .map(|row| Ok(row?.into_entry()?.entry))
-        .boxed()
-}
+line_queries!(
+    PgPool,
+    PG_PAGE_SQL,
+    PG_CURSOR_SQL,
+    pg_entries_after,
+    pg_tally,
+    pg_stream
+);
+line_queries!(
+    SqlitePool,
+    PAGE_SQL,
+    CURSOR_SQL,
+    sqlite_entries_after,
+    sqlite_tally,
+    sqlite_stream
+);

@@ -820,28 +820,15 @@ fn selected(query: &HashMap<String, String>) -> Option<Vec<String>> {
 /// and any `@odata.*` annotation stored on the object, such as a derived `@odata.type`).
 /// `accountEnabled` is not a default property, so it appears only when selected.
 fn project_user(user: &Map<String, Value>, select: Option<&[String]>) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (name, value) in user {
-        if name.starts_with("@odata.") {
-            out.insert(name.clone(), value.clone());
-        }
-    }
-    out.insert("id".into(), user.get("id").cloned().unwrap_or(Value::Null));
-    let names: Vec<&str> = match select {
-        Some(list) => list.iter().map(String::as_str).collect(),
-        None => USER_DEFAULT_PROPERTIES.to_vec(),
+    let projected = ProjectedUser {
+        user,
+        select,
+        listed_with_other_types: false,
     };
-    for name in names {
-        if name == "id" {
-            continue;
-        }
-        let value = user.get(name).cloned().unwrap_or(match name {
-            "businessPhones" => Value::Array(Vec::new()),
-            _ => Value::Null,
-        });
-        out.insert(name.to_owned(), value);
+    match serde_json::to_value(projected) {
+        Ok(Value::Object(out)) => out,
+        _ => Map::new(),
     }
-    out
 }
 
 /// Runs a Graph handler under the fault plan and logs it.
@@ -1121,54 +1108,126 @@ fn list_page(
             MemberView::UsersOnly => &tenant_index.user_members[place],
             MemberView::All => &tenant_index.known_members[place],
         };
-        let page: Vec<Value> = places
+        let context = match (&view, &select) {
+            (MemberView::UsersOnly, Some(s)) => {
+                format!("{}/v1.0/$metadata#users({})", state.base_url, s.join(","))
+            }
+            (MemberView::UsersOnly, None) => format!("{}/v1.0/$metadata#users", state.base_url),
+            (MemberView::All, _) => format!("{}/v1.0/$metadata#directoryObjects", state.base_url),
+        };
+        let members = places.len();
+        let value: Vec<PageMember<'_>> = places
             .iter()
             .skip(offset)
             .take(top)
             .map(|&at| {
                 let member_id = &group.members[at as usize];
                 let key = member_id.to_ascii_lowercase();
-                match (tenant.users.get(&key), &view) {
-                    (Some(user), MemberView::UsersOnly) => {
-                        Value::Object(project_user(user, select.as_deref()))
-                    }
-                    (Some(user), MemberView::All) => {
-                        let mut out = Map::new();
-                        out.insert("@odata.type".into(), json!("#microsoft.graph.user"));
-                        out.extend(project_user(user, select.as_deref()));
-                        Value::Object(out)
-                    }
-                    (None, _) => json!({
+                match tenant.users.get(&key) {
+                    Some(user) => PageMember::User(ProjectedUser {
+                        user,
+                        select: select.as_deref(),
+                        listed_with_other_types: matches!(view, MemberView::All),
+                    }),
+                    None => PageMember::Other(json!({
                         "@odata.type": tenant_index
                             .object_type(tenant, member_id)
                             .unwrap_or("#microsoft.graph.directoryObject"),
                         "id": member_id,
-                    }),
+                    })),
                 }
             })
             .collect();
-        Some((page, places.len()))
+        let page = MemberPage {
+            context,
+            next_link: (offset + top < members).then(|| next_link(state, uri, offset + top)),
+            value,
+        };
+        // Written straight from the stored users, as a server streams its answer: no copy of
+        // each user is built first (issue 13: the emulator shares the bench's two cores).
+        Some(serde_json::to_vec(&page))
     });
-    let Some((page, members)) = found else {
-        return resource_not_found(id);
-    };
-    let context = match (&view, &select) {
-        (MemberView::UsersOnly, Some(s)) => {
-            format!("{}/v1.0/$metadata#users({})", state.base_url, s.join(","))
-        }
-        (MemberView::UsersOnly, None) => format!("{}/v1.0/$metadata#users", state.base_url),
-        (MemberView::All, _) => format!("{}/v1.0/$metadata#directoryObjects", state.base_url),
-    };
-    let mut body = Map::new();
-    body.insert("@odata.context".into(), json!(context));
-    if offset + top < members {
-        body.insert(
-            "@odata.nextLink".into(),
-            json!(next_link(state, uri, offset + top)),
-        );
+    match found {
+        None => resource_not_found(id),
+        Some(Ok(body)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Some(Err(err)) => graph_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            &format!("the emulator could not write the page: {err}"),
+        ),
     }
-    body.insert("value".into(), Value::Array(page));
-    axum::Json(Value::Object(body)).into_response()
+}
+
+/// One page of a member listing, in Graph's shape.
+#[derive(serde::Serialize)]
+struct MemberPage<'a> {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+    value: Vec<PageMember<'a>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum PageMember<'a> {
+    User(ProjectedUser<'a>),
+    Other(Value),
+}
+
+/// A user as Graph returns it, serialized straight from the stored object: the default
+/// properties, or the `$select`ed ones (`id` always, and any `@odata.*` annotation stored on the
+/// object, such as a derived `@odata.type`), in sorted order. `accountEnabled` is not a default
+/// property, so it appears only when selected. In a listing of mixed object types a user
+/// without a stored `@odata.type` is typed `#microsoft.graph.user`.
+struct ProjectedUser<'a> {
+    user: &'a Map<String, Value>,
+    select: Option<&'a [String]>,
+    listed_with_other_types: bool,
+}
+
+impl serde::Serialize for ProjectedUser<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        static NO_PHONES: Value = Value::Array(Vec::new());
+        static USER_TYPE: std::sync::LazyLock<Value> =
+            std::sync::LazyLock::new(|| json!("#microsoft.graph.user"));
+        let mut entries: Vec<(&str, &Value)> = self
+            .user
+            .iter()
+            .filter(|(name, _)| name.starts_with("@odata."))
+            .map(|(name, value)| (name.as_str(), value))
+            .collect();
+        if self.listed_with_other_types && !self.user.contains_key("@odata.type") {
+            entries.push(("@odata.type", &USER_TYPE));
+        }
+        entries.push(("id", self.user.get("id").unwrap_or(&Value::Null)));
+        let names: Vec<&str> = match self.select {
+            Some(list) => list.iter().map(String::as_str).collect(),
+            None => USER_DEFAULT_PROPERTIES.to_vec(),
+        };
+        for name in names {
+            if entries.iter().any(|(present, _)| *present == name) {
+                continue;
+            }
+            let value = self.user.get(name).unwrap_or(match name {
+                "businessPhones" => &NO_PHONES,
+                _ => &Value::Null,
+            });
+            entries.push((name, value));
+        }
+        entries.sort_unstable_by_key(|(name, _)| *name);
+        let mut map = serializer.serialize_map(Some(entries.len()))?;
+        for (name, value) in entries {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 async fn list_members(

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 // Issue 13: foldhash rather than SipHash for the planner's maps of ids and emails (a no-change
 // run of 100,000 users spent a tenth of its time hashing); still seeded per process.
 use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use super::MAX_GROUP_MEMBERS;
@@ -64,7 +65,50 @@ struct VisibleGroup<'a> {
 /// A synced user as this run sees them, once validated.
 struct Candidate<'a> {
     user: &'a EntraUser,
-    desired: DesiredFields,
+    /// The fields to sync, until an operation takes them (`take_fields`): a large plan holds
+    /// each user's fields once, in its operation, not also here.
+    fields: Option<UserFields>,
+    warnings: Vec<String>,
+    /// Made when first needed: a run that changes nobody names nobody.
+    label: OnceCell<UserLabel>,
+}
+
+impl<'a> Candidate<'a> {
+    fn new(user: &'a EntraUser, desired: DesiredFields) -> Self {
+        Self {
+            user,
+            fields: Some(desired.fields),
+            warnings: desired.warnings,
+            label: OnceCell::new(),
+        }
+    }
+
+    fn fields(&self) -> &UserFields {
+        self.fields
+            .as_ref()
+            .expect("a candidate's fields are read before an operation takes them")
+    }
+
+    /// The user as the report names them, with the email Entra has.
+    fn label(&self) -> &UserLabel {
+        self.label.get_or_init(|| {
+            let fields = self.fields();
+            UserLabel {
+                entra_id: self.user.id.clone(),
+                email: fields.email.as_str().into(),
+                name: full_name(&fields.first_name, &fields.last_name).into(),
+            }
+        })
+    }
+
+    /// Moves the fields into an operation; the label is made first, as the membership
+    /// operations planned later still name the user.
+    fn take_fields(&mut self) -> UserFields {
+        self.label();
+        self.fields
+            .take()
+            .expect("an operation takes a candidate's fields once")
+    }
 }
 
 /// What planning decided about a user seen in a readable group.
@@ -88,6 +132,10 @@ struct Planner<'a> {
     notes: Vec<Note>,
     groups: Vec<GroupSummary>,
     mirror_users: HashMap<&'a EntraObjectId, &'a MirrorUser>,
+    /// Built when first asked (an adoption, an email change): a run without either, such as
+    /// a night with no change, never indexes the mirror a second and third time.
+    email_owners: OnceCell<HashMap<&'a Email, &'a EntraObjectId>>,
+    target_owners: OnceCell<HashMap<&'a TargetUserId, &'a EntraObjectId>>,
 }
 
 impl<'a> Planner<'a> {
@@ -102,7 +150,27 @@ impl<'a> Planner<'a> {
                 .iter()
                 .map(|u| (&u.entra_id, u))
                 .collect(),
+            email_owners: OnceCell::new(),
+            target_owners: OnceCell::new(),
         }
+    }
+
+    /// R7: which synced user has each email in the target.
+    fn email_owners(&self) -> &HashMap<&'a Email, &'a EntraObjectId> {
+        let users = &self.input.mirror.users;
+        self.email_owners.get_or_init(|| {
+            users
+                .iter()
+                .map(|u| (&u.state.fields.email, &u.entra_id))
+                .collect()
+        })
+    }
+
+    /// R9a: which synced user each target user is linked to.
+    fn target_owners(&self) -> &HashMap<&'a TargetUserId, &'a EntraObjectId> {
+        let users = &self.input.mirror.users;
+        self.target_owners
+            .get_or_init(|| users.iter().map(|u| (&u.target_id, &u.entra_id)).collect())
     }
 
     fn user_note(&mut self, label: UserLabel, severity: Severity, message: String) {
@@ -176,7 +244,7 @@ impl<'a> Planner<'a> {
             }
         }
 
-        let candidates = self.validate_users(&seen);
+        let mut candidates = self.validate_users(&seen);
 
         let mut standing: HashMap<&EntraObjectId, Standing> =
             seen.keys().map(|id| (*id, Standing::Frozen)).collect();
@@ -190,18 +258,6 @@ impl<'a> Planner<'a> {
             .count();
         let mut user_ops = Vec::with_capacity(new_users);
         let mut deactivations = Vec::new();
-        let mirror_email_owner: HashMap<&Email, &EntraObjectId> = input
-            .mirror
-            .users
-            .iter()
-            .map(|u| (&u.state.fields.email, &u.entra_id))
-            .collect();
-        let target_owner: HashMap<&TargetUserId, &EntraObjectId> = input
-            .mirror
-            .users
-            .iter()
-            .map(|u| (&u.target_id, &u.entra_id))
-            .collect();
 
         // R9a: synced users who departed (in no readable group, and not held by an unreadable
         // one); a new user with the same email may take their target user over.
@@ -215,11 +271,11 @@ impl<'a> Planner<'a> {
         // Departed user → the new user who took their target user over.
         let mut released: HashMap<EntraObjectId, EntraObjectId> = HashMap::new();
 
-        for (id, candidate) in &candidates {
+        for (id, candidate) in &mut candidates {
             let role = roles[id];
             let outcome = match self.mirror_users.get(id).copied() {
-                None => self.plan_new_user(candidate, role, &target_owner, &mut departed),
-                Some(synced) => self.plan_synced_user(candidate, synced, role, &mirror_email_owner),
+                None => self.plan_new_user(candidate, role, &mut departed),
+                Some(synced) => self.plan_synced_user(candidate, synced, role),
             };
             let (new_standing, op) = outcome;
             if let Some(Op::AdoptUser {
@@ -272,13 +328,13 @@ impl<'a> Planner<'a> {
 
         let label_of = |id: &EntraObjectId| -> UserLabel {
             match (candidates.get(id), seen.get(id), self.mirror_users.get(id)) {
-                (Some(candidate), _, _) => candidate_label(candidate),
+                (Some(candidate), _, _) => candidate.label().clone(),
                 (None, Some(user), mirrored) => raw_label(user, mirrored.copied()),
                 (None, None, Some(mirrored)) => mirror_label(mirrored),
                 (None, None, None) => UserLabel {
                     entra_id: id.clone(),
-                    email: String::new(),
-                    name: String::new(),
+                    email: "".into(),
+                    name: "".into(),
                 },
             }
         };
@@ -627,7 +683,7 @@ impl<'a> Planner<'a> {
         for (id, user) in seen {
             match desired_fields(user) {
                 Ok(desired) => {
-                    candidates.insert(*id, Candidate { user, desired });
+                    candidates.insert(*id, Candidate::new(user, desired));
                 }
                 Err(message) => {
                     let mirrored = self.mirror_users.get(id).copied();
@@ -654,12 +710,12 @@ impl<'a> Planner<'a> {
         // a second copy of each address for the whole check.
         let mut uses: HashMap<&Email, usize> = HashMap::with_capacity(candidates.len());
         for candidate in candidates.values() {
-            *uses.entry(&candidate.desired.fields.email).or_default() += 1;
+            *uses.entry(&candidate.fields().email).or_default() += 1;
         }
         // Normalized email → (the first user's spelling, the users who share it), in id order.
         let mut duplicates: BTreeMap<String, (String, Vec<&'a EntraObjectId>)> = BTreeMap::new();
         for (id, candidate) in &candidates {
-            let email = &candidate.desired.fields.email;
+            let email = &candidate.fields().email;
             if uses[email] > 1 {
                 duplicates
                     .entry(email.normalized())
@@ -680,7 +736,7 @@ impl<'a> Planner<'a> {
                     .map(|o| o.to_string())
                     .collect();
                 self.user_note(
-                    candidate_label(&candidate),
+                    candidate.label().clone(),
                     Severity::Error,
                     format!(
                         "duplicate email {email}: also used by Entra user {}; neither is created or \
@@ -700,13 +756,12 @@ impl<'a> Planner<'a> {
     /// `departed`.
     fn plan_new_user(
         &mut self,
-        candidate: &Candidate<'a>,
+        candidate: &mut Candidate<'a>,
         role: Role,
-        target_owner: &HashMap<&TargetUserId, &'a EntraObjectId>,
         departed: &mut HashSet<&'a EntraObjectId>,
     ) -> (Standing, Option<Op>) {
-        let label = candidate_label(candidate);
-        for warning in &candidate.desired.warnings {
+        let label = candidate.label().clone();
+        for warning in &candidate.warnings {
             self.user_note(label.clone(), Severity::Warning, warning.clone());
         }
         let disabled = candidate.user.account_enabled == Some(false);
@@ -718,13 +773,17 @@ impl<'a> Planner<'a> {
             );
             (Standing::Absent, None)
         };
-        let fields = candidate.desired.fields.clone();
-        let Some(existing) = self.input.target.users_by_email.get(&fields.email) else {
+        let Some(existing) = self
+            .input
+            .target
+            .users_by_email
+            .get(&candidate.fields().email)
+        else {
             if disabled {
                 return not_created(self, label);
             }
             let state = UserState {
-                fields,
+                fields: candidate.take_fields(),
                 role,
                 status: UserStatus::Active,
             };
@@ -733,7 +792,7 @@ impl<'a> Planner<'a> {
                 Some(Op::CreateUser { user: label, state }),
             );
         };
-        let releases = match target_owner.get(&existing.id).copied() {
+        let releases = match self.target_owners().get(&existing.id).copied() {
             None => None,
             Some(owner) if departed.remove(owner) => {
                 let old = self
@@ -760,7 +819,7 @@ impl<'a> Planner<'a> {
             (true, UserStatus::Active) => self.input.policy.deactivation_status.into(),
             (true, current) => current,
         };
-        let mut changes = field_changes(&existing.fields, &fields);
+        let mut changes = field_changes(&existing.fields, candidate.fields());
         if existing.status != status {
             changes.push(status_change(existing.status, status));
         }
@@ -769,7 +828,7 @@ impl<'a> Planner<'a> {
             target_id: existing.id.clone(),
             changes,
             state: UserState {
-                fields,
+                fields: candidate.take_fields(),
                 role,
                 status,
             },
@@ -778,27 +837,24 @@ impl<'a> Planner<'a> {
         (Standing::Managed(status), Some(op))
     }
 
-    /// R5, R7, R9, R14, R15: a synced user's changes since the mirror.
+    /// R5, R7, R9, R14, R15: a synced user's changes since the mirror. Nothing is copied for
+    /// a user who has not changed, the common case of a nightly run.
     fn plan_synced_user(
         &mut self,
-        candidate: &Candidate<'a>,
+        candidate: &mut Candidate<'a>,
         synced: &'a MirrorUser,
         role: Role,
-        mirror_email_owner: &HashMap<&Email, &EntraObjectId>,
     ) -> (Standing, Option<Op>) {
-        let mut fields = candidate.desired.fields.clone();
         let old_email = &synced.state.fields.email;
         let mut refusal = None;
-        if !old_email.same_spelling(&fields.email) {
-            let new_email = &fields.email;
+        let new_email = &candidate.fields().email;
+        if !old_email.same_spelling(new_email) {
             refusal = if old_email.domain_differs(new_email) {
                 Some(format!(
                     "email domain change is not supported: Entra has {new_email}, the target keeps \
                      {old_email}; every other field is still updated"
                 ))
-            } else if old_email != new_email
-                && self.email_taken(new_email, synced, mirror_email_owner)
-            {
+            } else if old_email != new_email && self.email_taken(new_email, synced) {
                 Some(format!(
                     "email change to {new_email} would collide with another target user: the target \
                      keeps {old_email}; every other field is still updated"
@@ -806,20 +862,25 @@ impl<'a> Planner<'a> {
             } else {
                 None
             };
-            if refusal.is_some() {
-                fields.email = old_email.clone();
-            }
         }
-        // The user as the target will know them after this run.
-        let label = UserLabel {
-            email: fields.email.to_string(),
-            ..candidate_label(candidate)
+        // The user as the target will know them after this run: a refused email stays as it was.
+        let keeps_old_email = refusal.is_some();
+        let label = |candidate: &Candidate<'_>| {
+            let label = candidate.label().clone();
+            if keeps_old_email {
+                UserLabel {
+                    email: old_email.as_str().into(),
+                    ..label
+                }
+            } else {
+                label
+            }
         };
-        for warning in &candidate.desired.warnings {
-            self.user_note(label.clone(), Severity::Warning, warning.clone());
+        for warning in &candidate.warnings {
+            self.user_note(label(candidate), Severity::Warning, warning.clone());
         }
         if let Some(message) = refusal {
-            self.user_note(label.clone(), Severity::Error, message);
+            self.user_note(label(candidate), Severity::Error, message);
         }
 
         let status = match candidate.user.account_enabled {
@@ -829,7 +890,10 @@ impl<'a> Planner<'a> {
             Some(false) | None => synced.state.status,
             Some(true) => UserStatus::Active,
         };
-        let mut changes = field_changes(&synced.state.fields, &fields);
+        let mut changes = field_changes(&synced.state.fields, candidate.fields());
+        if keeps_old_email {
+            changes.retain(|change| change.field != ManagedField::Email);
+        }
         if synced.state.role != role {
             changes.push(FieldChange {
                 field: ManagedField::Role,
@@ -837,13 +901,17 @@ impl<'a> Planner<'a> {
                 new: Some(role.to_string()),
             });
         }
-        let label_for_op = label;
         let op = if !changes.is_empty() {
             if synced.state.status != status {
                 changes.push(status_change(synced.state.status, status));
             }
+            let user = label(candidate);
+            let mut fields = candidate.take_fields();
+            if keeps_old_email {
+                fields.email = old_email.clone();
+            }
             Some(Op::UpdateUser {
-                user: label_for_op,
+                user,
                 target_id: synced.target_id.clone(),
                 changes,
                 state: UserState {
@@ -853,15 +921,16 @@ impl<'a> Planner<'a> {
                 },
             })
         } else if synced.state.status != status {
+            let user = label(candidate);
             Some(if status == UserStatus::Active {
                 Op::ActivateUser {
-                    user: label_for_op,
+                    user,
                     target_id: synced.target_id.clone(),
                     from: synced.state.status,
                 }
             } else {
                 Op::DeactivateUser {
-                    user: label_for_op,
+                    user,
                     target_id: synced.target_id.clone(),
                     to: status,
                     reason: DeactivationReason::DisabledInEntra,
@@ -874,19 +943,15 @@ impl<'a> Planner<'a> {
     }
 
     /// R7: whether another target user already has `email`.
-    fn email_taken(
-        &self,
-        email: &Email,
-        synced: &MirrorUser,
-        mirror_email_owner: &HashMap<&Email, &EntraObjectId>,
-    ) -> bool {
+    fn email_taken(&self, email: &Email, synced: &MirrorUser) -> bool {
         let other_target_user = self
             .input
             .target
             .users_by_email
             .get(email)
             .is_some_and(|found| found.id != synced.target_id);
-        let other_synced_user = mirror_email_owner
+        let other_synced_user = self
+            .email_owners()
             .get(email)
             .is_some_and(|owner| **owner != synced.entra_id);
         other_target_user || other_synced_user
@@ -976,21 +1041,12 @@ fn field_changes(old: &UserFields, new: &UserFields) -> Vec<FieldChange> {
     changes
 }
 
-fn candidate_label(candidate: &Candidate<'_>) -> UserLabel {
-    let fields = &candidate.desired.fields;
-    UserLabel {
-        entra_id: candidate.user.id.clone(),
-        email: fields.email.to_string(),
-        name: full_name(&fields.first_name, &fields.last_name),
-    }
-}
-
 fn mirror_label(user: &MirrorUser) -> UserLabel {
     let fields = &user.state.fields;
     UserLabel {
         entra_id: user.entra_id.clone(),
-        email: fields.email.to_string(),
-        name: full_name(&fields.first_name, &fields.last_name),
+        email: fields.email.as_str().into(),
+        name: full_name(&fields.first_name, &fields.last_name).into(),
     }
 }
 
@@ -1015,8 +1071,8 @@ fn raw_label(user: &EntraUser, mirrored: Option<&MirrorUser>) -> UserLabel {
         });
     UserLabel {
         entra_id: user.id.clone(),
-        email: visible(&email),
-        name: visible(&name),
+        email: visible(&email).into(),
+        name: visible(&name).into(),
     }
 }
 

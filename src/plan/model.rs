@@ -190,8 +190,10 @@ pub struct GroupKey {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UserLabel {
     pub entra_id: EntraObjectId,
-    pub email: String,
-    pub name: String,
+    /// Shared, not copied: one user's label appears in each operation and membership batch
+    /// that names them (issue 13, a 100,000-user plan held each address several times).
+    pub email: Arc<str>,
+    pub name: Arc<str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

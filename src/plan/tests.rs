@@ -671,8 +671,8 @@ fn r09_a_disabled_user_is_deactivated_with_the_tenants_status_and_keeps_its_grou
             vec![Op::DeactivateUser {
                 user: UserLabel {
                     entra_id: id(1),
-                    email: "user1@contoso.com".to_owned(),
-                    name: "First1 Last1".to_owned()
+                    email: "user1@contoso.com".into(),
+                    name: "First1 Last1".into()
                 },
                 target_id: mirror.users[0].target_id.clone(),
                 to: status.into(),

@@ -22,8 +22,8 @@ fn user_entry(user: &UserLabel, action: &str, severity: Severity) -> ReportEntry
     ReportEntry {
         subject: SubjectKind::User,
         entra_id: Some(user.entra_id.clone()),
-        email: Some(user.email.clone()),
-        name: Some(user.name.clone()),
+        email: Some(user.email.to_string()),
+        name: Some(user.name.to_string()),
         action: action.to_owned(),
         field: None,
         old_value: None,

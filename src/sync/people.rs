@@ -551,8 +551,8 @@ pub fn steps(
                 notes.push(Note {
                     subject: Subject::User(UserLabel {
                         entra_id: id.unwrap_or_default(),
-                        email,
-                        name,
+                        email: email.into(),
+                        name: name.into(),
                     }),
                     severity: Severity::Warning,
                     message,
@@ -561,8 +561,8 @@ pub fn steps(
             PersonOutcome::Failed { reason } => notes.push(Note {
                 subject: Subject::User(UserLabel {
                     entra_id: EntraObjectId::default(),
-                    email: person.asked.clone(),
-                    name: String::new(),
+                    email: person.asked.as_str().into(),
+                    name: "".into(),
                 }),
                 severity: Severity::Error,
                 message: format!(
@@ -733,8 +733,8 @@ mod tests {
     fn label(n: u128) -> UserLabel {
         UserLabel {
             entra_id: oid(n),
-            email: format!("u{n}@contoso.com"),
-            name: format!("User {n}"),
+            email: format!("u{n}@contoso.com").into(),
+            name: format!("User {n}").into(),
         }
     }
 

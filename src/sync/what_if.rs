@@ -100,8 +100,8 @@ pub fn summarize(plan: &Plan) -> WhatIf {
     let mut moves: BTreeMap<String, Movement> = BTreeMap::new();
     let person = |user: &UserLabel, detail: String| WhatIfPerson {
         entra_id: user.entra_id.clone(),
-        email: user.email.clone(),
-        name: user.name.clone(),
+        email: user.email.to_string(),
+        name: user.name.to_string(),
         detail,
     };
     let mut removed_by_group: BTreeMap<(String, String), Vec<EntraObjectId>> = BTreeMap::new();

@@ -685,8 +685,8 @@ fn user_note(user: &EntraUser, message: String) -> Note {
     Note {
         subject: Subject::User(UserLabel {
             entra_id: user.id.clone(),
-            email,
-            name: user.display_name.clone().unwrap_or_default(),
+            email: email.into(),
+            name: user.display_name.as_deref().unwrap_or_default().into(),
         }),
         severity: Severity::Warning,
         message,

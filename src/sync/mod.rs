@@ -506,9 +506,10 @@ impl Progress {
 }
 
 /// A task aborted when this is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// A spawned task that stops when its owner is dropped.
+struct AbortOnDrop<T = ()>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -552,10 +553,10 @@ pub async fn dry_run_tenant(ctx: &SyncContext, config: &Tenant) -> Result<Plan, 
         .map_err(SyncError::Unreadable)?;
     let (plan, _, _, _, _) = read_and_plan(
         &ctx.settings,
-        ctx.store.as_ref(),
+        &ctx.store,
         config,
         source.as_ref(),
-        target.as_ref(),
+        &target,
         None,
         &|| {},
     )
@@ -582,10 +583,10 @@ impl From<StoreError> for ReadFailure {
 /// then plans. `approved_deactivations`: the approval this run carries out (R18).
 async fn read_and_plan(
     settings: &SyncSettings,
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
     tenant: &Tenant,
     source: &dyn DirectorySource,
-    target: &dyn TargetAdapter,
+    target: &Arc<dyn TargetAdapter>,
     approved_deactivations: Option<usize>,
     group_read: &(dyn Fn() + Send + Sync),
 ) -> Result<(Plan, FetchStats, Mirror, drift::Repair, PhaseTimings), ReadFailure> {
@@ -612,10 +613,22 @@ async fn read_and_plan(
             .await
             .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))
     };
+    // A task of its own, so decoding the mirror's rows and the target's member lists runs on
+    // another worker while this one follows Entra's pages; dropped with the read, it stops.
+    let mut loading = AbortOnDrop(tokio::spawn({
+        let (store, target) = (Arc::clone(store), Arc::clone(target));
+        let (tenant, concurrency) = (tenant.key.clone(), settings.target_concurrency);
+        async move {
+            let mut mirror = store.load_mirror(&tenant).await?;
+            let repair = drift::repair_drift(target.as_ref(), &mut mirror, concurrency).await;
+            Ok::<_, StoreError>((mirror, repair))
+        }
+    }));
     let load_and_check = async {
-        let mut mirror = store.load_mirror(&tenant.key).await?;
-        let repair = drift::repair_drift(target, &mut mirror, settings.target_concurrency).await;
-        Ok((mirror, repair))
+        match (&mut loading.0).await {
+            Ok(loaded) => loaded.map_err(ReadFailure::from),
+            Err(stopped) => std::panic::resume_unwind(stopped.into_panic()),
+        }
     };
     let (
         SourceFetch {
@@ -641,16 +654,15 @@ async fn read_and_plan(
     stats.throttled += again.throttled;
     stats.retries += again.retries;
     stats.waited_ms += again.waited_ms;
-    let wanted = emails_to_look_up(&tenant.policy, &snapshot, &mirror);
-    let found = if wanted.is_empty() {
-        Vec::new()
-    } else {
-        target.find_users_by_email(&wanted).await.map_err(|err| {
+    // The emails are dropped once looked up: an initial sync asks for every user's.
+    let found = match emails_to_look_up(&tenant.policy, &snapshot, &mirror) {
+        wanted if wanted.is_empty() => Vec::new(),
+        wanted => target.find_users_by_email(&wanted).await.map_err(|err| {
             ReadFailure::Unreadable(format!(
                 "could not look up existing {} users: {err}",
                 target.kind()
             ))
-        })?
+        })?,
     };
     let planning = std::time::Instant::now();
     let mut plan = plan(PlanInput {
@@ -761,10 +773,10 @@ impl Run<'_> {
         let read = match self.scope {
             Scope::Tenant => read_and_plan(
                 &self.ctx.settings,
-                store,
+                &self.ctx.store,
                 self.tenant,
                 source.as_ref(),
-                target.as_ref(),
+                &target,
                 approved_deactivations,
                 &|| progress.group_read(),
             )

@@ -433,7 +433,7 @@ impl GraphSource {
     ) -> Result<(Vec<EntraUser>, Vec<Note>), GroupRead> {
         let id = group.id;
         let failed = |reason: String| GroupRead::Outcome(GroupOutcome::Failed { reason });
-        let mut url = self.url(&format!(
+        let url = self.url(&format!(
             "/v1.0/groups/{id}/members/microsoft.graph.user?$select={USER_SELECT}&$top=999"
         ));
         let mut members: Vec<EntraUser> = Vec::new();
@@ -444,10 +444,11 @@ impl GraphSource {
         // Item 7: paging that makes no progress ends the read with an error, never a loop.
         let mut links_followed: HashSet<String> = HashSet::new();
         let mut pages_without_progress = 0usize;
+        let mut response = self.get(&url, false, budget, stats).await;
         loop {
             page_number += 1;
             let members_before = members.len();
-            let body = match self.get(&url, false, budget, stats).await {
+            let body = match response {
                 Ok(body) => body,
                 Err(err) => {
                     return Err(self.refusal_or_failure(
@@ -456,21 +457,28 @@ impl GraphSource {
                     ));
                 }
             };
-            // Issue 13: a page of up to 999 users is decoded on the blocking pool, so the run's
-            // task goes on driving the other groups' requests (and their decoding) meanwhile.
-            let page = tokio::task::spawn_blocking(move || wire::member_page(&body))
-                .await
-                .map_err(|e| {
-                    failed(format!(
-                        "decoding page {page_number} of the group's members failed ({e})"
-                    ))
-                })?
-                .map_err(|problem| {
-                    failed(format!(
-                        "page {page_number} of the group's members{problem}"
-                    ))
-                })?;
-            for entry in page.entries {
+            // Issue 13: a page is read on the blocking pool only as far as its link; the next
+            // page is asked for while this one's entries are decoded there, so a large group's
+            // chain of pages waits on Graph alone. The run's task meanwhile drives the other
+            // groups. What is wrong with this page is still said before anything of the next.
+            let mut skimmed =
+                on_blocking_pool(page_number, move || wire::skim_member_page(&body)).await?;
+            let link = skimmed.next_link.take();
+            let next = self.next_page(page_number, link.as_deref(), &mut links_followed);
+            // A page that may take the group past R16's limit is decoded before anything more
+            // is asked for: reading stops at the first page past it.
+            let read_ahead = members.len() + skimmed.entry_count() <= MAX_GROUP_MEMBERS;
+            let decoding = on_blocking_pool(page_number, move || skimmed.decode());
+            let requesting = async {
+                match &next {
+                    Ok(Some(next)) if read_ahead => {
+                        Some(self.get(next, false, budget, stats).await)
+                    }
+                    _ => None,
+                }
+            };
+            let (entries, next_response) = tokio::join!(decoding, requesting);
+            for entry in entries? {
                 let (user, cleaned) = match entry {
                     wire::MemberEntry::User { user, cleaned } => (user, cleaned),
                     wire::MemberEntry::NotAUser { id, odata_type } => {
@@ -512,7 +520,7 @@ impl GraphSource {
                     members.len()
                 )));
             }
-            if members.len() == members_before && page.next_link.is_some() {
+            if members.len() == members_before && link.is_some() {
                 pages_without_progress += 1;
                 if pages_without_progress >= MAX_PAGES_WITHOUT_PROGRESS {
                     return Err(failed(format!(
@@ -524,29 +532,11 @@ impl GraphSource {
             } else {
                 pages_without_progress = 0;
             }
-            match page.next_link {
-                Some(next) if !links_followed.insert(next.clone()) => {
-                    return Err(failed(format!(
-                        "page {page_number} links back to a page already read ({:?}); reading \
-                         stopped rather than loop, and nothing in the group was changed",
-                        wire::truncate(&next, 200)
-                    )));
-                }
-                Some(next) if self.same_origin(&next) => url = next,
-                Some(next) => {
-                    return Err(failed(format!(
-                        "page {page_number} links to {:?}, outside Graph's {}; reading stopped and \
-                         nothing was sent there",
-                        wire::truncate(&next, 200),
-                        self.connector
-                            .settings
-                            .graph_base_url
-                            .origin()
-                            .ascii_serialization()
-                    )));
-                }
-                None => break,
-            }
+            response = match (next.map_err(failed)?, next_response) {
+                (None, _) => break,
+                (Some(_), Some(read_ahead)) => read_ahead,
+                (Some(next), None) => self.get(&next, false, budget, stats).await,
+            };
         }
         let mut repeated: Vec<(&EntraObjectId, usize)> = listed
             .iter()
@@ -648,9 +638,59 @@ impl GraphSource {
         }
     }
 
+    /// The next page of a group's members to read, if any, or why its link is not followed:
+    /// one already read (a loop), or one off Graph's host (no token is sent there).
+    fn next_page(
+        &self,
+        page_number: usize,
+        link: Option<&str>,
+        links_followed: &mut HashSet<String>,
+    ) -> Result<Option<String>, String> {
+        match link {
+            Some(next) if !links_followed.insert(next.to_owned()) => Err(format!(
+                "page {page_number} links back to a page already read ({:?}); reading \
+                 stopped rather than loop, and nothing in the group was changed",
+                wire::truncate(next, 200)
+            )),
+            Some(next) if self.same_origin(next) => Ok(Some(next.to_owned())),
+            Some(next) => Err(format!(
+                "page {page_number} links to {:?}, outside Graph's {}; reading stopped and \
+                 nothing was sent there",
+                wire::truncate(next, 200),
+                self.connector
+                    .settings
+                    .graph_base_url
+                    .origin()
+                    .ascii_serialization()
+            )),
+            None => Ok(None),
+        }
+    }
+
     fn concurrency(&self) -> usize {
         self.connector.settings.concurrency.max(1)
     }
+}
+
+/// Runs a step of decoding page `page_number` of a group's members on the blocking pool; what
+/// is wrong with the page fails the group (R17).
+async fn on_blocking_pool<T: Send + 'static>(
+    page_number: usize,
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, GroupRead> {
+    let failed = |reason: String| GroupRead::Outcome(GroupOutcome::Failed { reason });
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| {
+            failed(format!(
+                "decoding page {page_number} of the group's members failed ({e})"
+            ))
+        })?
+        .map_err(|problem| {
+            failed(format!(
+                "page {page_number} of the group's members{problem}"
+            ))
+        })
 }
 
 /// A group being read, to attach the report's notes to.

@@ -134,26 +134,39 @@ struct PlainEntry {
     account_enabled: Option<bool>,
 }
 
-/// A page of group members, decoded.
+/// A page of group members read as far as its link to the next page: its entries are still
+/// text, so the next page can be asked for while they are decoded.
 #[derive(Debug)]
-pub struct MemberPage {
-    pub entries: Vec<MemberEntry>,
+pub struct SkimmedMemberPage {
+    entries: Vec<Box<serde_json::value::RawValue>>,
     pub next_link: Option<String>,
 }
 
-/// Decodes a page of group members, or says what is wrong with it: the text that follows
-/// "page N of the group's members".
-pub fn member_page(body: &[u8]) -> Result<MemberPage, String> {
+impl SkimmedMemberPage {
+    /// How many entries the page lists (users or not, repeated or not).
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Decodes the entries, or says what is wrong with one: the text that follows "page N of
+    /// the group's members".
+    pub fn decode(self) -> Result<Vec<MemberEntry>, String> {
+        self.entries
+            .iter()
+            .map(|entry| member_entry_json(entry.get()).map_err(|problem| format!(": {problem}")))
+            .collect()
+    }
+}
+
+/// Reads a page of group members as far as its entries' text and its next link, or says what
+/// is wrong with it: the text that follows "page N of the group's members".
+pub fn skim_member_page(body: &[u8]) -> Result<SkimmedMemberPage, String> {
     let page: GraphPage<Box<serde_json::value::RawValue>> =
         serde_json::from_slice(body).map_err(|e| format!(" is not the JSON Graph sends ({e})"))?;
-    let Some(raw_entries) = page.value else {
+    let Some(entries) = page.value else {
         return Err(" has no \"value\" list".to_owned());
     };
-    let entries = raw_entries
-        .iter()
-        .map(|entry| member_entry_json(entry.get()).map_err(|problem| format!(": {problem}")))
-        .collect::<Result<_, _>>()?;
-    Ok(MemberPage {
+    Ok(SkimmedMemberPage {
         entries,
         next_link: page.next_link,
     })

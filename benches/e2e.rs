@@ -590,6 +590,9 @@ async fn sync_once(settings_file: &Path) -> anyhow::Result<ChildFigures> {
     let graph = dirsync::connect::graph_connector(&settings)?;
     let ctx = dirsync::connect::production_context(&settings, database, graph);
     let started = Instant::now();
+    let sampler = std::env::var_os("DIRSYNC_BENCH_TIMELINE")
+        .is_some()
+        .then(RssSampler::start);
     let outcome = run_sync(
         &ctx,
         &TenantKey::parse(TENANT_KEY)?,
@@ -600,6 +603,9 @@ async fn sync_once(settings_file: &Path) -> anyhow::Result<ChildFigures> {
     let wall = started.elapsed();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let t = outcome.timings;
+    if let Some(sampler) = sampler {
+        sampler.print(t.read, t.plan);
+    }
     Ok(ChildFigures {
         status: outcome.status.as_str().to_owned(),
         message: outcome.message,
@@ -648,14 +654,77 @@ pub fn cpu_ms() -> f64 {
     (ticks(11) + ticks(12)) * 10.0
 }
 
-/// `VmHWM`: this process's peak resident set, in KiB.
-pub fn peak_rss_kb() -> u64 {
+/// `VmRSS` of this process every 50 ms while a sync runs (`DIRSYNC_BENCH_TIMELINE=1`): in which
+/// phase the peak comes.
+struct RssSampler {
+    samples: std::sync::Arc<std::sync::Mutex<Vec<(Duration, u64)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl RssSampler {
+    fn start() -> Self {
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (into, until) = (samples.clone(), stop.clone());
+        let started = Instant::now();
+        let thread = std::thread::spawn(move || {
+            while !until.load(std::sync::atomic::Ordering::Relaxed) {
+                let rss = status_kb("VmRSS:");
+                into.lock().expect("samples").push((started.elapsed(), rss));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Self {
+            samples,
+            stop,
+            thread,
+        }
+    }
+
+    /// The highest sample of each twentieth of the run, and where read and plan ended (apply
+    /// and record interleave after them).
+    fn print(self, read: Duration, plan: Duration) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.thread.join();
+        let samples = self.samples.lock().expect("samples");
+        let Some(&(end, _)) = samples.last() else {
+            return;
+        };
+        let twentieths: Vec<String> = (0..20)
+            .map(|i| {
+                let (from, to) = (end * i / 20, end * (i + 1) / 20);
+                samples
+                    .iter()
+                    .filter(|(at, _)| *at >= from && *at <= to)
+                    .map(|(_, rss)| rss / 1024)
+                    .max()
+                    .map_or("-".to_owned(), |mb| mb.to_string())
+            })
+            .collect();
+        eprintln!(
+            "  RSS MB by twentieths of {:.1} s (read ends at {:.1} s, plan at {:.1} s): {}",
+            end.as_secs_f64(),
+            read.as_secs_f64(),
+            (read + plan).as_secs_f64(),
+            twentieths.join(" ")
+        );
+    }
+}
+
+/// A `/proc/self/status` figure in KiB.
+fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// `VmHWM`: this process's peak resident set, in KiB.
+pub fn peak_rss_kb() -> u64 {
+    status_kb("VmHWM:")
 }
 
 /// One scenario's figures and bounds.
@@ -886,6 +955,7 @@ fn scenario(
 ) -> anyhow::Result<Report> {
     running.entra.reset_request_counts();
     running.highq.reset_request_counts();
+    running.entra.clear_requests();
     let emulator_cpu = cpu_ms();
     let child = if options.child_process {
         let output = std::process::Command::new(std::env::current_exe()?)
@@ -907,6 +977,9 @@ fn scenario(
         runtime.block_on(sync_once(&running.settings_file))?
     };
     let emulator_cpu_ms = cpu_ms() - emulator_cpu;
+    if std::env::var_os("DIRSYNC_BENCH_TIMELINE").is_some() {
+        print_graph_timeline(name, &running.entra.requests());
+    }
     let graph = running.entra.request_counts();
     let graph_requests: u64 = graph
         .iter()
@@ -952,6 +1025,24 @@ fn scenario(
         report.print();
     }
     Ok(report)
+}
+
+/// Each Graph request's answer time after the first one's, in the order they were answered
+/// (`DIRSYNC_BENCH_TIMELINE=1`): where a chain of pages waits, and on what.
+fn print_graph_timeline(name: &str, requests: &[dirsync::emulator::entra::LoggedRequest]) {
+    let Some(first) = requests.first() else {
+        return;
+    };
+    eprintln!("graph timeline of ({name}), ms after the first answer:");
+    for request in requests {
+        let path = request.path_and_query.split('?').next().unwrap_or_default();
+        eprintln!(
+            "  {:>7.1}  {} {}",
+            request.at.duration_since(first.at).as_secs_f64() * 1000.0,
+            request.status,
+            path
+        );
+    }
 }
 
 /// The figures of every scenario as a Markdown table (for the README).

@@ -341,6 +341,16 @@ pub enum Op {
 }
 
 impl Op {
+    /// How many changes the operation makes, and so how many report lines and mirror rows it
+    /// records: one, but a membership batch one per member. A flush is sized by this (issue 13:
+    /// an initial sync's membership batches would otherwise record 100,000 lines at once).
+    pub fn changes(&self) -> usize {
+        match self {
+            Op::AddMembers { users, .. } | Op::RemoveMembers { users, .. } => users.len().max(1),
+            _ => 1,
+        }
+    }
+
     /// Whether the operation deactivates a user, directly or as part of an update (R18 counts these).
     pub fn deactivates(&self) -> bool {
         match self {

@@ -62,6 +62,20 @@ fn sequential(phase: &[Op]) -> bool {
         .any(|op| matches!(op, Op::ConvertToSystemGroup { .. }))
 }
 
+/// How many operations from the start of `ops` one flush takes: at least one, and no more once
+/// they make `max_changes` changes ([`Op::changes`]).
+fn within_changes(ops: &[Op], max_changes: usize) -> usize {
+    let mut changes = 0;
+    ops.iter()
+        .take_while(|op| {
+            let admit = changes < max_changes;
+            changes += op.changes();
+            admit
+        })
+        .count()
+        .max(ops.len().min(1))
+}
+
 /// Whether the target still answers: a refused credential, or too many calls in a row that found
 /// it unavailable, stop the run's calls.
 #[derive(Debug, Clone)]
@@ -215,8 +229,9 @@ impl Applier {
         result
     }
 
-    /// Applies the start of `ops` (operations of one phase, see [`phases`]) until `max_ops`
-    /// operations were taken or `max_time` has passed (at least one is taken), so the caller can
+    /// Applies the start of `ops` (operations of one phase, see [`phases`]) until operations
+    /// making `max_ops` changes were taken ([`Op::changes`]: a membership batch counts each
+    /// member) or `max_time` has passed (at least one is taken), so the caller can
     /// record them in a small flush, or `fenced` answers true (the run lost its lease: calls in
     /// flight finish, no new one starts). Returns what they produced and how many were taken.
     ///
@@ -233,7 +248,7 @@ impl Applier {
         let max_ops = max_ops.max(1);
         let mut result = PhaseResult::default();
         if let Some(reason) = &self.health.stopped {
-            let taken = ops.len().min(max_ops);
+            let taken = within_changes(ops, max_ops);
             for op in &ops[..taken] {
                 result.failed += 1;
                 result.entries.extend(skipped_entries(op, reason));
@@ -267,11 +282,12 @@ impl Applier {
     ) -> usize {
         let started = std::time::Instant::now();
         let mut taken = 0;
+        let mut changes = 0;
         while taken < ops.len()
-            && taken < max_ops
-            && (taken == 0 || (started.elapsed() < max_time && !fenced()))
+            && (taken == 0 || (changes < max_ops && started.elapsed() < max_time && !fenced()))
         {
             let op = &ops[taken];
+            changes += op.changes();
             match self.health.stopped.clone() {
                 Some(reason) => {
                     result.failed += 1;
@@ -305,13 +321,15 @@ impl Applier {
         // return futures would tie their lifetimes too tightly for the run to be spawned.
         let mut in_flight = FuturesUnordered::new();
         let mut admitted = 0;
+        let mut changes = 0;
         loop {
             while in_flight.len() < self.concurrency
                 && admitted < ops.len()
-                && admitted < max_ops
                 && health.stopped.is_none()
-                && (admitted == 0 || (started.elapsed() < max_time && !fenced()))
+                && (admitted == 0
+                    || (changes < max_ops && started.elapsed() < max_time && !fenced()))
             {
+                changes += ops[admitted].changes();
                 in_flight.push(self.apply_indexed(admitted, &ops[admitted]));
                 admitted += 1;
             }
@@ -734,4 +752,47 @@ fn merge(into: &mut MirrorChanges, from: MirrorChanges) {
     into.users_released.extend(from.users_released);
     into.groups_forgotten.extend(from.groups_forgotten);
     into.users_forgotten.extend(from.users_forgotten);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Role;
+
+    fn batch(members: u128) -> Op {
+        let user = |n: u128| UserLabel {
+            entra_id: EntraObjectId::from(uuid::Uuid::from_u128(n)),
+            email: format!("user{n}@contoso.example").into(),
+            name: format!("User {n}").into(),
+        };
+        Op::AddMembers {
+            group: GroupKey {
+                entra_id: EntraObjectId::from(uuid::Uuid::from_u128(u128::MAX)),
+                role: Role::Internal,
+            },
+            group_name: "Staff".to_owned(),
+            users: (0..members).map(user).collect(),
+        }
+    }
+
+    #[test]
+    fn a_flush_counts_each_member_of_a_batch_as_a_change() {
+        let batches: Vec<Op> = (0..10).map(|_| batch(500)).collect();
+        // 1,000 changes are two batches of 500, not 1,000 batches (issue 13).
+        assert_eq!(within_changes(&batches, 1000), 2);
+        assert_eq!(within_changes(&batches, 1001), 3);
+        // A batch larger than a flush is still taken whole, and alone.
+        assert_eq!(within_changes(&batches, 10), 1);
+        assert_eq!(within_changes(&[], 10), 0);
+        let groups: Vec<Op> = (0..5)
+            .map(|n| Op::CreateGroup {
+                group: GroupKey {
+                    entra_id: EntraObjectId::from(uuid::Uuid::from_u128(n)),
+                    role: Role::Basic,
+                },
+                name: format!("Group {n}"),
+            })
+            .collect();
+        assert_eq!(within_changes(&groups, 3), 3);
+    }
 }

@@ -81,7 +81,8 @@ pub struct SyncSettings {
     /// R11: at most this many leavers are looked up in Entra to say why they left.
     pub max_presence_lookups: usize,
     /// Item 2: applied operations are recorded (mirror changes, report lines and progress in one
-    /// transaction) at least every this many operations…
+    /// transaction) at least every this many changes (a membership batch counts each member,
+    /// [`Op::changes`](crate::plan::Op::changes))…
     pub flush_every: usize,
     /// …and at least this often, so a killed run loses at most one small flush of bookkeeping
     /// (and the next run recognises what it did: creates are idempotent).

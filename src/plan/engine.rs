@@ -65,28 +65,49 @@ struct VisibleGroup<'a> {
 /// A synced user as this run sees them, once validated.
 struct Candidate<'a> {
     user: &'a EntraUser,
-    /// The fields to sync, until an operation takes them (`take_fields`): a large plan holds
-    /// each user's fields once, in its operation, not also here.
-    fields: Option<UserFields>,
+    fields: CandidateFields<'a>,
     warnings: Vec<String>,
     /// Made when first needed: a run that changes nobody names nobody.
     label: OnceCell<UserLabel>,
 }
 
+/// Where a candidate's fields are held: a large plan holds each user's fields once.
+enum CandidateFields<'a> {
+    /// New or changed since the mirror: held here until an operation takes them (boxed, so a
+    /// candidate in the planner's map is small whichever way it holds its fields).
+    Own(Box<UserFields>),
+    /// Exactly as the mirror has them, spelling included: the mirror's, not a copy (a night
+    /// with no change holds no second copy of 100,000 users' fields, issue 13).
+    AsSynced(&'a UserFields),
+    /// Moved into an operation.
+    Taken,
+}
+
 impl<'a> Candidate<'a> {
-    fn new(user: &'a EntraUser, desired: DesiredFields) -> Self {
+    /// `synced`: the user's fields in the mirror, if synced before.
+    fn new(user: &'a EntraUser, desired: DesiredFields, synced: Option<&'a UserFields>) -> Self {
+        let fields = match synced {
+            Some(synced) if field_changes(synced, &desired.fields).is_empty() => {
+                CandidateFields::AsSynced(synced)
+            }
+            _ => CandidateFields::Own(Box::new(desired.fields)),
+        };
         Self {
             user,
-            fields: Some(desired.fields),
+            fields,
             warnings: desired.warnings,
             label: OnceCell::new(),
         }
     }
 
     fn fields(&self) -> &UserFields {
-        self.fields
-            .as_ref()
-            .expect("a candidate's fields are read before an operation takes them")
+        match &self.fields {
+            CandidateFields::Own(fields) => fields,
+            CandidateFields::AsSynced(fields) => fields,
+            CandidateFields::Taken => {
+                panic!("a candidate's fields are read before an operation takes them")
+            }
+        }
     }
 
     /// The user as the report names them, with the email Entra has.
@@ -101,13 +122,15 @@ impl<'a> Candidate<'a> {
         })
     }
 
-    /// Moves the fields into an operation; the label is made first, as the membership
-    /// operations planned later still name the user.
+    /// Moves the fields into an operation (a copy of the mirror's when unchanged); the label is
+    /// made first, as the membership operations planned later still name the user.
     fn take_fields(&mut self) -> UserFields {
         self.label();
-        self.fields
-            .take()
-            .expect("an operation takes a candidate's fields once")
+        match std::mem::replace(&mut self.fields, CandidateFields::Taken) {
+            CandidateFields::Own(fields) => *fields,
+            CandidateFields::AsSynced(fields) => fields.clone(),
+            CandidateFields::Taken => panic!("an operation takes a candidate's fields once"),
+        }
     }
 }
 
@@ -683,7 +706,8 @@ impl<'a> Planner<'a> {
         for (id, user) in seen {
             match desired_fields(user) {
                 Ok(desired) => {
-                    candidates.insert(*id, Candidate::new(user, desired));
+                    let synced = self.mirror_users.get(id).map(|u| &u.state.fields);
+                    candidates.insert(*id, Candidate::new(user, desired, synced));
                 }
                 Err(message) => {
                     let mirrored = self.mirror_users.get(id).copied();

@@ -67,7 +67,10 @@ pub fn generate_tls(extra_names: &[String]) -> Result<GeneratedTls, EmulatorErro
 
 /// What an emulator adds to each request's answer time, so a benchmark sees a target and a Graph
 /// that answer like services across a network: `base` ± `jitter` (a fraction, 0.25 = ±25%),
-/// uniformly. [`Latency::NONE`] (the in-process constructors' default, so tests stay fast) adds
+/// uniformly. The Entra emulator answers that long after the request arrived, building its
+/// answer meanwhile (a page of 999 members is the emulator's largest work); the HighQ emulator
+/// waits first, then carries the request out, so a caller that gives up while it waits changed
+/// nothing. [`Latency::NONE`] (the in-process constructors' default, so tests stay fast) adds
 /// nothing; `dirsync emulate` and `cargo bench --bench e2e` use [`Latency::DEFAULT`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Latency {

@@ -813,7 +813,10 @@ impl<'a> Planner<'a> {
             };
             return (
                 Standing::Managed(UserStatus::Active),
-                Some(Op::CreateUser { user: label, state }),
+                Some(Op::CreateUser {
+                    user: label,
+                    state: Box::new(state),
+                }),
             );
         };
         let releases = match self.target_owners().get(&existing.id).copied() {
@@ -824,7 +827,7 @@ impl<'a> Planner<'a> {
                     .get(owner)
                     .copied()
                     .expect("a departed user is a synced user");
-                Some(mirror_label(old))
+                Some(Box::new(mirror_label(old)))
             }
             Some(_) if disabled => return not_created(self, label),
             Some(owner) => {
@@ -851,11 +854,11 @@ impl<'a> Planner<'a> {
             user: label,
             target_id: existing.id.clone(),
             changes,
-            state: UserState {
+            state: Box::new(UserState {
                 fields: candidate.take_fields(),
                 role,
                 status,
-            },
+            }),
             releases,
         };
         (Standing::Managed(status), Some(op))
@@ -938,11 +941,11 @@ impl<'a> Planner<'a> {
                 user,
                 target_id: synced.target_id.clone(),
                 changes,
-                state: UserState {
+                state: Box::new(UserState {
                     fields,
                     role,
                     status,
-                },
+                }),
             })
         } else if synced.state.status != status {
             let user = label(candidate);

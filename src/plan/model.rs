@@ -292,18 +292,23 @@ pub enum Op {
         new_name: String,
     },
     /// R4: no target user has the email.
-    CreateUser { user: UserLabel, state: UserState },
+    /// The state is boxed in each user operation that carries one, so an operation is small: an
+    /// initial sync's plan is 100,000 of them (issue 13).
+    CreateUser {
+        user: UserLabel,
+        state: Box<UserState>,
+    },
     /// R4: an existing target user with the email is linked and its managed state sent (R9: a
     /// disabled user is adopted deactivated).
     AdoptUser {
         user: UserLabel,
         target_id: TargetUserId,
         changes: Vec<FieldChange>,
-        state: UserState,
+        state: Box<UserState>,
         /// R9a: the departed synced user this target user was linked to; the link moves to `user`
         /// with the memberships the mirror records for it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        releases: Option<UserLabel>,
+        releases: Option<Box<UserLabel>>,
     },
     /// R5/R7/R14/R15: `changes` lists what differs from the mirror (it may include the role and
     /// status); `state` is the whole managed state after the change. The target is sent the
@@ -313,7 +318,7 @@ pub enum Op {
         user: UserLabel,
         target_id: TargetUserId,
         changes: Vec<FieldChange>,
-        state: UserState,
+        state: Box<UserState>,
     },
     /// R9: a status change alone.
     ActivateUser {

@@ -349,7 +349,7 @@ fn apply(plan: &Plan, mirror: &mut Mirror, target: &mut Target) {
                 mirror.users.push(MirrorUser {
                     entra_id: user.entra_id.clone(),
                     target_id: id,
-                    state: state.clone(),
+                    state: UserState::clone(state),
                 });
             }
             Op::AdoptUser {
@@ -373,7 +373,7 @@ fn apply(plan: &Plan, mirror: &mut Mirror, target: &mut Target) {
                 mirror.users.push(MirrorUser {
                     entra_id: user.entra_id.clone(),
                     target_id: target_id.clone(),
-                    state: state.clone(),
+                    state: UserState::clone(state),
                 });
             }
             Op::UpdateUser {
@@ -383,7 +383,7 @@ fn apply(plan: &Plan, mirror: &mut Mirror, target: &mut Target) {
                 ..
             } => {
                 target.set(target_id, state);
-                user_mut(mirror, &user.entra_id).state = state.clone();
+                user_mut(mirror, &user.entra_id).state = UserState::clone(state);
             }
             Op::ActivateUser {
                 user, target_id, ..

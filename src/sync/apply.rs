@@ -503,7 +503,7 @@ impl Applier {
                     out.mirror.users.push(self.user_after(
                         &user.entra_id,
                         &target_id,
-                        state.clone(),
+                        UserState::clone(state),
                     ));
                     out.created_user = Some((user.entra_id.clone(), target_id));
                 }),
@@ -526,7 +526,7 @@ impl Applier {
                     out.mirror.users.push(self.user_after(
                         &user.entra_id,
                         target_id,
-                        state.clone(),
+                        UserState::clone(state),
                     ));
                     out.created_user = Some((user.entra_id.clone(), target_id.clone()));
                 }),
@@ -543,7 +543,7 @@ impl Applier {
                     out.mirror.users.push(self.user_after(
                         &user.entra_id,
                         target_id,
-                        state.clone(),
+                        UserState::clone(state),
                     ));
                 }),
             Op::ActivateUser {

@@ -829,7 +829,7 @@ mod tests {
                     user: label(4),
                     target_id: TargetUserId::new("t3").unwrap(),
                     changes: Vec::new(),
-                    state: mirror_user(3).state,
+                    state: Box::new(mirror_user(3).state),
                     releases: None,
                 },
                 deactivate(1),

@@ -230,7 +230,7 @@ impl Applier {
     }
 
     /// Applies the start of `ops` (operations of one phase, see [`phases`]) until operations
-    /// making `max_ops` changes were taken ([`Op::changes`]: a membership batch counts each
+    /// making `max_changes` changes were taken ([`Op::changes`]: a membership batch counts each
     /// member) or `max_time` has passed (at least one is taken), so the caller can
     /// record them in a small flush, or `fenced` answers true (the run lost its lease: calls in
     /// flight finish, no new one starts). Returns what they produced and how many were taken.
@@ -241,14 +241,14 @@ impl Applier {
     pub async fn apply_some(
         &mut self,
         ops: &[Op],
-        max_ops: usize,
+        max_changes: usize,
         max_time: std::time::Duration,
         fenced: &(dyn Fn() -> bool + Sync),
     ) -> (PhaseResult, usize) {
-        let max_ops = max_ops.max(1);
+        let max_changes = max_changes.max(1);
         let mut result = PhaseResult::default();
         if let Some(reason) = &self.health.stopped {
-            let taken = within_changes(ops, max_ops);
+            let taken = within_changes(ops, max_changes);
             for op in &ops[..taken] {
                 result.failed += 1;
                 result.entries.extend(skipped_entries(op, reason));
@@ -256,10 +256,12 @@ impl Applier {
             return (result, taken);
         }
         let taken = if sequential(ops) {
-            self.apply_in_order(ops, max_ops, max_time, fenced, &mut result)
+            self.apply_in_order(ops, max_changes, max_time, fenced, &mut result)
                 .await
         } else {
-            let (outcomes, health) = self.apply_streaming(ops, max_ops, max_time, fenced).await;
+            let (outcomes, health) = self
+                .apply_streaming(ops, max_changes, max_time, fenced)
+                .await;
             self.health = health;
             let taken = outcomes.len();
             for outcome in outcomes {
@@ -275,7 +277,7 @@ impl Applier {
     async fn apply_in_order(
         &mut self,
         ops: &[Op],
-        max_ops: usize,
+        max_changes: usize,
         max_time: std::time::Duration,
         fenced: &(dyn Fn() -> bool + Sync),
         result: &mut PhaseResult,
@@ -284,7 +286,7 @@ impl Applier {
         let mut taken = 0;
         let mut changes = 0;
         while taken < ops.len()
-            && (taken == 0 || (changes < max_ops && started.elapsed() < max_time && !fenced()))
+            && (taken == 0 || (changes < max_changes && started.elapsed() < max_time && !fenced()))
         {
             let op = &ops[taken];
             changes += op.changes();
@@ -305,12 +307,13 @@ impl Applier {
     }
 
     /// Runs independent operations from the start of `ops`, `concurrency` at a time, admitting
-    /// new ones until `max_ops`, `max_time` or a stop; returns their results in plan order and
-    /// the target's health after them. What was admitted is always a prefix of `ops`.
+    /// new ones until they make `max_changes` changes, `max_time` or a stop; returns their
+    /// results in plan order and the target's health after them. What was admitted is always a
+    /// prefix of `ops`.
     async fn apply_streaming(
         &self,
         ops: &[Op],
-        max_ops: usize,
+        max_changes: usize,
         max_time: std::time::Duration,
         fenced: &(dyn Fn() -> bool + Sync),
     ) -> (Vec<OpResult>, TargetHealth) {
@@ -327,7 +330,7 @@ impl Applier {
                 && admitted < ops.len()
                 && health.stopped.is_none()
                 && (admitted == 0
-                    || (changes < max_ops && started.elapsed() < max_time && !fenced()))
+                    || (changes < max_changes && started.elapsed() < max_time && !fenced()))
             {
                 changes += ops[admitted].changes();
                 in_flight.push(self.apply_indexed(admitted, &ops[admitted]));

@@ -908,7 +908,7 @@ impl Run<'_> {
         let total = plan.ops.len();
         let mut done = 0;
         self.progress.set("applying changes", done, total).await?;
-        let (flush_ops, flush_interval) = (
+        let (flush_changes, flush_interval) = (
             self.ctx.settings.flush_every.max(1),
             self.ctx.settings.flush_interval,
         );
@@ -925,7 +925,7 @@ impl Run<'_> {
                 }
                 let (result, consumed) = timed(
                     &mut self.timings.apply,
-                    applier.apply_some(rest, flush_ops, flush_interval, &fenced),
+                    applier.apply_some(rest, flush_changes, flush_interval, &fenced),
                 )
                 .await;
                 rest = &rest[consumed..];

@@ -493,8 +493,30 @@ async fn a_paused_tenant_refuses_forced_and_approved_runs_until_resumed(db: Test
 
 async fn the_global_pause_skips_every_tenants_midnight_and_refuses_forced_runs(db: TestDb) {
     let mut h = harness(db).await;
+    // Globex syncs its own group and person: the two tenants' runs share the replica's target,
+    // and two runs creating the same person there at once would race each other.
+    let globex_group: EntraObjectId = uuid::Uuid::from_u128(0x6901).into();
+    h.source.edit(|d| {
+        let grace = EntraUser {
+            id: uuid::Uuid::from_u128(2).into(),
+            given_name: Some("Grace".to_owned()),
+            surname: Some("Hopper".to_owned()),
+            mail: Some("grace@globex.com".to_owned()),
+            account_enabled: Some(true),
+            ..EntraUser::default()
+        };
+        d.groups.insert(
+            globex_group.clone(),
+            ("Globex staff".to_owned(), vec![grace.id.clone()]),
+        );
+        d.users.insert(grace.id.clone(), grace);
+    });
     let mut other = tenant();
     other.key = TenantKey::parse("globex").unwrap();
+    other.policy.selected_groups = vec![SelectedGroup {
+        entra_id: globex_group,
+        role: Role::Internal,
+    }];
     h.store().upsert_tenant(&other).await.unwrap();
     let olga = h.actor("Olga Ops");
     schedule::pause_service(

@@ -67,7 +67,7 @@ fn snapshot(change: impl Fn(&mut EntraUser)) -> SourceSnapshot {
                         .map(|n| {
                             let mut u = user(n);
                             change(&mut u);
-                            std::sync::Arc::new(u)
+                            std::sync::Arc::new(u.into())
                         })
                         .collect(),
                 },

@@ -146,19 +146,19 @@ async fn a_group_of_2500_members_arrives_complete_across_pages() {
     };
     assert_eq!(display_name, "Everyone");
     assert_eq!(members.len(), 2500);
-    let ids: BTreeSet<String> = members.iter().map(|m| m.id.to_string()).collect();
+    let ids: BTreeSet<String> = members.iter().map(|m| m.id().to_string()).collect();
     assert_eq!(ids, (0..2500).map(user_id).collect::<BTreeSet<_>>());
     assert_eq!(member_pages(&emulator), 3, "999 + 999 + 502");
     let seventh = members
         .iter()
-        .find(|m| m.id == oid(&user_id(7)))
+        .find(|m| *m.id() == oid(&user_id(7)))
         .expect("user 7");
     assert_eq!(
-        seventh.account_enabled,
+        seventh.account_enabled(),
         Some(false),
         "accountEnabled is selected and read"
     );
-    assert_eq!(seventh.business_phones, vec!["+1 425 555 0109".to_owned()]);
+    assert_eq!(seventh.phone(), Some("+1 425 555 0109"));
     assert_eq!(fetch.stats.requests, 4);
 }
 
@@ -258,7 +258,7 @@ async fn r01_nested_group_device_and_service_principal_members_are_not_synced() 
     let GroupOutcome::Found { members, .. } = outcome(&fetch.snapshot, &group_id(1)) else {
         panic!("expected Found");
     };
-    let ids: Vec<String> = members.iter().map(|m| m.id.to_string()).collect();
+    let ids: Vec<String> = members.iter().map(|m| m.id().to_string()).collect();
     assert_eq!(
         ids,
         vec![user_id(0), user_id(1)],

@@ -9,9 +9,9 @@ use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use std::cell::OnceCell;
 use std::sync::Arc;
 
-use super::MAX_GROUP_MEMBERS;
 use super::fields::{DesiredFields, desired_fields, non_blank, usable_email, visible};
 use super::model::*;
+use super::{MAX_GROUP_MEMBERS, SnapshotUser};
 use crate::domain::{Email, EntraObjectId, Role, TargetUserId, UserStatus};
 
 /// The emails whose target users the planner needs to know (R4 adoption, R7 collisions): those
@@ -43,7 +43,7 @@ pub fn emails_to_look_up(
             let Ok(email) = usable_email(user) else {
                 continue;
             };
-            match mirrored.get(&user.id) {
+            match mirrored.get(user.id()) {
                 Some(synced) if synced.state.fields.email.same_spelling(&email) => {}
                 _ => {
                     emails.entry(email.normalized()).or_insert(email);
@@ -58,13 +58,13 @@ pub fn emails_to_look_up(
 struct VisibleGroup<'a> {
     key: GroupKey,
     name: String,
-    members: Vec<&'a EntraUser>,
+    members: Vec<&'a SnapshotUser>,
     existing: Option<&'a MirrorGroup>,
 }
 
 /// A synced user as this run sees them, once validated.
 struct Candidate<'a> {
-    user: &'a EntraUser,
+    user: &'a SnapshotUser,
     fields: CandidateFields<'a>,
     warnings: Vec<String>,
     /// Made when first needed: a run that changes nobody names nobody.
@@ -85,7 +85,7 @@ enum CandidateFields<'a> {
 
 impl<'a> Candidate<'a> {
     /// `synced`: the user's fields in the mirror, if synced before.
-    fn new(user: &'a EntraUser, desired: DesiredFields, synced: Option<&'a UserFields>) -> Self {
+    fn new(user: &'a SnapshotUser, desired: DesiredFields, synced: Option<&'a UserFields>) -> Self {
         let fields = match synced {
             Some(synced) if field_changes(synced, &desired.fields).is_empty() => {
                 CandidateFields::AsSynced(synced)
@@ -115,7 +115,7 @@ impl<'a> Candidate<'a> {
         self.label.get_or_init(|| {
             let fields = self.fields();
             UserLabel {
-                entra_id: self.user.id.clone(),
+                entra_id: self.user.id().clone(),
                 email: fields.email.as_str().into(),
                 name: full_name(&fields.first_name, &fields.last_name).into(),
             }
@@ -237,10 +237,10 @@ impl<'a> Planner<'a> {
         let (visible, frozen_groups, conversions) = self.classify_groups();
 
         // Every user seen in a readable group, once, in a stable order.
-        let mut seen: BTreeMap<&EntraObjectId, &EntraUser> = BTreeMap::new();
+        let mut seen: BTreeMap<&EntraObjectId, &SnapshotUser> = BTreeMap::new();
         for group in &visible {
             for user in &group.members {
-                seen.entry(&user.id).or_insert(user);
+                seen.entry(user.id()).or_insert(user);
             }
         }
 
@@ -262,7 +262,7 @@ impl<'a> Planner<'a> {
             .collect();
         for group in &visible {
             for user in &group.members {
-                let role = roles.entry(&user.id).or_insert(group.key.role);
+                let role = roles.entry(user.id()).or_insert(group.key.role);
                 *role = strongest([*role, group.key.role]);
             }
         }
@@ -318,7 +318,7 @@ impl<'a> Planner<'a> {
                 continue;
             };
             if !candidates.contains_key(id)
-                && user.account_enabled == Some(false)
+                && user.account_enabled() == Some(false)
                 && synced.state.status == UserStatus::Active
             {
                 deactivations.push(Op::DeactivateUser {
@@ -422,17 +422,17 @@ impl<'a> Planner<'a> {
             let mut desired: HashSet<&EntraObjectId> = HashSet::new();
             for user in &group.members {
                 let keep_if_present =
-                    match standing.get(&user.id).copied().unwrap_or(Standing::Frozen) {
-                        Standing::Managed(UserStatus::Active) => roles[&user.id] == group.key.role,
+                    match standing.get(user.id()).copied().unwrap_or(Standing::Frozen) {
+                        Standing::Managed(UserStatus::Active) => roles[user.id()] == group.key.role,
                         Standing::Managed(_) => {
                             // A deactivated user keeps the memberships it has but joins no group:
                             // the target refuses to add an archived user.
-                            roles[&user.id] == group.key.role && current.contains(&user.id)
+                            roles[user.id()] == group.key.role && current.contains(user.id())
                         }
-                        Standing::Frozen | Standing::Absent => current.contains(&user.id),
+                        Standing::Frozen | Standing::Absent => current.contains(user.id()),
                     };
                 if keep_if_present {
-                    desired.insert(&user.id);
+                    desired.insert(user.id());
                 }
             }
             // A user whose data could not be read keeps the membership it had (R8, R17).
@@ -542,7 +542,7 @@ impl<'a> Planner<'a> {
                     display_name,
                     members,
                 } => {
-                    let name = match (non_blank(&Some(display_name.to_owned())), existing) {
+                    let name = match (non_blank(Some(display_name)), existing) {
                         (Some(name), _) => name.to_owned(),
                         // A name Entra lost is not a rename (R3): the synced group keeps its own.
                         (None, Some(old)) => {
@@ -570,10 +570,10 @@ impl<'a> Planner<'a> {
                         }
                     };
                     let mut unique = HashSet::new();
-                    let members: Vec<&EntraUser> = members
+                    let members: Vec<&SnapshotUser> = members
                         .iter()
                         .map(|u| &**u)
-                        .filter(|u| unique.insert(&u.id))
+                        .filter(|u| unique.insert(u.id()))
                         .collect();
                     let mut message = None;
                     let reuse = match existing {
@@ -700,7 +700,7 @@ impl<'a> Planner<'a> {
     /// R5 and R8: the users whose data can be synced, with errors noted for the others.
     fn validate_users(
         &mut self,
-        seen: &BTreeMap<&'a EntraObjectId, &'a EntraUser>,
+        seen: &BTreeMap<&'a EntraObjectId, &'a SnapshotUser>,
     ) -> BTreeMap<&'a EntraObjectId, Candidate<'a>> {
         let mut candidates = BTreeMap::new();
         for (id, user) in seen {
@@ -713,7 +713,7 @@ impl<'a> Planner<'a> {
                     let mirrored = self.mirror_users.get(id).copied();
                     let suffix = match mirrored {
                         Some(synced)
-                            if user.account_enabled == Some(false)
+                            if user.account_enabled() == Some(false)
                                 && synced.state.status == UserStatus::Active =>
                         {
                             "; the synced user's fields are left as they are, but it is \
@@ -788,7 +788,7 @@ impl<'a> Planner<'a> {
         for warning in &candidate.warnings {
             self.user_note(label.clone(), Severity::Warning, warning.clone());
         }
-        let disabled = candidate.user.account_enabled == Some(false);
+        let disabled = candidate.user.account_enabled() == Some(false);
         let not_created = |planner: &mut Self, label: UserLabel| {
             planner.user_note(
                 label,
@@ -910,7 +910,7 @@ impl<'a> Planner<'a> {
             self.user_note(label(candidate), Severity::Error, message);
         }
 
-        let status = match candidate.user.account_enabled {
+        let status = match candidate.user.account_enabled() {
             Some(false) if synced.state.status == UserStatus::Active => {
                 self.input.policy.deactivation_status.into()
             }
@@ -990,7 +990,7 @@ impl<'a> Planner<'a> {
 enum ShallowOutcome<'a> {
     Found {
         display_name: &'a str,
-        members: &'a [Arc<EntraUser>],
+        members: &'a [Arc<SnapshotUser>],
     },
     Deleted,
     Failed(String),
@@ -1078,27 +1078,23 @@ fn mirror_label(user: &MirrorUser) -> UserLabel {
 }
 
 /// A label for a user whose data may be unusable: whatever Entra and the mirror can tell.
-fn raw_label(user: &EntraUser, mirrored: Option<&MirrorUser>) -> UserLabel {
+fn raw_label(user: &SnapshotUser, mirrored: Option<&MirrorUser>) -> UserLabel {
     let email = user
-        .mail
-        .clone()
+        .mail()
         .filter(|m| !m.trim().is_empty())
-        .or_else(|| user.user_principal_name.clone())
-        .or_else(|| mirrored.map(|m| m.state.fields.email.to_string()))
+        .or_else(|| user.user_principal_name())
+        .or_else(|| mirrored.map(|m| m.state.fields.email.as_str()))
         .unwrap_or_default();
-    let name = user
-        .display_name
-        .clone()
-        .filter(|d| !d.trim().is_empty())
-        .unwrap_or_else(|| {
-            full_name(
-                user.given_name.as_deref().unwrap_or_default(),
-                user.surname.as_deref().unwrap_or_default(),
-            )
-        });
+    let name = match user.display_name().filter(|d| !d.trim().is_empty()) {
+        Some(display) => display.to_owned(),
+        None => full_name(
+            user.given_name().unwrap_or_default(),
+            user.surname().unwrap_or_default(),
+        ),
+    };
     UserLabel {
-        entra_id: user.id.clone(),
-        email: visible(&email).into(),
+        entra_id: user.id().clone(),
+        email: visible(email).into(),
         name: visible(&name).into(),
     }
 }

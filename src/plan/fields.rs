@@ -1,6 +1,7 @@
 //! R5: turning a Graph user into the target fields, with the fallbacks, limits and messages.
 
-use super::model::{EntraUser, UserFields};
+use super::SnapshotUser;
+use super::model::UserFields;
 use crate::domain::{Email, EmailError};
 
 /// R5: first name, last name, phone and job title hold at most this many characters.
@@ -61,19 +62,16 @@ pub(crate) fn visible(text: &str) -> String {
 
 /// The value, trimmed, unless nothing of it would show: empty, white space, or only invisible
 /// characters (a name of zero-width spaces is no name).
-pub(crate) fn non_blank(value: &Option<String>) -> Option<&str> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| v.chars().any(shows))
+pub(crate) fn non_blank(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| v.chars().any(shows))
 }
 
 /// R5: `mail`, or the user principal name when `mail` is empty and the UPN is an email address.
-pub(crate) fn usable_email(user: &EntraUser) -> Result<Email, String> {
-    if let Some(mail) = non_blank(&user.mail) {
+pub(crate) fn usable_email(user: &SnapshotUser) -> Result<Email, String> {
+    if let Some(mail) = non_blank(user.mail()) {
         return Email::parse(mail).map_err(|err| format!("no usable email: mail {err}"));
     }
-    match non_blank(&user.user_principal_name) {
+    match non_blank(user.user_principal_name()) {
         Some(upn) => Email::parse(upn).map_err(|err| match err {
             EmailError::GuestPrincipalName(_) => format!(
                 "no usable email: mail is empty and the user principal name {upn:?} is a guest \
@@ -100,16 +98,16 @@ fn limited(label: &str, value: &str, warnings: &mut Vec<String>) -> String {
 }
 
 /// R5: the target fields for `user`, or the reason the user cannot be synced.
-pub(crate) fn desired_fields(user: &EntraUser) -> Result<DesiredFields, String> {
+pub(crate) fn desired_fields(user: &SnapshotUser) -> Result<DesiredFields, String> {
     let email = usable_email(user)?;
     let mut warnings = Vec::new();
 
-    let given = non_blank(&user.given_name);
-    let surname = non_blank(&user.surname);
+    let given = non_blank(user.given_name());
+    let surname = non_blank(user.surname());
     let (first, last) = match (given, surname) {
         (Some(first), Some(last)) => (first.to_owned(), last.to_owned()),
         _ => {
-            let Some(display) = non_blank(&user.display_name) else {
+            let Some(display) = non_blank(user.display_name()) else {
                 let missing = if given.is_none() && surname.is_none() {
                     "givenName and surname are"
                 } else if given.is_none() {
@@ -141,12 +139,11 @@ pub(crate) fn desired_fields(user: &EntraUser) -> Result<DesiredFields, String> 
     };
 
     let phone = user
-        .business_phones
-        .first()
-        .map(|p| p.trim())
+        .phone()
+        .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|p| limited("business phone", p, &mut warnings));
-    let job_title = non_blank(&user.job_title).map(|t| limited("job title", t, &mut warnings));
+    let job_title = non_blank(user.job_title()).map(|t| limited("job title", t, &mut warnings));
 
     Ok(DesiredFields {
         fields: UserFields {
@@ -163,6 +160,7 @@ pub(crate) fn desired_fields(user: &EntraUser) -> Result<DesiredFields, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::EntraUser;
 
     #[test]
     fn r05_names_of_invisible_characters_fall_back_to_the_display_name() {
@@ -173,7 +171,7 @@ mod tests {
             mail: Some("jane@contoso.com".to_owned()),
             ..EntraUser::default()
         };
-        let desired = desired_fields(&user).unwrap();
+        let desired = desired_fields(&user.into()).unwrap();
         assert_eq!(
             (
                 desired.fields.first_name.as_str(),

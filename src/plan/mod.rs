@@ -5,6 +5,7 @@
 mod engine;
 mod fields;
 mod model;
+mod snapshot_user;
 
 #[cfg(test)]
 mod properties;
@@ -14,6 +15,7 @@ mod tests;
 pub use engine::{emails_to_look_up, plan};
 pub use fields::{MAX_FIELD_CHARS, truncate_chars};
 pub use model::*;
+pub use snapshot_user::SnapshotUser;
 
 /// R16: a group with more direct user members than this is Failed for the run.
 pub const MAX_GROUP_MEMBERS: usize = 50_000;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::SnapshotUser;
 use crate::domain::{
     DeactivationStatus, Email, EntraObjectId, Role, TargetGroupId, TargetUserId, UserStatus,
 };
@@ -48,10 +49,10 @@ pub struct GroupFetch {
 pub enum GroupOutcome {
     /// The group and all its direct user members were read. A user in several groups is one
     /// shared allocation (the source hands out one `Arc` per user and read), so a snapshot holds
-    /// each user once however many selected groups they are in.
+    /// each user once however many selected groups they are in, in compact form.
     Found {
         display_name: String,
-        members: Vec<Arc<EntraUser>>,
+        members: Vec<Arc<SnapshotUser>>,
     },
     /// The source said the group does not exist (Graph 404 `Request_ResourceNotFound`).
     Deleted,

@@ -214,7 +214,7 @@ impl Day {
                         display_name: format!("Group {g:x}"),
                         members: members
                             .iter()
-                            .map(|i| std::sync::Arc::new(self.users[*i].clone()))
+                            .map(|i| std::sync::Arc::new((&self.users[*i]).into()))
                             .collect(),
                     },
                     Read::Deleted => GroupOutcome::Deleted,

@@ -53,7 +53,10 @@ fn found(group: u128, name: &str, members: Vec<EntraUser>) -> GroupFetch {
         entra_id: id(group),
         outcome: GroupOutcome::Found {
             display_name: name.to_owned(),
-            members: members.into_iter().map(std::sync::Arc::new).collect(),
+            members: members
+                .into_iter()
+                .map(|user| std::sync::Arc::new(user.into()))
+                .collect(),
         },
     }
 }
@@ -74,7 +77,7 @@ fn synced_user(user: &EntraUser, role: Role, status: UserStatus) -> MirrorUser {
         entra_id: user.id.clone(),
         target_id: TargetUserId::new(format!("t-{}", user.id)).unwrap(),
         state: UserState {
-            fields: desired_fields(user).unwrap().fields,
+            fields: desired_fields(&SnapshotUser::from(user)).unwrap().fields,
             role,
             status,
         },
@@ -305,7 +308,9 @@ fn r04_a_new_member_with_no_matching_target_user_is_created() {
         &mirror_of(&[(SALES, Role::Internal, "Sales", &[])]),
     );
     let expected_state = UserState {
-        fields: desired_fields(&entra_user(1)).unwrap().fields,
+        fields: desired_fields(&SnapshotUser::from(&entra_user(1)))
+            .unwrap()
+            .fields,
         role: Role::Internal,
         status: UserStatus::Active,
     };
@@ -449,7 +454,7 @@ fn r05_mail_falls_back_to_an_email_shaped_user_principal_name() {
     let mut user = entra_user(1);
     user.mail = None;
     user.user_principal_name = Some("jane@contoso.com".to_owned());
-    let fields = desired_fields(&user).unwrap().fields;
+    let fields = desired_fields(&SnapshotUser::from(&user)).unwrap().fields;
     assert_eq!(fields.email.as_str(), "jane@contoso.com");
 }
 
@@ -509,7 +514,7 @@ fn r05_empty_names_fall_back_to_the_display_name_with_a_warning() {
     user.given_name = None;
     user.surname = Some(String::new());
     user.display_name = Some("Jean Claude Van Damme".to_owned());
-    let desired = desired_fields(&user).unwrap();
+    let desired = desired_fields(&SnapshotUser::from(&user)).unwrap();
     assert_eq!(desired.fields.first_name, "Jean");
     assert_eq!(desired.fields.last_name, "Claude Van Damme");
     assert_eq!(desired.warnings.len(), 1);
@@ -720,7 +725,7 @@ fn r09_a_disabled_user_not_yet_synced_is_not_created() {
 fn target_user_for(user: &EntraUser, id: &str, status: UserStatus) -> TargetUser {
     TargetUser {
         id: TargetUserId::new(id).unwrap(),
-        fields: desired_fields(user).unwrap().fields,
+        fields: desired_fields(&SnapshotUser::from(user)).unwrap().fields,
         status,
     }
 }

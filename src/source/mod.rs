@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::EntraObjectId;
-use crate::plan::{EntraUser, Note, SourceSnapshot};
+use crate::plan::{EntraUser, Note, SnapshotUser, SourceSnapshot};
 
 /// A failure that stops the whole read, not one group: no token, unreachable authority.
 /// Per-group problems are `GroupOutcome::Failed` in the snapshot instead.
@@ -49,22 +49,24 @@ pub struct SourceFetch {
 /// data (changed between two pages) keeps both versions, as the planner expects.
 #[derive(Debug, Default)]
 pub struct SharedUsers {
-    seen: Mutex<HashMap<EntraObjectId, Arc<EntraUser>>>,
+    seen: Mutex<HashMap<EntraObjectId, Arc<SnapshotUser>>>,
 }
 
 impl SharedUsers {
-    /// One group's members, each replaced by the copy already held when it is the same user.
-    pub fn share(&self, members: Vec<EntraUser>) -> Vec<Arc<EntraUser>> {
+    /// One group's members in the snapshot's compact form, each replaced by the copy already held
+    /// when it is the same user.
+    pub fn share(&self, members: Vec<EntraUser>) -> Vec<Arc<SnapshotUser>> {
         let mut seen = self.seen.lock().expect("shared users lock");
         // A vector of its own: collecting in place would keep the members' allocation, a user's
         // size for each 8-byte pointer.
         let mut shared = Vec::with_capacity(members.len());
         for user in members {
-            shared.push(match seen.get(&user.id) {
+            let user = SnapshotUser::from(user);
+            shared.push(match seen.get(user.id()) {
                 Some(held) if **held == user => Arc::clone(held),
                 _ => {
                     let user = Arc::new(user);
-                    seen.insert(user.id.clone(), Arc::clone(&user));
+                    seen.insert(user.id().clone(), Arc::clone(&user));
                     user
                 }
             });

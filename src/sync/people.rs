@@ -148,7 +148,7 @@ pub fn restrict(
                                 PersonOutcome::Found { user, member_of }
                                     if member_of.contains(&selected.entra_id) =>
                                 {
-                                    Some(std::sync::Arc::new(user.clone()))
+                                    Some(std::sync::Arc::new(user.into()))
                                 }
                                 _ => None,
                             })

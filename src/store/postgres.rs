@@ -10,6 +10,7 @@ use std::fmt::Display;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
@@ -265,14 +266,22 @@ impl Store for PgStore {
         .bind(tenant_id)
         .fetch_all(&mut *tx)
         .await?;
-        let user_rows: Vec<UserRow> = sqlx::query_as(
-            "SELECT entra_user_id, target_user_id, email, first_name, last_name, phone, job_title,
-                    role, status
-             FROM synced_users WHERE tenant_id = $1",
-        )
-        .bind(tenant_id)
-        .fetch_all(&mut *tx)
-        .await?;
+        // Each row becomes a mirror user as it arrives: a 500,000-user tenant's rows are never
+        // all held beside the users made from them (issue 13).
+        let mut users = Vec::new();
+        {
+            let mut rows = sqlx::query_as::<_, UserRow>(
+                "SELECT entra_user_id, target_user_id, email, first_name, last_name, phone,
+                        job_title, role, status
+                 FROM synced_users WHERE tenant_id = $1",
+            )
+            .bind(tenant_id)
+            .fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                users.push(mirror_user_from_row(row)?);
+            }
+        }
+        users.shrink_to_fit();
         tx.commit().await?;
 
         let mut index: HashMap<i64, usize> = HashMap::with_capacity(group_rows.len());
@@ -303,10 +312,6 @@ impl Store for PgStore {
         }
         groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
 
-        let mut users = user_rows
-            .into_iter()
-            .map(mirror_user_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
         users.sort_unstable_by(|a, b| a.entra_id.cmp(&b.entra_id));
         let converted = converted_rows
             .into_iter()

@@ -283,13 +283,10 @@ impl Applier {
         result: &mut PhaseResult,
     ) -> usize {
         let started = std::time::Instant::now();
+        let limit = within_changes(ops, max_changes);
         let mut taken = 0;
-        let mut changes = 0;
-        while taken < ops.len()
-            && (taken == 0 || (changes < max_changes && started.elapsed() < max_time && !fenced()))
-        {
+        while taken < limit && (taken == 0 || (started.elapsed() < max_time && !fenced())) {
             let op = &ops[taken];
-            changes += op.changes();
             match self.health.stopped.clone() {
                 Some(reason) => {
                     result.failed += 1;
@@ -323,16 +320,14 @@ impl Applier {
         // A plain loop over `FuturesUnordered` rather than stream combinators: closures that
         // return futures would tie their lifetimes too tightly for the run to be spawned.
         let mut in_flight = FuturesUnordered::new();
+        let limit = within_changes(ops, max_changes);
         let mut admitted = 0;
-        let mut changes = 0;
         loop {
             while in_flight.len() < self.concurrency
-                && admitted < ops.len()
+                && admitted < limit
                 && health.stopped.is_none()
-                && (admitted == 0
-                    || (changes < max_changes && started.elapsed() < max_time && !fenced()))
+                && (admitted == 0 || (started.elapsed() < max_time && !fenced()))
             {
-                changes += ops[admitted].changes();
                 in_flight.push(self.apply_indexed(admitted, &ops[admitted]));
                 admitted += 1;
             }

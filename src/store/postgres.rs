@@ -266,22 +266,12 @@ impl Store for PgStore {
         .bind(tenant_id)
         .fetch_all(&mut *tx)
         .await?;
-        // Each row becomes a mirror user as it arrives: a 500,000-user tenant's rows are never
-        // all held beside the users made from them (issue 13).
-        let mut users = Vec::new();
-        {
-            let mut rows = sqlx::query_as::<_, UserRow>(
-                "SELECT entra_user_id, target_user_id, email, first_name, last_name, phone,
-                        job_title, role, status
-                 FROM synced_users WHERE tenant_id = $1",
-            )
-            .bind(tenant_id)
-            .fetch(&mut *tx);
-            while let Some(row) = rows.try_next().await? {
-                users.push(mirror_user_from_row(row)?);
-            }
-        }
-        users.shrink_to_fit();
+        let users = mirror_users_from_rows(
+            sqlx::query_as::<_, UserRow>(MIRROR_USERS_SQL)
+                .bind(tenant_id)
+                .fetch(&mut *tx),
+        )
+        .await?;
         tx.commit().await?;
 
         let mut index: HashMap<i64, usize> = HashMap::with_capacity(group_rows.len());
@@ -312,7 +302,6 @@ impl Store for PgStore {
         }
         groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
 
-        users.sort_unstable_by(|a, b| a.entra_id.cmp(&b.entra_id));
         let converted = converted_rows
             .into_iter()
             .map(|(entra_id, role, name, system_name)| {
@@ -855,7 +844,29 @@ pub(super) fn tenant_from_row(
     })
 }
 
-pub(super) fn mirror_user_from_row(row: UserRow) -> Result<MirrorUser, StoreError> {
+/// A tenant's synced users, as [`mirror_users_from_rows`] reads them (`$1`: the tenant's row id).
+pub(super) const MIRROR_USERS_SQL: &str =
+    "SELECT entra_user_id, target_user_id, email, first_name, last_name, phone, job_title, role,
+            status
+     FROM synced_users WHERE tenant_id = $1";
+
+/// The mirror's users, sorted by Entra id, from a stream of [`MIRROR_USERS_SQL`] rows: each row
+/// becomes a mirror user as it arrives, so a 500,000-user tenant's rows are never all held beside
+/// the users made from them (issue 13).
+pub(super) async fn mirror_users_from_rows(
+    rows: impl futures::Stream<Item = Result<UserRow, sqlx::Error>>,
+) -> Result<Vec<MirrorUser>, StoreError> {
+    let mut rows = std::pin::pin!(rows);
+    let mut users = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        users.push(mirror_user_from_row(row)?);
+    }
+    users.shrink_to_fit();
+    users.sort_unstable_by(|a, b| a.entra_id.cmp(&b.entra_id));
+    Ok(users)
+}
+
+fn mirror_user_from_row(row: UserRow) -> Result<MirrorUser, StoreError> {
     let (entra_id, target_id, email, first_name, last_name, phone, job_title, role, status) = row;
     Ok(MirrorUser {
         entra_id: entra_id.into(),

@@ -29,9 +29,9 @@ use super::approval::{
 };
 use super::lease_sqlite::{SqliteRunLease, interrupt_orphaned_runs, lock_tenant};
 use super::postgres::{
-    CHUNK, EntryRow, RUN_COLUMNS, RunRow, TENANT_COLUMNS, TenantRow, UserRow, group_status,
-    last_state_per_user, mirror_user_from_row, missing_run, no_tenant, parse, run_from_row,
-    severity_level, subject_kind, tenant_from_row, trigger_kind_text, warn_if_missed,
+    CHUNK, EntryRow, MIRROR_USERS_SQL, RUN_COLUMNS, RunRow, TENANT_COLUMNS, TenantRow, UserRow,
+    group_status, last_state_per_user, mirror_users_from_rows, missing_run, no_tenant, parse,
+    run_from_row, severity_level, subject_kind, tenant_from_row, trigger_kind_text, warn_if_missed,
 };
 use super::{
     ApprovalError, ApprovalRefused, ApprovedRun, MirrorChanges, ReportEntry, RunFilter, RunFinish,
@@ -355,13 +355,11 @@ impl Store for SqliteStore {
         .bind(tenant_id)
         .fetch_all(&mut *tx)
         .await?;
-        let user_rows: Vec<UserRow> = sqlx::query_as(
-            "SELECT entra_user_id, target_user_id, email, first_name, last_name, phone, job_title,
-                    role, status
-             FROM synced_users WHERE tenant_id = $1",
+        let users = mirror_users_from_rows(
+            sqlx::query_as::<_, UserRow>(MIRROR_USERS_SQL)
+                .bind(tenant_id)
+                .fetch(&mut *tx),
         )
-        .bind(tenant_id)
-        .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
 
@@ -392,11 +390,6 @@ impl Store for SqliteStore {
         }
         groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
 
-        let mut users = user_rows
-            .into_iter()
-            .map(mirror_user_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        users.sort_unstable_by(|a, b| a.entra_id.cmp(&b.entra_id));
         let mut converted = converted_rows
             .into_iter()
             .map(|(entra_id, role, name, system_name)| {

@@ -197,10 +197,10 @@ impl Shape {
                         state: UserState {
                             fields: UserFields {
                                 email: Email::parse(u.mail.as_deref().unwrap()).unwrap(),
-                                first_name: u.given_name.unwrap(),
-                                last_name: u.surname.unwrap(),
-                                phone: Some(u.business_phones[0].clone()),
-                                job_title: u.job_title,
+                                first_name: u.given_name.unwrap().into(),
+                                last_name: u.surname.unwrap().into(),
+                                phone: Some(u.business_phones[0].as_str().into()),
+                                job_title: u.job_title.map(Into::into),
                             },
                             role: Role::Internal,
                             status: UserStatus::Active,

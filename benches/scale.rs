@@ -109,10 +109,10 @@ fn settled_mirror() -> Mirror {
                     fields: UserFields {
                         email: dirsync::domain::Email::parse(&format!("user{n}@contoso.com"))
                             .unwrap(),
-                        first_name: format!("Given{n}"),
-                        last_name: format!("Surname{n}"),
-                        phone: Some("+44 20 7946 0958".to_owned()),
-                        job_title: Some("Associate".to_owned()),
+                        first_name: format!("Given{n}").into(),
+                        last_name: format!("Surname{n}").into(),
+                        phone: Some("+44 20 7946 0958".into()),
+                        job_title: Some("Associate".into()),
                     },
                     role: if internal.contains(&n) {
                         Role::Internal

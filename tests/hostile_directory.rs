@@ -1260,7 +1260,7 @@ async fn nulls_in_business_phones_are_skipped(pool: PgPool) {
         s.user_by_email("dana@contoso.com")
             .map(|(_, u)| u.fields.phone.clone())
     });
-    assert_eq!(phone, Some(Some("+1 555 0100".to_owned())));
+    assert_eq!(phone, Some(Some("+1 555 0100".into())));
     let expected = with_members(
         &corpus.day_one,
         &[("dana@contoso.com", synced("Dana", "Doe"))],

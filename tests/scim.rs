@@ -133,8 +133,8 @@ fn state(email: &str, first: &str, last: &str) -> UserState {
     UserState {
         fields: UserFields {
             email: Email::parse(email).unwrap(),
-            first_name: first.to_owned(),
-            last_name: last.to_owned(),
+            first_name: first.into(),
+            last_name: last.into(),
             phone: None,
             job_title: None,
         },

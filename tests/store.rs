@@ -79,10 +79,10 @@ fn user(entra_id: &EntraObjectId, n: usize) -> MirrorUser {
         state: UserState {
             fields: UserFields {
                 email: Email::parse(&format!("User.{n}@Contoso.com")).unwrap(),
-                first_name: format!("First{n}"),
-                last_name: format!("Last{n}"),
-                phone: (n % 2 == 0).then(|| format!("+44$20${n}")),
-                job_title: (n % 3 == 0).then(|| "Engineer".to_owned()),
+                first_name: format!("First{n}").into(),
+                last_name: format!("Last{n}").into(),
+                phone: (n % 2 == 0).then(|| format!("+44$20${n}").into()),
+                job_title: (n % 3 == 0).then(|| "Engineer".into()),
             },
             role: Role::Internal,
             status: UserStatus::Active,

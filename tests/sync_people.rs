@@ -166,8 +166,8 @@ impl World {
                 .map(|g| g.name.clone())
                 .collect();
             Some((
-                user.fields.last_name.clone(),
-                user.fields.job_title.clone().unwrap_or_default(),
+                user.fields.last_name.to_string(),
+                user.fields.job_title.as_deref().unwrap_or_default().to_owned(),
                 user.role,
                 user.status,
                 groups,

@@ -28,10 +28,10 @@ fn state(email: &str, first: &str, last: &str, job: Option<&str>, role: Role) ->
     UserState {
         fields: UserFields {
             email: Email::parse(email).unwrap(),
-            first_name: first.to_owned(),
-            last_name: last.to_owned(),
-            phone: Some("+44 20 7946 0958".to_owned()),
-            job_title: job.map(str::to_owned),
+            first_name: first.into(),
+            last_name: last.into(),
+            phone: Some("+44 20 7946 0958".into()),
+            job_title: job.map(Into::into),
         },
         role,
         status: Active,
@@ -249,7 +249,7 @@ mod cases {
             .set_first_name_by_hand("ann@contoso.com", "Annie")
             .await;
         let mut after = before.clone();
-        after.fields.last_name = "Jones".to_owned();
+        after.fields.last_name = "Jones".into();
         after.role = Basic;
 
         adapter

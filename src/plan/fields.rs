@@ -1,5 +1,7 @@
 //! R5: turning a Graph user into the target fields, with the fallbacks, limits and messages.
 
+use compact_str::CompactString;
+
 use super::SnapshotUser;
 use super::model::UserFields;
 use crate::domain::{Email, EmailError};
@@ -9,9 +11,15 @@ pub const MAX_FIELD_CHARS: usize = 512;
 
 /// Cuts `text` to at most `max` characters, always on a character boundary. Returns whether it cut.
 pub fn truncate_chars(text: &str, max: usize) -> (String, bool) {
+    let (kept, cut) = first_chars(text, max);
+    (kept.to_owned(), cut)
+}
+
+/// The first `max` characters of `text`, and whether any were left out.
+fn first_chars(text: &str, max: usize) -> (&str, bool) {
     match text.char_indices().nth(max) {
-        Some((byte_index, _)) => (text[..byte_index].to_owned(), true),
-        None => (text.to_owned(), false),
+        Some((byte_index, _)) => (&text[..byte_index], true),
+        None => (text, false),
     }
 }
 
@@ -86,15 +94,15 @@ pub(crate) fn usable_email(user: &SnapshotUser) -> Result<Email, String> {
     }
 }
 
-fn limited(label: &str, value: &str, warnings: &mut Vec<String>) -> String {
-    let (kept, cut) = truncate_chars(value, MAX_FIELD_CHARS);
+fn limited(label: &str, value: &str, warnings: &mut Vec<String>) -> CompactString {
+    let (kept, cut) = first_chars(value, MAX_FIELD_CHARS);
     if cut {
         warnings.push(format!(
             "{label} is {} characters long; cut to {MAX_FIELD_CHARS}",
             value.chars().count()
         ));
     }
-    kept
+    CompactString::from(kept)
 }
 
 /// R5: the target fields for `user`, or the reason the user cannot be synced.
@@ -105,7 +113,7 @@ pub(crate) fn desired_fields(user: &SnapshotUser) -> Result<DesiredFields, Strin
     let given = non_blank(user.given_name());
     let surname = non_blank(user.surname());
     let (first, last) = match (given, surname) {
-        (Some(first), Some(last)) => (first.to_owned(), last.to_owned()),
+        (Some(first), Some(last)) => (first, last),
         _ => {
             let Some(display) = non_blank(user.display_name()) else {
                 let missing = if given.is_none() && surname.is_none() {
@@ -123,8 +131,8 @@ pub(crate) fn desired_fields(user: &SnapshotUser) -> Result<DesiredFields, Strin
                 Some((first_word, rest)) => (first_word, rest.trim()),
                 None => (display, ""),
             };
-            let first = given.unwrap_or(first_word).to_owned();
-            let last = surname.unwrap_or(rest).to_owned();
+            let first = given.unwrap_or(first_word);
+            let last = surname.unwrap_or(rest);
             warnings.push(format!(
                 "{} empty in Entra; taken from displayName {}",
                 match (given, surname) {
@@ -148,8 +156,8 @@ pub(crate) fn desired_fields(user: &SnapshotUser) -> Result<DesiredFields, Strin
     Ok(DesiredFields {
         fields: UserFields {
             email,
-            first_name: limited("first name", &first, &mut warnings),
-            last_name: limited("last name", &last, &mut warnings),
+            first_name: limited("first name", first, &mut warnings),
+            last_name: limited("last name", last, &mut warnings),
             phone,
             job_title,
         },

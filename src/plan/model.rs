@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -126,14 +127,16 @@ pub struct UserState {
     pub status: UserStatus,
 }
 
-/// The target fields that mirror Entra (R5).
+/// The target fields that mirror Entra (R5). A tenant holds one per user in the mirror, and an
+/// initial sync one more per user in its plan: a text of up to 24 bytes (most names, titles and
+/// phone numbers) is held inline, without an allocation of its own (issue 13).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserFields {
     pub email: Email,
-    pub first_name: String,
-    pub last_name: String,
-    pub phone: Option<String>,
-    pub job_title: Option<String>,
+    pub first_name: CompactString,
+    pub last_name: CompactString,
+    pub phone: Option<CompactString>,
+    pub job_title: Option<CompactString>,
 }
 
 /// A user that exists in the target, as the adapter found it by email (R4).

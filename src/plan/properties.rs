@@ -250,8 +250,8 @@ impl Target {
                     id,
                     fields: UserFields {
                         email,
-                        first_name: "Hand".to_owned(),
-                        last_name: "Made".to_owned(),
+                        first_name: "Hand".into(),
+                        last_name: "Made".into(),
                         phone: None,
                         job_title: None,
                     },

@@ -328,8 +328,8 @@ fn r04_an_existing_target_user_is_adopted_by_email_case_insensitively() {
         id: TargetUserId::new("hq-77").unwrap(),
         fields: UserFields {
             email: crate::domain::Email::parse("jane.doe@CONTOSO.com").unwrap(),
-            first_name: "Jane".to_owned(),
-            last_name: "Doe".to_owned(),
+            first_name: "Jane".into(),
+            last_name: "Doe".into(),
             phone: None,
             job_title: None,
         },
@@ -580,8 +580,8 @@ fn r07_an_email_that_collides_with_another_target_user_is_an_error_for_that_user
         id: TargetUserId::new("hq-manual").unwrap(),
         fields: UserFields {
             email: crate::domain::Email::parse("Boss@contoso.com").unwrap(),
-            first_name: "The".to_owned(),
-            last_name: "Boss".to_owned(),
+            first_name: "The".into(),
+            last_name: "Boss".into(),
             phone: None,
             job_title: None,
         },

@@ -874,10 +874,10 @@ fn mirror_user_from_row(row: UserRow) -> Result<MirrorUser, StoreError> {
         state: UserState {
             fields: UserFields {
                 email: parse("synced_users.email", Email::parse(&email))?,
-                first_name,
-                last_name,
-                phone,
-                job_title,
+                first_name: first_name.into(),
+                last_name: last_name.into(),
+                phone: phone.map(Into::into),
+                job_title: job_title.map(Into::into),
             },
             role: parse("synced_users.role", role.parse::<Role>())?,
             status: parse("synced_users.status", status.parse::<UserStatus>())?,

@@ -746,7 +746,7 @@ mod tests {
                 fields: UserFields {
                     email: Email::parse(&format!("u{n}@contoso.com")).unwrap(),
                     first_name: "User".into(),
-                    last_name: n.to_string(),
+                    last_name: n.to_string().into(),
                     phone: None,
                     job_title: None,
                 },

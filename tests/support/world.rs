@@ -316,9 +316,9 @@ impl TargetWorld for MemoryWorld {
                         (
                             u.fields.email.normalized(),
                             (
-                                u.fields.first_name.clone(),
-                                u.fields.last_name.clone(),
-                                u.fields.job_title.clone(),
+                                u.fields.first_name.to_string(),
+                                u.fields.last_name.to_string(),
+                                u.fields.job_title.as_ref().map(ToString::to_string),
                                 u.role,
                                 u.status,
                                 u.external_id.is_some(),
@@ -349,10 +349,10 @@ impl TargetWorld for MemoryWorld {
             s.add_manual_user(
                 UserFields {
                     email: Email::parse(user.email).unwrap(),
-                    first_name: user.first_name.to_owned(),
-                    last_name: user.last_name.to_owned(),
+                    first_name: user.first_name.into(),
+                    last_name: user.last_name.into(),
                     phone: None,
-                    job_title: user.job_title.map(str::to_owned),
+                    job_title: user.job_title.map(Into::into),
                 },
                 user.status,
             );
@@ -372,7 +372,7 @@ impl TargetWorld for MemoryWorld {
     async fn set_first_name_by_hand(&self, email: &str, first_name: &str) {
         self.target.with(|s| {
             let id = s.user_by_email(email).expect("the user").0.clone();
-            s.users.get_mut(&id).unwrap().fields.first_name = first_name.to_owned();
+            s.users.get_mut(&id).unwrap().fields.first_name = first_name.into();
         });
     }
 }

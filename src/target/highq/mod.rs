@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use compact_str::CompactString;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::Method;
@@ -432,12 +433,12 @@ fn limited(text: &str) -> String {
     truncate_chars(text, MAX_FIELD_CHARS).0
 }
 
-fn optional_value(value: &Option<String>) -> String {
+fn optional_value(value: &Option<CompactString>) -> String {
     value.as_deref().map(limited).unwrap_or_default()
 }
 
 /// R6 then R5: the phone as HighQ wants it, empty to clear it.
-fn phone_value(phone: &Option<String>) -> String {
+fn phone_value(phone: &Option<CompactString>) -> String {
     phone
         .as_deref()
         .map(|p| limited(&format_phone(p)))
@@ -467,10 +468,14 @@ fn parse_user(record: &Value) -> Option<TargetUser> {
         id,
         fields: UserFields {
             email,
-            first_name: flex_string(field(record, "firstname")).unwrap_or_default(),
-            last_name: flex_string(field(record, "lastname")).unwrap_or_default(),
-            phone: non_empty(field(record, "phone")),
-            job_title: non_empty(field(record, "jobtitle")),
+            first_name: flex_string(field(record, "firstname"))
+                .unwrap_or_default()
+                .into(),
+            last_name: flex_string(field(record, "lastname"))
+                .unwrap_or_default()
+                .into(),
+            phone: non_empty(field(record, "phone")).map(Into::into),
+            job_title: non_empty(field(record, "jobtitle")).map(Into::into),
         },
         status,
     })
@@ -779,7 +784,7 @@ mod tests {
         let long = "é".repeat(600);
         assert_eq!(limited(&long).chars().count(), 512);
         assert_eq!(
-            phone_value(&Some("1-555-123456".to_owned())),
+            phone_value(&Some("1-555-123456".into())),
             "1$555$123456"
         );
         assert_eq!(phone_value(&None), "");

@@ -452,10 +452,14 @@ pub fn parse_user(resource: &Value) -> Option<TargetUser> {
         id,
         fields: UserFields {
             email,
-            first_name: flex_string(field(name, "givenName")).unwrap_or_default(),
-            last_name: flex_string(field(name, "familyName")).unwrap_or_default(),
-            phone,
-            job_title: flex_string(field(resource, "title")),
+            first_name: flex_string(field(name, "givenName"))
+                .unwrap_or_default()
+                .into(),
+            last_name: flex_string(field(name, "familyName"))
+                .unwrap_or_default()
+                .into(),
+            phone: phone.map(Into::into),
+            job_title: flex_string(field(resource, "title")).map(Into::into),
         },
         status: if active {
             UserStatus::Active

@@ -193,7 +193,10 @@ async fn many_emails_are_looked_up_by_paging_through_all_users() {
 
     let found = h.adapter.find_users_by_email(&emails).await.unwrap();
 
-    let mut names: Vec<String> = found.iter().map(|u| u.fields.last_name.to_string()).collect();
+    let mut names: Vec<String> = found
+        .iter()
+        .map(|u| u.fields.last_name.to_string())
+        .collect();
     names.sort();
     assert_eq!(names, ["0", "11", "4", "5"]);
     // 12 users in pages of at most 5: after two pages two emails are still missing, as many as

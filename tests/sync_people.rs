@@ -167,7 +167,11 @@ impl World {
                 .collect();
             Some((
                 user.fields.last_name.to_string(),
-                user.fields.job_title.as_deref().unwrap_or_default().to_owned(),
+                user.fields
+                    .job_title
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_owned(),
                 user.role,
                 user.status,
                 groups,

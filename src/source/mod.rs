@@ -56,22 +56,41 @@ impl SharedUsers {
     /// One group's members in the snapshot's compact form, each replaced by the copy already held
     /// when it is the same user.
     pub fn share(&self, members: Vec<EntraUser>) -> Vec<Arc<SnapshotUser>> {
-        let mut seen = self.seen.lock().expect("shared users lock");
+        let mut sharing = self.sharing();
         // A vector of its own: collecting in place would keep the members' allocation, a user's
         // size for each 8-byte pointer.
         let mut shared = Vec::with_capacity(members.len());
         for user in members {
-            let user = SnapshotUser::from(user);
-            shared.push(match seen.get(user.id()) {
-                Some(held) if **held == user => Arc::clone(held),
-                _ => {
-                    let user = Arc::new(user);
-                    seen.insert(user.id().clone(), Arc::clone(&user));
-                    user
-                }
-            });
+            shared.push(sharing.share(SnapshotUser::from(user)));
         }
         shared
+    }
+
+    /// Shares users one at a time, under one lock: a reader that makes each user compact as
+    /// its page is decoded holds no more than a page of them in full (issue 13).
+    pub fn sharing(&self) -> Sharing<'_> {
+        Sharing {
+            seen: self.seen.lock().expect("shared users lock"),
+        }
+    }
+}
+
+/// [`SharedUsers`] held for a batch of users (a page); not held across an await.
+pub struct Sharing<'a> {
+    seen: std::sync::MutexGuard<'a, HashMap<EntraObjectId, Arc<SnapshotUser>>>,
+}
+
+impl Sharing<'_> {
+    /// `user`, or the copy already held when it is the same user.
+    pub fn share(&mut self, user: SnapshotUser) -> Arc<SnapshotUser> {
+        match self.seen.get(user.id()) {
+            Some(held) if **held == user => Arc::clone(held),
+            _ => {
+                let user = Arc::new(user);
+                self.seen.insert(user.id().clone(), Arc::clone(&user));
+                user
+            }
+        }
     }
 }
 

@@ -35,7 +35,7 @@ use super::{
 };
 use crate::domain::EntraObjectId;
 use crate::plan::{
-    EntraUser, GroupFetch, GroupOutcome, MAX_GROUP_MEMBERS, Note, Severity, SourceSnapshot,
+    GroupFetch, GroupOutcome, MAX_GROUP_MEMBERS, Note, Severity, SnapshotUser, SourceSnapshot,
     Subject, UserLabel,
 };
 use crate::tenant::Tenant;
@@ -430,13 +430,16 @@ impl GraphSource {
         group: &GroupLabel<'_>,
         budget: &mut RetryBudget,
         stats: &StatsCounter,
-    ) -> Result<(Vec<EntraUser>, Vec<Note>), GroupRead> {
+        shared: &SharedUsers,
+    ) -> Result<(Vec<Arc<SnapshotUser>>, Vec<Note>), GroupRead> {
         let id = group.id;
         let failed = |reason: String| GroupRead::Outcome(GroupOutcome::Failed { reason });
         let url = self.url(&format!(
             "/v1.0/groups/{id}/members/microsoft.graph.user?$select={USER_SELECT}&$top=999"
         ));
-        let mut members: Vec<EntraUser> = Vec::new();
+        // Each member is made compact, and shared with the other groups, as its page is
+        // decoded: a 40,000-member group is never held in full (issue 13).
+        let mut members: Vec<Arc<SnapshotUser>> = Vec::new();
         let mut notes = Vec::new();
         // Where each user was first listed, and how many times: Graph may list one twice.
         let mut listed: HashMap<EntraObjectId, (usize, usize, usize)> = HashMap::new();
@@ -478,38 +481,45 @@ impl GraphSource {
                 }
             };
             let (entries, next_response) = tokio::join!(decoding, requesting);
-            for entry in entries? {
-                let (user, cleaned) = match entry {
-                    wire::MemberEntry::User { user, cleaned } => (user, cleaned),
-                    wire::MemberEntry::NotAUser { id, odata_type } => {
-                        notes.push(group.note(format!(
-                            "member {} is a {odata_type}, not a user; it is ignored (R1)",
-                            id.as_deref().unwrap_or("without an id")
-                        )));
-                        continue;
-                    }
-                };
-                match listed.get_mut(&user.id) {
-                    Some((first_page, index, count)) => {
-                        if members[*index] != user {
-                            let pages = if *first_page == page_number {
-                                format!("on page {page_number}")
-                            } else {
-                                format!("on pages {first_page} and {page_number}")
-                            };
-                            return Err(failed(format!(
-                                "user {} is listed twice with different data ({pages})",
-                                user.id
+            let entries = entries?;
+            // A block of its own: the shared users' lock is let go before the next await.
+            {
+                let mut sharing = shared.sharing();
+                for entry in entries {
+                    let (user, cleaned) = match entry {
+                        wire::MemberEntry::User { user, cleaned } => {
+                            (SnapshotUser::from(user), cleaned)
+                        }
+                        wire::MemberEntry::NotAUser { id, odata_type } => {
+                            notes.push(group.note(format!(
+                                "member {} is a {odata_type}, not a user; it is ignored (R1)",
+                                id.as_deref().unwrap_or("without an id")
                             )));
+                            continue;
                         }
-                        *count += 1;
-                    }
-                    None => {
-                        for message in cleaned {
-                            notes.push(user_note(&user, message));
+                    };
+                    match listed.get_mut(user.id()) {
+                        Some((first_page, index, count)) => {
+                            if *members[*index] != user {
+                                let pages = if *first_page == page_number {
+                                    format!("on page {page_number}")
+                                } else {
+                                    format!("on pages {first_page} and {page_number}")
+                                };
+                                return Err(failed(format!(
+                                    "user {} is listed twice with different data ({pages})",
+                                    user.id()
+                                )));
+                            }
+                            *count += 1;
                         }
-                        listed.insert(user.id.clone(), (page_number, members.len(), 1));
-                        members.push(user);
+                        None => {
+                            for message in cleaned {
+                                notes.push(user_note(&user, message));
+                            }
+                            listed.insert(user.id().clone(), (page_number, members.len(), 1));
+                            members.push(sharing.share(user));
+                        }
                     }
                 }
             }
@@ -576,13 +586,13 @@ impl GraphSource {
                 wire::describe_code_points(&replaced)
             )));
         }
-        match self.read_members(&group, &mut budget, stats).await {
+        match self.read_members(&group, &mut budget, stats, shared).await {
             Ok((members, member_notes)) => {
                 notes.extend(member_notes);
                 (
                     GroupRead::Outcome(GroupOutcome::Found {
                         display_name,
-                        members: shared.share(members),
+                        members,
                     }),
                     notes,
                 )
@@ -715,18 +725,17 @@ impl GroupLabel<'_> {
 }
 
 /// A warning about a user as Graph sent it.
-fn user_note(user: &EntraUser, message: String) -> Note {
-    let email = [&user.mail, &user.user_principal_name]
+fn user_note(user: &SnapshotUser, message: String) -> Note {
+    let email = [user.mail(), user.user_principal_name()]
         .into_iter()
         .flatten()
         .find(|text| !text.trim().is_empty())
-        .cloned()
         .unwrap_or_default();
     Note {
         subject: Subject::User(UserLabel {
-            entra_id: user.id.clone(),
+            entra_id: user.id().clone(),
             email: email.into(),
-            name: user.display_name.as_deref().unwrap_or_default().into(),
+            name: user.display_name().unwrap_or_default().into(),
         }),
         severity: Severity::Warning,
         message,

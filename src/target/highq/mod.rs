@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use compact_str::CompactString;
 use async_trait::async_trait;
+use compact_str::CompactString;
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::Method;
 use secrecy::SecretString;
@@ -783,10 +783,7 @@ mod tests {
     fn long_fields_are_cut_at_512_characters_on_a_character_boundary() {
         let long = "é".repeat(600);
         assert_eq!(limited(&long).chars().count(), 512);
-        assert_eq!(
-            phone_value(&Some("1-555-123456".into())),
-            "1$555$123456"
-        );
+        assert_eq!(phone_value(&Some("1-555-123456".into())), "1$555$123456");
         assert_eq!(phone_value(&None), "");
     }
 

@@ -97,8 +97,8 @@ impl Email {
         if contains_ignoring_ascii_case(text, "#EXT#") {
             return Err(EmailError::GuestPrincipalName(text.to_owned()));
         }
-        let at = match text.match_indices('@').map(|(i, _)| i).collect::<Vec<_>>()[..] {
-            [at] => at,
+        let at = match (text.find('@'), text.rfind('@')) {
+            (Some(first), Some(last)) if first == last => first,
             _ => return Err(EmailError::Malformed(text.to_owned())),
         };
         let (local, domain) = (&text[..at], &text[at + 1..]);
@@ -113,20 +113,25 @@ impl Email {
                 bytes: local.len(),
             });
         }
-        // ASCII is its own NFC form, and lowercases byte by byte (most addresses: no tables).
-        let key: String = if text.is_ascii() {
-            text.to_ascii_lowercase()
+        // ASCII is its own NFC form, and lowercases byte by byte (most addresses: no tables),
+        // and an address in lower case already is its own identity (no copy to make).
+        let key: Option<String> = if !text.is_ascii() {
+            Some(text.nfc().collect::<String>().to_lowercase()).filter(|key| key != text)
+        } else if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            Some(text.to_ascii_lowercase())
         } else {
-            text.nfc().collect::<String>().to_lowercase()
+            None
         };
-        let key_at = key.find('@').expect("normalization keeps the one '@'");
+        let key_at = key
+            .as_deref()
+            .map_or(Some(at), |key| key.find('@'))
+            .expect("normalization keeps the one '@'");
         // Lengths fit u16: the spelling is at most 254 bytes, and folding case and normalizing
         // at most triples a character's bytes.
         let narrow = |n: usize| u16::try_from(n).expect("an address is at most 254 bytes");
-        let joined = if key == text {
-            Box::from(text)
-        } else {
-            [text, key.as_str()].concat().into_boxed_str()
+        let joined = match key {
+            None => Box::from(text),
+            Some(key) => [text, key.as_str()].concat().into_boxed_str(),
         };
         Ok(Self {
             text: joined,

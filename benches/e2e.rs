@@ -958,7 +958,25 @@ fn scenario(
     running.entra.clear_requests();
     let emulator_cpu = cpu_ms();
     let child = if options.child_process {
-        let output = std::process::Command::new(std::env::current_exe()?)
+        // `DIRSYNC_BENCH_WRAP="perf record -g -o perf-{scenario}.data --"` runs each child under
+        // a profiler (its stdout must stay the child's).
+        let exe = std::env::current_exe()?;
+        let wrapper: Vec<String> = std::env::var("DIRSYNC_BENCH_WRAP")
+            .map(|w| {
+                w.split_whitespace()
+                    .map(|a| a.replace("{scenario}", name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = std::process::Command::new(program);
+                command.args(args).arg(&exe);
+                command
+            }
+            None => std::process::Command::new(&exe),
+        };
+        let output = command
             .env(CHILD_ENV, &running.settings_file)
             .stderr(std::process::Stdio::inherit())
             .output()

@@ -846,6 +846,11 @@ pub fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
             runtime.block_on(start_world(World::tenant_100k(options.scale), options))?;
         let world = running.world.clone();
         let setup = !wants('a');
+        // Only the state (a) leaves is wanted: it is made without latency, as (e0) is.
+        if setup {
+            running.entra.set_latency(Latency::NONE);
+            running.highq.set_latency(Latency::NONE);
+        }
         reports.push(scenario(
             &runtime,
             &running,
@@ -861,6 +866,10 @@ pub fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
             world.initial_bound(options.max_batch),
             Some(150.0),
         )?);
+        if setup {
+            running.entra.set_latency(options.latency);
+            running.highq.set_latency(options.latency);
+        }
         if wants('b') {
             reports.push(scenario(
                 &runtime,
@@ -1051,12 +1060,17 @@ fn print_graph_timeline(name: &str, requests: &[dirsync::emulator::entra::Logged
     let Some(first) = requests.first() else {
         return;
     };
-    eprintln!("graph timeline of ({name}), ms after the first answer:");
+    eprintln!("graph timeline of ({name}), ms after the first answer (asked → answered):");
+    let since_first = |at: Instant| {
+        at.checked_duration_since(first.at)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
     for request in requests {
         let path = request.path_and_query.split('?').next().unwrap_or_default();
         eprintln!(
-            "  {:>7.1}  {} {}",
-            request.at.duration_since(first.at).as_secs_f64() * 1000.0,
+            "  {:>7.1} → {:>7.1}  {} {}",
+            since_first(request.asked),
+            since_first(request.at),
             request.status,
             path
         );

@@ -58,6 +58,9 @@ const USER_DEFAULT_PROPERTIES: &[&str] = &[
 /// One request the emulator answered, for tests that check timing or counts.
 #[derive(Debug, Clone)]
 pub struct LoggedRequest {
+    /// When the request reached the emulator's handler.
+    pub asked: Instant,
+    /// When it was answered.
     pub at: Instant,
     pub method: String,
     pub path_and_query: String,
@@ -229,8 +232,21 @@ impl EmulatorState {
     }
 
     fn log(&self, method: &str, path_and_query: String, status: u16, retry_after: Option<f64>) {
+        self.log_asked_at(Instant::now(), method, path_and_query, status, retry_after);
+    }
+
+    /// Logs a request answered now that reached the handler at `asked`.
+    fn log_asked_at(
+        &self,
+        asked: Instant,
+        method: &str,
+        path_and_query: String,
+        status: u16,
+        retry_after: Option<f64>,
+    ) {
         if let Ok(mut log) = self.log.lock() {
             log.push(LoggedRequest {
+                asked,
                 at: Instant::now(),
                 method: method.to_owned(),
                 path_and_query,
@@ -838,6 +854,7 @@ async fn graph_call(
     uri: &Uri,
     answer: impl FnOnce() -> Response,
 ) -> Response {
+    let asked = Instant::now();
     state.requests.count(kind);
     // The latency is the time to the answer, the emulator's own work on it included, as a
     // remote service's is: building a page of 999 members does not add to it.
@@ -935,7 +952,8 @@ async fn graph_call(
         .into_response(),
     };
     tokio::time::sleep_until(answer_at).await;
-    state.log(
+    state.log_asked_at(
+        asked,
         "GET",
         path_and_query,
         response.status().as_u16(),

@@ -860,6 +860,9 @@ pub(super) async fn mirror_users_from_rows(
     let mut users = Vec::new();
     while let Some(row) = rows.try_next().await? {
         users.push(mirror_user_from_row(row)?);
+        // Rows already received are decoded without waiting, so the budget is spent by hand:
+        // 100,000 rows in one poll would hold up the Graph read sharing this worker.
+        tokio::task::consume_budget().await;
     }
     users.shrink_to_fit();
     users.sort_unstable_by(|a, b| a.entra_id.cmp(&b.entra_id));

@@ -665,8 +665,17 @@ async fn list_members(
     State(state): State<SharedHighQ>,
     Path((_version, id)): Path<(String, String)>,
 ) -> Response {
-    let result = group_id(&id).and_then(|id| state.lock().expect("emulator lock").list_members(id));
-    answer(result, StatusCode::OK)
+    let listing =
+        group_id(&id).and_then(|id| state.lock().expect("emulator lock").list_members(id));
+    match listing {
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(err) => failure(err),
+    }
 }
 
 async fn remove_member(

@@ -460,12 +460,15 @@ impl GraphSource {
                     ));
                 }
             };
-            // Issue 13: a page is read on the blocking pool only as far as its link; the next
-            // page is asked for while this one's entries are decoded there, so a large group's
-            // chain of pages waits on Graph alone. The run's task meanwhile drives the other
-            // groups. What is wrong with this page is still said before anything of the next.
-            let mut skimmed =
-                on_blocking_pool(page_number, move || wire::skim_member_page(&body)).await?;
+            // Issue 13: a page is read here only as far as its link and where its entries lie
+            // (one pass, nothing copied); the next page is asked for while this one's entries
+            // are decoded on the blocking pool, so a large group's chain of pages waits on Graph
+            // alone. What is wrong with this page is still said before anything of the next.
+            let mut skimmed = wire::skim_member_page(body).map_err(|problem| {
+                failed(format!(
+                    "page {page_number} of the group's members{problem}"
+                ))
+            })?;
             let link = skimmed.next_link.take();
             let next = self.next_page(page_number, link.as_deref(), &mut links_followed);
             // A page that may take the group past R16's limit is decoded before anything more

@@ -135,10 +135,12 @@ struct PlainEntry {
 }
 
 /// A page of group members read as far as its link to the next page: its entries are still
-/// text, so the next page can be asked for while they are decoded.
+/// text, where each lies in the page, so the next page can be asked for while they are decoded.
 #[derive(Debug)]
 pub struct SkimmedMemberPage {
-    entries: Vec<Box<serde_json::value::RawValue>>,
+    body: bytes::Bytes,
+    /// Each entry's bytes in `body`, in order.
+    entries: Vec<std::ops::Range<usize>>,
     pub next_link: Option<String>,
 }
 
@@ -153,22 +155,41 @@ impl SkimmedMemberPage {
     pub fn decode(self) -> Result<Vec<MemberEntry>, String> {
         self.entries
             .iter()
-            .map(|entry| member_entry_json(entry.get()).map_err(|problem| format!(": {problem}")))
+            .map(|at| {
+                // Text already: the skim read each entry as JSON, which is UTF-8.
+                let entry = std::str::from_utf8(&self.body[at.clone()])
+                    .map_err(|e| format!(": an entry is not text ({e})"))?;
+                member_entry_json(entry).map_err(|problem| format!(": {problem}"))
+            })
             .collect()
     }
 }
 
-/// Reads a page of group members as far as its entries' text and its next link, or says what
-/// is wrong with it: the text that follows "page N of the group's members".
-pub fn skim_member_page(body: &[u8]) -> Result<SkimmedMemberPage, String> {
-    let page: GraphPage<Box<serde_json::value::RawValue>> =
-        serde_json::from_slice(body).map_err(|e| format!(" is not the JSON Graph sends ({e})"))?;
-    let Some(entries) = page.value else {
-        return Err(" has no \"value\" list".to_owned());
+/// Reads a page of group members as far as its entries' places and its next link, or says what
+/// is wrong with it: the text that follows "page N of the group's members". One pass that
+/// copies no entry (issue 13: it stands between a page's answer and the request for the next).
+pub fn skim_member_page(body: bytes::Bytes) -> Result<SkimmedMemberPage, String> {
+    let (entries, next_link) = {
+        let page: GraphPage<&serde_json::value::RawValue> = serde_json::from_slice(&body)
+            .map_err(|e| format!(" is not the JSON Graph sends ({e})"))?;
+        let Some(entries) = page.value else {
+            return Err(" has no \"value\" list".to_owned());
+        };
+        // Where each borrowed entry starts in the page.
+        let start = body.as_ptr().addr();
+        let places = entries
+            .iter()
+            .map(|entry| {
+                let from = entry.get().as_ptr().addr() - start;
+                from..from + entry.get().len()
+            })
+            .collect();
+        (places, page.next_link)
     };
     Ok(SkimmedMemberPage {
+        body,
         entries,
-        next_link: page.next_link,
+        next_link,
     })
 }
 

@@ -1030,7 +1030,11 @@ fn scenario(
     // The calls a HighQ tenant keeps in flight at most (its `max_concurrency`, issue 13 item 3).
     let target_concurrency = dirsync::target::highq::HighQTuning::default().max_concurrency;
     let latency_ms = running.entra.latency().base.as_secs_f64() * 1000.0;
-    let graph_concurrency = 4;
+    // The Graph client's groups at a time, as the child reads its settings.
+    let graph_concurrency = std::env::var("DIRSYNC__GRAPH__CONCURRENCY")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(dirsync::source::graph::DEFAULT_CONCURRENCY);
     let wall_bound_ms = (running.world.read_chain(graph_concurrency) as f64
         + target_bound as f64 / target_concurrency as f64)
         * latency_ms;

@@ -200,6 +200,6 @@ fn config_check_prints_each_effective_value_with_its_origin_and_no_secret() {
         line("sync.flush_every"),
         "sync.flush_every = 1000 (default)"
     );
-    assert_eq!(line("graph.concurrency"), "graph.concurrency = 4 (default)");
+    assert_eq!(line("graph.concurrency"), "graph.concurrency = 5 (default)");
     assert!(!out.contains("hunter2") && !out.contains("s3cret"), "{out}");
 }

@@ -23,7 +23,8 @@ use tracing::instrument;
 pub use auth::REQUIRED_PERMISSIONS;
 pub use check::{CheckReport, GroupCheck, GroupCheckOutcome, TokenCheck, check_connection};
 pub use settings::{
-    CredentialSettings, GraphSettings, PUBLIC_AUTHORITY_HOST, SettingsError, TenantSourceOverrides,
+    CredentialSettings, DEFAULT_CONCURRENCY, GraphSettings, PUBLIC_AUTHORITY_HOST, SettingsError,
+    TenantSourceOverrides,
 };
 
 use self::auth::SignIn;

@@ -245,13 +245,15 @@ impl Store for PgStore {
         .bind(tenant_id)
         .fetch_all(&mut *tx)
         .await?;
-        let member_rows: Vec<(i64, Uuid)> = sqlx::query_as(
-            "SELECT m.synced_group_id, m.entra_user_id
+        let member_rows: Vec<(i64, Uuid)> = rows_cooperatively(
+            sqlx::query_as(
+                "SELECT m.synced_group_id, m.entra_user_id
              FROM memberships m JOIN synced_groups g ON g.id = m.synced_group_id
              WHERE g.tenant_id = $1 AND g.kind = 'synced'",
+            )
+            .bind(tenant_id)
+            .fetch(&mut *tx),
         )
-        .bind(tenant_id)
-        .fetch_all(&mut *tx)
         .await?;
         // R12: the latest conversion of each Entra group left without a synced group.
         let converted_rows: Vec<(Uuid, String, String, Option<String>)> = sqlx::query_as(
@@ -853,6 +855,21 @@ pub(super) const MIRROR_USERS_SQL: &str =
 /// The mirror's users, sorted by Entra id, from a stream of [`MIRROR_USERS_SQL`] rows: each row
 /// becomes a mirror user as it arrives, so a 500,000-user tenant's rows are never all held beside
 /// the users made from them (issue 13).
+/// A query's rows, collected a tokio budget unit a row: rows already received are decoded
+/// without waiting, so 120,000 membership rows in one poll would hold up the Graph read sharing
+/// the worker (issue 13).
+pub(super) async fn rows_cooperatively<T>(
+    rows: impl futures::Stream<Item = Result<T, sqlx::Error>>,
+) -> Result<Vec<T>, sqlx::Error> {
+    let mut rows = std::pin::pin!(rows);
+    let mut collected = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        collected.push(row);
+        tokio::task::consume_budget().await;
+    }
+    Ok(collected)
+}
+
 pub(super) async fn mirror_users_from_rows(
     rows: impl futures::Stream<Item = Result<UserRow, sqlx::Error>>,
 ) -> Result<Vec<MirrorUser>, StoreError> {
@@ -860,8 +877,7 @@ pub(super) async fn mirror_users_from_rows(
     let mut users = Vec::new();
     while let Some(row) = rows.try_next().await? {
         users.push(mirror_user_from_row(row)?);
-        // Rows already received are decoded without waiting, so the budget is spent by hand:
-        // 100,000 rows in one poll would hold up the Graph read sharing this worker.
+        // As in `rows_cooperatively`: 100,000 rows in one poll would hold up the Graph read.
         tokio::task::consume_budget().await;
     }
     users.shrink_to_fit();

@@ -31,7 +31,8 @@ use super::lease_sqlite::{SqliteRunLease, interrupt_orphaned_runs, lock_tenant};
 use super::postgres::{
     CHUNK, EntryRow, MIRROR_USERS_SQL, RUN_COLUMNS, RunRow, TENANT_COLUMNS, TenantRow, UserRow,
     group_status, last_state_per_user, mirror_users_from_rows, missing_run, no_tenant, parse,
-    run_from_row, severity_level, subject_kind, tenant_from_row, trigger_kind_text, warn_if_missed,
+    rows_cooperatively, run_from_row, severity_level, subject_kind, tenant_from_row,
+    trigger_kind_text, warn_if_missed,
 };
 use super::{
     ApprovalError, ApprovalRefused, ApprovedRun, MirrorChanges, ReportEntry, RunFilter, RunFinish,
@@ -331,13 +332,15 @@ impl Store for SqliteStore {
         .bind(tenant_id)
         .fetch_all(&mut *tx)
         .await?;
-        let member_rows: Vec<(i64, Uuid)> = sqlx::query_as(
-            "SELECT m.synced_group_id, m.entra_user_id
+        let member_rows: Vec<(i64, Uuid)> = rows_cooperatively(
+            sqlx::query_as(
+                "SELECT m.synced_group_id, m.entra_user_id
              FROM memberships m JOIN synced_groups g ON g.id = m.synced_group_id
              WHERE g.tenant_id = $1 AND g.kind = 'synced'",
+            )
+            .bind(tenant_id)
+            .fetch(&mut *tx),
         )
-        .bind(tenant_id)
-        .fetch_all(&mut *tx)
         .await?;
         // R12: the latest conversion of each Entra group left without a synced group.
         let converted_rows: Vec<(Uuid, String, String, Option<String>)> = sqlx::query_as(

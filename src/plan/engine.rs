@@ -156,7 +156,10 @@ struct Planner<'a> {
     input: PlanInput<'a>,
     notes: Vec<Note>,
     groups: Vec<GroupSummary>,
-    mirror_users: HashMap<&'a EntraObjectId, &'a MirrorUser>,
+    /// Keyed by the id's value, as are the planner's other maps of users: a look-up compares
+    /// ids in the table rather than following a pointer to each (issue 13: at 100,000 users the
+    /// pointers' cache misses were most of a no-change plan).
+    mirror_users: HashMap<EntraObjectId, &'a MirrorUser>,
     /// Built when first asked (an adoption, an email change): a run without either, such as
     /// a night with no change, never indexes the mirror a second and third time.
     email_owners: OnceCell<HashMap<&'a Email, &'a EntraObjectId>>,
@@ -173,7 +176,7 @@ impl<'a> Planner<'a> {
                 .mirror
                 .users
                 .iter()
-                .map(|u| (&u.entra_id, u))
+                .map(|u| (u.entra_id.clone(), u))
                 .collect(),
             email_owners: OnceCell::new(),
             target_owners: OnceCell::new(),
@@ -261,13 +264,16 @@ impl<'a> Planner<'a> {
         }
 
         // R14: internal wins over basic, counting memberships that could not be read this run.
-        let mut roles: HashMap<&EntraObjectId, Role> = frozen_membership
-            .iter()
-            .map(|(id, roles)| (*id, strongest(roles.iter().copied())))
-            .collect();
+        let mut roles: HashMap<EntraObjectId, Role> =
+            HashMap::with_capacity(seen.len() + frozen_membership.len());
+        roles.extend(
+            frozen_membership
+                .iter()
+                .map(|(id, roles)| ((*id).clone(), strongest(roles.iter().copied()))),
+        );
         for group in &visible {
             for user in &group.members {
-                let role = roles.entry(user.id()).or_insert(group.key.role);
+                let role = roles.entry(user.id().clone()).or_insert(group.key.role);
                 *role = strongest([*role, group.key.role]);
             }
         }
@@ -276,9 +282,9 @@ impl<'a> Planner<'a> {
 
         // Every seen user has a standing, so it also tells by a hash look-up whether a user was
         // seen (`seen` is asked by binary search).
-        let mut standing: HashMap<&EntraObjectId, Standing> = seen
+        let mut standing: HashMap<EntraObjectId, Standing> = seen
             .iter()
-            .map(|user| (user.id(), Standing::Frozen))
+            .map(|user| (user.id().clone(), Standing::Frozen))
             .collect();
         // The user operations are most of a large plan, so the plan is built in their vector:
         // the group operations are rotated in front of them in place, never a second copy. Each
@@ -315,9 +321,9 @@ impl<'a> Planner<'a> {
                 ..
             }) = &op
             {
-                released.insert(old.entra_id.clone(), (*id).clone());
+                released.insert(old.entra_id.clone(), id.clone());
             }
-            standing.insert(*id, new_standing);
+            standing.insert(id.clone(), new_standing);
             user_ops.extend(op);
         }
 
@@ -434,7 +440,7 @@ impl<'a> Planner<'a> {
                         .collect()
                 })
                 .unwrap_or_default();
-            let mut desired: HashSet<&EntraObjectId> = HashSet::new();
+            let mut desired: HashSet<&EntraObjectId> = HashSet::with_capacity(group.members.len());
             for user in &group.members {
                 let keep_if_present =
                     match standing.get(user.id()).copied().unwrap_or(Standing::Frozen) {
@@ -716,14 +722,16 @@ impl<'a> Planner<'a> {
     fn validate_users(
         &mut self,
         seen: &[&'a SnapshotUser],
-    ) -> BTreeMap<&'a EntraObjectId, Candidate<'a>> {
-        let mut candidates = BTreeMap::new();
+    ) -> BTreeMap<EntraObjectId, Candidate<'a>> {
+        // `seen` is in id order: the map is built in one pass from the sorted list (no search
+        // per insert).
+        let mut valid = Vec::with_capacity(seen.len());
         for &user in seen {
             let id = user.id();
             match desired_fields(user) {
                 Ok(desired) => {
                     let synced = self.mirror_users.get(id).map(|u| &u.state.fields);
-                    candidates.insert(id, Candidate::new(user, desired, synced));
+                    valid.push((id.clone(), Candidate::new(user, desired, synced)));
                 }
                 Err(message) => {
                     let mirrored = self.mirror_users.get(id).copied();
@@ -746,6 +754,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+        let mut candidates: BTreeMap<EntraObjectId, Candidate<'a>> = valid.into_iter().collect();
         // Counted by reference first: copying every email to find the few duplicates would hold
         // a second copy of each address for the whole check.
         let mut uses: HashMap<&Email, usize> = HashMap::with_capacity(candidates.len());
@@ -753,7 +762,7 @@ impl<'a> Planner<'a> {
             *uses.entry(&candidate.fields().email).or_default() += 1;
         }
         // Normalized email → (the first user's spelling, the users who share it), in id order.
-        let mut duplicates: BTreeMap<String, (String, Vec<&'a EntraObjectId>)> = BTreeMap::new();
+        let mut duplicates: BTreeMap<String, (String, Vec<EntraObjectId>)> = BTreeMap::new();
         for (id, candidate) in &candidates {
             let email = &candidate.fields().email;
             if uses[email] > 1 {
@@ -761,14 +770,14 @@ impl<'a> Planner<'a> {
                     .entry(email.normalized())
                     .or_insert_with(|| (email.to_string(), Vec::new()))
                     .1
-                    .push(*id);
+                    .push(id.clone());
             }
         }
         drop(uses);
         for (email, ids) in duplicates.into_values() {
             for id in &ids {
                 let candidate = candidates
-                    .remove(*id)
+                    .remove(id)
                     .expect("every id in duplicates is a candidate");
                 let others: Vec<String> = ids
                     .iter()

@@ -23,8 +23,11 @@ pub fn emails_to_look_up(
 ) -> Vec<Email> {
     let selected: HashSet<&EntraObjectId> =
         policy.selected_groups.iter().map(|g| &g.entra_id).collect();
-    let mirrored: HashMap<&EntraObjectId, &MirrorUser> =
-        mirror.users.iter().map(|u| (&u.entra_id, u)).collect();
+    let mirrored: HashMap<EntraObjectId, &MirrorUser> = mirror
+        .users
+        .iter()
+        .map(|u| (u.entra_id.clone(), u))
+        .collect();
     // One look-up per identity, in Entra's spelling: a target that folds only ASCII case
     // still finds `Émile@` when asked for `Émile@`.
     let mut emails: BTreeMap<String, Email> = BTreeMap::new();
@@ -40,10 +43,18 @@ pub fn emails_to_look_up(
             continue;
         }
         for user in members {
+            let synced = mirrored.get(user.id());
+            // Most synced users keep their address, spelled as the mirror has it: that
+            // spelling parsed once already, so it is not parsed again (issue 13).
+            if let Some(synced) = synced
+                && non_blank(user.mail()) == Some(synced.state.fields.email.as_str())
+            {
+                continue;
+            }
             let Ok(email) = usable_email(user) else {
                 continue;
             };
-            match mirrored.get(user.id()) {
+            match synced {
                 Some(synced) if synced.state.fields.email.same_spelling(&email) => {}
                 _ => {
                     emails.entry(email.normalized()).or_insert(email);

@@ -1058,8 +1058,9 @@ fn scenario(
     Ok(report)
 }
 
-/// Each Graph request's answer time after the first one's, in the order they were answered
-/// (`DIRSYNC_BENCH_TIMELINE=1`): where a chain of pages waits, and on what.
+/// When each Graph request reached the emulator and when it was answered, after the first
+/// answer, in the order they were answered (`DIRSYNC_BENCH_TIMELINE=1`): where a chain of pages
+/// waits, and on which side.
 fn print_graph_timeline(name: &str, requests: &[dirsync::emulator::entra::LoggedRequest]) {
     let Some(first) = requests.first() else {
         return;

@@ -253,6 +253,7 @@ impl Store for PgStore {
             )
             .bind(tenant_id)
             .fetch(&mut *tx),
+            Ok,
         )
         .await?;
         // R12: the latest conversion of each Entra group left without a synced group.
@@ -852,34 +853,29 @@ pub(super) const MIRROR_USERS_SQL: &str =
             status
      FROM synced_users WHERE tenant_id = $1";
 
+/// A query's rows, each made into a `T` as it arrives, a tokio budget unit a row: rows already
+/// received are handed over without waiting, so 100,000 of them in one poll would hold up the
+/// Graph read sharing the worker (issue 13).
+pub(super) async fn rows_cooperatively<R, T>(
+    rows: impl futures::Stream<Item = Result<R, sqlx::Error>>,
+    make: impl Fn(R) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut rows = std::pin::pin!(rows);
+    let mut made = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        made.push(make(row)?);
+        tokio::task::consume_budget().await;
+    }
+    Ok(made)
+}
+
 /// The mirror's users, sorted by Entra id, from a stream of [`MIRROR_USERS_SQL`] rows: each row
 /// becomes a mirror user as it arrives, so a 500,000-user tenant's rows are never all held beside
 /// the users made from them (issue 13).
-/// A query's rows, collected a tokio budget unit a row: rows already received are decoded
-/// without waiting, so 120,000 membership rows in one poll would hold up the Graph read sharing
-/// the worker (issue 13).
-pub(super) async fn rows_cooperatively<T>(
-    rows: impl futures::Stream<Item = Result<T, sqlx::Error>>,
-) -> Result<Vec<T>, sqlx::Error> {
-    let mut rows = std::pin::pin!(rows);
-    let mut collected = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        collected.push(row);
-        tokio::task::consume_budget().await;
-    }
-    Ok(collected)
-}
-
 pub(super) async fn mirror_users_from_rows(
     rows: impl futures::Stream<Item = Result<UserRow, sqlx::Error>>,
 ) -> Result<Vec<MirrorUser>, StoreError> {
-    let mut rows = std::pin::pin!(rows);
-    let mut users = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        users.push(mirror_user_from_row(row)?);
-        // As in `rows_cooperatively`: 100,000 rows in one poll would hold up the Graph read.
-        tokio::task::consume_budget().await;
-    }
+    let mut users = rows_cooperatively(rows, mirror_user_from_row).await?;
     users.shrink_to_fit();
     users.sort_unstable_by(|a, b| a.entra_id.cmp(&b.entra_id));
     Ok(users)

@@ -340,6 +340,7 @@ impl Store for SqliteStore {
             )
             .bind(tenant_id)
             .fetch(&mut *tx),
+            Ok,
         )
         .await?;
         // R12: the latest conversion of each Entra group left without a synced group.

@@ -2,7 +2,8 @@
 //! mirror, and what planning holds at its peak, for the shape of issue 13 (100,000 users in 20
 //! groups: 19 internal of ~5,263 and one basic of 40,000) and, with `-- 500000`, 500,000 users in
 //! 100 groups. Prints live heap bytes after each step and the peak while planning; asserts only
-//! that the work was done. Run: `cargo bench --bench memory [-- USERS]`.
+//! that the work was done. Run: `cargo bench --bench memory [-- USERS]`; `DIRSYNC_MEMORY_REPEAT=N`
+//! plans the no-change run N times.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -250,9 +251,15 @@ fn main() {
     assert!(!initial.ops.is_empty());
     drop(initial);
     let mirror = measured("mirror after the initial sync", || shape.settled_mirror());
-    let settled = measured("plan: no change", || run_plan(&policy, &snapshot, &mirror));
-    assert!(settled.ops.is_empty(), "a settled mirror plans nothing");
-    drop(settled);
+    // `DIRSYNC_MEMORY_REPEAT=N` plans the no-change run N times (to profile or time it alone).
+    let repeat: usize = std::env::var("DIRSYNC_MEMORY_REPEAT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    for _ in 0..repeat.max(1) {
+        let settled = measured("plan: no change", || run_plan(&policy, &snapshot, &mirror));
+        assert!(settled.ops.is_empty(), "a settled mirror plans nothing");
+    }
     println!(
         "{:<44} {:>12.1} MB",
         "heap held at the end (snapshot + mirror)",

@@ -518,6 +518,39 @@ async fn a_next_link_back_to_a_page_already_read_fails_the_group_instead_of_loop
     assert!(emulator.requests().len() - before < 10, "no loop");
 }
 
+/// Issue 10 item 7: pages that bring nobody new, each linking to yet another, end the read
+/// after ten in a row, before the rest are asked for.
+#[tokio::test]
+async fn pages_that_bring_no_new_member_fail_the_group_after_ten_in_a_row() {
+    // One user listed on every entry of 15 pages of 999.
+    let emulator = EntraEmulator::start(directory(tenant_with(
+        1,
+        vec![group(1, "Echo", std::iter::repeat_n(user_id(0), 15 * 999))],
+    )))
+    .await
+    .expect("emulator");
+
+    let fetch = source(&emulator)
+        .fetch_groups(&[oid(&group_id(1))])
+        .await
+        .expect("a read");
+
+    let GroupOutcome::Failed { reason } = outcome(&fetch.snapshot, &group_id(1)) else {
+        panic!("pages without progress must fail the group");
+    };
+    assert!(
+        reason.contains("10 pages in a row with no new member")
+            && reason.contains("(up to page 11)"),
+        "{reason}"
+    );
+    let pages = emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_and_query.contains("/members/"))
+        .count();
+    assert!(pages < 15, "reading stopped early: {pages} pages asked for");
+}
+
 async fn sign_in_error(change: impl FnOnce(&mut TenantDirectory), tenant: &str) -> String {
     let mut tenant_dir = tenant_with(1, vec![group(1, "G", [user_id(0)])]);
     change(&mut tenant_dir);

@@ -438,43 +438,57 @@ impl GraphSource {
         let url = self.url(&format!(
             "/v1.0/groups/{id}/members/microsoft.graph.user?$select={USER_SELECT}&$top=999"
         ));
-        // Each member is made compact, and shared with the other groups, as its page is
-        // decoded: a 40,000-member group is never held in full (issue 13).
-        let mut members: Vec<Arc<SnapshotUser>> = Vec::new();
-        let mut notes = Vec::new();
-        // Where each user was first listed, and how many times: Graph may list one twice.
-        let mut listed: HashMap<EntraObjectId, (usize, usize, usize)> = HashMap::new();
+        // Each member is made compact as its page is decoded, and shared with the other groups
+        // as it is taken in: a 40,000-member group is never held in full (issue 13).
+        let mut intake = MemberIntake::new(group, shared);
         let mut page_number = 0usize;
         // Item 7: paging that makes no progress ends the read with an error, never a loop.
         let mut links_followed: HashSet<String> = HashSet::new();
-        let mut pages_without_progress = 0usize;
         let mut response = self.get(&url, false, budget, stats).await;
+        // The page decoded last, taken in while the next one is decoded and the one after it
+        // asked for: taking a page in is off the chain of pages (issue 13).
+        let mut decoded: Option<DecodedPage> = None;
+        // What is wrong with a page is said before anything of the pages after it: the page
+        // before is taken in first.
+        let fail =
+            |intake: &mut MemberIntake, decoded: &mut Option<DecodedPage>, why: GroupRead| {
+                match decoded.take().map(|page| intake.take(page)) {
+                    Some(Err(earlier)) => failed(earlier),
+                    _ => why,
+                }
+            };
         loop {
             page_number += 1;
-            let members_before = members.len();
             let body = match response {
                 Ok(body) => body,
                 Err(err) => {
-                    return Err(self.refusal_or_failure(
+                    let why = self.refusal_or_failure(
                         &format!("reading page {page_number} of the group's members failed"),
                         &err,
-                    ));
+                    );
+                    return Err(fail(&mut intake, &mut decoded, why));
                 }
             };
             // Issue 13: a page is read here only as far as its link and where its entries lie
             // (one pass, nothing copied); the next page is asked for while this one's entries
             // are decoded on the blocking pool, so a large group's chain of pages waits on Graph
-            // alone. What is wrong with this page is still said before anything of the next.
-            let mut skimmed = wire::skim_member_page(body).map_err(|problem| {
-                failed(format!(
-                    "page {page_number} of the group's members{problem}"
-                ))
-            })?;
+            // alone.
+            let mut skimmed = match wire::skim_member_page(body) {
+                Ok(skimmed) => skimmed,
+                Err(problem) => {
+                    let why = failed(format!(
+                        "page {page_number} of the group's members{problem}"
+                    ));
+                    return Err(fail(&mut intake, &mut decoded, why));
+                }
+            };
             let link = skimmed.next_link.take();
             let next = self.next_page(page_number, link.as_deref(), &mut links_followed);
-            // A page that may take the group past R16's limit is decoded before anything more
-            // is asked for: reading stops at the first page past it.
-            let read_ahead = members.len() + skimmed.entry_count() <= MAX_GROUP_MEMBERS;
+            // A page that may take the group past R16's limit is decoded, and taken in, before
+            // anything more is asked for: reading stops at the first page past it.
+            let pending = decoded.as_ref().map_or(0, |page| page.entries.len());
+            let read_ahead =
+                intake.members.len() + pending + skimmed.entry_count() <= MAX_GROUP_MEMBERS;
             let decoding = on_blocking_pool(page_number, move || skimmed.decode());
             let requesting = async {
                 match &next {
@@ -484,86 +498,39 @@ impl GraphSource {
                     _ => None,
                 }
             };
-            let (entries, next_response) = tokio::join!(decoding, requesting);
-            let entries = entries?;
-            // A block of its own: the shared users' lock is let go before the next await.
-            {
-                let mut sharing = shared.sharing();
-                for entry in entries {
-                    let (user, cleaned) = match entry {
-                        wire::MemberEntry::User { user, cleaned } => {
-                            (SnapshotUser::from(user), cleaned)
-                        }
-                        wire::MemberEntry::NotAUser { id, odata_type } => {
-                            notes.push(group.note(format!(
-                                "member {} is a {odata_type}, not a user; it is ignored (R1)",
-                                id.as_deref().unwrap_or("without an id")
-                            )));
-                            continue;
-                        }
-                    };
-                    match listed.get_mut(user.id()) {
-                        Some((first_page, index, count)) => {
-                            if *members[*index] != user {
-                                let pages = if *first_page == page_number {
-                                    format!("on page {page_number}")
-                                } else {
-                                    format!("on pages {first_page} and {page_number}")
-                                };
-                                return Err(failed(format!(
-                                    "user {} is listed twice with different data ({pages})",
-                                    user.id()
-                                )));
-                            }
-                            *count += 1;
-                        }
-                        None => {
-                            for message in cleaned {
-                                notes.push(user_note(&user, message));
-                            }
-                            listed.insert(user.id().clone(), (page_number, members.len(), 1));
-                            members.push(sharing.share(user));
-                        }
-                    }
+            // Polled after the request is sent: the page before is taken in while both wait.
+            let taking = async {
+                match decoded.take() {
+                    Some(page) => intake.take(page),
+                    None => Ok(()),
                 }
-            }
-            if members.len() > MAX_GROUP_MEMBERS {
-                return Err(failed(format!(
-                    "the group has more than {MAX_GROUP_MEMBERS} direct user members (R16; reading stopped at {} \
-                     after page {page_number}); nothing in it was changed: split it into smaller groups",
-                    members.len()
-                )));
-            }
-            if members.len() == members_before && link.is_some() {
-                pages_without_progress += 1;
-                if pages_without_progress >= MAX_PAGES_WITHOUT_PROGRESS {
-                    return Err(failed(format!(
-                        "Graph sent {pages_without_progress} pages in a row with no new member and \
-                         a link to yet another page (up to page {page_number}); reading stopped \
-                         rather than loop, and nothing in the group was changed"
-                    )));
-                }
-            } else {
-                pages_without_progress = 0;
-            }
-            response = match (next.map_err(failed)?, next_response) {
+            };
+            let (entries, next_response, taken) = tokio::join!(decoding, requesting, taking);
+            taken.map_err(failed)?;
+            decoded = Some(DecodedPage {
+                number: page_number,
+                entries: entries?,
+                links_on: link.is_some(),
+            });
+            let next = match next {
+                Ok(next) => next,
+                Err(reason) => return Err(fail(&mut intake, &mut decoded, failed(reason))),
+            };
+            response = match (next, next_response) {
                 (None, _) => break,
                 (Some(_), Some(read_ahead)) => read_ahead,
-                (Some(next), None) => self.get(&next, false, budget, stats).await,
+                (Some(next), None) => {
+                    if let Some(page) = decoded.take() {
+                        intake.take(page).map_err(failed)?;
+                    }
+                    self.get(&next, false, budget, stats).await
+                }
             };
         }
-        let mut repeated: Vec<(&EntraObjectId, usize)> = listed
-            .iter()
-            .filter(|(_, (_, _, count))| *count > 1)
-            .map(|(id, (_, _, count))| (id, *count))
-            .collect();
-        repeated.sort();
-        for (user, count) in repeated {
-            notes.push(group.note(format!(
-                "user {user} is listed {count} times in the group's members; counted once"
-            )));
+        if let Some(page) = decoded.take() {
+            intake.take(page).map_err(failed)?;
         }
-        Ok((members, notes))
+        Ok(intake.finish())
     }
 
     #[instrument(skip_all, fields(tenant = %self.sign_in.tenant_id, group = %id))]
@@ -705,6 +672,125 @@ async fn on_blocking_pool<T: Send + 'static>(
                 "page {page_number} of the group's members{problem}"
             ))
         })
+}
+
+/// A page of a group's members, decoded and not yet taken in.
+struct DecodedPage {
+    number: usize,
+    entries: Vec<wire::MemberEntry<SnapshotUser>>,
+    /// Whether the page linked to another.
+    links_on: bool,
+}
+
+/// A group's members as its pages are taken in, in order: each user shared with the other
+/// groups, Graph's repeats counted once, and the checks that stop a read (R16's limit, a user
+/// listed twice with different data, pages that bring nobody new).
+struct MemberIntake<'a> {
+    group: &'a GroupLabel<'a>,
+    shared: &'a SharedUsers,
+    members: Vec<Arc<SnapshotUser>>,
+    notes: Vec<Note>,
+    /// Where each user was first listed (page, index in `members`), and how many times: Graph
+    /// may list one twice.
+    listed: HashMap<EntraObjectId, (usize, usize, usize)>,
+    pages_without_progress: usize,
+}
+
+impl<'a> MemberIntake<'a> {
+    fn new(group: &'a GroupLabel<'a>, shared: &'a SharedUsers) -> Self {
+        Self {
+            group,
+            shared,
+            members: Vec::new(),
+            notes: Vec::new(),
+            listed: HashMap::new(),
+            pages_without_progress: 0,
+        }
+    }
+
+    /// Takes in `page`, or says why the group cannot be read.
+    fn take(&mut self, page: DecodedPage) -> Result<(), String> {
+        let page_number = page.number;
+        let members_before = self.members.len();
+        // A block of its own: the shared users' lock is let go before anything else.
+        {
+            let mut sharing = self.shared.sharing();
+            for entry in page.entries {
+                let (user, cleaned) = match entry {
+                    wire::MemberEntry::User { user, cleaned } => (user, cleaned),
+                    wire::MemberEntry::NotAUser { id, odata_type } => {
+                        self.notes.push(self.group.note(format!(
+                            "member {} is a {odata_type}, not a user; it is ignored (R1)",
+                            id.as_deref().unwrap_or("without an id")
+                        )));
+                        continue;
+                    }
+                };
+                match self.listed.get_mut(user.id()) {
+                    Some((first_page, index, count)) => {
+                        if *self.members[*index] != user {
+                            let pages = if *first_page == page_number {
+                                format!("on page {page_number}")
+                            } else {
+                                format!("on pages {first_page} and {page_number}")
+                            };
+                            return Err(format!(
+                                "user {} is listed twice with different data ({pages})",
+                                user.id()
+                            ));
+                        }
+                        *count += 1;
+                    }
+                    None => {
+                        for message in cleaned {
+                            self.notes.push(user_note(&user, message));
+                        }
+                        self.listed
+                            .insert(user.id().clone(), (page_number, self.members.len(), 1));
+                        self.members.push(sharing.share(user));
+                    }
+                }
+            }
+        }
+        if self.members.len() > MAX_GROUP_MEMBERS {
+            return Err(format!(
+                "the group has more than {MAX_GROUP_MEMBERS} direct user members (R16; reading stopped at {} \
+                 after page {page_number}); nothing in it was changed: split it into smaller groups",
+                self.members.len()
+            ));
+        }
+        if self.members.len() == members_before && page.links_on {
+            self.pages_without_progress += 1;
+            if self.pages_without_progress >= MAX_PAGES_WITHOUT_PROGRESS {
+                return Err(format!(
+                    "Graph sent {} pages in a row with no new member and a link to yet another \
+                     page (up to page {page_number}); reading stopped rather than loop, and \
+                     nothing in the group was changed",
+                    self.pages_without_progress
+                ));
+            }
+        } else {
+            self.pages_without_progress = 0;
+        }
+        Ok(())
+    }
+
+    /// The members, and the notes with a line for each user Graph listed more than once.
+    fn finish(mut self) -> (Vec<Arc<SnapshotUser>>, Vec<Note>) {
+        let mut repeated: Vec<(&EntraObjectId, usize)> = self
+            .listed
+            .iter()
+            .filter(|(_, (_, _, count))| *count > 1)
+            .map(|(id, (_, _, count))| (id, *count))
+            .collect();
+        repeated.sort();
+        for (user, count) in repeated {
+            self.notes.push(self.group.note(format!(
+                "user {user} is listed {count} times in the group's members; counted once"
+            )));
+        }
+        (self.members, self.notes)
+    }
 }
 
 /// A group being read, to attach the report's notes to.

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::EntraObjectId;
-use crate::plan::EntraUser;
+use crate::plan::{EntraUser, SnapshotUser};
 
 /// The `$select` list for group members (SPEC "Source"): `accountEnabled` must be named or Graph
 /// leaves it out.
@@ -28,14 +28,12 @@ pub struct GraphPage<T> {
     pub next_link: Option<String>,
 }
 
-/// What one entry of a page of group members came to.
+/// What one entry of a page of group members came to; a page's users are made compact
+/// ([`SnapshotUser`]) where the page is decoded.
 #[derive(Debug, Clone, PartialEq)]
-pub enum MemberEntry {
+pub enum MemberEntry<User = EntraUser> {
     /// A user, and what had to be cleaned in its text (for warnings in the report).
-    User {
-        user: EntraUser,
-        cleaned: Vec<String>,
-    },
+    User { user: User, cleaned: Vec<String> },
     /// An object whose `@odata.type` says it is not a user: ignored, as R1 ignores devices
     /// and service principals.
     NotAUser {
@@ -150,16 +148,26 @@ impl SkimmedMemberPage {
         self.entries.len()
     }
 
-    /// Decodes the entries, or says what is wrong with one: the text that follows "page N of
-    /// the group's members".
-    pub fn decode(self) -> Result<Vec<MemberEntry>, String> {
+    /// Decodes the entries, each user made compact, or says what is wrong with one: the text
+    /// that follows "page N of the group's members". Runs on the blocking pool, so the run's
+    /// task, which follows the pages, does not make a page's 999 users compact (issue 13).
+    pub fn decode(self) -> Result<Vec<MemberEntry<SnapshotUser>>, String> {
         self.entries
             .iter()
             .map(|at| {
                 // Text already: the skim read each entry as JSON, which is UTF-8.
                 let entry = std::str::from_utf8(&self.body[at.clone()])
                     .map_err(|e| format!(": an entry is not text ({e})"))?;
-                member_entry_json(entry).map_err(|problem| format!(": {problem}"))
+                let entry = member_entry_json(entry).map_err(|problem| format!(": {problem}"))?;
+                Ok(match entry {
+                    MemberEntry::User { user, cleaned } => MemberEntry::User {
+                        user: SnapshotUser::from(user),
+                        cleaned,
+                    },
+                    MemberEntry::NotAUser { id, odata_type } => {
+                        MemberEntry::NotAUser { id, odata_type }
+                    }
+                })
             })
             .collect()
     }

@@ -9,7 +9,9 @@ use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use std::cell::OnceCell;
 use std::sync::Arc;
 
-use super::fields::{DesiredFields, desired_fields, non_blank, usable_email, visible};
+use super::fields::{
+    DesiredFields, desired_fields, non_blank, unchanged_since, usable_email, visible,
+};
 use super::model::*;
 use super::{MAX_GROUP_MEMBERS, SnapshotUser};
 use crate::domain::{Email, EntraObjectId, Role, TargetUserId, UserStatus};
@@ -110,6 +112,25 @@ impl<'a> Candidate<'a> {
             fields,
             warnings: desired.warnings.into_boxed_slice(),
             label: OnceCell::new(),
+        }
+    }
+
+    /// A synced user whose fields Entra still gives exactly as the mirror has them
+    /// ([`unchanged_since`]).
+    fn as_synced(user: &'a SnapshotUser, synced: &'a UserFields) -> Self {
+        Self {
+            user,
+            fields: CandidateFields::AsSynced(synced),
+            warnings: Box::default(),
+            label: OnceCell::new(),
+        }
+    }
+
+    /// What changed since the mirror's `synced` fields: nothing when the candidate holds them.
+    fn changes_since(&self, synced: &UserFields) -> Vec<FieldChange> {
+        match &self.fields {
+            CandidateFields::AsSynced(_) => Vec::new(),
+            _ => field_changes(synced, self.fields()),
         }
     }
 
@@ -739,9 +760,15 @@ impl<'a> Planner<'a> {
         let mut valid = Vec::with_capacity(seen.len());
         for &user in seen {
             let id = user.id();
+            let synced = self.mirror_users.get(id).map(|u| &u.state.fields);
+            if let Some(synced) = synced
+                && unchanged_since(user, synced)
+            {
+                valid.push((id.clone(), Candidate::as_synced(user, synced)));
+                continue;
+            }
             match desired_fields(user) {
                 Ok(desired) => {
-                    let synced = self.mirror_users.get(id).map(|u| &u.state.fields);
                     valid.push((id.clone(), Candidate::new(user, desired, synced)));
                 }
                 Err(message) => {
@@ -953,7 +980,7 @@ impl<'a> Planner<'a> {
             Some(false) | None => synced.state.status,
             Some(true) => UserStatus::Active,
         };
-        let mut changes = field_changes(&synced.state.fields, candidate.fields());
+        let mut changes = candidate.changes_since(&synced.state.fields);
         if keeps_old_email {
             changes.retain(|change| change.field != ManagedField::Email);
         }

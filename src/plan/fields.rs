@@ -165,6 +165,29 @@ pub(crate) fn desired_fields(user: &SnapshotUser) -> Result<DesiredFields, Strin
     })
 }
 
+/// Whether [`desired_fields`] would give `synced` exactly, spelling included, and no warning:
+/// told without building the fields or parsing the address again, as most users of a night
+/// are unchanged (issue 13). False says nothing: the fields are then built in full.
+pub(crate) fn unchanged_since(user: &SnapshotUser, synced: &UserFields) -> bool {
+    // Nothing is cut (a value of at most MAX_FIELD_CHARS bytes has no more characters).
+    let same = |entra: Option<&str>, synced: Option<&str>| {
+        entra == synced
+            && entra.is_none_or(|value| {
+                value.len() <= MAX_FIELD_CHARS || !first_chars(value, MAX_FIELD_CHARS).1
+            })
+    };
+    // An address spelled as the mirror's parses as it did: the mirror's was parsed from it.
+    non_blank(user.mail()) == Some(synced.email.as_str())
+        // Both names given, as they equal names: no fallback on displayName, so no warning.
+        && same(non_blank(user.given_name()), Some(&synced.first_name))
+        && same(non_blank(user.surname()), Some(&synced.last_name))
+        && same(
+            user.phone().map(str::trim).filter(|p| !p.is_empty()),
+            synced.phone.as_deref(),
+        )
+        && same(non_blank(user.job_title()), synced.job_title.as_deref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +228,86 @@ mod tests {
             quoted(&"D".repeat(10_000)),
             format!("\"{}\"… (10000 characters)", "D".repeat(80))
         );
+    }
+
+    /// A value Entra might hold for a field: clean, padded, of another case, blank, invisible,
+    /// or longer than R5's limit.
+    fn entra_text() -> impl proptest::strategy::Strategy<Value = Option<String>> {
+        use proptest::prelude::*;
+        proptest::option::of(prop_oneof![
+            Just("Ann".to_owned()),
+            Just(" Ann ".to_owned()),
+            Just("ann".to_owned()),
+            Just("".to_owned()),
+            Just("\u{200b}".to_owned()),
+            Just("Lee".to_owned()),
+            Just("ann@contoso.com".to_owned()),
+            Just(" ann@contoso.com".to_owned()),
+            Just("Ann@contoso.com".to_owned()),
+            Just("lee@contoso.com".to_owned()),
+            Just("A".repeat(MAX_FIELD_CHARS + 1)),
+            Just("é".repeat(MAX_FIELD_CHARS / 2 + 1)),
+        ])
+    }
+
+    fn entra_user() -> impl proptest::strategy::Strategy<Value = EntraUser> {
+        use proptest::prelude::*;
+        (
+            [entra_text(), entra_text(), entra_text(), entra_text()],
+            [entra_text(), entra_text(), entra_text()],
+        )
+            .prop_map(
+                |([given, surname, display, mail], [upn, phone, title])| EntraUser {
+                    given_name: given,
+                    surname,
+                    display_name: display,
+                    mail,
+                    user_principal_name: upn,
+                    business_phones: phone.into_iter().collect(),
+                    job_title: title,
+                    ..EntraUser::default()
+                },
+            )
+    }
+
+    /// Spelled alike, field by field (the planner's test for a change).
+    fn spelled_alike(a: &UserFields, b: &UserFields) -> bool {
+        a.email.as_str() == b.email.as_str()
+            && a.first_name == b.first_name
+            && a.last_name == b.last_name
+            && a.phone == b.phone
+            && a.job_title == b.job_title
+    }
+
+    proptest::proptest! {
+        /// The short cut never disagrees with building the fields: when it says unchanged,
+        /// building them gives the mirror's fields and no warning.
+        #[test]
+        fn unchanged_since_implies_desired_fields_are_the_synced_ones(
+            user in entra_user(),
+            before in entra_user(),
+        ) {
+            let user = SnapshotUser::from(user);
+            if let Ok(synced) = desired_fields(&SnapshotUser::from(before)) {
+                if unchanged_since(&user, &synced.fields) {
+                    let desired = desired_fields(&user).expect("an unchanged user is valid");
+                    proptest::prop_assert!(desired.warnings.is_empty());
+                    proptest::prop_assert!(spelled_alike(&desired.fields, &synced.fields));
+                }
+            }
+        }
+
+        /// And it is taken whenever the address is `mail` and nothing needs a warning.
+        #[test]
+        fn unchanged_since_holds_for_a_user_synced_as_is(user in entra_user()) {
+            let user = SnapshotUser::from(user);
+            if let Ok(desired) = desired_fields(&user)
+                && desired.warnings.is_empty()
+                && non_blank(user.mail()).is_some()
+            {
+                proptest::prop_assert!(unchanged_since(&user, &desired.fields));
+            }
+        }
     }
 
     #[test]

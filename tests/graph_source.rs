@@ -105,6 +105,18 @@ fn source_with(settings: GraphSettings) -> GraphSource {
         .expect("a source")
 }
 
+/// Why group 1 could not be read, as a read of it alone says.
+async fn reason_group_one_failed(source: &GraphSource) -> String {
+    let fetch = source
+        .fetch_groups(&[oid(&group_id(1))])
+        .await
+        .expect("a read");
+    match outcome(&fetch.snapshot, &group_id(1)) {
+        GroupOutcome::Failed { reason } => reason.clone(),
+        other => panic!("group 1 must fail, not {other:?}"),
+    }
+}
+
 fn outcome<'a>(snapshot: &'a SourceSnapshot, id: &str) -> &'a GroupOutcome {
     &snapshot
         .groups
@@ -454,14 +466,7 @@ async fn a_malformed_or_truncated_page_or_one_without_value_fails_the_group_prec
         .await
         .expect("emulator");
 
-        let fetch = source(&emulator)
-            .fetch_groups(&[oid(&group_id(1))])
-            .await
-            .expect("a read");
-
-        let GroupOutcome::Failed { reason } = outcome(&fetch.snapshot, &group_id(1)) else {
-            panic!("{fault:?} must fail the group");
-        };
+        let reason = reason_group_one_failed(&source(&emulator)).await;
         assert!(reason.contains(expected), "{fault:?}: {reason}");
     }
 }
@@ -530,14 +535,7 @@ async fn pages_that_bring_no_new_member_fail_the_group_after_ten_in_a_row() {
     .await
     .expect("emulator");
 
-    let fetch = source(&emulator)
-        .fetch_groups(&[oid(&group_id(1))])
-        .await
-        .expect("a read");
-
-    let GroupOutcome::Failed { reason } = outcome(&fetch.snapshot, &group_id(1)) else {
-        panic!("pages without progress must fail the group");
-    };
+    let reason = reason_group_one_failed(&source(&emulator)).await;
     assert!(
         reason.contains("10 pages in a row with no new member")
             && reason.contains("(up to page 11)"),

@@ -760,7 +760,8 @@ impl<'a> Planner<'a> {
         let mut valid = Vec::with_capacity(seen.len());
         for &user in seen {
             let id = user.id();
-            let synced = self.mirror_users.get(id).map(|u| &u.state.fields);
+            let mirrored = self.mirror_users.get(id).copied();
+            let synced = mirrored.map(|u| &u.state.fields);
             if let Some(synced) = synced
                 && unchanged_since(user, synced)
             {
@@ -772,7 +773,6 @@ impl<'a> Planner<'a> {
                     valid.push((id.clone(), Candidate::new(user, desired, synced)));
                 }
                 Err(message) => {
-                    let mirrored = self.mirror_users.get(id).copied();
                     let suffix = match mirrored {
                         Some(synced)
                             if user.account_enabled() == Some(false)

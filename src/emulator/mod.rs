@@ -108,8 +108,24 @@ impl Latency {
     pub async fn wait(&self) {
         let delay = self.draw();
         if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+            sleep_until_precisely(tokio::time::Instant::now() + delay).await;
         }
+    }
+}
+
+/// Sleeps until `deadline`, to within a fraction of a millisecond, so an emulator's latency is
+/// the one it was set to. tokio's timer wakes at the first millisecond tick after a deadline,
+/// and later on a busy machine: a 20 ms latency came to 21.4 ms on average. The timer sleeps to
+/// just short of the deadline, and the blocking pool's `thread::sleep` the rest.
+pub async fn sleep_until_precisely(deadline: tokio::time::Instant) {
+    const TIMER_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
+    if let Some(early) = deadline.checked_sub(TIMER_SLACK) {
+        tokio::time::sleep_until(early).await;
+    }
+    let rest = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if !rest.is_zero() {
+        // A failed join is a panic in `thread::sleep`: there is nothing left to wait for.
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
     }
 }
 

@@ -947,7 +947,7 @@ async fn graph_call(
         }))
         .into_response(),
     };
-    tokio::time::sleep_until(answer_at).await;
+    super::sleep_until_precisely(answer_at).await;
     state.log_asked_at(
         asked,
         "GET",

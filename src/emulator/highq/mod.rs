@@ -404,7 +404,7 @@ async fn gate(State(state): State<SharedHighQ>, request: Request, next: Next) ->
         }
     }
     if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+        crate::emulator::sleep_until_precisely(tokio::time::Instant::now() + latency).await;
     }
     let answer = next.run(request).await;
     if lose_answer {

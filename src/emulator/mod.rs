@@ -163,3 +163,28 @@ impl RequestCounts {
 pub(crate) fn counts_json(counts: &RequestCounts) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!(counts.snapshot()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_precise_sleep_never_answers_before_its_deadline() {
+        for millis in [0, 1, 3, 7] {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(millis);
+            sleep_until_precisely(deadline).await;
+            assert!(tokio::time::Instant::now() >= deadline, "{millis} ms");
+        }
+    }
+
+    #[test]
+    fn a_latency_is_drawn_within_its_jitter() {
+        let latency = Latency::millis(20);
+        for _ in 0..1000 {
+            let delay = latency.draw();
+            assert!(delay >= std::time::Duration::from_millis(15), "{delay:?}");
+            assert!(delay <= std::time::Duration::from_millis(25), "{delay:?}");
+        }
+        assert_eq!(Latency::NONE.draw(), std::time::Duration::ZERO);
+    }
+}

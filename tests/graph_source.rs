@@ -347,6 +347,92 @@ async fn a_deleted_group_is_deleted_while_a_403_or_a_500_is_failed() {
         "{reason}"
     );
     assert_eq!(fetch.stats.retries, 4);
+    // The first page, asked beside each group, is dropped with a group that is not there or
+    // cannot be read: once at most, never retried with it.
+    for n in [2, 3, 4] {
+        let members = format!("/groups/{}/members/", group_id(n));
+        let asked = asked_for(&emulator, &members);
+        assert!(asked <= 1, "group {n}'s members were asked {asked} times");
+    }
+    assert_eq!(asked_for(&emulator, &format!("{}?$select", group_id(4))), 5);
+}
+
+/// Requests the emulator served whose path and query contain `part`.
+fn asked_for(emulator: &EntraEmulator, part: &str) -> usize {
+    emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.contains(part))
+        .count()
+}
+
+#[tokio::test]
+async fn the_first_page_is_asked_beside_the_group_and_retried_only_after_retry_after() {
+    let group_path = format!("{}?$select", group_id(1));
+    let emulator = EntraEmulator::start_with(
+        directory(tenant_with(
+            3,
+            vec![group(1, "Slow", [user_id(0), user_id(1), user_id(2)])],
+        )),
+        FaultPlan {
+            seed: 1,
+            rules: vec![
+                FaultRule {
+                    when: FaultTrigger::Always,
+                    path_contains: Some(group_path.clone()),
+                    fault: Fault::Latency { millis: 300 },
+                },
+                FaultRule {
+                    when: FaultTrigger::NthRequest { n: 1 },
+                    path_contains: Some("/members/".into()),
+                    fault: Fault::Throttle {
+                        retry_after_secs: 0.4,
+                    },
+                },
+            ],
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .expect("emulator");
+
+    let fetch = source(&emulator)
+        .fetch_groups(&[oid(&group_id(1))])
+        .await
+        .expect("a read");
+
+    let GroupOutcome::Found { members, .. } = outcome(&fetch.snapshot, &group_id(1)) else {
+        panic!("expected Found, got {:?}", fetch.snapshot);
+    };
+    assert_eq!(members.len(), 3);
+    let log = emulator.requests();
+    let group_read = log
+        .iter()
+        .find(|r| r.path_and_query.contains(&group_path))
+        .expect("the group was read");
+    let pages: Vec<_> = log
+        .iter()
+        .filter(|r| r.path_and_query.contains("/members/"))
+        .collect();
+    assert_eq!(pages.len(), 2, "the throttled first page and its retry");
+    assert_eq!((pages[0].status, pages[1].status), (429, 200));
+    assert!(
+        pages[0].asked < group_read.at,
+        "the first page is asked while the group is being read"
+    );
+    let waited = pages[1].asked.duration_since(pages[0].at);
+    assert!(
+        waited >= Duration::from_millis(400),
+        "retried after {waited:?}, before Retry-After"
+    );
+    assert_eq!(
+        (
+            fetch.stats.requests,
+            fetch.stats.throttled,
+            fetch.stats.retries
+        ),
+        (3, 1, 1)
+    );
 }
 
 #[tokio::test]

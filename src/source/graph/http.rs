@@ -140,6 +140,20 @@ pub(crate) struct GetRequest<'a> {
     pub consistency_eventual: bool,
 }
 
+/// How one attempt at a GET ended.
+pub(crate) enum Attempt {
+    /// A 2xx answer's body.
+    Answered(bytes::Bytes),
+    /// Worth trying again once `wait` has passed since `answered_at` (SPEC's retry policy).
+    Retry {
+        failure: GetError,
+        wait: Duration,
+        answered_at: tokio::time::Instant,
+    },
+    /// Not worth trying again: the answer stands.
+    Failed(GetError),
+}
+
 /// Sends one GET, retrying what SPEC says to retry, and returns the body of a 2xx answer.
 pub(crate) async fn get_with_retries(
     http: &reqwest::Client,
@@ -148,86 +162,128 @@ pub(crate) async fn get_with_retries(
     budget: &mut RetryBudget,
     stats: &StatsCounter,
 ) -> Result<bytes::Bytes, GetError> {
-    let mut attempt: u32 = 0;
-    loop {
-        let mut builder = http
-            .get(request.url)
-            .bearer_auth(request.token)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if request.consistency_eventual {
-            builder = builder.header("ConsistencyLevel", "eventual");
+    let first = attempt(http, &request, policy, 0, stats).await;
+    keep_trying(http, request, first, policy, budget, stats).await
+}
+
+/// Sends GET attempt number `number` (0-based; it sets the back-off) once.
+pub(crate) async fn attempt(
+    http: &reqwest::Client,
+    request: &GetRequest<'_>,
+    policy: &RetryPolicy,
+    number: u32,
+    stats: &StatsCounter,
+) -> Attempt {
+    let mut builder = http
+        .get(request.url)
+        .bearer_auth(request.token)
+        .header(reqwest::header::ACCEPT, "application/json");
+    if request.consistency_eventual {
+        builder = builder.header("ConsistencyLevel", "eventual");
+    }
+    stats.requests.fetch_add(1, Ordering::Relaxed);
+    let outcome = match builder.send().await {
+        Ok(response) => {
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+            match response.bytes().await {
+                Ok(body) if status.is_success() => return Attempt::Answered(body),
+                Ok(body) => Err((status, retry_after, body)),
+                Err(e) => Ok(format!(
+                    "reading Graph's answer (HTTP {}) broke off: {e}",
+                    status.as_u16()
+                )),
+            }
         }
-        stats.requests.fetch_add(1, Ordering::Relaxed);
-        let outcome = match builder.send().await {
-            Ok(response) => {
-                let status = response.status();
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
-                match response.bytes().await {
-                    Ok(body) if status.is_success() => return Ok(body),
-                    Ok(body) => Err((status, retry_after, body)),
-                    Err(e) => Ok(format!(
-                        "reading Graph's answer (HTTP {}) broke off: {e}",
-                        status.as_u16()
-                    )),
-                }
+        Err(e) if e.is_timeout() => Ok(format!(
+            "Graph did not answer within the request timeout ({e})"
+        )),
+        Err(e) => Ok(format!("Graph could not be reached: {e}")),
+    };
+    let answered_at = tokio::time::Instant::now();
+    // Ok(text) is a transport failure, Err(..) an error status.
+    let (wait, failure) = match outcome {
+        Ok(transport) => (backoff(policy, number), GetError::Transport(transport)),
+        Err((status, retry_after, body)) => {
+            let graph = parse_graph_error(&body);
+            let excerpt = truncate(String::from_utf8_lossy(&body).trim(), 200);
+            let throttled = status == StatusCode::TOO_MANY_REQUESTS
+                || status == StatusCode::SERVICE_UNAVAILABLE;
+            let failure = GetError::Status {
+                status,
+                graph,
+                excerpt,
+                gave_up_retrying: None,
+            };
+            if throttled {
+                stats.throttled.fetch_add(1, Ordering::Relaxed);
+                (
+                    retry_after.unwrap_or_else(|| backoff(policy, number)),
+                    failure,
+                )
+            } else if status.is_server_error() {
+                (backoff(policy, number), failure)
+            } else {
+                return Attempt::Failed(failure);
             }
-            Err(e) if e.is_timeout() => Ok(format!(
-                "Graph did not answer within the request timeout ({e})"
-            )),
-            Err(e) => Ok(format!("Graph could not be reached: {e}")),
+        }
+    };
+    Attempt::Retry {
+        failure,
+        wait,
+        answered_at,
+    }
+}
+
+/// Carries on from a first attempt (number 0) until an answer stands, the retries run out or
+/// the next wait would exceed the unit's budget. A wait runs from when the attempt before was
+/// answered, so a first attempt taken in advance is not retried sooner than `Retry-After`.
+pub(crate) async fn keep_trying(
+    http: &reqwest::Client,
+    request: GetRequest<'_>,
+    first: Attempt,
+    policy: &RetryPolicy,
+    budget: &mut RetryBudget,
+    stats: &StatsCounter,
+) -> Result<bytes::Bytes, GetError> {
+    let mut number: u32 = 0;
+    let mut outcome = first;
+    loop {
+        let (failure, wait, answered_at) = match outcome {
+            Attempt::Answered(body) => return Ok(body),
+            Attempt::Failed(failure) => return Err(failure),
+            Attempt::Retry {
+                failure,
+                wait,
+                answered_at,
+            } => (failure, wait, answered_at),
         };
-        // Ok(text) is a transport failure, Err(..) an error status.
-        let (wait, failure) = match outcome {
-            Ok(transport) => (backoff(policy, attempt), GetError::Transport(transport)),
-            Err((status, retry_after, body)) => {
-                let graph = parse_graph_error(&body);
-                let excerpt = truncate(String::from_utf8_lossy(&body).trim(), 200);
-                let throttled = status == StatusCode::TOO_MANY_REQUESTS
-                    || status == StatusCode::SERVICE_UNAVAILABLE;
-                let failure = GetError::Status {
-                    status,
-                    graph,
-                    excerpt,
-                    gave_up_retrying: None,
-                };
-                if throttled {
-                    stats.throttled.fetch_add(1, Ordering::Relaxed);
-                    (
-                        retry_after.unwrap_or_else(|| backoff(policy, attempt)),
-                        failure,
-                    )
-                } else if status.is_server_error() {
-                    (backoff(policy, attempt), failure)
-                } else {
-                    return Err(failure);
-                }
-            }
-        };
-        if attempt >= policy.max_retries {
-            return Err(gave_up(failure, format!("gave up after {attempt} retries")));
+        if number >= policy.max_retries {
+            return Err(gave_up(failure, format!("gave up after {number} retries")));
         }
         if budget.waited + wait > policy.max_wait {
             return Err(gave_up(
                 failure,
                 format!(
-                    "gave up after {attempt} retries: waiting another {:.1} s would exceed the {:.0} s retry budget",
+                    "gave up after {number} retries: waiting another {:.1} s would exceed the {:.0} s retry budget",
                     wait.as_secs_f64(),
                     policy.max_wait.as_secs_f64()
                 ),
             ));
         }
-        tokio::time::sleep(wait).await;
+        tokio::time::sleep_until(answered_at + wait).await;
         budget.waited += wait;
-        attempt += 1;
+        number += 1;
         stats.retries.fetch_add(1, Ordering::Relaxed);
         stats.waited_ms.fetch_add(
             u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        outcome = attempt(http, &request, policy, number, stats).await;
     }
 }
 

@@ -12,11 +12,13 @@ mod settings;
 pub mod wire;
 
 use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use futures::StreamExt as _;
+use futures::future::{self, Either};
 use reqwest::StatusCode;
 use tracing::instrument;
 
@@ -28,7 +30,9 @@ pub use settings::{
 };
 
 use self::auth::SignIn;
-use self::http::{GetError, GetRequest, RetryBudget, RetryPolicy, StatsCounter, get_with_retries};
+use self::http::{
+    Attempt, GetError, GetRequest, RetryBudget, RetryPolicy, StatsCounter, get_with_retries,
+};
 use self::wire::{GraphGroup, GraphPage, USER_SELECT};
 use super::{
     DirectorySource, GroupCount, GroupCountOutcome, PersonFetch, PersonOutcome, SharedUsers,
@@ -256,6 +260,50 @@ impl GraphSource {
         .await
     }
 
+    /// One attempt at a GET, taken ahead of knowing whether it will be wanted; carried on with
+    /// [`Self::keep_trying`] if it is.
+    async fn get_once(&self, url: &str, stats: &StatsCounter) -> Attempt {
+        let token = match self.token().await {
+            Ok(token) => token,
+            Err(err) => return Attempt::Failed(GetError::Token(err)),
+        };
+        let request = GetRequest {
+            url,
+            token: &token,
+            consistency_eventual: false,
+        };
+        http::attempt(&self.connector.http, &request, &self.policy(), 0, stats).await
+    }
+
+    /// The rest of a GET whose first attempt was [`Self::get_once`]: retried as any other.
+    async fn keep_trying(
+        &self,
+        url: &str,
+        first: Attempt,
+        budget: &mut RetryBudget,
+        stats: &StatsCounter,
+    ) -> Result<bytes::Bytes, GetError> {
+        match first {
+            Attempt::Answered(body) => return Ok(body),
+            Attempt::Failed(failure) => return Err(failure),
+            Attempt::Retry { .. } => {}
+        }
+        let token = self.token().await.map_err(GetError::Token)?;
+        http::keep_trying(
+            &self.connector.http,
+            GetRequest {
+                url,
+                token: &token,
+                consistency_eventual: false,
+            },
+            first,
+            &self.policy(),
+            budget,
+            stats,
+        )
+        .await
+    }
+
     /// A failed GET as the group's reason; 401/403 are refusals, worded for the operator.
     fn refusal_or_failure(&self, what: &str, err: &GetError) -> GroupRead {
         match err {
@@ -424,27 +472,33 @@ impl GraphSource {
             && link.port_or_known_default() == base.port_or_known_default()
     }
 
-    /// Every direct user member of the group, page by page, with the report's notes about
-    /// what was ignored or cleaned on the way (see [`wire::member_entry`]).
+    /// The first page of a group's direct user members.
+    fn members_url(&self, id: &EntraObjectId) -> String {
+        self.url(&format!(
+            "/v1.0/groups/{id}/members/microsoft.graph.user?$select={USER_SELECT}&$top=999"
+        ))
+    }
+
+    /// Every direct user member of the group, page by page from the first one's attempt
+    /// (`first`), with the report's notes about what was ignored or cleaned on the way (see
+    /// [`wire::member_entry`]).
     async fn read_members(
         &self,
         group: &GroupLabel<'_>,
+        first: Attempt,
         budget: &mut RetryBudget,
         stats: &StatsCounter,
         shared: &SharedUsers,
     ) -> Result<(Vec<Arc<SnapshotUser>>, Vec<Note>), GroupRead> {
-        let id = group.id;
         let failed = |reason: String| GroupRead::Outcome(GroupOutcome::Failed { reason });
-        let url = self.url(&format!(
-            "/v1.0/groups/{id}/members/microsoft.graph.user?$select={USER_SELECT}&$top=999"
-        ));
+        let url = self.members_url(group.id);
         // Each member is made compact as its page is decoded, and shared with the other groups
         // as it is taken in: a 40,000-member group is never held in full (issue 13).
         let mut intake = MemberIntake::new(group, shared);
         let mut page_number = 0usize;
         // Item 7: paging that makes no progress ends the read with an error, never a loop.
         let mut links_followed: HashSet<String> = HashSet::new();
-        let mut response = self.get(&url, false, budget, stats).await;
+        let mut response = self.keep_trying(&url, first, budget, stats).await;
         // The page decoded last, taken in while the next one is decoded and the one after it
         // asked for: taking a page in is off the chain of pages (issue 13).
         let mut decoded: Option<DecodedPage> = None;
@@ -541,9 +595,30 @@ impl GraphSource {
         shared: &SharedUsers,
     ) -> (GroupRead, Vec<Note>) {
         let mut budget = RetryBudget::default();
-        let raw_name = match self.read_group(id, &mut budget, stats).await {
+        // Issue 13: the first page of members is asked for beside the group itself, once, so
+        // the group's chain of pages is one answer shorter. It is retried only when the group
+        // is there, and dropped when it is not: a group that fails costs Graph one request
+        // more, never a second series of retries.
+        let first_page_url = self.members_url(id);
+        let mut first_page = pin!(self.get_once(&first_page_url, stats));
+        let mut first_answer = None;
+        let group_read = {
+            let reading = pin!(self.read_group(id, &mut budget, stats));
+            match future::select(reading, first_page.as_mut()).await {
+                Either::Left((group_read, _)) => group_read,
+                Either::Right((answer, reading)) => {
+                    first_answer = Some(answer);
+                    reading.await
+                }
+            }
+        };
+        let raw_name = match group_read {
             Ok(name) => name,
             Err(read) => return (read, Vec::new()),
+        };
+        let first_answer = match first_answer {
+            Some(answer) => answer,
+            None => first_page.await,
         };
         let (display_name, replaced) = wire::clean_group_name(&raw_name);
         let group = GroupLabel {
@@ -557,7 +632,10 @@ impl GraphSource {
                 wire::describe_code_points(&replaced)
             )));
         }
-        match self.read_members(&group, &mut budget, stats, shared).await {
+        match self
+            .read_members(&group, first_answer, &mut budget, stats, shared)
+            .await
+        {
             Ok((members, member_notes)) => {
                 notes.extend(member_notes);
                 (

@@ -11,10 +11,12 @@ pub mod people;
 mod runner;
 pub mod what_if;
 
+use std::pin::pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use futures::future::{self, Either};
 use futures::stream::{self, StreamExt};
 use tracing::{info, instrument, warn};
 
@@ -760,71 +762,83 @@ impl Run<'_> {
                 ));
             }
         };
-        // Item 12: a dead credential is never a success, even for a run with nothing to do.
-        self.progress.set("checking the target", 0, 0).await?;
-        if let Err(err) = target.verify_access().await {
-            let reconnect = match target.kind() {
-                "highq" => "reconnect HighQ (dirsync tenant connect-highq)",
-                _ => "reconnect the target (check its token)",
-            };
-            let message = match err {
-                crate::target::TargetError::Unauthorized(why) => {
-                    format!(
-                        "{reconnect}: the target refused dirsync's credential ({why}); nothing was changed"
-                    )
+        // Item 12: a dead credential is never a success, even for a run with nothing to do. It is
+        // checked beside the read, which only reads (issue 13: a run is two answers shorter); a
+        // refused check ends the run, and the read with it, before anything is planned.
+        let verifying = async {
+            target.verify_access().await.map_err(|err| {
+                let reconnect = match target.kind() {
+                    "highq" => "reconnect HighQ (dirsync tenant connect-highq)",
+                    _ => "reconnect the target (check its token)",
+                };
+                match err {
+                    crate::target::TargetError::Unauthorized(why) => {
+                        format!(
+                            "{reconnect}: the target refused dirsync's credential ({why}); nothing was changed"
+                        )
+                    }
+                    other => format!(
+                        "could not reach the target to check dirsync's access: {other}; nothing was changed"
+                    ),
                 }
-                other => format!(
-                    "could not reach the target to check dirsync's access: {other}; nothing was changed"
-                ),
-            };
-            return Ok(failed(&self.summary, message));
-        }
+            })
+        };
         let approved_deactivations = options
             .approval
             .map(|a| usize::try_from(a.deactivations).unwrap_or(usize::MAX));
         let groups = self.tenant.policy.selected_groups.len();
         self.progress.set("reading Entra", 0, groups).await?;
         let progress = self.progress;
-        let read = match self.scope {
-            Scope::Tenant => read_and_plan(
-                &self.ctx.settings,
-                &self.ctx.store,
-                self.tenant,
-                source.as_ref(),
-                &target,
-                approved_deactivations,
-                &|| progress.group_read(),
-            )
-            .await
-            .map(|(plan, stats, mirror, repair, timings)| {
-                (plan, stats, mirror, repair, Vec::new(), timings)
-            }),
-            Scope::People(people) => {
-                let started = std::time::Instant::now();
-                people::read_and_plan_people(
+        let reading = async {
+            match self.scope {
+                Scope::Tenant => read_and_plan(
                     &self.ctx.settings,
-                    store,
+                    &self.ctx.store,
                     self.tenant,
                     source.as_ref(),
-                    target.as_ref(),
-                    people,
+                    &target,
+                    approved_deactivations,
+                    &|| progress.group_read(),
                 )
                 .await
-                .map(|read| {
-                    let timings = PhaseTimings {
-                        read: started.elapsed(),
-                        ..PhaseTimings::default()
-                    };
-                    (
-                        read.plan,
-                        read.stats,
-                        read.mirror,
-                        drift::Repair::default(),
-                        read.steps,
-                        timings,
+                .map(|(plan, stats, mirror, repair, timings)| {
+                    (plan, stats, mirror, repair, Vec::new(), timings)
+                }),
+                Scope::People(people) => {
+                    let started = std::time::Instant::now();
+                    people::read_and_plan_people(
+                        &self.ctx.settings,
+                        store,
+                        self.tenant,
+                        source.as_ref(),
+                        target.as_ref(),
+                        people,
                     )
-                })
+                    .await
+                    .map(|read| {
+                        let timings = PhaseTimings {
+                            read: started.elapsed(),
+                            ..PhaseTimings::default()
+                        };
+                        (
+                            read.plan,
+                            read.stats,
+                            read.mirror,
+                            drift::Repair::default(),
+                            read.steps,
+                            timings,
+                        )
+                    })
+                }
             }
+        };
+        let read = match future::select(pin!(verifying), pin!(reading)).await {
+            Either::Left((Err(message), _)) => return Ok(failed(&self.summary, message)),
+            Either::Left((Ok(()), reading)) => reading.await,
+            Either::Right((read, verifying)) => match verifying.await {
+                Err(message) => return Ok(failed(&self.summary, message)),
+                Ok(()) => read,
+            },
         };
         let (mut plan, stats, mirror, repair, steps, timings) = match read {
             Ok(read) => read,

@@ -755,29 +755,43 @@ impl<'a> Planner<'a> {
         &mut self,
         seen: &[&'a SnapshotUser],
     ) -> BTreeMap<EntraObjectId, Candidate<'a>> {
-        // A user's check is independent of the others': on a large tenant the checks run on
-        // several cores, over consecutive slices of `seen`, joined in its order (issue 13).
-        let mirror_users = &self.mirror_users;
-        let slice = seen.len().div_ceil(check_threads(seen.len())).max(1);
-        let (valid, notes) = std::thread::scope(|scope| {
-            let others: Vec<_> = seen
-                .chunks(slice)
-                .skip(1)
-                .map(|users| scope.spawn(move || check_users(users, mirror_users)))
-                .collect();
-            let (mut valid, mut notes) = check_users(&seen[..slice.min(seen.len())], mirror_users);
-            for other in others {
-                let (more_valid, more_notes) = other
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                valid.extend(more_valid);
-                notes.extend(more_notes);
-            }
-            (valid, notes)
-        });
-        self.notes.extend(notes);
         // `seen` is in id order: the map is built in one pass from the sorted list (no search
         // per insert).
+        let mut valid = Vec::with_capacity(seen.len());
+        for &user in seen {
+            let id = user.id();
+            let mirrored = self.mirror_users.get(id).copied();
+            let synced = mirrored.map(|u| &u.state.fields);
+            if let Some(synced) = synced
+                && unchanged_since(user, synced)
+            {
+                valid.push((id.clone(), Candidate::as_synced(user, synced)));
+                continue;
+            }
+            match desired_fields(user) {
+                Ok(desired) => {
+                    valid.push((id.clone(), Candidate::new(user, desired, synced)));
+                }
+                Err(message) => {
+                    let suffix = match mirrored {
+                        Some(synced)
+                            if user.account_enabled() == Some(false)
+                                && synced.state.status == UserStatus::Active =>
+                        {
+                            "; the synced user's fields are left as they are, but it is \
+                             deactivated: it is disabled in Entra"
+                        }
+                        Some(_) => "; the synced user is left as it is",
+                        None => "; the user is not created",
+                    };
+                    self.user_note(
+                        raw_label(user, mirrored),
+                        Severity::Error,
+                        format!("{message}{suffix}"),
+                    );
+                }
+            }
+        }
         let mut candidates: BTreeMap<EntraObjectId, Candidate<'a>> = valid.into_iter().collect();
         // Counted by reference first: copying every email to find the few duplicates would hold
         // a second copy of each address for the whole check.
@@ -1127,62 +1141,6 @@ fn mirror_label(user: &MirrorUser) -> UserLabel {
 }
 
 /// A label for a user whose data may be unusable: whatever Entra and the mirror can tell.
-/// Users checked on one thread at least, and the most threads that check them.
-const CHECKS_PER_THREAD: usize = 10_000;
-const MAX_CHECK_THREADS: usize = 4;
-
-/// How many threads check `users` users seen: one per [`CHECKS_PER_THREAD`], at most one per
-/// core and [`MAX_CHECK_THREADS`].
-fn check_threads(users: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    (users / CHECKS_PER_THREAD).clamp(1, cores.min(MAX_CHECK_THREADS))
-}
-
-/// R5 for each of `users` (in id order): a candidate for each valid user, an error note for
-/// each one that is not, in the same order.
-fn check_users<'a>(
-    users: &[&'a SnapshotUser],
-    mirror_users: &HashMap<EntraObjectId, &'a MirrorUser>,
-) -> (Vec<(EntraObjectId, Candidate<'a>)>, Vec<Note>) {
-    let mut valid = Vec::with_capacity(users.len());
-    let mut notes = Vec::new();
-    for &user in users {
-        let id = user.id();
-        let mirrored = mirror_users.get(id).copied();
-        let synced = mirrored.map(|u| &u.state.fields);
-        if let Some(synced) = synced
-            && unchanged_since(user, synced)
-        {
-            valid.push((id.clone(), Candidate::as_synced(user, synced)));
-            continue;
-        }
-        match desired_fields(user) {
-            Ok(desired) => {
-                valid.push((id.clone(), Candidate::new(user, desired, synced)));
-            }
-            Err(message) => {
-                let suffix = match mirrored {
-                    Some(synced)
-                        if user.account_enabled() == Some(false)
-                            && synced.state.status == UserStatus::Active =>
-                    {
-                        "; the synced user's fields are left as they are, but it is \
-                         deactivated: it is disabled in Entra"
-                    }
-                    Some(_) => "; the synced user is left as it is",
-                    None => "; the user is not created",
-                };
-                notes.push(Note {
-                    subject: Subject::User(raw_label(user, mirrored)),
-                    severity: Severity::Error,
-                    message: format!("{message}{suffix}"),
-                });
-            }
-        }
-    }
-    (valid, notes)
-}
-
 fn raw_label(user: &SnapshotUser, mirrored: Option<&MirrorUser>) -> UserLabel {
     let email = user
         .mail()

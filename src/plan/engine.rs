@@ -23,13 +23,18 @@ pub fn emails_to_look_up(
     snapshot: &SourceSnapshot,
     mirror: &Mirror,
 ) -> Vec<Email> {
+    emails_to_look_up_indexed(policy, snapshot, mirror, &MirrorIndex::new(mirror))
+}
+
+/// [`emails_to_look_up`] with the mirror's index built already (shared with [`plan_indexed`]).
+pub fn emails_to_look_up_indexed(
+    policy: &TenantPolicy,
+    snapshot: &SourceSnapshot,
+    mirror: &Mirror,
+    index: &MirrorIndex,
+) -> Vec<Email> {
     let selected: HashSet<&EntraObjectId> =
         policy.selected_groups.iter().map(|g| &g.entra_id).collect();
-    let mirrored: HashMap<EntraObjectId, &MirrorUser> = mirror
-        .users
-        .iter()
-        .map(|u| (u.entra_id.clone(), u))
-        .collect();
     // One look-up per identity, in Entra's spelling: a target that folds only ASCII case
     // still finds `Émile@` when asked for `Émile@`.
     let mut emails: BTreeMap<String, Email> = BTreeMap::new();
@@ -45,7 +50,7 @@ pub fn emails_to_look_up(
             continue;
         }
         for user in members {
-            let synced = mirrored.get(user.id());
+            let synced = index.user(mirror, user.id());
             // Most synced users keep their address, spelled as the mirror has it: that
             // spelling parsed once already, so it is not parsed again (issue 13).
             if let Some(synced) = synced
@@ -181,7 +186,12 @@ enum Standing {
 
 /// The pure planning function (see the module documentation for its contract).
 pub fn plan(input: PlanInput<'_>) -> Plan {
-    Planner::new(input).run()
+    plan_indexed(input, &MirrorIndex::new(input.mirror))
+}
+
+/// [`plan`] with the mirror's index built already (`index` must be `input.mirror`'s).
+pub fn plan_indexed(input: PlanInput<'_>, index: &MirrorIndex) -> Plan {
+    Planner::new(input, index).run()
 }
 
 struct Planner<'a> {
@@ -191,7 +201,7 @@ struct Planner<'a> {
     /// Keyed by the id's value, as are the planner's other maps of users: a look-up compares
     /// ids in the table rather than following a pointer to each (issue 13: at 100,000 users the
     /// pointers' cache misses were most of a no-change plan).
-    mirror_users: HashMap<EntraObjectId, &'a MirrorUser>,
+    mirror_index: &'a MirrorIndex,
     /// Built when first asked (an adoption, an email change): a run without either, such as
     /// a night with no change, never indexes the mirror a second and third time.
     email_owners: OnceCell<HashMap<&'a Email, &'a EntraObjectId>>,
@@ -199,20 +209,20 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(input: PlanInput<'a>) -> Self {
+    fn new(input: PlanInput<'a>, mirror_index: &'a MirrorIndex) -> Self {
         Self {
             input,
             notes: Vec::new(),
             groups: Vec::new(),
-            mirror_users: input
-                .mirror
-                .users
-                .iter()
-                .map(|u| (u.entra_id.clone(), u))
-                .collect(),
+            mirror_index,
             email_owners: OnceCell::new(),
             target_owners: OnceCell::new(),
         }
+    }
+
+    /// The synced user with this id.
+    fn mirrored(&self, id: &EntraObjectId) -> Option<&'a MirrorUser> {
+        self.mirror_index.user(self.input.mirror, id)
     }
 
     /// R7: which synced user has each email in the target.
@@ -324,7 +334,7 @@ impl<'a> Planner<'a> {
         // exactly; a run that plans nothing reserves nothing).
         let new_users = candidates
             .keys()
-            .filter(|id| !self.mirror_users.contains_key(*id))
+            .filter(|id| self.mirrored(id).is_none())
             .count();
         let mut user_ops = Vec::with_capacity(new_users);
         let mut deactivations = Vec::new();
@@ -343,7 +353,7 @@ impl<'a> Planner<'a> {
 
         for (id, candidate) in &mut candidates {
             let role = roles[id];
-            let outcome = match self.mirror_users.get(id).copied() {
+            let outcome = match self.mirrored(id) {
                 None => self.plan_new_user(candidate, role, &mut departed),
                 Some(synced) => self.plan_synced_user(candidate, synced, role),
             };
@@ -366,7 +376,7 @@ impl<'a> Planner<'a> {
             if user.account_enabled() != Some(false) {
                 continue;
             }
-            let Some(synced) = self.mirror_users.get(id).copied() else {
+            let Some(synced) = self.mirrored(id) else {
                 continue;
             };
             if synced.state.status == UserStatus::Active && !candidates.contains_key(id) {
@@ -403,9 +413,9 @@ impl<'a> Planner<'a> {
                 .binary_search_by(|user| user.id().cmp(id))
                 .ok()
                 .map(|at| seen[at]);
-            match (candidates.get(id), seen_user, self.mirror_users.get(id)) {
+            match (candidates.get(id), seen_user, self.mirrored(id)) {
                 (Some(candidate), _, _) => candidate.label().clone(),
-                (None, Some(user), mirrored) => raw_label(user, mirrored.copied()),
+                (None, Some(user), mirrored) => raw_label(user, mirrored),
                 (None, None, Some(mirrored)) => mirror_label(mirrored),
                 (None, None, None) => UserLabel {
                     entra_id: id.clone(),
@@ -760,7 +770,7 @@ impl<'a> Planner<'a> {
         let mut valid = Vec::with_capacity(seen.len());
         for &user in seen {
             let id = user.id();
-            let mirrored = self.mirror_users.get(id).copied();
+            let mirrored = self.mirrored(id);
             let synced = mirrored.map(|u| &u.state.fields);
             if let Some(synced) = synced
                 && unchanged_since(user, synced)
@@ -886,9 +896,7 @@ impl<'a> Planner<'a> {
             None => None,
             Some(owner) if departed.remove(owner) => {
                 let old = self
-                    .mirror_users
-                    .get(owner)
-                    .copied()
+                    .mirrored(owner)
                     .expect("a departed user is a synced user");
                 Some(Box::new(mirror_label(old)))
             }

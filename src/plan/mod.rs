@@ -12,7 +12,7 @@ mod properties;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{emails_to_look_up, plan};
+pub use engine::{emails_to_look_up, emails_to_look_up_indexed, plan, plan_indexed};
 pub use fields::{MAX_FIELD_CHARS, truncate_chars};
 pub use model::*;
 pub use snapshot_user::SnapshotUser;

@@ -399,6 +399,21 @@ fn r04_a_target_user_still_linked_to_another_entra_user_is_not_adopted_again() {
     assert!(errors_for(&plan, 2)[0].contains("already linked to Entra user"));
 }
 
+#[test]
+fn the_mirror_index_finds_each_synced_user_and_never_answers_for_another_mirror() {
+    let mirror = mirror_of(&[(SALES, Role::Internal, "Sales", &[1, 2, 3])]);
+    let index = MirrorIndex::new(&mirror);
+    for n in [1, 2, 3] {
+        let found = index.user(&mirror, &id(n)).expect("a synced user");
+        assert_eq!(found.entra_id, id(n));
+    }
+    assert!(index.user(&mirror, &id(4)).is_none());
+    // The same positions in another mirror hold other users: a miss, not a wrong answer.
+    let other = mirror_of(&[(SALES, Role::Internal, "Sales", &[7, 8, 9])]);
+    assert!(index.user(&other, &id(1)).is_none());
+    assert!(MirrorIndex::new(&other).user(&other, &id(8)).is_some());
+}
+
 // --- R5 -------------------------------------------------------------------------------------
 
 #[test]

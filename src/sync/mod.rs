@@ -27,8 +27,8 @@ pub use runner::{Finished, Launched, Runner};
 
 use crate::domain::TenantKey;
 use crate::plan::{
-    DeactivationReason, GroupStatus, Mirror, Op, Plan, PlanInput, Severity, TargetLookups,
-    emails_to_look_up, plan,
+    DeactivationReason, GroupStatus, Mirror, MirrorIndex, Op, Plan, PlanInput, Severity,
+    TargetLookups, emails_to_look_up_indexed, plan_indexed,
 };
 use crate::source::{DirectorySource, FetchStats, SourceFetch, UserPresence};
 use crate::store::{
@@ -662,11 +662,13 @@ async fn read_and_plan(
     // over every member that finds the emails to look up, then the plan itself. The snapshot and
     // mirror are moved there and back, and the snapshot is let go there once planned.
     let policy = Arc::new(tenant.policy.clone());
-    let (wanted, snapshot, mirror) = on_blocking_pool({
+    // The mirror's users are indexed by id once, for both.
+    let (wanted, index, snapshot, mirror) = on_blocking_pool({
         let policy = Arc::clone(&policy);
         move || {
-            let wanted = emails_to_look_up(&policy, &snapshot, &mirror);
-            (wanted, snapshot, mirror)
+            let index = MirrorIndex::new(&mirror);
+            let wanted = emails_to_look_up_indexed(&policy, &snapshot, &mirror, &index);
+            (wanted, index, snapshot, mirror)
         }
     })
     .await;
@@ -683,14 +685,16 @@ async fn read_and_plan(
     let planning = std::time::Instant::now();
     let now = Utc::now();
     let (mut plan, mirror) = on_blocking_pool(move || {
-        let plan = plan(PlanInput {
+        let input = PlanInput {
             policy: &policy,
             snapshot: &snapshot,
             mirror: &mirror,
             target: &TargetLookups::new(found),
             now,
             approved_deactivations,
-        });
+        };
+        let plan = plan_indexed(input, &index);
+        drop(index);
         drop(snapshot);
         (plan, mirror)
     })

@@ -77,6 +77,13 @@ fn directory(tenant: TenantDirectory) -> Directory {
     }
 }
 
+/// An emulator of `tenant` that answers under `faults`.
+async fn emulator_with_faults(tenant: TenantDirectory, faults: FaultPlan) -> EntraEmulator {
+    EntraEmulator::start_with(directory(tenant), faults, ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("emulator")
+}
+
 fn settings(emulator: &EntraEmulator) -> GraphSettings {
     let mut settings = GraphSettings::new(
         APP,
@@ -280,15 +287,15 @@ async fn r01_nested_group_device_and_service_principal_members_are_not_synced() 
 
 #[tokio::test]
 async fn a_deleted_group_is_deleted_while_a_403_or_a_500_is_failed() {
-    let emulator = EntraEmulator::start_with(
-        directory(tenant_with(
+    let emulator = emulator_with_faults(
+        tenant_with(
             4,
             vec![
                 group(1, "Fine", [user_id(0)]),
                 group(3, "Forbidden", [user_id(1)]),
                 group(4, "Broken", [user_id(2)]),
             ],
-        )),
+        ),
         FaultPlan {
             seed: 1,
             rules: vec![
@@ -312,10 +319,8 @@ async fn a_deleted_group_is_deleted_while_a_403_or_a_500_is_failed() {
                 },
             ],
         },
-        ([127, 0, 0, 1], 0).into(),
     )
-    .await
-    .expect("emulator");
+    .await;
     let groups = [1, 2, 3, 4].map(|n| oid(&group_id(n)));
 
     let fetch = source(&emulator)
@@ -369,11 +374,11 @@ fn asked_for(emulator: &EntraEmulator, part: &str) -> usize {
 #[tokio::test]
 async fn the_first_page_is_asked_beside_the_group_and_retried_only_after_retry_after() {
     let group_path = format!("{}?$select", group_id(1));
-    let emulator = EntraEmulator::start_with(
-        directory(tenant_with(
+    let emulator = emulator_with_faults(
+        tenant_with(
             3,
             vec![group(1, "Slow", [user_id(0), user_id(1), user_id(2)])],
-        )),
+        ),
         FaultPlan {
             seed: 1,
             rules: vec![
@@ -391,10 +396,8 @@ async fn the_first_page_is_asked_beside_the_group_and_retried_only_after_retry_a
                 },
             ],
         },
-        ([127, 0, 0, 1], 0).into(),
     )
-    .await
-    .expect("emulator");
+    .await;
 
     let fetch = source(&emulator)
         .fetch_groups(&[oid(&group_id(1))])
@@ -437,8 +440,8 @@ async fn the_first_page_is_asked_beside_the_group_and_retried_only_after_retry_a
 
 #[tokio::test]
 async fn a_404_on_the_members_list_is_failed_not_deleted() {
-    let emulator = EntraEmulator::start_with(
-        directory(tenant_with(2, vec![group(1, "Vanishing", [user_id(0)])])),
+    let emulator = emulator_with_faults(
+        tenant_with(2, vec![group(1, "Vanishing", [user_id(0)])]),
         FaultPlan::single(FaultRule {
             when: FaultTrigger::Always,
             path_contains: Some("/members/".into()),
@@ -448,10 +451,8 @@ async fn a_404_on_the_members_list_is_failed_not_deleted() {
                 message: "Resource does not exist.".into(),
             },
         }),
-        ([127, 0, 0, 1], 0).into(),
     )
-    .await
-    .expect("emulator");
+    .await;
 
     let fetch = source(&emulator)
         .fetch_groups(&[oid(&group_id(1))])
@@ -537,20 +538,15 @@ async fn a_malformed_or_truncated_page_or_one_without_value_fails_the_group_prec
             "page 2 of the group's members has no \"value\" list",
         ),
     ] {
-        let emulator = EntraEmulator::start_with(
-            directory(tenant_with(
-                1200,
-                vec![group(1, "Paged", (0..1200).map(user_id))],
-            )),
+        let emulator = emulator_with_faults(
+            tenant_with(1200, vec![group(1, "Paged", (0..1200).map(user_id))]),
             FaultPlan::single(FaultRule {
                 when: FaultTrigger::NthRequest { n: 2 },
                 path_contains: Some("/members/microsoft.graph.user?".into()),
                 fault: fault.clone(),
             }),
-            ([127, 0, 0, 1], 0).into(),
         )
-        .await
-        .expect("emulator");
+        .await;
 
         let reason = reason_group_one_failed(&source(&emulator)).await;
         assert!(reason.contains(expected), "{fault:?}: {reason}");
@@ -561,16 +557,11 @@ async fn a_malformed_or_truncated_page_or_one_without_value_fails_the_group_prec
 /// a loop.
 #[tokio::test]
 async fn a_next_link_back_to_a_page_already_read_fails_the_group_instead_of_looping() {
-    let emulator = EntraEmulator::start_with(
-        directory(tenant_with(
-            1200,
-            vec![group(1, "Paged", (0..1200).map(user_id))],
-        )),
+    let emulator = emulator_with_faults(
+        tenant_with(1200, vec![group(1, "Paged", (0..1200).map(user_id))]),
         FaultPlan::none(),
-        ([127, 0, 0, 1], 0).into(),
     )
-    .await
-    .expect("emulator");
+    .await;
     // Page 2's own address, from a fault-free read; then page 2 links to itself.
     source(&emulator)
         .fetch_groups(&[oid(&group_id(1))])
@@ -995,8 +986,8 @@ fn documented_groups_errors_tokens_and_counts_parse() {
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_retry_budget_fails_the_group_without_waiting_it_out() {
-    let emulator = EntraEmulator::start_with(
-        directory(tenant_with(1, vec![group(1, "Throttled", [user_id(0)])])),
+    let emulator = emulator_with_faults(
+        tenant_with(1, vec![group(1, "Throttled", [user_id(0)])]),
         FaultPlan::single(FaultRule {
             when: FaultTrigger::Always,
             path_contains: Some("/v1.0/groups/".into()),
@@ -1004,10 +995,8 @@ async fn a_retry_after_beyond_the_retry_budget_fails_the_group_without_waiting_i
                 retry_after_secs: 30.0,
             },
         }),
-        ([127, 0, 0, 1], 0).into(),
     )
-    .await
-    .expect("emulator");
+    .await;
     let mut settings = settings(&emulator);
     settings.max_retry_wait = Duration::from_secs(1);
 

@@ -479,26 +479,25 @@ impl GraphSource {
         ))
     }
 
-    /// Every direct user member of the group, page by page from the first one's attempt
-    /// (`first`), with the report's notes about what was ignored or cleaned on the way (see
-    /// [`wire::member_entry`]).
+    /// Every direct user member of the group, page by page from the first page's address
+    /// (`first_url`, [`Self::members_url`]) and attempt (`first`), with the report's notes
+    /// about what was ignored or cleaned on the way (see [`wire::member_entry`]).
     async fn read_members(
         &self,
         group: &GroupLabel<'_>,
-        first: Attempt,
+        (first_url, first): (&str, Attempt),
         budget: &mut RetryBudget,
         stats: &StatsCounter,
         shared: &SharedUsers,
     ) -> Result<(Vec<Arc<SnapshotUser>>, Vec<Note>), GroupRead> {
         let failed = |reason: String| GroupRead::Outcome(GroupOutcome::Failed { reason });
-        let url = self.members_url(group.id);
         // Each member is made compact as its page is decoded, and shared with the other groups
         // as it is taken in: a 40,000-member group is never held in full (issue 13).
         let mut intake = MemberIntake::new(group, shared);
         let mut page_number = 0usize;
         // Item 7: paging that makes no progress ends the read with an error, never a loop.
         let mut links_followed: HashSet<String> = HashSet::new();
-        let mut response = self.keep_trying(&url, first, budget, stats).await;
+        let mut response = self.keep_trying(first_url, first, budget, stats).await;
         // The page decoded last, taken in while the next one is decoded and the one after it
         // asked for: taking a page in is off the chain of pages (issue 13).
         let mut decoded: Option<DecodedPage> = None;
@@ -633,7 +632,13 @@ impl GraphSource {
             )));
         }
         match self
-            .read_members(&group, first_answer, &mut budget, stats, shared)
+            .read_members(
+                &group,
+                (&first_page_url, first_answer),
+                &mut budget,
+                stats,
+                shared,
+            )
             .await
         {
             Ok((members, member_notes)) => {

@@ -117,6 +117,9 @@ pub struct Applier {
     target: Arc<dyn TargetAdapter>,
     concurrency: usize,
     group_ids: HashMap<GroupKey, TargetGroupId>,
+    /// The target ids of the users the plan's membership changes name: the synced ones from
+    /// the mirror, the new ones as they are created. Only theirs: a night with no change never
+    /// copies every synced user's id (issue 13: 15 ms of a 100,000-user no-change run).
     user_ids: HashMap<EntraObjectId, TargetUserId>,
     /// The mirror rows of the users whose status the plan changes (written back with the new
     /// status), kept current as earlier phases update them. Only theirs: a copy of every synced
@@ -186,6 +189,21 @@ impl Applier {
                 _ => None,
             })
             .collect();
+        let members: HashSet<&EntraObjectId> = ops
+            .iter()
+            .flat_map(|op| match op {
+                Op::AddMembers { users, .. } | Op::RemoveMembers { users, .. } => users.as_slice(),
+                _ => &[],
+            })
+            .map(|user| &user.entra_id)
+            .collect();
+        let user_ids = mirror
+            .users
+            .iter()
+            .filter(|u| members.contains(&u.entra_id))
+            .map(|u| (u.entra_id.clone(), u.target_id.clone()))
+            .collect();
+        drop(members);
         Self {
             target,
             concurrency,
@@ -194,11 +212,7 @@ impl Applier {
                 .iter()
                 .map(|g| (g.key.clone(), g.target_id.clone()))
                 .collect(),
-            user_ids: mirror
-                .users
-                .iter()
-                .map(|u| (u.entra_id.clone(), u.target_id.clone()))
-                .collect(),
+            user_ids,
             users: mirror
                 .users
                 .iter()

@@ -147,6 +147,13 @@ pub enum PersonOutcome {
 /// Reads a tenant's selected groups and their direct user members (R1).
 #[async_trait]
 pub trait DirectorySource: Send + Sync {
+    /// Signs in ahead of a read, so that the read's first request does not wait for a token
+    /// (issue 13: a run signs in while it asks the database which groups to read first). An
+    /// `Err` is the one the read would have ended with. A source without a sign-in does nothing.
+    async fn sign_in(&self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
     /// One `GroupFetch` per requested group, in the requested order: Found, Deleted or Failed.
     /// Only a failure that makes every group unreadable is an `Err`.
     async fn fetch_groups(&self, groups: &[EntraObjectId]) -> Result<SourceFetch, SourceError>;

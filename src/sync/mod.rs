@@ -605,7 +605,11 @@ async fn read_and_plan(
     // of pages starts at once rather than behind the small groups; the mirror loads, and the
     // target's drift check (item 11) reads the target, while Entra is read. An Entra that
     // cannot be read ends all three.
-    let last_seen = store.synced_group_sizes(&tenant.key).await?;
+    // Entra is signed in to meanwhile: the first group is asked for with a token at hand.
+    let (last_seen, signed_in) =
+        tokio::join!(store.synced_group_sizes(&tenant.key), source.sign_in());
+    let last_seen = last_seen?;
+    signed_in.map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
     let expected_members: Vec<usize> = group_ids
         .iter()
         .map(|id| last_seen.get(id).copied().unwrap_or(0))

@@ -939,6 +939,10 @@ fn all_refused<T>(reads: &[Result<T, String>]) -> Option<SourceError> {
 
 #[async_trait]
 impl DirectorySource for GraphSource {
+    async fn sign_in(&self) -> Result<(), SourceError> {
+        self.token().await.map(drop)
+    }
+
     /// `GET /v1.0/applications(appId='…')?$select=passwordCredentials,keyCredentials`: needs
     /// `Application.Read.All`, and the registration must live in this directory (a multi-tenant
     /// app's lives in its publisher's); otherwise the reason, for a configured expiry to be used.

@@ -73,6 +73,11 @@ pub enum Fault {
     MissingValue,
     /// The normal page with its `@odata.nextLink` pointing at `url` (another host, say).
     NextLinkTo { url: String },
+    /// The normal answer's first half at once and the rest `millis` later, as a large page
+    /// arrives over a slow network.
+    StalledBody { millis: u64 },
+    /// The normal answer's first half, then the connection breaks.
+    BrokenBody,
 }
 
 /// The plan with its generator and counters, as the server holds it.

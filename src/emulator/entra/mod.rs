@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use chrono::Utc;
+use futures::StreamExt as _;
 use serde_json::{Map, Value, json};
 
 pub use directory::{
@@ -941,6 +942,32 @@ async fn graph_call(
                 }
                 _ => Response::from_parts(parts, axum::body::Body::from(bytes)),
             }
+        }
+        Some(fault @ (Fault::StalledBody { .. } | Fault::BrokenBody)) => {
+            let (mut parts, body) = answer().into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let (start, rest) = (
+                bytes.slice(..bytes.len() / 2),
+                bytes.slice(bytes.len() / 2..),
+            );
+            let rest = async move {
+                match fault {
+                    Fault::StalledBody { millis } => {
+                        tokio::time::sleep(Duration::from_millis(millis)).await;
+                        Ok(rest)
+                    }
+                    _ => Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "the emulator broke the answer off",
+                    )),
+                }
+            };
+            let body = futures::stream::once(async { Ok::<_, std::io::Error>(start) })
+                .chain(futures::stream::once(rest));
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, axum::body::Body::from_stream(body))
         }
         Some(Fault::MissingValue) => axum::Json(json!({
             "@odata.context": format!("{}/v1.0/$metadata#users", state.base_url),

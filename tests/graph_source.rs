@@ -15,7 +15,7 @@ use dirsync::plan::{GroupOutcome, SourceSnapshot};
 use dirsync::source::graph::{
     CredentialSettings, GraphConnector, GraphSettings, GraphSource, TenantSourceOverrides, wire,
 };
-use dirsync::source::{DirectorySource, GroupCountOutcome, SourceError, UserPresence};
+use dirsync::source::{DirectorySource, GroupCountOutcome, SourceError, SourceFetch, UserPresence};
 use serde_json::{Value, json};
 
 const TENANT: &str = "6babcaad-604b-40ac-a9d7-9fd97c0b779f";
@@ -369,6 +369,76 @@ fn asked_for(emulator: &EntraEmulator, part: &str) -> usize {
         .iter()
         .filter(|r| r.path_and_query.contains(part))
         .count()
+}
+
+/// Group 1 of 2,500 members (three pages) whose first page of members answers with `fault`.
+async fn first_page_answers_with(fault: Fault) -> (EntraEmulator, SourceFetch) {
+    let emulator = emulator_with_faults(
+        tenant_with(2_500, vec![group(1, "Large", (0..2_500).map(user_id))]),
+        FaultPlan {
+            seed: 1,
+            rules: vec![FaultRule {
+                when: FaultTrigger::NthRequest { n: 1 },
+                path_contains: Some("/members/".into()),
+                fault,
+            }],
+        },
+    )
+    .await;
+    let fetch = source(&emulator)
+        .fetch_groups(&[oid(&group_id(1))])
+        .await
+        .expect("a read");
+    match outcome(&fetch.snapshot, &group_id(1)) {
+        GroupOutcome::Found { members, .. } => assert_eq!(members.len(), 2_500),
+        other => panic!("expected every member, got {other:?}"),
+    }
+    (emulator, fetch)
+}
+
+#[tokio::test]
+async fn the_next_page_is_asked_once_a_page_names_it_before_the_page_has_fully_come() {
+    let stall = Duration::from_millis(800);
+    let (emulator, _) = first_page_answers_with(Fault::StalledBody {
+        millis: stall.as_millis() as u64,
+    })
+    .await;
+    let log = emulator.requests();
+    let pages: Vec<_> = log
+        .iter()
+        .filter(|r| r.path_and_query.contains("/members/"))
+        .collect();
+    assert_eq!(pages.len(), 3, "each page once");
+    let asked_after = pages[1].asked.duration_since(pages[0].at);
+    assert!(
+        asked_after < stall / 2,
+        "page 2 was asked {asked_after:?} after page 1's answer began, which took {stall:?} to \
+         finish: its link, at the page's start, was not followed before the rest came"
+    );
+}
+
+#[tokio::test]
+async fn a_page_that_breaks_off_is_asked_again_whole_and_the_read_goes_on() {
+    let (emulator, fetch) = first_page_answers_with(Fault::BrokenBody).await;
+    let log = emulator.requests();
+    let pages: Vec<&str> = log
+        .iter()
+        .filter(|r| r.path_and_query.contains("/members/"))
+        .map(|r| r.path_and_query.as_str())
+        .collect();
+    let first = pages[0];
+    assert_eq!(
+        pages.iter().filter(|p| **p == first).count(),
+        2,
+        "the broken first page is asked twice: {pages:?}"
+    );
+    // The second page may have been asked while the first was breaking off; it is then asked
+    // again after the first, so the read stays in order. Nothing else is asked twice.
+    assert!(
+        (4..=5).contains(&pages.len()),
+        "three pages, the first again, perhaps the second again: {pages:?}"
+    );
+    assert_eq!(fetch.stats.retries, 1, "{:?}", fetch.stats);
 }
 
 #[tokio::test]

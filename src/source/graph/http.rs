@@ -138,12 +138,43 @@ pub(crate) struct GetRequest<'a> {
     pub url: &'a str,
     pub token: &'a str,
     pub consistency_eventual: bool,
+    /// A 2xx answer is handed over once its headers are in, its body still arriving (a page of
+    /// members, whose next link is read from its start: issue 13); otherwise it is read whole.
+    pub arriving: bool,
+}
+
+/// A 2xx answer.
+pub(crate) enum Answer {
+    Whole(bytes::Bytes),
+    /// Its body still arriving (asked for with [`GetRequest::arriving`]).
+    Arriving(reqwest::Response),
+}
+
+impl Answer {
+    /// The whole body; one that breaks off is a transport failure.
+    pub async fn whole(self) -> Result<bytes::Bytes, GetError> {
+        match self {
+            Self::Whole(body) => Ok(body),
+            Self::Arriving(response) => {
+                let status = response.status().as_u16();
+                response
+                    .bytes()
+                    .await
+                    .map_err(|e| GetError::Transport(broke_off(status, &e)))
+            }
+        }
+    }
+}
+
+/// The sentence for a body that broke off.
+pub(crate) fn broke_off(status: u16, err: &reqwest::Error) -> String {
+    format!("reading Graph's answer (HTTP {status}) broke off: {err}")
 }
 
 /// How one attempt at a GET ended.
 pub(crate) enum Attempt {
-    /// A 2xx answer's body.
-    Answered(bytes::Bytes),
+    /// A 2xx answer.
+    Answered(Answer),
     /// Worth trying again once `wait` has passed since `answered_at` (SPEC's retry policy).
     Retry {
         failure: GetError,
@@ -163,7 +194,10 @@ pub(crate) async fn get_with_retries(
     stats: &StatsCounter,
 ) -> Result<bytes::Bytes, GetError> {
     let first = attempt(http, &request, policy, 0, stats).await;
-    keep_trying(http, request, first, policy, budget, stats).await
+    keep_trying(http, request, first, policy, budget, stats)
+        .await?
+        .whole()
+        .await
 }
 
 /// Sends GET attempt number `number` (0-based; it sets the back-off) once.
@@ -183,6 +217,9 @@ pub(crate) async fn attempt(
     }
     stats.requests.fetch_add(1, Ordering::Relaxed);
     let outcome = match builder.send().await {
+        Ok(response) if request.arriving && response.status().is_success() => {
+            return Attempt::Answered(Answer::Arriving(response));
+        }
         Ok(response) => {
             let status = response.status();
             let retry_after = response
@@ -191,12 +228,9 @@ pub(crate) async fn attempt(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
             match response.bytes().await {
-                Ok(body) if status.is_success() => return Attempt::Answered(body),
+                Ok(body) if status.is_success() => return Attempt::Answered(Answer::Whole(body)),
                 Ok(body) => Err((status, retry_after, body)),
-                Err(e) => Ok(format!(
-                    "reading Graph's answer (HTTP {}) broke off: {e}",
-                    status.as_u16()
-                )),
+                Err(e) => Ok(broke_off(status.as_u16(), &e)),
             }
         }
         Err(e) if e.is_timeout() => Ok(format!(
@@ -249,12 +283,12 @@ pub(crate) async fn keep_trying(
     policy: &RetryPolicy,
     budget: &mut RetryBudget,
     stats: &StatsCounter,
-) -> Result<bytes::Bytes, GetError> {
+) -> Result<Answer, GetError> {
     let mut number: u32 = 0;
     let mut outcome = first;
     loop {
         let (failure, wait, answered_at) = match outcome {
-            Attempt::Answered(body) => return Ok(body),
+            Attempt::Answered(answer) => return Ok(answer),
             Attempt::Failed(failure) => return Err(failure),
             Attempt::Retry {
                 failure,

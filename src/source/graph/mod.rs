@@ -31,7 +31,7 @@ pub use settings::{
 
 use self::auth::SignIn;
 use self::http::{
-    Attempt, GetError, GetRequest, RetryBudget, RetryPolicy, StatsCounter, get_with_retries,
+    Answer, Attempt, GetError, GetRequest, RetryBudget, RetryPolicy, StatsCounter, get_with_retries,
 };
 use self::wire::{GraphGroup, GraphPage, USER_SELECT};
 use super::{
@@ -48,6 +48,13 @@ use crate::tenant::Tenant;
 /// Item 7: pages in a row that add no member while linking to another page, before a group's
 /// read is given up as a loop (Graph may send a few empty pages; it does not send ten).
 const MAX_PAGES_WITHOUT_PROGRESS: usize = 10;
+
+/// The most members a page holds (`$top`, SPEC "Source").
+const PAGE_SIZE: usize = 999;
+
+/// How much of a page's start is read for its next link before the whole page is waited for
+/// (Graph gives the link within its first hundred bytes).
+const LEADING_LINK_WITHIN: usize = 64 * 1024;
 
 /// Built once per process: the HTTP client and the per-tenant credentials (each with its own
 /// token cache, refreshed by `azure_identity` five minutes before expiry).
@@ -252,6 +259,7 @@ impl GraphSource {
                 url,
                 token: &token,
                 consistency_eventual,
+                arriving: false,
             },
             &self.policy(),
             budget,
@@ -260,9 +268,9 @@ impl GraphSource {
         .await
     }
 
-    /// One attempt at a GET, taken ahead of knowing whether it will be wanted; carried on with
-    /// [`Self::keep_trying`] if it is.
-    async fn get_once(&self, url: &str, stats: &StatsCounter) -> Attempt {
+    /// One attempt at a page of members, taken ahead of knowing whether it will be wanted;
+    /// carried on with [`Self::keep_asking_page`] if it is. A page is handed over as it arrives.
+    async fn ask_page_once(&self, url: &str, stats: &StatsCounter) -> Attempt {
         let token = match self.token().await {
             Ok(token) => token,
             Err(err) => return Attempt::Failed(GetError::Token(err)),
@@ -271,20 +279,22 @@ impl GraphSource {
             url,
             token: &token,
             consistency_eventual: false,
+            arriving: true,
         };
         http::attempt(&self.connector.http, &request, &self.policy(), 0, stats).await
     }
 
-    /// The rest of a GET whose first attempt was [`Self::get_once`]: retried as any other.
-    async fn keep_trying(
+    /// The rest of asking for a page whose first attempt was [`Self::ask_page_once`]: retried
+    /// as any other GET.
+    async fn keep_asking_page(
         &self,
         url: &str,
         first: Attempt,
         budget: &mut RetryBudget,
         stats: &StatsCounter,
-    ) -> Result<bytes::Bytes, GetError> {
+    ) -> Result<Answer, GetError> {
         match first {
-            Attempt::Answered(body) => return Ok(body),
+            Attempt::Answered(answer) => return Ok(answer),
             Attempt::Failed(failure) => return Err(failure),
             Attempt::Retry { .. } => {}
         }
@@ -295,6 +305,7 @@ impl GraphSource {
                 url,
                 token: &token,
                 consistency_eventual: false,
+                arriving: true,
             },
             first,
             &self.policy(),
@@ -302,6 +313,50 @@ impl GraphSource {
             stats,
         )
         .await
+    }
+
+    /// A page whose body broke off as it arrived (`broke` says how), taken as a failed attempt:
+    /// asked again after a back-off and within the group's retry budget, read whole this time.
+    async fn ask_page_again(
+        &self,
+        url: &str,
+        broke: String,
+        budget: &mut RetryBudget,
+        stats: &StatsCounter,
+    ) -> Result<Answer, GetError> {
+        let token = self.token().await.map_err(GetError::Token)?;
+        let policy = self.policy();
+        let broken = Attempt::Retry {
+            failure: GetError::Transport(broke),
+            wait: http::backoff(&policy, 0),
+            answered_at: tokio::time::Instant::now(),
+        };
+        let request = GetRequest {
+            url,
+            token: &token,
+            consistency_eventual: false,
+            arriving: false,
+        };
+        http::keep_trying(
+            &self.connector.http,
+            request,
+            broken,
+            &policy,
+            budget,
+            stats,
+        )
+        .await
+    }
+
+    /// A page of members, retried as any other GET, handed over as it arrives.
+    async fn ask_page(
+        &self,
+        url: &str,
+        budget: &mut RetryBudget,
+        stats: &StatsCounter,
+    ) -> Result<Answer, GetError> {
+        let first = self.ask_page_once(url, stats).await;
+        self.keep_asking_page(url, first, budget, stats).await
     }
 
     /// A failed GET as the group's reason; 401/403 are refusals, worded for the operator.
@@ -497,7 +552,9 @@ impl GraphSource {
         let mut page_number = 0usize;
         // Item 7: paging that makes no progress ends the read with an error, never a loop.
         let mut links_followed: HashSet<String> = HashSet::new();
-        let mut response = self.keep_trying(first_url, first, budget, stats).await;
+        let mut response = self.keep_asking_page(first_url, first, budget, stats).await;
+        // The address of the page being read: a page whose body breaks off is asked again.
+        let mut url = first_url.to_owned();
         // The page decoded last, taken in while the next one is decoded and the one after it
         // asked for: taking a page in is off the chain of pages (issue 13).
         let mut decoded: Option<DecodedPage> = None;
@@ -512,8 +569,8 @@ impl GraphSource {
             };
         loop {
             page_number += 1;
-            let body = match response {
-                Ok(body) => body,
+            let mut arriving = match response {
+                Ok(answer) => ArrivingPage::new(answer),
                 Err(err) => {
                     let why = self.refusal_or_failure(
                         &format!("reading page {page_number} of the group's members failed"),
@@ -522,63 +579,120 @@ impl GraphSource {
                     return Err(fail(&mut intake, &mut decoded, why));
                 }
             };
-            // Issue 13: a page is read here only as far as its link and where its entries lie
-            // (one pass, nothing copied); the next page is asked for while this one's entries
-            // are decoded on the blocking pool, so a large group's chain of pages waits on Graph
-            // alone.
-            let mut skimmed = match wire::skim_member_page(body) {
-                Ok(skimmed) => skimmed,
-                Err(problem) => {
-                    let why = failed(format!(
-                        "page {page_number} of the group's members{problem}"
-                    ));
-                    return Err(fail(&mut intake, &mut decoded, why));
-                }
-            };
-            let link = skimmed.next_link.take();
-            let next = self.next_page(page_number, link.as_deref(), &mut links_followed);
-            // A page that may take the group past R16's limit is decoded, and taken in, before
-            // anything more is asked for: reading stops at the first page past it.
+            // Issue 13: the next page is asked for as soon as this page's start names it, while
+            // the rest of this page arrives; otherwise once this page has come and been read as
+            // far as its link and where its entries lie (one pass, nothing copied). Either way
+            // this page's entries are decoded on the blocking pool while the next one is asked
+            // for, so a large group's chain of pages waits on Graph alone. This page is not
+            // counted yet, so a full one is assumed: a page that may take the group past R16's
+            // limit is read, decoded and taken in before anything more is asked for.
             let pending = decoded.as_ref().map_or(0, |page| page.entries.len());
-            let read_ahead =
-                intake.members.len() + pending + skimmed.entry_count() <= MAX_GROUP_MEMBERS;
-            let decoding = on_blocking_pool(page_number, move || skimmed.decode());
+            let named_ahead = match arriving.leading_link().await {
+                Some(link) if intake.members.len() + pending + PAGE_SIZE <= MAX_GROUP_MEMBERS => {
+                    Some(link)
+                }
+                _ => None,
+            };
+            // Forgotten again if this page breaks off and is asked for anew.
+            let first_named = named_ahead
+                .clone()
+                .filter(|link| !links_followed.contains(link));
+            let checked_ahead = named_ahead
+                .as_deref()
+                .map(|link| self.next_page(page_number, Some(link), &mut links_followed));
+            let early = match &checked_ahead {
+                Some(Ok(Some(next))) => Some(next.clone()),
+                _ => None,
+            };
+            // The next page named only at this page's end is passed over once this page is read.
+            let (named_late, late) = tokio::sync::oneshot::channel::<String>();
             let requesting = async {
+                let next = match &early {
+                    Some(next) => next.clone(),
+                    None => late.await.ok()?,
+                };
+                Some(self.ask_page(&next, budget, stats).await)
+            };
+            let this_page = async {
+                let body = match arriving.rest().await {
+                    Ok(body) => body,
+                    Err(err) => return Ok(Err(http::broke_off(200, &err))),
+                };
+                let mut skimmed = match wire::skim_member_page(body) {
+                    Ok(skimmed) => skimmed,
+                    Err(problem) => {
+                        let why = failed(format!(
+                            "page {page_number} of the group's members{problem}"
+                        ));
+                        return Err(fail(&mut intake, &mut decoded, why));
+                    }
+                };
+                let link = skimmed.next_link.take();
+                let next = match checked_ahead {
+                    Some(checked) if link == named_ahead => checked,
+                    Some(_) => Err(format!(
+                        "page {page_number} names {:?} as the next page at its start and {:?} at \
+                         its end; reading stopped and nothing in the group was changed",
+                        named_ahead.as_deref().map(|l| wire::truncate(l, 200)),
+                        link.as_deref().map(|l| wire::truncate(l, 200)),
+                    )),
+                    None => self.next_page(page_number, link.as_deref(), &mut links_followed),
+                };
+                let read_ahead =
+                    intake.members.len() + pending + skimmed.entry_count() <= MAX_GROUP_MEMBERS;
                 match &next {
-                    Ok(Some(next)) if read_ahead => {
-                        Some(self.get(next, false, budget, stats).await)
+                    Ok(Some(next)) if read_ahead && early.is_none() => {
+                        // The receiver is gone only if the read is.
+                        let _ = named_late.send(next.clone());
                     }
-                    _ => None,
+                    _ => drop(named_late),
                 }
-            };
-            // Polled after the request is sent: the page before is taken in while both wait.
-            let taking = async {
-                match decoded.take() {
-                    Some(page) => intake.take(page),
-                    None => Ok(()),
-                }
-            };
-            let (entries, next_response, taken) = tokio::join!(decoding, requesting, taking);
-            taken.map_err(failed)?;
-            decoded = Some(DecodedPage {
-                number: page_number,
-                entries: entries?,
-                links_on: link.is_some(),
-            });
-            let next = match next {
-                Ok(next) => next,
-                Err(reason) => return Err(fail(&mut intake, &mut decoded, failed(reason))),
-            };
-            response = match (next, next_response) {
-                (None, _) => break,
-                (Some(_), Some(read_ahead)) => read_ahead,
-                (Some(next), None) => {
-                    if let Some(page) = decoded.take() {
-                        intake.take(page).map_err(failed)?;
+                let decoding = on_blocking_pool(page_number, move || skimmed.decode());
+                // Polled after the request is sent: the page before is taken in while both wait.
+                let taking = async {
+                    match decoded.take() {
+                        Some(page) => intake.take(page),
+                        None => Ok(()),
                     }
-                    self.get(&next, false, budget, stats).await
+                };
+                let (entries, taken) = tokio::join!(decoding, taking);
+                taken.map_err(failed)?;
+                decoded = Some(DecodedPage {
+                    number: page_number,
+                    entries: entries?,
+                    links_on: link.is_some(),
+                });
+                match next {
+                    Ok(next) => Ok(Ok((next, read_ahead))),
+                    Err(reason) => Err(fail(&mut intake, &mut decoded, failed(reason))),
                 }
             };
+            let (read, next_response) =
+                tokio::try_join!(this_page, async { Ok(requesting.await) })?;
+            let (next, read_ahead) = match read {
+                Ok(read) => read,
+                Err(broke) => {
+                    // The page broke off while it arrived: it is asked for again as any failed
+                    // GET is, and what was asked after it is dropped.
+                    if let Some(link) = &first_named {
+                        links_followed.remove(link);
+                    }
+                    page_number -= 1;
+                    response = self.ask_page_again(&url, broke, budget, stats).await;
+                    continue;
+                }
+            };
+            let Some(next) = next else {
+                break;
+            };
+            if !read_ahead && let Some(page) = decoded.take() {
+                intake.take(page).map_err(failed)?;
+            }
+            response = match next_response {
+                Some(asked) => asked,
+                None => self.ask_page(&next, budget, stats).await,
+            };
+            url = next;
         }
         if let Some(page) = decoded.take() {
             intake.take(page).map_err(failed)?;
@@ -599,7 +713,7 @@ impl GraphSource {
         // is there, and dropped when it is not: a group that fails costs Graph one request
         // more, never a second series of retries.
         let first_page_url = self.members_url(id);
-        let mut first_page = pin!(self.get_once(&first_page_url, stats));
+        let mut first_page = pin!(self.ask_page_once(&first_page_url, stats));
         let mut first_answer = None;
         let group_read = {
             let reading = pin!(self.read_group(id, &mut budget, stats));
@@ -755,6 +869,86 @@ async fn on_blocking_pool<T: Send + 'static>(
                 "page {page_number} of the group's members{problem}"
             ))
         })
+}
+
+/// A page of members as it arrives: its start is read for the next link, then the rest.
+enum ArrivingPage {
+    Whole(bytes::Bytes),
+    Arriving {
+        response: reqwest::Response,
+        received: Vec<u8>,
+        /// The body broke off while its start was read.
+        broken: Option<reqwest::Error>,
+    },
+}
+
+impl ArrivingPage {
+    fn new(answer: Answer) -> Self {
+        match answer {
+            Answer::Whole(body) => Self::Whole(body),
+            Answer::Arriving(response) => {
+                let expected = response.content_length().unwrap_or(0);
+                Self::Arriving {
+                    response,
+                    received: Vec::with_capacity(usize::try_from(expected).unwrap_or(0)),
+                    broken: None,
+                }
+            }
+        }
+    }
+
+    /// The next page's address when the page gives it ahead of its entries, reading no more of
+    /// the page than that takes ([`wire::leading_next_link`]).
+    async fn leading_link(&mut self) -> Option<String> {
+        let (response, received, broken) = match self {
+            Self::Whole(body) => {
+                return match wire::leading_next_link(body) {
+                    wire::LeadingLink::Ahead(link) => Some(link),
+                    _ => None,
+                };
+            }
+            Self::Arriving {
+                response,
+                received,
+                broken,
+            } => (response, received, broken),
+        };
+        loop {
+            match wire::leading_next_link(received) {
+                wire::LeadingLink::Ahead(link) => return Some(link),
+                wire::LeadingLink::NotAhead => return None,
+                wire::LeadingLink::Undecided if received.len() > LEADING_LINK_WITHIN => {
+                    return None;
+                }
+                wire::LeadingLink::Undecided => {}
+            }
+            match response.chunk().await {
+                Ok(Some(chunk)) => received.extend_from_slice(&chunk),
+                Ok(None) => return None,
+                Err(err) => {
+                    *broken = Some(err);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The whole page, or how its body broke off.
+    async fn rest(self) -> Result<bytes::Bytes, reqwest::Error> {
+        let (mut response, mut received) = match self {
+            Self::Whole(body) => return Ok(body),
+            Self::Arriving {
+                broken: Some(err), ..
+            } => return Err(err),
+            Self::Arriving {
+                response, received, ..
+            } => (response, received),
+        };
+        while let Some(chunk) = response.chunk().await? {
+            received.extend_from_slice(&chunk);
+        }
+        Ok(bytes::Bytes::from(received))
+    }
 }
 
 /// A page of a group's members, decoded and not yet taken in.

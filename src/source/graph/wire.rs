@@ -173,6 +173,107 @@ impl SkimmedMemberPage {
     }
 }
 
+/// What the start of a page says about its `@odata.nextLink`, read while the rest of the page
+/// is still arriving (issue 13: the next page is asked for before this one has fully come).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeadingLink {
+    /// The link, given ahead of the entries, as Graph gives it.
+    Ahead(String),
+    /// The entries (or the page's end) come first, or the start is not in the plain shape read
+    /// here: only the whole page tells whether there is a link.
+    NotAhead,
+    /// Too little of the page has arrived to tell.
+    Undecided,
+}
+
+/// Reads `start`, the first bytes of a page, as far as its properties before `value`: a string
+/// `@odata.nextLink` among them is [`LeadingLink::Ahead`]. A page that is not plain JSON text
+/// here (an escaped name, a nested value) is [`LeadingLink::NotAhead`], never a guess; the whole
+/// page is read as before and must agree.
+pub fn leading_next_link(start: &[u8]) -> LeadingLink {
+    use LeadingLink::{Ahead, NotAhead, Undecided};
+    let mut at = 0;
+    let skip_space = |at: &mut usize| {
+        while start.get(*at).is_some_and(u8::is_ascii_whitespace) {
+            *at += 1;
+        }
+    };
+    // The end of the string whose opening quote is at `from` (one past its closing quote).
+    let string_end = |from: usize| -> Option<usize> {
+        let mut i = from + 1;
+        while let Some(&byte) = start.get(i) {
+            match byte {
+                b'\\' => i += 2,
+                b'"' => return Some(i + 1),
+                _ => i += 1,
+            }
+        }
+        None
+    };
+    skip_space(&mut at);
+    match start.get(at) {
+        None => return Undecided,
+        Some(b'{') => at += 1,
+        Some(_) => return NotAhead,
+    }
+    loop {
+        skip_space(&mut at);
+        match start.get(at) {
+            None => return Undecided,
+            Some(b'"') => {}
+            Some(_) => return NotAhead,
+        }
+        let Some(key_end) = string_end(at) else {
+            return Undecided;
+        };
+        let key = &start[at + 1..key_end - 1];
+        if key.contains(&b'\\') {
+            return NotAhead;
+        }
+        at = key_end;
+        skip_space(&mut at);
+        match start.get(at) {
+            None => return Undecided,
+            Some(b':') => at += 1,
+            Some(_) => return NotAhead,
+        }
+        skip_space(&mut at);
+        match (key, start.get(at)) {
+            (_, None) => return Undecided,
+            (b"value", _) => return NotAhead,
+            (b"@odata.nextLink", Some(b'"')) => {
+                let Some(end) = string_end(at) else {
+                    return Undecided;
+                };
+                return match serde_json::from_slice::<String>(&start[at..end]) {
+                    Ok(link) => Ahead(link),
+                    Err(_) => NotAhead,
+                };
+            }
+            (_, Some(b'"')) => match string_end(at) {
+                Some(end) => at = end,
+                None => return Undecided,
+            },
+            // A number or a literal (`@odata.count`, a `null`): up to what follows it.
+            (_, Some(byte)) if byte.is_ascii_alphanumeric() || *byte == b'-' => {
+                while start
+                    .get(at)
+                    .is_some_and(|b| !matches!(b, b',' | b'}') && !b.is_ascii_whitespace())
+                {
+                    at += 1;
+                }
+            }
+            (_, Some(_)) => return NotAhead,
+        }
+        skip_space(&mut at);
+        match start.get(at) {
+            None => return Undecided,
+            Some(b',') => at += 1,
+            Some(_) => return NotAhead,
+        }
+    }
+}
+
 /// Reads a page of group members as far as its entries' places and its next link, or says what
 /// is wrong with it: the text that follows "page N of the group's members". One pass that
 /// copies no entry (issue 13: it stands between a page's answer and the request for the next).
@@ -451,6 +552,60 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_next_link_ahead_of_the_entries_is_read_from_the_start_of_a_page() {
+        let page = json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users",
+            "@odata.count": 3,
+            "@odata.nextLink": "https://graph.microsoft.com/v1.0/groups/g/members?$skiptoken=a\\\"b",
+            "value": [{"id": ID}],
+        })
+        .to_string();
+        let link = "https://graph.microsoft.com/v1.0/groups/g/members?$skiptoken=a\\\"b".to_owned();
+        let link_ends = page
+            .find("\",\"value\"")
+            .expect("the link is before the entries");
+        // Every start short of the link's closing quote is undecided; from there on, it is read.
+        for cut in 0..page.len() {
+            let read = leading_next_link(&page.as_bytes()[..cut]);
+            if cut < link_ends + 1 {
+                assert_eq!(read, LeadingLink::Undecided, "{cut}: {:?}", &page[..cut]);
+            } else {
+                assert_eq!(read, LeadingLink::Ahead(link.clone()), "{cut}");
+            }
+        }
+        assert_eq!(
+            skim_member_page(bytes::Bytes::from(page))
+                .expect("a page")
+                .next_link,
+            Some(link),
+            "the whole page agrees"
+        );
+    }
+
+    #[test]
+    fn a_link_after_the_entries_or_in_an_unusual_start_is_left_to_the_whole_page() {
+        for start in [
+            r#"{"value":[],"@odata.nextLink":"https://graph/next"}"#,
+            r#"{"@odata.context":"x"}"#,
+            r#"{"@odata.next\u004cink":"https://graph/next","value":[]}"#,
+            r#"{"@odata.extra":{"a":1},"@odata.nextLink":"https://graph/next"}"#,
+            r#"{"@odata.nextLink":17,"value":[]}"#,
+            r#"[{"@odata.nextLink":"https://graph/next"}]"#,
+            "<html>Service Unavailable</html>",
+        ] {
+            assert_eq!(
+                leading_next_link(start.as_bytes()),
+                LeadingLink::NotAhead,
+                "{start}"
+            );
+        }
+        assert_eq!(
+            leading_next_link(b" { \"@odata.count\" : 12 , \"@odata.nextLink\" : \"n\" "),
+            LeadingLink::Ahead("n".to_owned())
+        );
+    }
 
     const ID: &str = "8f3e2c1a-0b4d-4e5f-9a6b-7c8d9e0f1a2b";
 

@@ -803,25 +803,34 @@ impl<'a> Planner<'a> {
             }
         }
         let mut candidates: BTreeMap<EntraObjectId, Candidate<'a>> = valid.into_iter().collect();
-        // Counted by reference first: copying every email to find the few duplicates would hold
-        // a second copy of each address for the whole check.
-        let mut uses: HashMap<&Email, usize> = HashMap::with_capacity(candidates.len());
+        // Found by reference first: copying every email to find the few duplicates would hold
+        // a second copy of each address for the whole check. One pass tells whether any email
+        // is shared; only then are their users gathered (issue 13: a night without one does
+        // not hash 100,000 emails twice).
+        let mut emails: HashSet<&Email> = HashSet::with_capacity(candidates.len());
+        let mut shared: HashSet<&Email> = HashSet::new();
         for candidate in candidates.values() {
-            *uses.entry(&candidate.fields().email).or_default() += 1;
-        }
-        // Normalized email → (the first user's spelling, the users who share it), in id order.
-        let mut duplicates: BTreeMap<String, (String, Vec<EntraObjectId>)> = BTreeMap::new();
-        for (id, candidate) in &candidates {
             let email = &candidate.fields().email;
-            if uses[email] > 1 {
-                duplicates
-                    .entry(email.normalized())
-                    .or_insert_with(|| (email.to_string(), Vec::new()))
-                    .1
-                    .push(id.clone());
+            if !emails.insert(email) {
+                shared.insert(email);
             }
         }
-        drop(uses);
+        drop(emails);
+        // Normalized email → (the first user's spelling, the users who share it), in id order.
+        let mut duplicates: BTreeMap<String, (String, Vec<EntraObjectId>)> = BTreeMap::new();
+        if !shared.is_empty() {
+            for (id, candidate) in &candidates {
+                let email = &candidate.fields().email;
+                if shared.contains(email) {
+                    duplicates
+                        .entry(email.normalized())
+                        .or_insert_with(|| (email.to_string(), Vec::new()))
+                        .1
+                        .push(id.clone());
+                }
+            }
+        }
+        drop(shared);
         for (email, ids) in duplicates.into_values() {
             for id in &ids {
                 let candidate = candidates

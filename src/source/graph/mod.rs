@@ -56,6 +56,9 @@ const PAGE_SIZE: usize = 999;
 /// (Graph gives the link within its first hundred bytes).
 const LEADING_LINK_WITHIN: usize = 64 * 1024;
 
+/// The most room made ahead for a page as it arrives: 999 members with long names fit in 2 MiB.
+const PAGE_ROOM: u64 = 2 * 1024 * 1024;
+
 /// Built once per process: the HTTP client and the per-tenant credentials (each with its own
 /// token cache, refreshed by `azure_identity` five minutes before expiry).
 #[derive(Clone)]
@@ -887,10 +890,12 @@ impl ArrivingPage {
         match answer {
             Answer::Whole(body) => Self::Whole(body),
             Answer::Arriving(response) => {
-                let expected = response.content_length().unwrap_or(0);
+                // Room for the length the answer announces, up to a large page's: a length is
+                // Graph's word, not a promise, and is never allocated on trust.
+                let announced = response.content_length().unwrap_or(0).min(PAGE_ROOM);
                 Self::Arriving {
                     response,
-                    received: Vec::with_capacity(usize::try_from(expected).unwrap_or(0)),
+                    received: Vec::with_capacity(usize::try_from(announced).unwrap_or(0)),
                     broken: None,
                 }
             }

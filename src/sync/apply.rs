@@ -189,14 +189,20 @@ impl Applier {
                 _ => None,
             })
             .collect();
-        let members: HashSet<&EntraObjectId> = ops
-            .iter()
-            .flat_map(|op| match op {
-                Op::AddMembers { users, .. } | Op::RemoveMembers { users, .. } => users.as_slice(),
-                _ => &[],
-            })
-            .map(|user| &user.entra_id)
-            .collect();
+        // An initial sync's memberships name no synced user: its 100,000 are not gathered.
+        let members: HashSet<&EntraObjectId> = if mirror.users.is_empty() {
+            HashSet::new()
+        } else {
+            ops.iter()
+                .flat_map(|op| match op {
+                    Op::AddMembers { users, .. } | Op::RemoveMembers { users, .. } => {
+                        users.as_slice()
+                    }
+                    _ => &[],
+                })
+                .map(|user| &user.entra_id)
+                .collect()
+        };
         let user_ids = mirror
             .users
             .iter()

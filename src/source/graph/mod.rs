@@ -288,11 +288,12 @@ impl GraphSource {
     }
 
     /// The rest of asking for a page whose first attempt was [`Self::ask_page_once`]: retried
-    /// as any other GET.
+    /// as any other GET, a 2xx handed over as it arrives when `arriving`, else read whole.
     async fn keep_asking_page(
         &self,
         url: &str,
         first: Attempt,
+        arriving: bool,
         budget: &mut RetryBudget,
         stats: &StatsCounter,
     ) -> Result<Answer, GetError> {
@@ -308,7 +309,7 @@ impl GraphSource {
                 url,
                 token: &token,
                 consistency_eventual: false,
-                arriving: true,
+                arriving,
             },
             first,
             &self.policy(),
@@ -327,28 +328,13 @@ impl GraphSource {
         budget: &mut RetryBudget,
         stats: &StatsCounter,
     ) -> Result<Answer, GetError> {
-        let token = self.token().await.map_err(GetError::Token)?;
-        let policy = self.policy();
         let broken = Attempt::Retry {
             failure: GetError::Transport(broke),
-            wait: http::backoff(&policy, 0),
+            wait: http::backoff(&self.policy(), 0),
             answered_at: tokio::time::Instant::now(),
         };
-        let request = GetRequest {
-            url,
-            token: &token,
-            consistency_eventual: false,
-            arriving: false,
-        };
-        http::keep_trying(
-            &self.connector.http,
-            request,
-            broken,
-            &policy,
-            budget,
-            stats,
-        )
-        .await
+        self.keep_asking_page(url, broken, false, budget, stats)
+            .await
     }
 
     /// A page of members, retried as any other GET, handed over as it arrives.
@@ -359,7 +345,7 @@ impl GraphSource {
         stats: &StatsCounter,
     ) -> Result<Answer, GetError> {
         let first = self.ask_page_once(url, stats).await;
-        self.keep_asking_page(url, first, budget, stats).await
+        self.keep_asking_page(url, first, true, budget, stats).await
     }
 
     /// A failed GET as the group's reason; 401/403 are refusals, worded for the operator.
@@ -555,7 +541,9 @@ impl GraphSource {
         let mut page_number = 0usize;
         // Item 7: paging that makes no progress ends the read with an error, never a loop.
         let mut links_followed: HashSet<String> = HashSet::new();
-        let mut response = self.keep_asking_page(first_url, first, budget, stats).await;
+        let mut response = self
+            .keep_asking_page(first_url, first, true, budget, stats)
+            .await;
         // The address of the page being read: a page whose body breaks off is asked again.
         let mut url = first_url.to_owned();
         // The page decoded last, taken in while the next one is decoded and the one after it

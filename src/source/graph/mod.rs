@@ -519,7 +519,7 @@ impl GraphSource {
     /// The first page of a group's direct user members.
     fn members_url(&self, id: &EntraObjectId) -> String {
         self.url(&format!(
-            "/v1.0/groups/{id}/members/microsoft.graph.user?$select={USER_SELECT}&$top=999"
+            "/v1.0/groups/{id}/members/microsoft.graph.user?$select={USER_SELECT}&$top={PAGE_SIZE}"
         ))
     }
 

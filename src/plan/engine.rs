@@ -955,7 +955,8 @@ impl<'a> Planner<'a> {
         let old_email = &synced.state.fields.email;
         let mut refusal = None;
         let new_email = &candidate.fields().email;
-        if !old_email.same_spelling(new_email) {
+        // A candidate holding the mirror's fields holds its email: not read again (issue 13).
+        if !std::ptr::eq(old_email, new_email) && !old_email.same_spelling(new_email) {
             refusal = if old_email.domain_differs(new_email) {
                 Some(format!(
                     "email domain change is not supported: Entra has {new_email}, the target keeps \

@@ -628,7 +628,14 @@ async fn read_and_plan(
         async move {
             let mut mirror = store.load_mirror(&tenant).await?;
             let repair = drift::repair_drift(target.as_ref(), &mut mirror, concurrency).await;
-            Ok::<_, StoreError>((mirror, repair))
+            // The mirror's users are indexed by id once, for the email look-ups and the plan,
+            // while Entra is still being read.
+            let (mirror, index) = on_blocking_pool(move || {
+                let index = MirrorIndex::new(&mirror);
+                (mirror, index)
+            })
+            .await;
+            Ok::<_, StoreError>((mirror, index, repair))
         }
     }));
     let load_and_check = async {
@@ -643,7 +650,7 @@ async fn read_and_plan(
             mut stats,
             notes: source_notes,
         },
-        (mirror, repair),
+        (mirror, index, repair),
     ) = tokio::try_join!(read_entra, load_and_check)?;
     timings.read += started.elapsed();
     let started = std::time::Instant::now();
@@ -664,13 +671,11 @@ async fn read_and_plan(
     // Issue 13: the planner's work is for the CPU (1.7 s at 500,000 users), so it runs on the
     // blocking pool rather than hold a worker that other tenants' runs share: first the pass
     // over every member that finds the emails to look up, then the plan itself. The snapshot and
-    // mirror are moved there and back, and the snapshot is let go there once planned.
+    // mirror are moved there and back, and the snapshot is let go once planned.
     let policy = Arc::new(tenant.policy.clone());
-    // The mirror's users are indexed by id once, for both.
     let (wanted, index, snapshot, mirror) = on_blocking_pool({
         let policy = Arc::clone(&policy);
         move || {
-            let index = MirrorIndex::new(&mirror);
             let wanted = emails_to_look_up_indexed(&policy, &snapshot, &mirror, &index);
             (wanted, index, snapshot, mirror)
         }
@@ -698,8 +703,9 @@ async fn read_and_plan(
             approved_deactivations,
         };
         let plan = plan_indexed(input, &index);
-        drop(index);
-        drop(snapshot);
+        // Freed on another thread while the run goes on, rather than before it does (140,000
+        // members one by one at 100,000 users, issue 13).
+        tokio::task::spawn_blocking(move || drop((index, snapshot)));
         (plan, mirror)
     })
     .await;

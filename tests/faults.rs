@@ -25,6 +25,7 @@ use dirsync::target::memory::MemoryTarget;
 use dirsync::tenant::{Retention, Tenant};
 use sqlx::PgPool;
 use support::counting::CountingTarget;
+use support::world::{DirectoryDriver, EntraDriver};
 
 fn oid(n: u128) -> EntraObjectId {
     uuid::Uuid::from_u128(n).into()
@@ -590,4 +591,95 @@ async fn target_5xx_and_lost_answers_are_listed_and_the_next_run_converges_with_
         assert_eq!(group.members.len(), 10, "{group:?}");
     }
     assert_eq!(sync(&ctx).await.summary.operations_applied, 0, "converged");
+}
+
+/// Acme's world read from the Entra emulator through the real Graph client, whose first run
+/// signs in afresh.
+async fn entra_world(pool: PgPool) -> (SyncContext, EntraDriver, MemoryTarget) {
+    let driver = EntraDriver::start(&tenant(Role::Internal)).await;
+    driver.publish(&directory());
+    let target = MemoryTarget::new();
+    let store = Arc::new(PgStore::new(pool));
+    store.upsert_tenant(&tenant(Role::Internal)).await.unwrap();
+    let ctx = SyncContext {
+        store,
+        connector: Arc::new(FixedConnector {
+            source: driver.source(),
+            target: Arc::new(target.clone()),
+        }),
+        settings: settings(),
+    };
+    (ctx, driver, target)
+}
+
+/// Issue 13: a run signs in to Entra while it takes its lease rather than after, and does not
+/// ask for a second token once it has the lease. The lease is held up here by a transaction
+/// that locks the table of runs, so the order is certain.
+#[sqlx::test(migrations = "./migrations")]
+async fn entra_is_signed_in_to_while_the_run_waits_for_its_lease_and_not_asked_again(
+    pool: PgPool,
+) {
+    let (ctx, driver, target) = entra_world(pool.clone()).await;
+    let mut holding = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE runs IN EXCLUSIVE MODE")
+        .execute(&mut *holding)
+        .await
+        .unwrap();
+    let run = tokio::spawn(async move { sync(&ctx).await });
+
+    let tokens = || {
+        driver
+            .emulator()
+            .request_counts()
+            .get("entra.token")
+            .copied()
+            .unwrap_or(0)
+    };
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while tokens() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("Entra is asked for a token while the run waits for its lease");
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(runs, 0, "the run has not been recorded yet: its lease is held up");
+    assert!(!run.is_finished());
+
+    holding.rollback().await.unwrap();
+    let outcome = run.await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
+    assert_eq!(tokens(), 1, "the token asked for beside the lease is the run's");
+    assert_eq!(outcome.summary.source.requests, 4, "two groups, each read with its page");
+    assert_target_equals_directory(&target, Role::Internal);
+}
+
+/// Item 12 on Entra's side: a refused sign-in, asked for beside the lease (issue 13), fails the
+/// run with the refusal's sentence after one token request, with no group read and nothing
+/// changed.
+#[sqlx::test(migrations = "./migrations")]
+async fn item12_a_refused_entra_sign_in_fails_the_run_asked_once_with_nothing_read(pool: PgPool) {
+    let (ctx, driver, target) = entra_world(pool).await;
+    driver.emulator().edit(|d| {
+        d.tenants[0].apps[0].secrets[0].value = "not the secret dirsync holds".into();
+    });
+
+    let refused = sync(&ctx).await;
+
+    assert_eq!(refused.status, RunStatus::Failed);
+    let message = refused.message.as_deref().unwrap_or_default();
+    assert!(
+        message.starts_with("could not read Entra: ") && message.contains("AADSTS7000215"),
+        "{message}"
+    );
+    let asked = driver.emulator().request_counts();
+    assert_eq!(
+        asked.iter().map(|(kind, n)| (kind.as_str(), *n)).collect::<Vec<_>>(),
+        [("entra.token", 1)],
+        "one token request and nothing read"
+    );
+    assert!(target.with(|s| s.users.is_empty()), "nothing changed");
 }

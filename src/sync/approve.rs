@@ -68,6 +68,7 @@ pub async fn approve_held_run(
             }),
         },
         scope: super::Scope::Tenant,
+        entra: None,
     })
 }
 

@@ -30,7 +30,7 @@ use crate::plan::{
     DeactivationReason, GroupStatus, Mirror, MirrorIndex, Op, Plan, PlanInput, Severity,
     TargetLookups, emails_to_look_up_indexed, plan_indexed,
 };
-use crate::source::{DirectorySource, FetchStats, SourceFetch, UserPresence};
+use crate::source::{DirectorySource, FetchStats, SourceError, SourceFetch, UserPresence};
 use crate::store::{
     MirrorChanges, ReportEntry, RunFinish, RunFlush, RunId, RunLease, RunOptions, RunProgress,
     RunStart, RunStatus, RunSummary, Store, StoreError, Trigger,
@@ -207,6 +207,36 @@ pub struct PendingRun {
     lease: Arc<dyn RunLease>,
     options: RunOptions,
     scope: Scope,
+    /// Entra, when connected to and signed in to while the lease was taken.
+    entra: Option<EntraHeadStart>,
+}
+
+/// Issue 13: Entra connected to as the run's lease is taken, and signed in to meanwhile, so the
+/// read's first request does not wait for a token. A failed connection or sign-in ends the run
+/// where it would have, with the same words, and is not asked again.
+struct EntraHeadStart {
+    /// `Err`: why Entra could not be connected to.
+    source: Result<Arc<dyn DirectorySource>, String>,
+    /// The sign-in, a task of its own that neither waits for the lease nor holds it up.
+    signing_in: Option<AbortOnDrop<Result<(), SourceError>>>,
+}
+
+impl EntraHeadStart {
+    async fn start(connector: &dyn Connector, tenant: &Tenant) -> Self {
+        match connector.source(tenant).await {
+            Ok(source) => Self {
+                signing_in: Some(AbortOnDrop(tokio::spawn({
+                    let source = Arc::clone(&source);
+                    async move { source.sign_in().await }
+                }))),
+                source: Ok(source),
+            },
+            Err(message) => Self {
+                source: Err(message),
+                signing_in: None,
+            },
+        }
+    }
 }
 
 /// Whom a run syncs.
@@ -241,21 +271,25 @@ pub async fn start_run(
     options: RunOptions,
 ) -> Result<RunStartOutcome, SyncError> {
     let config = tenant_ready_to_run(ctx, tenant).await?;
-    Ok(
-        match ctx.store.begin_run(tenant, &trigger, options).await? {
-            RunStart::Started(lease) => {
-                info!(tenant = %tenant, run_id = lease.run_id(), trigger = trigger.kind.as_str(), "run started");
-                RunStartOutcome::Started(Box::new(PendingRun {
-                    ctx: ctx.clone(),
-                    tenant: config,
-                    lease,
-                    options,
-                    scope: Scope::Tenant,
-                }))
-            }
-            RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
-        },
-    )
+    // A run refused as already running (R21) has asked Entra for one token it does not use.
+    let (started, entra) = tokio::join!(
+        ctx.store.begin_run(tenant, &trigger, options),
+        EntraHeadStart::start(ctx.connector.as_ref(), &config)
+    );
+    Ok(match started? {
+        RunStart::Started(lease) => {
+            info!(tenant = %tenant, run_id = lease.run_id(), trigger = trigger.kind.as_str(), "run started");
+            RunStartOutcome::Started(Box::new(PendingRun {
+                ctx: ctx.clone(),
+                tenant: config,
+                lease,
+                options,
+                scope: Scope::Tenant,
+                entra: Some(entra),
+            }))
+        }
+        RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
+    })
 }
 
 /// Issue 14: records a run of `people` only (trigger `on_demand`, by `by`), unless a run is in
@@ -283,6 +317,7 @@ pub async fn start_people_run(
                     lease,
                     options: RunOptions::default(),
                     scope: Scope::People(people),
+                    entra: None,
                 }))
             }
             RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
@@ -333,7 +368,7 @@ impl PendingRun {
     /// that lost its lease stops applying at once, says why in its report, and leaves its status
     /// to whoever took the tenant over.
     #[instrument(skip_all, fields(tenant = %self.tenant.key, run_id = self.lease.run_id()), err)]
-    pub async fn execute(self) -> Result<RunOutcome, SyncError> {
+    pub async fn execute(mut self) -> Result<RunOutcome, SyncError> {
         let ctx = &self.ctx;
         let run_id = self.lease.run_id();
         let progress = Progress::new(self.lease.clone());
@@ -349,7 +384,8 @@ impl PendingRun {
             timings: PhaseTimings::default(),
         };
         let deadline = ctx.settings.run_deadline;
-        let ended = tokio::time::timeout(deadline, run.execute(self.options)).await;
+        let ended =
+            tokio::time::timeout(deadline, run.execute(self.options, self.entra.take())).await;
         drop(ticker);
         let failed = |message: String| RunFinish {
             status: RunStatus::Failed,
@@ -508,7 +544,6 @@ impl Progress {
     }
 }
 
-/// A task aborted when this is dropped.
 /// A spawned task that stops when its owner is dropped.
 struct AbortOnDrop<T = ()>(tokio::task::JoinHandle<T>);
 
@@ -554,20 +589,13 @@ pub async fn dry_run_tenant(ctx: &SyncContext, config: &Tenant) -> Result<Plan, 
         .target(config)
         .await
         .map_err(SyncError::Unreadable)?;
-    let (plan, _, _, _, _) = read_and_plan(
-        &ctx.settings,
-        &ctx.store,
-        config,
-        source.as_ref(),
-        &target,
-        None,
-        &|| {},
-    )
-    .await
-    .map_err(|failure| match failure {
-        ReadFailure::Store(err) => SyncError::Store(err),
-        ReadFailure::Unreadable(message) => SyncError::Unreadable(message),
-    })?;
+    let (plan, _, _, _, _) =
+        read_and_plan(ctx, config, source.as_ref(), None, &target, None, &|| {})
+            .await
+            .map_err(|failure| match failure {
+                ReadFailure::Store(err) => SyncError::Store(err),
+                ReadFailure::Unreadable(message) => SyncError::Unreadable(message),
+            })?;
     Ok(plan)
 }
 
@@ -584,11 +612,13 @@ impl From<StoreError> for ReadFailure {
 
 /// Reads Entra (confirming deletions, R12), the mirror and the target users the plan needs,
 /// then plans. `approved_deactivations`: the approval this run carries out (R18).
+/// `signing_in`: the sign-in to Entra if started already ([`EntraHeadStart`]); if not, it is
+/// done beside the first question to the database.
 async fn read_and_plan(
-    settings: &SyncSettings,
-    store: &Arc<dyn Store>,
+    ctx: &SyncContext,
     tenant: &Tenant,
     source: &dyn DirectorySource,
+    signing_in: Option<AbortOnDrop<Result<(), SourceError>>>,
     target: &Arc<dyn TargetAdapter>,
     approved_deactivations: Option<usize>,
     group_read: &(dyn Fn() + Send + Sync),
@@ -606,8 +636,17 @@ async fn read_and_plan(
     // target's drift check (item 11) reads the target, while Entra is read. An Entra that
     // cannot be read ends all three.
     // Entra is signed in to meanwhile: the first group is asked for with a token at hand.
-    let (last_seen, signed_in) =
-        tokio::join!(store.synced_group_sizes(&tenant.key), source.sign_in());
+    let (settings, store) = (&ctx.settings, &ctx.store);
+    let sign_in = async {
+        match signing_in {
+            Some(mut task) => match (&mut task.0).await {
+                Ok(signed_in) => signed_in,
+                Err(stopped) => std::panic::resume_unwind(stopped.into_panic()),
+            },
+            None => source.sign_in().await,
+        }
+    };
+    let (last_seen, signed_in) = tokio::join!(store.synced_group_sizes(&tenant.key), sign_in);
     let last_seen = last_seen?;
     signed_in.map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
     let expected_members: Vec<usize> = group_ids
@@ -764,14 +803,22 @@ impl Run<'_> {
         timed(&mut self.timings.record, flush).await
     }
 
-    async fn execute(&mut self, options: RunOptions) -> Result<RunFinish, StoreError> {
+    async fn execute(
+        &mut self,
+        options: RunOptions,
+        entra: Option<EntraHeadStart>,
+    ) -> Result<RunFinish, StoreError> {
         let store = self.ctx.store.as_ref();
         let failed = |summary: &RunSummary, message: String| RunFinish {
             status: RunStatus::Failed,
             summary: summary.clone(),
             message: Some(message),
         };
-        let source = match self.ctx.connector.source(self.tenant).await {
+        let (source, signing_in) = match entra {
+            Some(EntraHeadStart { source, signing_in }) => (source, signing_in),
+            None => (self.ctx.connector.source(self.tenant).await, None),
+        };
+        let source = match source {
             Ok(source) => source,
             Err(message) => {
                 return Ok(failed(
@@ -819,10 +866,10 @@ impl Run<'_> {
         let reading = async {
             match self.scope {
                 Scope::Tenant => read_and_plan(
-                    &self.ctx.settings,
-                    &self.ctx.store,
+                    self.ctx,
                     self.tenant,
                     source.as_ref(),
+                    signing_in,
                     &target,
                     approved_deactivations,
                     &|| progress.group_read(),

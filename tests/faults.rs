@@ -616,9 +616,7 @@ async fn entra_world(pool: PgPool) -> (SyncContext, EntraDriver, MemoryTarget) {
 /// ask for a second token once it has the lease. The lease is held up here by a transaction
 /// that locks the table of runs, so the order is certain.
 #[sqlx::test(migrations = "./migrations")]
-async fn entra_is_signed_in_to_while_the_run_waits_for_its_lease_and_not_asked_again(
-    pool: PgPool,
-) {
+async fn entra_is_signed_in_to_while_the_run_waits_for_its_lease_and_not_asked_again(pool: PgPool) {
     let (ctx, driver, target) = entra_world(pool.clone()).await;
     let mut holding = pool.begin().await.unwrap();
     sqlx::query("LOCK TABLE runs IN EXCLUSIVE MODE")
@@ -646,14 +644,24 @@ async fn entra_is_signed_in_to_while_the_run_waits_for_its_lease_and_not_asked_a
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(runs, 0, "the run has not been recorded yet: its lease is held up");
+    assert_eq!(
+        runs, 0,
+        "the run has not been recorded yet: its lease is held up"
+    );
     assert!(!run.is_finished());
 
     holding.rollback().await.unwrap();
     let outcome = run.await.unwrap();
     assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
-    assert_eq!(tokens(), 1, "the token asked for beside the lease is the run's");
-    assert_eq!(outcome.summary.source.requests, 4, "two groups, each read with its page");
+    assert_eq!(
+        tokens(),
+        1,
+        "the token asked for beside the lease is the run's"
+    );
+    assert_eq!(
+        outcome.summary.source.requests, 4,
+        "two groups, each read with its page"
+    );
     assert_target_equals_directory(&target, Role::Internal);
 }
 
@@ -677,7 +685,10 @@ async fn item12_a_refused_entra_sign_in_fails_the_run_asked_once_with_nothing_re
     );
     let asked = driver.emulator().request_counts();
     assert_eq!(
-        asked.iter().map(|(kind, n)| (kind.as_str(), *n)).collect::<Vec<_>>(),
+        asked
+            .iter()
+            .map(|(kind, n)| (kind.as_str(), *n))
+            .collect::<Vec<_>>(),
         [("entra.token", 1)],
         "one token request and nothing read"
     );

@@ -10,7 +10,7 @@ use futures::stream::{self, StreamExt};
 use crate::domain::{EntraObjectId, TargetUserId};
 use crate::plan::{Mirror, Severity};
 use crate::store::{MirrorChanges, ReportEntry, SubjectKind};
-use crate::target::TargetAdapter;
+use crate::target::{TargetAdapter, TargetError};
 
 /// What the check found and the mirror changes that forget it.
 #[derive(Debug, Default)]
@@ -19,14 +19,13 @@ pub(super) struct Repair {
     pub entries: Vec<ReportEntry>,
 }
 
-/// Compares the mirror with the target and removes from `mirror` what the target has lost.
+/// Compares the mirror with the target and gives it back without what the target has lost.
 /// Best effort: a target that cannot be read now leaves the mirror as it is, with a warning.
 pub(super) async fn repair_drift(
     target: &dyn TargetAdapter,
-    mirror: &mut Mirror,
+    mirror: Mirror,
     concurrency: usize,
-) -> Repair {
-    let mut repair = Repair::default();
+) -> (Mirror, Repair) {
     let reads: Vec<_> = mirror
         .groups
         .iter()
@@ -38,7 +37,31 @@ pub(super) async fn repair_drift(
         .collect()
         .await;
     answers.sort_by_key(|(i, _)| *i);
+    // The comparison is a pass over every synced membership (140,000 at 100,000 users): on the
+    // blocking pool, so it does not hold up the Entra read sharing this run's workers (issue 13).
+    let (mut mirror, mut repair, lost_groups, lost_members) = super::on_blocking_pool(move || {
+        let (repair, lost_groups, lost_members) = compare(&mirror, answers);
+        (mirror, repair, lost_groups, lost_members)
+    })
+    .await;
+    if lost_groups.is_empty() && lost_members.is_empty() {
+        return (mirror, repair);
+    }
+    forget_what_is_lost(target, &mut mirror, &mut repair, lost_groups, lost_members).await;
+    (mirror, repair)
+}
 
+/// What the target answered for the mirror's group at this index: its members, or `None` when
+/// it has no such group.
+type MembersAnswer = (usize, Result<Option<Vec<TargetUserId>>, TargetError>);
+
+/// The target's answers against the mirror: the report's lines so far, the groups the target
+/// lost (by index) and the (group index, member) pairs it no longer has.
+fn compare(
+    mirror: &Mirror,
+    answers: Vec<MembersAnswer>,
+) -> (Repair, HashSet<usize>, Vec<(usize, EntraObjectId)>) {
+    let mut repair = Repair::default();
     let target_ids: HashMap<&EntraObjectId, &TargetUserId> = mirror
         .users
         .iter()
@@ -85,10 +108,18 @@ pub(super) async fn repair_drift(
             }
         }
     }
-    if lost_groups.is_empty() && lost_members.is_empty() {
-        return repair;
-    }
+    (repair, lost_groups, lost_members)
+}
 
+/// Asks the target which of the users behind `lost_members` and `lost_groups` it still holds,
+/// and forgets in `mirror` (and in `repair.changes`, for the database) what it lost.
+async fn forget_what_is_lost(
+    target: &dyn TargetAdapter,
+    mirror: &mut Mirror,
+    repair: &mut Repair,
+    lost_groups: HashSet<usize>,
+    lost_members: Vec<(usize, EntraObjectId)>,
+) {
     // The users whose memberships are gone may be gone themselves: ask the target by email.
     let suspects: HashSet<EntraObjectId> = lost_members
         .iter()
@@ -112,7 +143,7 @@ pub(super) async fn repair_drift(
                 "could not check which synced users the target still holds: {err}; they are \
                  assumed unchanged"
             )));
-            return repair;
+            return;
         }
     };
     let still_there: HashSet<&TargetUserId> = found.iter().map(|u| &u.id).collect();
@@ -186,7 +217,6 @@ pub(super) async fn repair_drift(
         .retain(|user| !lost_users.contains(&user.entra_id));
     repair.changes.users_forgotten = lost_users.into_iter().collect();
     repair.changes.users_forgotten.sort();
-    repair
 }
 
 fn group_line(group: &crate::plan::MirrorGroup, message: String) -> ReportEntry {

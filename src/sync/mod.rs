@@ -665,8 +665,8 @@ async fn read_and_plan(
         let (store, target) = (Arc::clone(store), Arc::clone(target));
         let (tenant, concurrency) = (tenant.key.clone(), settings.target_concurrency);
         async move {
-            let mut mirror = store.load_mirror(&tenant).await?;
-            let repair = drift::repair_drift(target.as_ref(), &mut mirror, concurrency).await;
+            let mirror = store.load_mirror(&tenant).await?;
+            let (mirror, repair) = drift::repair_drift(target.as_ref(), mirror, concurrency).await;
             // The mirror's users are indexed by id once, for the email look-ups and the plan,
             // while Entra is still being read.
             let (mirror, index) = on_blocking_pool(move || {

@@ -94,6 +94,35 @@ struct Candidate<'a> {
     label: OnceCell<Box<UserLabel>>,
 }
 
+/// The valid users of a run in id order, found by binary search: a vector built in one pass from
+/// the users seen, which are sorted already, rather than an ordered map (issue 13).
+struct Candidates<'a>(Vec<(EntraObjectId, Candidate<'a>)>);
+
+impl<'a> Candidates<'a> {
+    fn get(&self, id: &EntraObjectId) -> Option<&Candidate<'a>> {
+        self.0
+            .binary_search_by(|(key, _)| key.cmp(id))
+            .ok()
+            .map(|at| &self.0[at].1)
+    }
+
+    fn contains_key(&self, id: &EntraObjectId) -> bool {
+        self.get(id).is_some()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&EntraObjectId, &Candidate<'a>)> {
+        self.0.iter().map(|(id, candidate)| (id, candidate))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&EntraObjectId, &mut Candidate<'a>)> {
+        self.0.iter_mut().map(|(id, candidate)| (&*id, candidate))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Candidate<'a>> {
+        self.0.iter().map(|(_, candidate)| candidate)
+    }
+}
+
 /// Where a candidate's fields are held: a large plan holds each user's fields once.
 enum CandidateFields<'a> {
     /// New or changed since the mirror: held here until an operation takes them (boxed, so a
@@ -356,7 +385,7 @@ impl<'a> Planner<'a> {
         // Departed user → the new user who took their target user over.
         let mut released: HashMap<EntraObjectId, EntraObjectId> = HashMap::new();
 
-        for (id, candidate) in &mut candidates {
+        for (id, candidate) in candidates.iter_mut() {
             let role = roles[id];
             let outcome = match candidate.synced {
                 None => self.plan_new_user(candidate, role, &mut departed),
@@ -766,12 +795,8 @@ impl<'a> Planner<'a> {
     }
 
     /// R5 and R8: the users whose data can be synced, with errors noted for the others.
-    fn validate_users(
-        &mut self,
-        seen: &[&'a SnapshotUser],
-    ) -> BTreeMap<EntraObjectId, Candidate<'a>> {
-        // `seen` is in id order: the map is built in one pass from the sorted list (no search
-        // per insert).
+    fn validate_users(&mut self, seen: &[&'a SnapshotUser]) -> Candidates<'a> {
+        // `seen` is in id order, each id once: so are the candidates.
         let mut valid = Vec::with_capacity(seen.len());
         for &user in seen {
             let id = user.id();
@@ -806,12 +831,12 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let mut candidates: BTreeMap<EntraObjectId, Candidate<'a>> = valid.into_iter().collect();
+        let mut candidates = Candidates(valid);
         // Found by reference first: copying every email to find the few duplicates would hold
         // a second copy of each address for the whole check. One pass tells whether any email
         // is shared; only then are their users gathered (issue 13: a night without one does
         // not hash 100,000 emails twice).
-        let mut emails: HashSet<&Email> = HashSet::with_capacity(candidates.len());
+        let mut emails: HashSet<&Email> = HashSet::with_capacity(candidates.0.len());
         let mut shared: HashSet<&Email> = HashSet::new();
         for candidate in candidates.values() {
             let email = &candidate.fields().email;
@@ -823,7 +848,7 @@ impl<'a> Planner<'a> {
         // Normalized email → (the first user's spelling, the users who share it), in id order.
         let mut duplicates: BTreeMap<String, (String, Vec<EntraObjectId>)> = BTreeMap::new();
         if !shared.is_empty() {
-            for (id, candidate) in &candidates {
+            for (id, candidate) in candidates.iter() {
                 let email = &candidate.fields().email;
                 if shared.contains(email) {
                     duplicates
@@ -835,10 +860,11 @@ impl<'a> Planner<'a> {
             }
         }
         drop(shared);
+        let mut refused: HashSet<EntraObjectId> = HashSet::new();
         for (email, ids) in duplicates.into_values() {
             for id in &ids {
                 let candidate = candidates
-                    .remove(id)
+                    .get(id)
                     .expect("every id in duplicates is a candidate");
                 let others: Vec<String> = ids
                     .iter()
@@ -856,6 +882,10 @@ impl<'a> Planner<'a> {
                     ),
                 );
             }
+            refused.extend(ids);
+        }
+        if !refused.is_empty() {
+            candidates.0.retain(|(id, _)| !refused.contains(id));
         }
         candidates
     }

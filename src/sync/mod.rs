@@ -221,6 +221,21 @@ struct EntraHeadStart {
     signing_in: Option<AbortOnDrop<Result<(), SourceError>>>,
 }
 
+/// Signs in to Entra through `source`, or waits for the sign-in already under way
+/// ([`EntraHeadStart`]): either way one token request.
+async fn sign_in(
+    source: &dyn DirectorySource,
+    signing_in: Option<AbortOnDrop<Result<(), SourceError>>>,
+) -> Result<(), SourceError> {
+    match signing_in {
+        Some(mut task) => match (&mut task.0).await {
+            Ok(signed_in) => signed_in,
+            Err(stopped) => std::panic::resume_unwind(stopped.into_panic()),
+        },
+        None => source.sign_in().await,
+    }
+}
+
 impl EntraHeadStart {
     async fn start(connector: &dyn Connector, tenant: &Tenant) -> Self {
         match connector.source(tenant).await {
@@ -303,26 +318,24 @@ pub async fn start_people_run(
 ) -> Result<RunStartOutcome, SyncError> {
     let config = tenant_ready_to_run(ctx, tenant).await?;
     let trigger = Trigger::on_demand(by);
-    Ok(
-        match ctx
-            .store
-            .begin_run(tenant, &trigger, RunOptions::default())
-            .await?
-        {
-            RunStart::Started(lease) => {
-                info!(tenant = %tenant, run_id = lease.run_id(), people = people.len(), "on-demand run started");
-                RunStartOutcome::Started(Box::new(PendingRun {
-                    ctx: ctx.clone(),
-                    tenant: config,
-                    lease,
-                    options: RunOptions::default(),
-                    scope: Scope::People(people),
-                    entra: None,
-                }))
-            }
-            RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
-        },
-    )
+    let (started, entra) = tokio::join!(
+        ctx.store.begin_run(tenant, &trigger, RunOptions::default()),
+        EntraHeadStart::start(ctx.connector.as_ref(), &config)
+    );
+    Ok(match started? {
+        RunStart::Started(lease) => {
+            info!(tenant = %tenant, run_id = lease.run_id(), people = people.len(), "on-demand run started");
+            RunStartOutcome::Started(Box::new(PendingRun {
+                ctx: ctx.clone(),
+                tenant: config,
+                lease,
+                options: RunOptions::default(),
+                scope: Scope::People(people),
+                entra: Some(entra),
+            }))
+        }
+        RunStart::AlreadyRunning(id) => RunStartOutcome::AlreadyRunning(id),
+    })
 }
 
 /// The tenant's configuration, unless it (or the whole service) is paused: a paused tenant runs
@@ -637,16 +650,10 @@ async fn read_and_plan(
     // cannot be read ends all three.
     // Entra is signed in to meanwhile: the first group is asked for with a token at hand.
     let (settings, store) = (&ctx.settings, &ctx.store);
-    let sign_in = async {
-        match signing_in {
-            Some(mut task) => match (&mut task.0).await {
-                Ok(signed_in) => signed_in,
-                Err(stopped) => std::panic::resume_unwind(stopped.into_panic()),
-            },
-            None => source.sign_in().await,
-        }
-    };
-    let (last_seen, signed_in) = tokio::join!(store.synced_group_sizes(&tenant.key), sign_in);
+    let (last_seen, signed_in) = tokio::join!(
+        store.synced_group_sizes(&tenant.key),
+        sign_in(source, signing_in)
+    );
     let last_seen = last_seen?;
     signed_in.map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
     let expected_members: Vec<usize> = group_ids
@@ -885,10 +892,10 @@ impl Run<'_> {
                 Scope::People(people) => {
                     let started = std::time::Instant::now();
                     people::read_and_plan_people(
-                        &self.ctx.settings,
                         store,
                         self.tenant,
                         source.as_ref(),
+                        signing_in,
                         target.as_ref(),
                         people,
                     )

@@ -228,10 +228,7 @@ async fn sign_in(
     signing_in: Option<AbortOnDrop<Result<(), SourceError>>>,
 ) -> Result<(), SourceError> {
     match signing_in {
-        Some(mut task) => match (&mut task.0).await {
-            Ok(signed_in) => signed_in,
-            Err(stopped) => std::panic::resume_unwind(stopped.into_panic()),
-        },
+        Some(mut task) => joined(&mut task.0).await,
         None => source.sign_in().await,
     }
 }
@@ -684,12 +681,7 @@ async fn read_and_plan(
             Ok::<_, StoreError>((mirror, index, repair))
         }
     }));
-    let load_and_check = async {
-        match (&mut loading.0).await {
-            Ok(loaded) => loaded.map_err(ReadFailure::from),
-            Err(stopped) => std::panic::resume_unwind(stopped.into_panic()),
-        }
-    };
+    let load_and_check = async { joined(&mut loading.0).await.map_err(ReadFailure::from) };
     let (
         SourceFetch {
             mut snapshot,
@@ -778,7 +770,12 @@ fn free_beside<T: Send + 'static>(value: T) {
 
 /// Runs work for the CPU on the blocking pool; a panic there goes on here.
 async fn on_blocking_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(work).await {
+    joined(&mut tokio::task::spawn_blocking(work)).await
+}
+
+/// What a spawned task gave back; a panic there goes on here.
+async fn joined<T>(task: &mut tokio::task::JoinHandle<T>) -> T {
+    match task.await {
         Ok(done) => done,
         Err(stopped) => std::panic::resume_unwind(stopped.into_panic()),
     }

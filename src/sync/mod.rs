@@ -614,6 +614,13 @@ enum ReadFailure {
     Unreadable(String),
 }
 
+impl ReadFailure {
+    /// Entra could not be read: what the run then says.
+    fn entra(err: SourceError) -> Self {
+        Self::Unreadable(format!("could not read Entra: {err}"))
+    }
+}
+
 impl From<StoreError> for ReadFailure {
     fn from(err: StoreError) -> Self {
         Self::Store(err)
@@ -652,7 +659,7 @@ async fn read_and_plan(
         sign_in(source, signing_in)
     );
     let last_seen = last_seen?;
-    signed_in.map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))?;
+    signed_in.map_err(ReadFailure::entra)?;
     let expected_members: Vec<usize> = group_ids
         .iter()
         .map(|id| last_seen.get(id).copied().unwrap_or(0))
@@ -661,7 +668,7 @@ async fn read_and_plan(
         source
             .fetch_groups_with_progress(&group_ids, &expected_members, group_read)
             .await
-            .map_err(|err| ReadFailure::Unreadable(format!("could not read Entra: {err}")))
+            .map_err(ReadFailure::entra)
     };
     // A task of its own, so decoding the mirror's rows and the target's member lists runs on
     // another worker while this one follows Entra's pages; dropped with the read, it stops.

@@ -601,17 +601,21 @@ pub(super) async fn read_and_plan_people(
         .iter()
         .map(|g| g.entra_id.clone())
         .collect();
-    let unreadable = |err| ReadFailure::Unreadable(format!("could not read Entra: {err}"));
     // The mirror loads while Entra is read (issue 13: 100,000 synced users took 180–190 ms to
     // load in the bench's no-change run); an Entra that cannot be read is still what the run
     // says.
     let reading_entra = async {
-        sign_in(source, signing_in).await.map_err(unreadable)?;
-        let groups = source.count_members(&group_ids).await.map_err(unreadable)?;
+        sign_in(source, signing_in)
+            .await
+            .map_err(ReadFailure::entra)?;
+        let groups = source
+            .count_members(&group_ids)
+            .await
+            .map_err(ReadFailure::entra)?;
         let fetched = source
             .fetch_people(people, &group_ids)
             .await
-            .map_err(unreadable)?;
+            .map_err(ReadFailure::entra)?;
         Ok::<_, ReadFailure>((groups, fetched))
     };
     let (read, mirror) = tokio::join!(reading_entra, store.load_mirror(&tenant.key));
